@@ -18,7 +18,9 @@ export interface FilterPlan {
   /** Field must be one of these values. */
   readonly in?: Readonly<Partial<Record<EventField | JoinedField, readonly (string | number)[]>>>;
   /** Field must be none of these values. */
-  readonly notIn?: Readonly<Partial<Record<EventField | JoinedField, readonly (string | number)[]>>>;
+  readonly notIn?: Readonly<
+    Partial<Record<EventField | JoinedField, readonly (string | number)[]>>
+  >;
 }
 
 export interface MetricPlan {
