@@ -1,0 +1,86 @@
+/**
+ * What a metric means, compiled once from its plan and used by BOTH layers:
+ * which rows it keeps (filter), which group key a row falls in, and which value
+ * it contributes. The speed layer feeds events, the batch layer feeds lake rows
+ * joined with user metadata; neither re-implements these rules.
+ */
+import type { Aggregation, EventField, JoinedField, MetricPlan } from "../config/plan.ts";
+
+/** An event, possibly joined with its user's metadata (batch layer). */
+export interface MetricRow {
+  bytes: number;
+  /** Epoch seconds. */
+  timestamp: number;
+  app: string;
+  id: string;
+  antenna_id: string;
+  email?: string;
+  name?: string;
+}
+
+export interface CompiledMetric {
+  readonly name: string;
+  readonly aggregation: Aggregation;
+  /** False when the metric's filter rejects the row. */
+  accepts(row: MetricRow): boolean;
+  /** The group key written to the `id` column: group_by values joined by `|`. */
+  key(row: MetricRow): string;
+  /** Numeric contribution (sum, min, max; 1 for count). */
+  value(row: MetricRow): number;
+  /** The member counted by count_distinct. */
+  member(row: MetricRow): string;
+}
+
+/** Separator of multi-field keys; ids and apps never contain it in practice. */
+export const KEY_SEPARATOR = "|";
+
+type Field = EventField | JoinedField;
+
+function getter(field: Field): (row: MetricRow) => string | number | undefined {
+  return (row) => row[field];
+}
+
+function compileFilter(plan: MetricPlan): (row: MetricRow) => boolean {
+  const checks: ((row: MetricRow) => boolean)[] = [];
+  for (const [field, values] of Object.entries(plan.filter?.in ?? {})) {
+    const get = getter(field as Field);
+    const set = new Set((values ?? []).map(String));
+    checks.push((row) => set.has(String(get(row))));
+  }
+  for (const [field, values] of Object.entries(plan.filter?.notIn ?? {})) {
+    const get = getter(field as Field);
+    const set = new Set((values ?? []).map(String));
+    checks.push((row) => !set.has(String(get(row))));
+  }
+  if (checks.length === 0) return () => true;
+  if (checks.length === 1) return checks[0];
+  return (row) => checks.every((c) => c(row));
+}
+
+function compileKey(groupBy: readonly Field[]): (row: MetricRow) => string {
+  if (groupBy.length === 1) {
+    const get = getter(groupBy[0]);
+    return (row) => String(get(row));
+  }
+  const gets = groupBy.map(getter);
+  return (row) => gets.map((g) => String(g(row))).join(KEY_SEPARATOR);
+}
+
+/**
+ * Compiles a metric's plan into the functions both layers apply.
+ *
+ * @example
+ * const m = compileMetric({ name: "app_bytes_total", groupBy: ["app"], aggregation: "sum", field: "bytes" });
+ * m.key(event) // "SKYPE"
+ */
+export function compileMetric(plan: MetricPlan): CompiledMetric {
+  const get = getter(plan.field);
+  return {
+    name: plan.name,
+    aggregation: plan.aggregation,
+    accepts: compileFilter(plan),
+    key: compileKey(plan.groupBy),
+    value: plan.aggregation === "count" ? () => 1 : (row) => Number(get(row)),
+    member: (row) => String(get(row)),
+  };
+}

@@ -1,0 +1,12 @@
+/**
+ * The pure core shared by the speed and batch layers: event validation, what a
+ * metric means, aggregation, windows, lateness and the quota rule. No I/O.
+ */
+export * from "./event.ts";
+export * from "./validate.ts";
+export * from "./metric.ts";
+export * from "./aggregate.ts";
+export * from "./window.ts";
+export * from "./partition_windows.ts";
+export * from "./hour_aggregate.ts";
+export * from "./quota.ts";
