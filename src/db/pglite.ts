@@ -1,0 +1,114 @@
+/**
+ * The `Db` backend for embedded PostgreSQL (PGlite, WASM) persisted in a
+ * folder, so the pipeline runs with no external service. PGlite is a single
+ * backend session: every in-process statement or transaction takes the
+ * session's gate, and the wire-protocol server (`serve.ts`) takes the same gate
+ * for a socket client's whole protocol cycle or transaction, so an in-process
+ * write can never land inside (and be rolled back with) a client's transaction.
+ */
+import { PGlite } from "@electric-sql/pglite";
+import type { Db, Queryable, Row } from "./db.ts";
+import { Gate } from "./_gate.ts";
+import { OID, parseNumber, parseTimestamp, parseTimestamptz } from "./_types.ts";
+import { log } from "../log.ts";
+
+export interface PgliteOptions {
+  /** Folder the database persists to (created if missing); undefined = in memory. */
+  dir?: string;
+}
+
+/** What the wire-protocol server needs from an embedded `Db`. */
+export interface Embedded {
+  readonly pg: PGlite;
+  readonly gate: Gate;
+}
+
+const embedded = new WeakMap<Db, Embedded>();
+
+/** The PGlite instance and gate behind an embedded `Db` (undefined for postgres). */
+export function embeddedOf(db: Db): Embedded | undefined {
+  return embedded.get(db);
+}
+
+/** Waits for the gate, warning when a socket client holds it for long (open transaction). */
+async function enter(gate: Gate): Promise<() => void> {
+  const timer = setTimeout(() => {
+    log.warn("embedded database busy: a wire-protocol client holds an open transaction", {
+      component: "db",
+    });
+  }, 10_000);
+  try {
+    return await gate.acquire();
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function txQueryable(tx: {
+  query<T>(q: string, p?: unknown[]): Promise<{ rows: T[] }>;
+  exec(q: string): Promise<unknown>;
+}): Queryable {
+  return {
+    async query<T = Row>(text: string, params: readonly unknown[] = []): Promise<T[]> {
+      return (await tx.query<T>(text, [...params])).rows;
+    },
+    async exec(text: string): Promise<void> {
+      await tx.exec(text);
+    },
+  };
+}
+
+/** Opens (creating if needed) an embedded database. */
+export async function openPglite(opts: PgliteOptions = {}): Promise<Db> {
+  if (opts.dir) await Deno.mkdir(opts.dir, { recursive: true });
+  const pg = await PGlite.create({
+    dataDir: opts.dir,
+    parsers: {
+      [OID.int8]: parseNumber,
+      [OID.numeric]: parseNumber,
+      [OID.timestamp]: parseTimestamp,
+      [OID.timestamptz]: parseTimestamptz,
+    },
+  });
+  // Same session settings as the postgres backend: TIMESTAMP holds UTC.
+  await pg.exec("SET TIME ZONE 'UTC'");
+  const gate = new Gate();
+  const direct = txQueryable(pg);
+  const db: Db = {
+    kind: "pglite",
+    async query<T = Row>(text: string, params?: readonly unknown[]): Promise<T[]> {
+      const release = await enter(gate);
+      try {
+        return await direct.query<T>(text, params);
+      } finally {
+        release();
+      }
+    },
+    async exec(text: string): Promise<void> {
+      const release = await enter(gate);
+      try {
+        await direct.exec(text);
+      } finally {
+        release();
+      }
+    },
+    async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+      const release = await enter(gate);
+      try {
+        return await pg.transaction((tx) => fn(txQueryable(tx)));
+      } finally {
+        release();
+      }
+    },
+    async close() {
+      const release = await gate.acquire();
+      try {
+        if (!pg.closed) await pg.close();
+      } finally {
+        release();
+      }
+    },
+  };
+  embedded.set(db, { pg, gate });
+  return db;
+}

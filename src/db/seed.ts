@@ -1,0 +1,51 @@
+/**
+ * Seeds `user_metadata` for the simulator's devices so the batch layer can join
+ * every simulated event to a user. Device `i` (0-based, id `deviceId(i)`) is
+ * user N = i + 1: name `User N`, email `userN@example.com`. The default
+ * simulator (50 events/s over 20 devices, ~10 KB an event) gives a device about
+ * 90 MB an hour, so every 5th user (N = 5, 10, 15, ...) gets a 20 MB hourly
+ * quota, sure to be exceeded, and everyone else 1 GB, never exceeded: quota
+ * breaches show up from the first batched hour.
+ */
+import type { Db } from "./db.ts";
+import { deviceId } from "../simulator/ids.ts";
+
+/** Hourly quota (bytes) of a user whose quota is meant to be exceeded. */
+export const LOW_QUOTA = 20_000_000;
+/** Hourly quota (bytes) of everyone else. */
+export const HIGH_QUOTA = 1_000_000_000;
+
+/** Hourly quota of simulated device `i` (0-based): every 5th user is low. */
+export function seedQuota(i: number): number {
+  return (i + 1) % 5 === 0 ? LOW_QUOTA : HIGH_QUOTA;
+}
+
+/**
+ * Upserts one user per simulated device; running it again changes nothing.
+ * Returns the number of users seeded.
+ *
+ * @example
+ * await seedUsers(db, { devices: plan.source.simulator.devices }); // 20
+ */
+export async function seedUsers(db: Db, opts: { devices: number }): Promise<number> {
+  const n = opts.devices;
+  if (!Number.isInteger(n) || n < 0) {
+    throw new RangeError(`seedUsers() needs a non-negative integer device count, got ${n}`);
+  }
+  if (n === 0) return 0;
+  const ids: string[] = [], names: string[] = [], emails: string[] = [], quotas: number[] = [];
+  for (let i = 0; i < n; i++) {
+    ids.push(deviceId(i));
+    names.push(`User ${i + 1}`);
+    emails.push(`user${i + 1}@example.com`);
+    quotas.push(seedQuota(i));
+  }
+  await db.query(
+    `INSERT INTO user_metadata (id, name, email, quota)
+     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])
+     ON CONFLICT (id) DO UPDATE
+       SET name = excluded.name, email = excluded.email, quota = excluded.quota`,
+    [ids, names, emails, quotas],
+  );
+  return n;
+}
