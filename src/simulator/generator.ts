@@ -1,0 +1,184 @@
+/**
+ * The deterministic telemetry generator behind `simulate` and the in-process
+ * simulator source. Pure: no I/O, the wall clock is injected, and the same
+ * options give the same sequence of messages, so tests can recompute expected
+ * totals from the items they produced.
+ */
+import type { DeadLetterReason, DeviceEvent } from "../core/event.ts";
+import { antennaId, DEFAULT_APPS, deviceId } from "./ids.ts";
+import { MALFORMED_KINDS, malformedPayload } from "./malformed.ts";
+import { createRandom } from "./prng.ts";
+
+export interface GeneratorOptions {
+  /** Seed of the pseudo-random sequence. Default 42. */
+  readonly seed?: number;
+  /** Number of devices (ids from ids.ts). Default 20. */
+  readonly devices?: number;
+  /** Number of antennas (ids from ids.ts). Default 5. */
+  readonly antennas?: number;
+  /** App names. Default DEFAULT_APPS. */
+  readonly apps?: readonly string[];
+  /**
+   * Event time start, epoch ms. When set, event time is simulated: item `i`
+   * stands at `startMs + i * 1000 / rate`, however fast items are pulled, so
+   * past hours generate as fast as the consumer of the items can go. When
+   * unset, event time is the wall clock (`now`). Default unset.
+   */
+  readonly startMs?: number;
+  /** Items per second of event time when `startMs` is set (> 0). Default 100. */
+  readonly rate?: number;
+  /** Share (0..1) of items that are valid but late. Default 0. */
+  readonly lateShare?: number;
+  /** Largest lateness of a late item, ms (>= 1). Default 30 000. */
+  readonly maxLatenessMs?: number;
+  /** Share (0..1) of malformed items. Default 0. */
+  readonly malformedShare?: number;
+  /** Size limit the `oversized` kind is built to exceed. Default 65 536. */
+  readonly maxPayloadBytes?: number;
+  /** Chance per valid item that its device moves to another antenna. Default 0.001. */
+  readonly moveShare?: number;
+  /** Wall clock, epoch ms, used when `startMs` is unset. Default Date.now. */
+  readonly now?: () => number;
+}
+
+/** One message to produce. */
+export interface GeneratedItem {
+  /** Message key: the device id. */
+  readonly key: string;
+  /** UTF-8 payload: the event JSON, or a malformed payload. */
+  readonly value: Uint8Array;
+  /** The event the value encodes; undefined when malformed. */
+  readonly event?: DeviceEvent;
+  /** The dead-letter reason this item is built to trigger; undefined when valid. */
+  readonly malformed?: DeadLetterReason;
+  /** A valid event whose timestamp was pushed into the past (out of order). */
+  readonly late: boolean;
+}
+
+export interface Generator {
+  next(): GeneratedItem;
+  /** Items generated so far. */
+  readonly count: number;
+}
+
+const encoder = new TextEncoder();
+
+function check(ok: boolean, message: string): void {
+  if (!ok) throw new RangeError(message);
+}
+
+/**
+ * Creates a generator.
+ *
+ * @example
+ * const gen = createGenerator({ seed: 7, startMs: Date.UTC(2026, 10, 28, 10), rate: 100 });
+ * const first = gen.next(); // same bytes for seed 7, every run
+ */
+export function createGenerator(opts: GeneratorOptions = {}): Generator {
+  const seed = opts.seed ?? 42;
+  const devices = opts.devices ?? 20;
+  const antennas = opts.antennas ?? 5;
+  const apps = opts.apps ?? DEFAULT_APPS;
+  const rate = opts.rate ?? 100;
+  const lateShare = opts.lateShare ?? 0;
+  const maxLatenessMs = opts.maxLatenessMs ?? 30_000;
+  const malformedShare = opts.malformedShare ?? 0;
+  const maxPayloadBytes = opts.maxPayloadBytes ?? 65_536;
+  const moveShare = opts.moveShare ?? 0.001;
+  const now = opts.now ?? Date.now;
+  const startMs = opts.startMs;
+
+  check(
+    Number.isInteger(devices) && devices >= 1,
+    `devices must be a positive integer, got ${devices}`,
+  );
+  check(
+    Number.isInteger(antennas) && antennas >= 1,
+    `antennas must be a positive integer, got ${antennas}`,
+  );
+  check(apps.length >= 1, "apps must not be empty");
+  check(
+    startMs === undefined || Number.isFinite(startMs),
+    `startMs must be finite, got ${startMs}`,
+  );
+  check(
+    startMs === undefined || (Number.isFinite(rate) && rate > 0),
+    `rate must be > 0 with startMs, got ${rate}`,
+  );
+  check(
+    lateShare >= 0 && malformedShare >= 0 && lateShare + malformedShare <= 1,
+    "lateShare + malformedShare must be within 0..1",
+  );
+  check(maxLatenessMs >= 1, `maxLatenessMs must be >= 1, got ${maxLatenessMs}`);
+
+  const rng = createRandom(seed);
+  // Devices start spread evenly over antennas; moves are drawn as we go.
+  const home = new Int32Array(devices);
+  for (let d = 0; d < devices; d++) home[d] = d % antennas;
+  // Each app gets its own volume scale (0.5x..2x), so per-app totals differ.
+  const scale = apps.map(() => 0.5 + 1.5 * rng.next());
+  const appJson = apps.map((a) => JSON.stringify(a));
+  const antennaIds = new Map<number, string>();
+  const deviceIds = new Map<number, string>();
+  // Large fleets (the benchmark's 100 000 devices) are named lazily, small ones are cached.
+  const idOf = (cache: Map<number, string>, make: (i: number) => string, i: number) => {
+    let s = cache.get(i);
+    if (s === undefined) {
+      s = make(i);
+      if (cache.size < 200_000) cache.set(i, s);
+    }
+    return s;
+  };
+
+  let count = 0;
+  let malformedCount = 0;
+
+  function next(): GeneratedItem {
+    const i = count++;
+    const tMs = startMs === undefined ? now() : startMs + Math.floor((i * 1000) / rate);
+    const d = rng.int(devices);
+    if (rng.next() < moveShare) home[d] = rng.int(antennas);
+    const a = rng.int(apps.length);
+    // Log-uniform 100..20 000 bytes, scaled per app.
+    const bytes = Math.max(1, Math.round(scale[a] * 100 * Math.pow(200, rng.next())));
+    const r = rng.next();
+    const lateness = 1 + rng.int(maxLatenessMs);
+    const id = idOf(deviceIds, deviceId, d);
+    const antenna = idOf(antennaIds, antennaId, home[d]);
+
+    if (r < malformedShare) {
+      const n = malformedCount++;
+      const kind = MALFORMED_KINDS[n % MALFORMED_KINDS.length];
+      const variant = Math.floor(n / MALFORMED_KINDS.length);
+      const base = {
+        bytes,
+        timestamp: Math.floor(tMs / 1000),
+        app: apps[a],
+        id,
+        antenna_id: antenna,
+      };
+      return {
+        key: id,
+        value: malformedPayload(kind, base, variant, maxPayloadBytes),
+        malformed: kind,
+        late: false,
+      };
+    }
+    const late = r < malformedShare + lateShare;
+    const timestamp = Math.floor((late ? tMs - lateness : tMs) / 1000);
+    const value = encoder.encode(
+      `{"bytes":${bytes},"timestamp":${timestamp},"app":${
+        appJson[a]
+      },"id":"${id}","antenna_id":"${antenna}"}`,
+    );
+    const event: DeviceEvent = { bytes, timestamp, app: apps[a], id, antenna_id: antenna };
+    return { key: id, value, event, late };
+  }
+
+  return {
+    next,
+    get count() {
+      return count;
+    },
+  };
+}
