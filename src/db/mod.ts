@@ -8,6 +8,7 @@
 import type { Db } from "./db.ts";
 import { openPostgres } from "./postgres.ts";
 import { openPglite } from "./pglite.ts";
+import { UserError } from "../errors.ts";
 
 export type { Db, Queryable, Row } from "./db.ts";
 export { serveEmbedded } from "./serve.ts";
@@ -15,6 +16,38 @@ export type { EmbeddedServer, ServeOptions } from "./serve.ts";
 export { migrate, SQL_DIR } from "./migrate.ts";
 export { seedQuota, seedUsers } from "./seed.ts";
 export { loadUsersCsv } from "./users_csv.ts";
+
+/** The URL without its password, for messages and logs. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = "***";
+    return u.toString();
+  } catch {
+    return "<unparsable database URL>";
+  }
+}
+
+/** Turns "cannot reach / log in / no such database" into one clear UserError line. */
+function connectionError(url: string, err: unknown): unknown {
+  const e = err as { code?: string; message?: string };
+  const where = redactUrl(url);
+  const known: Record<string, string> = {
+    ECONNREFUSED: "connection refused (is PostgreSQL running?)",
+    ENOTFOUND: "host not found",
+    ETIMEDOUT: "connection timed out",
+    CONNECT_TIMEOUT: "connection timed out",
+    "28P01": "password authentication failed",
+    "28000": "access refused",
+    "3D000": "the database does not exist",
+  };
+  const why = e?.code ? known[e.code] : undefined;
+  if (why) return new UserError(`Cannot connect to ${where}: ${why}`, { cause: err });
+  if (err instanceof TypeError && /Invalid URL/i.test(String(e.message))) {
+    return new UserError(`Invalid database URL ${where}`, { cause: err });
+  }
+  return err;
+}
 
 export interface OpenDbOptions {
   /** postgres:// URL; undefined = embedded PGlite. */
@@ -34,14 +67,15 @@ export interface OpenDbOptions {
  */
 export async function openDb(opts: OpenDbOptions): Promise<Db> {
   if (opts.url) {
-    const db = openPostgres({ url: opts.url, maxConnections: opts.maxConnections });
+    let db: Db | undefined;
     try {
+      db = openPostgres({ url: opts.url, maxConnections: opts.maxConnections });
       await db.query("SELECT 1"); // fail here, clearly, rather than on first use
+      return db;
     } catch (err) {
-      await db.close().catch(() => {});
-      throw err;
+      await db?.close().catch(() => {});
+      throw connectionError(opts.url, err);
     }
-    return db;
   }
   return await openPglite({ dir: opts.embeddedDir });
 }

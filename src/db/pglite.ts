@@ -11,6 +11,7 @@ import type { Db, Queryable, Row } from "./db.ts";
 import { Gate } from "./_gate.ts";
 import { OID, parseNumber, parseTimestamp, parseTimestamptz } from "./_types.ts";
 import { log } from "../log.ts";
+import { UserError } from "../errors.ts";
 
 export interface PgliteOptions {
   /** Folder the database persists to (created if missing); undefined = in memory. */
@@ -58,9 +59,58 @@ function txQueryable(tx: {
   };
 }
 
+async function alive(pid: number): Promise<boolean> {
+  try {
+    await Deno.stat(`/proc/${pid}`);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * PGlite has no cross-process locking: two processes on one folder corrupt it.
+ * A `<dir>.lock` file holding the owner's pid turns that into a clear refusal.
+ */
+async function takeDirLock(dir: string): Promise<() => Promise<void>> {
+  const path = `${dir.replace(/\/+$/, "")}.lock`;
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      await Deno.writeTextFile(path, String(Deno.pid), { createNew: true });
+      return async () => {
+        await Deno.remove(path).catch(() => {});
+      };
+    } catch (err) {
+      if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
+      const pid = Number((await Deno.readTextFile(path).catch(() => "")).trim());
+      if (Number.isInteger(pid) && pid > 0 && pid !== Deno.pid && await alive(pid)) {
+        throw new UserError(
+          `The embedded database ${dir} is in use by process ${pid}: stop it, or connect ` +
+            `through the wire-protocol port it serves (--database-url postgres://postgres@HOST:PORT/postgres)`,
+        );
+      }
+      await Deno.remove(path).catch(() => {}); // stale: its owner is gone
+    }
+  }
+  throw new UserError(`Cannot lock the embedded database ${dir} (${path})`);
+}
+
 /** Opens (creating if needed) an embedded database. */
 export async function openPglite(opts: PgliteOptions = {}): Promise<Db> {
-  if (opts.dir) await Deno.mkdir(opts.dir, { recursive: true });
+  let unlock = async () => {};
+  if (opts.dir) {
+    await Deno.mkdir(opts.dir, { recursive: true });
+    unlock = await takeDirLock(opts.dir);
+  }
+  try {
+    return await create(opts, unlock);
+  } catch (err) {
+    await unlock();
+    throw err;
+  }
+}
+
+async function create(opts: PgliteOptions, unlock: () => Promise<void>): Promise<Db> {
   const pg = await PGlite.create({
     dataDir: opts.dir,
     parsers: {
@@ -106,6 +156,7 @@ export async function openPglite(opts: PgliteOptions = {}): Promise<Db> {
         if (!pg.closed) await pg.close();
       } finally {
         release();
+        await unlock();
       }
     },
   };
