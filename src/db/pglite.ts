@@ -68,16 +68,25 @@ async function alive(pid: number): Promise<boolean> {
   }
 }
 
+/** Embedded folders this process has open (a lock file with our own pid is otherwise stale). */
+const openHere = new Set<string>();
+
 /**
  * PGlite has no cross-process locking: two processes on one folder corrupt it.
  * A `<dir>.lock` file holding the owner's pid turns that into a clear refusal.
  */
 async function takeDirLock(dir: string): Promise<() => Promise<void>> {
   const path = `${dir.replace(/\/+$/, "")}.lock`;
+  const key = await Deno.realPath(dir);
+  if (openHere.has(key)) {
+    throw new UserError(`The embedded database ${dir} is already open in this process`);
+  }
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       await Deno.writeTextFile(path, String(Deno.pid), { createNew: true });
+      openHere.add(key);
       return async () => {
+        openHere.delete(key);
         await Deno.remove(path).catch(() => {});
       };
     } catch (err) {
