@@ -1,0 +1,55 @@
+/**
+ * The one place a kafkajs client is built: shared connection settings and the
+ * bridge from kafkajs' logger to ours, so every Kafka line is structured like
+ * the rest of the process.
+ */
+import { Kafka, type LogEntry, logLevel } from "kafkajs";
+import { log } from "../log.ts";
+
+const kafkaLog = log.child({ component: "kafka" });
+
+/**
+ * kafkajs logs every join, pause and resume at INFO; those are ours to report,
+ * so only its warnings and errors come through (LOG_LEVEL=debug shows INFO too).
+ */
+function logCreator(_level: logLevel) {
+  return ({ namespace, level, log: entry }: LogEntry) => {
+    const { message, timestamp: _ts, logger: _logger, ...extra } = entry as unknown as {
+      message: string;
+      timestamp: string;
+      logger?: string;
+    } & Record<string, unknown>;
+    const fields = { ns: namespace, ...extra };
+    // kafkajs puts stack traces in `stack`; they are noise in one-line logs.
+    delete (fields as Record<string, unknown>).stack;
+    if (level === logLevel.ERROR) kafkaLog.error(message, fields);
+    else if (level === logLevel.WARN) kafkaLog.warn(message, fields);
+    else kafkaLog.debug(message, fields);
+  };
+}
+
+export interface ClientOptions {
+  readonly brokers: readonly string[];
+  readonly clientId: string;
+}
+
+/** A kafkajs client for `brokers`, logging through src/log.ts. */
+export function createClient(opts: ClientOptions): Kafka {
+  return new Kafka({
+    brokers: [...opts.brokers],
+    clientId: opts.clientId,
+    logLevel: logLevel.INFO,
+    logCreator,
+    // Fail fast on a wrong address instead of kafkajs' default ~30 s of retries.
+    connectionTimeout: 3_000,
+    retry: { initialRetryTime: 200, retries: 8 },
+  });
+}
+
+/** Kafka error types that mean "the group is rebalancing / this generation is over". */
+export function isRebalanceError(e: unknown): boolean {
+  const type = (e as { type?: string } | null)?.type;
+  return type === "REBALANCE_IN_PROGRESS" || type === "ILLEGAL_GENERATION" ||
+    type === "UNKNOWN_MEMBER_ID" || type === "NOT_COORDINATOR_FOR_GROUP" ||
+    type === "FENCED_INSTANCE_ID";
+}

@@ -1,0 +1,32 @@
+/**
+ * The Kafka front door: the only module (with its siblings) that imports
+ * kafkajs. The speed layer consumes through `createKafkaSource` (an
+ * EventSource), rejects through `createKafkaDeadLetterSink`; the simulator
+ * produces through `createProducer`; `ensureTopics` creates what is missing.
+ *
+ * Consumer tuning (measured on the 2-core dev box, see kafka_source.ts):
+ * 10 MiB per fetch, 2 MiB per partition, minBytes 64 KiB with maxWait 100 ms,
+ * 3 partitions handled concurrently; autoCommit off (the speed layer commits
+ * when its output is durable).
+ */
+export { createKafkaSource, type KafkaSourceOptions } from "./kafka_source.ts";
+export {
+  createProducer,
+  type OutgoingMessage,
+  type Producer,
+  type ProducerOptions,
+} from "./producer.ts";
+export { ensureTopics, type EnsureTopicsOptions } from "./topics.ts";
+export {
+  createKafkaDeadLetterSink,
+  type DeadLetterSinkOptions,
+  DLQ_HEADERS,
+} from "./dead_letter_sink.ts";
+export type {
+  DeadLetter,
+  DeadLetterSink,
+  EventSource,
+  SourceBatch,
+  SourceHandlers,
+  SourceMessage,
+} from "./source.ts";
