@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { Kafka, logLevel } from "kafkajs";
 import postgres from "postgres";
 import { Storage } from "@google-cloud/storage";
+import { countJUnit, summaryLine } from "../src/stack/junit.ts";
 import { freshDatabase, freshTopic, gcsEndpoint, kafkaBrokers, uniqueName } from "./_services.ts";
 
 Deno.test({
@@ -20,7 +21,9 @@ Deno.test({
     const group = uniqueName("stack-group");
     const kafka = new Kafka({ brokers: kafkaBrokers(), logLevel: logLevel.NOTHING });
     const producer = kafka.producer();
-    const consumer = kafka.consumer({ groupId: group });
+    // disconnect() waits for the in-flight fetch, which long-polls up to
+    // maxWaitTimeInMs (5 s by default) on an idle topic.
+    const consumer = kafka.consumer({ groupId: group, maxWaitTimeInMs: 250 });
     const admin = kafka.admin();
     const sent = Array.from({ length: 30 }, (_, i) => ({ key: `k${i % 7}`, value: `v${i}` }));
     try {
@@ -118,4 +121,22 @@ Deno.test({
     await bucket.file("other/x.txt").delete();
     await bucket.delete();
   },
+});
+
+Deno.test("countJUnit() counts tests, not steps, from a Deno JUnit report", () => {
+  const xml = `<testsuites name="deno test" tests="6" failures="3">
+    <testsuite name="./a_test.ts" tests="6">
+      <testcase name="pass" classname="./a_test.ts"></testcase>
+      <testcase name="fail" classname="./a_test.ts"><failure message="x">x</failure></testcase>
+      <testcase name="ign" classname="./a_test.ts"><skipped/></testcase>
+      <testcase name="a &gt; b" classname="./a_test.ts"></testcase>
+      <testcase name="steps" classname="./a_test.ts"><failure message="1 step">.</failure></testcase>
+      <testcase name="steps &gt; s1" classname="./a_test.ts"></testcase>
+      <testcase name="steps &gt; s2" classname="./a_test.ts"><failure message="s2">s2</failure></testcase>
+    </testsuite>
+  </testsuites>`;
+  const counts = countJUnit(xml);
+  assert.deepEqual(counts, { passed: 2, failed: 2, skipped: 1 });
+  assert.equal(summaryLine(counts), "2 passed, 2 failed, 1 skipped");
+  assert.equal(summaryLine({ passed: 3, failed: 0, skipped: 0 }), "3 passed, 0 failed");
 });
