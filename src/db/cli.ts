@@ -8,7 +8,7 @@
  *   deno task provision [--config pipeline.yaml] [--database-url URL]
  *                       [--users users.csv] [--no-seed]
  */
-import type { Plan } from "../config/plan.ts";
+import { loadPlan } from "../config/mod.ts";
 import { UserError } from "../errors.ts";
 import { loadUsersCsv, migrate, openDb, redactUrl, seedUsers } from "./mod.ts";
 import { HIGH_QUOTA, LOW_QUOTA } from "./seed.ts";
@@ -19,7 +19,7 @@ Applies the SQL migrations, seeds one user per simulated device and loads users
 from a CSV file. Running it again changes nothing that is already in place.
 
 Options:
-  --config <file>        pipeline.yaml to read the database and simulator from
+  --config <file>        pipeline file (default: ./pipeline.yaml if present, else defaults)
   --database-url <url>   postgres:// URL (overrides the config; default: embedded PGlite)
   --embedded-dir <dir>   folder of the embedded database (overrides the config)
   --users <file.csv>     load users (header id,name,email,quota; quota = bytes/hour)
@@ -93,26 +93,6 @@ export function parseArgs(argv: string[]): Args {
   return out;
 }
 
-/** Loads the plan through the config layer (src/config/mod.ts). */
-async function loadPlan(path: string | undefined): Promise<Plan | undefined> {
-  // Imported by a computed specifier so this module builds before the config
-  // layer's front door exists; undefined when it does not (then flags rule).
-  const spec = "../config/mod.ts";
-  let mod: { loadPlan(path?: string): Promise<Plan> };
-  try {
-    mod = await import(spec);
-  } catch (err) {
-    if (path) {
-      throw new UserError(`--config is not available yet: ${(err as Error).message}`);
-    }
-    return undefined;
-  }
-  return await mod.loadPlan(path);
-}
-
-/** Defaults used when no plan is available. */
-const FALLBACK = { embeddedDir: "data/pglite", devices: 20 };
-
 /** Runs `provision`; returns the process exit code. */
 export async function main(argv: string[]): Promise<number> {
   try {
@@ -122,9 +102,10 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     }
     const plan = await loadPlan(args.config);
-    const url = args.databaseUrl ?? plan?.database.url;
-    const embeddedDir = args.embeddedDir ?? plan?.database.embedded.dir ?? FALLBACK.embeddedDir;
-    const devices = args.devices ?? plan?.source.simulator.devices ?? FALLBACK.devices;
+    // Flags override the plan; no --config = ./pipeline.yaml if present, else defaults.
+    const url = args.databaseUrl ?? plan.database.url;
+    const embeddedDir = args.embeddedDir ?? plan.database.embedded.dir;
+    const devices = args.devices ?? plan.source.simulator.devices;
     const db = await openDb({ url, embeddedDir, maxConnections: 2 });
     try {
       console.log(
