@@ -81,7 +81,9 @@ class Checker {
   add(path: string, message: string, kind: ProblemKind, preferKey = false): void {
     if (this.#inDefault) throw new SpecDefaultError(`spec default at ${path}: ${message}`);
     const from = kind === "missing" ? undefined : this.defaultOrigin(path);
-    if (from !== undefined) message += ` (in the default of ${from}: set ${from} to override it)`;
+    if (from !== undefined) {
+      message += ` (from the built-in defaults: ${from} is not set in the file)`;
+    }
     this.problems.push({ file: this.file, ...this.position(path, preferKey), path, message, kind });
   }
 

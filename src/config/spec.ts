@@ -580,13 +580,15 @@ export const RULES: readonly LintRule<PipelineConfig>[] = [
     description:
       "`reconcile_with` names a speed metric with the same aggregation (sum or count) and field, so hourly totals are comparable.",
     check(c, report) {
-      const speed = new Map(c.speed.metrics.map((m) => [m?.name, m]));
+      // The first of duplicate names wins, as unique_metric_names reports the others.
+      const speed = new Map<string, (typeof c.speed.metrics)[number]>();
+      for (const m of c.speed.metrics) if (m?.name && !speed.has(m.name)) speed.set(m.name, m);
       c.batch.metrics.forEach((m, i) => {
         if (m?.reconcile_with === undefined) return;
         const path = `batch.metrics[${i}].reconcile_with`;
         const s = speed.get(m.reconcile_with);
         if (!s) {
-          const names = c.speed.metrics.map((x) => x?.name).filter((x) => x !== undefined);
+          const names = [...speed.keys()];
           report(
             path,
             `unknown speed metric "${m.reconcile_with}" (expected one of: ${
