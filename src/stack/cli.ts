@@ -4,6 +4,7 @@
  * exit code 0 on success, 1 on failure (for `status`: 1 if any service is down).
  */
 import { UserError } from "../errors.ts";
+import { muteKafkajsTimerWarning } from "./_process.ts";
 import { parseServices, stackDown, stackStatus, stackUp } from "./mod.ts";
 
 const USAGE = "usage: deno task stack up|down|status [kafka|postgres|gcs ...]";
@@ -57,4 +58,7 @@ export async function main(args: string[]): Promise<number> {
   }
 }
 
-if (import.meta.main) Deno.exit(await main(Deno.args));
+if (import.meta.main) {
+  muteKafkajsTimerWarning();
+  Deno.exit(await main(Deno.args));
+}

@@ -7,7 +7,7 @@
  * counts as a failure.
  */
 import { REPO_ROOT, STATE_DIR } from "./_paths.ts";
-import { exists } from "./_process.ts";
+import { exists, muteKafkajsTimerWarning } from "./_process.ts";
 import { countJUnit, summaryLine, type TestCounts } from "./junit.ts";
 import { stackUp } from "./mod.ts";
 
@@ -77,4 +77,7 @@ export async function main(args: string[]): Promise<number> {
   return exitCode;
 }
 
-if (import.meta.main) Deno.exit(await main(Deno.args));
+if (import.meta.main) {
+  muteKafkajsTimerWarning();
+  Deno.exit(await main(Deno.args));
+}
