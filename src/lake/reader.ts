@@ -1,0 +1,202 @@
+/**
+ * The batch layer's view of the lake: one UTC hour, some columns, every event
+ * exactly once. Only the hour's folder is listed and only the requested
+ * columns are fetched and decoded. Files normally hold disjoint offset ranges
+ * of their partition and are copied straight into preallocated columns; only
+ * files whose ranges overlap (a compacted file beside its inputs for a moment,
+ * a replay orphan) are merged and deduplicated by (partition, offset).
+ */
+import type { FileMetaData } from "hyparquet";
+import { LAKE_COLUMNS, type LakeColumn } from "./format.ts";
+import { type FileName, hourPath, parseFileName } from "./paths.ts";
+import {
+  allocColumn,
+  type ColumnArray,
+  type FileColumns,
+  isLakeColumn,
+  readFileInto,
+  readFileMetadata,
+} from "./read_file.ts";
+import type { ObjectStore, StoreEntry } from "./store.ts";
+
+export interface HourData {
+  /** Rows after deduplication. Rows come in no particular order. */
+  readonly rows: number;
+  /** One array per requested column, each `rows` long. */
+  readonly columns: Partial<Record<LakeColumn, ColumnArray>>;
+  /** Keys of the files read. */
+  readonly files: string[];
+  /** True when the hour has no lake files at all. */
+  readonly missing: boolean;
+  /** Duplicate rows dropped (overlapping files). */
+  readonly duplicates: number;
+}
+
+export interface ReadHourOptions {
+  /** Files fetched at once. Default 4. */
+  readonly concurrency?: number;
+}
+
+export interface LakeFile extends FileName {
+  readonly key: string;
+  readonly size: number;
+}
+
+/** The lake files of an hour folder (other names are ignored). */
+export async function listHour(store: ObjectStore, hourStartMs: number): Promise<LakeFile[]> {
+  const entries: StoreEntry[] = await store.list(hourPath(hourStartMs));
+  const out: LakeFile[] = [];
+  for (const e of entries) {
+    const name = parseFileName(e.key);
+    if (name) out.push({ ...name, key: e.key, size: e.size });
+  }
+  return out;
+}
+
+/**
+ * Groups files into runs of overlapping offset ranges, per partition. A run of
+ * one file needs no deduplication.
+ */
+export function overlapRuns(files: readonly LakeFile[]): LakeFile[][] {
+  const sorted = [...files].sort((a, b) =>
+    a.partition - b.partition || a.firstOffset - b.firstOffset || a.lastOffset - b.lastOffset
+  );
+  const runs: LakeFile[][] = [];
+  let run: LakeFile[] = [];
+  let maxLast = -1;
+  for (const f of sorted) {
+    if (run.length && f.partition === run[0].partition && f.firstOffset <= maxLast) {
+      run.push(f);
+      maxLast = Math.max(maxLast, f.lastOffset);
+    } else {
+      if (run.length) runs.push(run);
+      run = [f];
+      maxLast = f.lastOffset;
+    }
+  }
+  if (run.length) runs.push(run);
+  return runs;
+}
+
+async function pool<T>(items: readonly T[], limit: number, fn: (t: T) => Promise<void>) {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await fn(items[next++]);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
+
+/**
+ * Merges overlapping files' rows by offset, keeping the first copy of each,
+ * into `out` from row `at`. Returns the rows kept.
+ */
+export function mergeDedupe(
+  parts: readonly { rows: number; cols: FileColumns }[],
+  columns: readonly LakeColumn[],
+  out: FileColumns,
+  at: number,
+): number {
+  const total = parts.reduce((n, p) => n + p.rows, 0);
+  const file = new Uint32Array(total);
+  const row = new Uint32Array(total);
+  const off = new Float64Array(total);
+  let k = 0;
+  parts.forEach((p, i) => {
+    const o = p.cols.offset as Float64Array;
+    for (let r = 0; r < p.rows; r++, k++) {
+      file[k] = i;
+      row[k] = r;
+      off[k] = o[r];
+    }
+  });
+  const order = Array.from({ length: total }, (_, i) => i).sort((a, b) => off[a] - off[b] || a - b);
+  let n = 0;
+  let prev = -1;
+  for (const i of order) {
+    if (off[i] === prev) continue;
+    prev = off[i];
+    const src = parts[file[i]].cols;
+    for (const c of columns) {
+      (out[c] as { [i: number]: unknown })[at + n] = (src[c] as ArrayLike<unknown>)[row[i]];
+    }
+    n++;
+  }
+  return n;
+}
+
+function trim(col: ColumnArray, n: number): ColumnArray {
+  if (Array.isArray(col)) {
+    col.length = n;
+    return col;
+  }
+  return col.length === n ? col : col.subarray(0, n);
+}
+
+/**
+ * Reads one UTC hour of the lake.
+ *
+ * @example const h = await readHour(store, Date.UTC(2026, 10, 28, 10), ["id", "bytes"]);
+ */
+export async function readHour(
+  store: ObjectStore,
+  hourStartMs: number,
+  columns: readonly string[] = LAKE_COLUMNS,
+  options: ReadHourOptions = {},
+): Promise<HourData> {
+  const bad = columns.filter((c) => !isLakeColumn(c));
+  if (bad.length) throw new TypeError(`Unknown lake column(s): ${bad.join(", ")}`);
+  const want = [...new Set(columns)] as LakeColumn[];
+  const files = await listHour(store, hourStartMs);
+  if (files.length === 0) {
+    return {
+      rows: 0,
+      columns: Object.fromEntries(want.map((c) => [c, allocColumn(c, 0)])),
+      files: [],
+      missing: true,
+      duplicates: 0,
+    };
+  }
+  const concurrency = options.concurrency ?? 4;
+  const metas = new Map<string, FileMetaData>();
+  await pool(files, concurrency, async (f) => {
+    metas.set(f.key, await readFileMetadata(store, f.key, f.size));
+  });
+  const rowsOf = (f: LakeFile) => Number(metas.get(f.key)!.num_rows);
+  const runs = overlapRuns(files);
+  const single = runs.filter((r) => r.length === 1).map((r) => r[0]);
+  const merged = runs.filter((r) => r.length > 1);
+  const capacity = files.reduce((n, f) => n + rowsOf(f), 0);
+  const out: FileColumns = Object.fromEntries(want.map((c) => [c, allocColumn(c, capacity)]));
+
+  // Disjoint files go straight to their slot.
+  const slots: { f: LakeFile; at: number }[] = [];
+  let at = 0;
+  for (const f of single) {
+    slots.push({ f, at });
+    at += rowsOf(f);
+  }
+  await pool(slots, concurrency, async ({ f, at }) => {
+    await readFileInto(store, f.key, f.size, want, { cols: out, at }, metas.get(f.key));
+  });
+
+  // Overlapping runs: read each file whole (with offsets), then merge.
+  let duplicates = 0;
+  const need = want.includes("offset") ? want : [...want, "offset" as const];
+  for (const run of merged) {
+    const parts: { rows: number; cols: FileColumns }[] = new Array(run.length);
+    await pool(run.map((f, i) => ({ f, i })), concurrency, async ({ f, i }) => {
+      parts[i] = await readFileInto(store, f.key, f.size, need, undefined, metas.get(f.key));
+    });
+    const kept = mergeDedupe(parts, want, out, at);
+    duplicates += parts.reduce((n, p) => n + p.rows, 0) - kept;
+    at += kept;
+  }
+  const columnsOut = Object.fromEntries(want.map((c) => [c, trim(out[c]!, at)]));
+  return {
+    rows: at,
+    columns: columnsOut,
+    files: files.map((f) => f.key),
+    missing: false,
+    duplicates,
+  };
+}

@@ -1,0 +1,374 @@
+/**
+ * The rolling lake writer of the speed layer. Events of each Kafka partition
+ * accumulate in an open roll segment, cut when it reaches `maxRows` rows or
+ * `maxBytes` estimated bytes (checked on every event, so these cuts depend only
+ * on the event sequence and a replay cuts at the same offsets) or `maxAgeMs`
+ * (checked by `tick()`, from the injected clock). A cut segment is written in
+ * the background: one Parquet file per event hour, all named after the
+ * segment's offsets, preceded by an intent record (see intent.ts). Writes of
+ * one partition run one after another, so `durableOffset` only ever moves
+ * forward over whole segments; a failed write is retried with backoff until
+ * it succeeds or the writer is aborted, and `pendingRows()` lets the consumer
+ * pause meanwhile.
+ */
+import type { LakePlan } from "../config/plan.ts";
+import type { SourcedEvent } from "../core/event.ts";
+import { log as rootLog, type Logger } from "../log.ts";
+import { type Registry, registry as rootRegistry } from "../metrics.ts";
+import { encodeColumns, estimateEventBytes, eventsToColumns } from "./format.ts";
+import { readIntent, type SegmentIntent, writeIntent } from "./intent.ts";
+import { hourPath, hourStart, segmentFileName } from "./paths.ts";
+import type { ObjectStore } from "./store.ts";
+
+export interface LakeWriterOptions {
+  readonly store: ObjectStore;
+  readonly roll: LakePlan["roll"];
+  /** Epoch-ms clock for the age-based roll. Default `Date.now`. */
+  readonly clock?: () => number;
+  /** Default: the process logger with `component: "lake"`. */
+  readonly log?: Logger;
+  /** Default: the process registry. */
+  readonly registry?: Registry;
+  /** Backoff of a failed store call: first delay and cap, ms. Default 200 and 5000. */
+  readonly retry?: { readonly initialMs: number; readonly maxMs: number };
+}
+
+interface OpenSegment {
+  readonly events: SourcedEvent[];
+  bytes: number;
+  readonly openedAt: number;
+}
+
+interface Job {
+  readonly first: number;
+  readonly last: number;
+  readonly events: SourcedEvent[];
+  /** Every offset below this is durable once the job is done. */
+  readonly upTo: number;
+}
+
+interface PartitionState {
+  readonly partition: number;
+  open?: OpenSegment;
+  /** Next offset expected: events below it were seen already (replays) and are skipped. */
+  next?: number;
+  /** Every offset below this is in a durable file or was never a lake row. */
+  durable?: number;
+  /** Segments written since the last known commit (the intent file's content). */
+  intents: SegmentIntent[];
+  committed?: number;
+  /** Tail of the partition's write queue; never rejects (errors go to `failed`). */
+  chain: Promise<void>;
+  queued: number;
+  queuedRows: number;
+  failed?: Error;
+}
+
+export class LakeWriterAbortedError extends Error {
+  constructor() {
+    super("Lake writer was aborted before the segment was durable");
+    this.name = "LakeWriterAbortedError";
+  }
+}
+
+export class LakeWriter {
+  readonly #store: ObjectStore;
+  readonly #roll: LakePlan["roll"];
+  readonly #clock: () => number;
+  readonly #log: Logger;
+  readonly #retry: { initialMs: number; maxMs: number };
+  readonly #parts = new Map<number, PartitionState>();
+  readonly #abort = new AbortController();
+  readonly #m;
+
+  constructor(options: LakeWriterOptions) {
+    this.#store = options.store;
+    this.#roll = options.roll;
+    this.#clock = options.clock ?? Date.now;
+    this.#log = options.log ?? rootLog.child({ component: "lake" });
+    this.#retry = { initialMs: 200, maxMs: 5000, ...options.retry };
+    const r = options.registry ?? rootRegistry;
+    this.#m = {
+      files: r.counter("lake_files_written_total", "Parquet files written to the lake"),
+      rows: r.counter("lake_rows_written_total", "Rows written to the lake"),
+      bytes: r.counter("lake_bytes_written_total", "Bytes of Parquet written to the lake"),
+      retries: r.counter("lake_write_retries_total", "Failed lake store calls, retried"),
+      skipped: r.counter(
+        "lake_events_skipped_total",
+        "Replayed events skipped because a durable lake file holds them",
+      ),
+      seconds: r.histogram("lake_segment_write_seconds", "Encode and upload time of a segment"),
+      pending: r.gauge("lake_pending_rows", "Rows buffered or being written, per partition"),
+    };
+  }
+
+  /**
+   * Makes the lake consistent for a partition just assigned, consumption
+   * resuming at `resumeOffset` (the committed offset): files of segments
+   * starting at or after it are deleted (the replay rewrites them, perhaps cut
+   * elsewhere), and a segment straddling it is kept, its replayed events
+   * skipped. Call before the partition's first `append`.
+   */
+  async recover(partition: number, resumeOffset: number): Promise<void> {
+    const old = this.#parts.get(partition);
+    if (old && (old.open || old.queued > 0)) {
+      throw new Error(`recover(${partition}) called with unflushed events`);
+    }
+    const segments = await readIntent(this.#store, partition);
+    const keep: SegmentIntent[] = [];
+    let next = resumeOffset;
+    for (const s of segments) {
+      if (s.last < resumeOffset) continue; // committed: no longer needed
+      if (s.first >= resumeOffset) {
+        for (const key of s.keys) await this.#store.delete(key);
+        this.#log.info("lake segment rolled back for replay", {
+          partition,
+          first: s.first,
+          last: s.last,
+          files: s.keys.length,
+        });
+      } else {
+        keep.push(s);
+        next = Math.max(next, s.last + 1);
+      }
+    }
+    // Deletions first: if we crash in between, the old intent still names them.
+    await writeIntent(this.#store, partition, keep);
+    this.#parts.set(partition, {
+      partition,
+      next,
+      durable: next,
+      intents: keep,
+      committed: resumeOffset,
+      chain: Promise.resolve(),
+      queued: 0,
+      queuedRows: 0,
+    });
+  }
+
+  #state(partition: number): PartitionState {
+    let s = this.#parts.get(partition);
+    if (!s) {
+      // No recover(): nothing is known about earlier runs' segments.
+      s = { partition, intents: [], chain: Promise.resolve(), queued: 0, queuedRows: 0 };
+      this.#parts.set(partition, s);
+    }
+    return s;
+  }
+
+  /**
+   * Buffers valid events (of one partition, in offset order). Events below an
+   * offset already seen (a replay of a kept segment) are skipped.
+   */
+  append(events: readonly SourcedEvent[]): void {
+    if (this.#abort.signal.aborted) throw new LakeWriterAbortedError();
+    const { maxRows, maxBytes } = this.#roll;
+    let s: PartitionState | undefined;
+    let skipped = 0;
+    for (const e of events) {
+      if (!s || s.partition !== e.partition) s = this.#state(e.partition);
+      if (s.next !== undefined && e.offset < s.next) {
+        skipped++;
+        continue;
+      }
+      s.next = e.offset + 1;
+      s.open ??= { events: [], bytes: 0, openedAt: this.#clock() };
+      s.open.events.push(e);
+      s.open.bytes += estimateEventBytes(e);
+      if (s.open.events.length >= maxRows || s.open.bytes >= maxBytes) this.#cut(s);
+    }
+    if (skipped) this.#m.skipped.inc(undefined, skipped);
+    if (s) this.#gauge(s);
+  }
+
+  /**
+   * Records that every message of `partition` before `nextOffset` was consumed,
+   * so `durableOffset` can move past messages that never reach the lake
+   * (dead-lettered ones).
+   */
+  advance(partition: number, nextOffset: number): void {
+    const s = this.#state(partition);
+    if (s.next === undefined || nextOffset > s.next) s.next = nextOffset;
+  }
+
+  /** Rolls every segment older than `maxAgeMs` by the clock. */
+  tick(): void {
+    const now = this.#clock();
+    for (const s of this.#parts.values()) {
+      if (s.open && now - s.open.openedAt >= this.#roll.maxAgeMs) this.#cut(s);
+    }
+  }
+
+  /**
+   * The offset to commit for `partition`: every event before it is in a
+   * durable lake file (or was not a lake row). Undefined before anything is known.
+   */
+  durableOffset(partition: number): number | undefined {
+    const s = this.#parts.get(partition);
+    if (!s) return undefined;
+    if (s.queued > 0) return s.durable;
+    if (s.open) return s.open.events[0].offset;
+    return s.next ?? s.durable;
+  }
+
+  /** Tells the writer Kafka holds this commit, so older intents can be forgotten. */
+  markCommitted(partition: number, offset: number): void {
+    const s = this.#parts.get(partition);
+    if (s && (s.committed === undefined || offset > s.committed)) s.committed = offset;
+  }
+
+  /** Rows buffered or being written (all partitions, or one): for backpressure. */
+  pendingRows(partition?: number): number {
+    let n = 0;
+    for (const s of this.#parts.values()) {
+      if (partition === undefined || s.partition === partition) {
+        n += (s.open?.events.length ?? 0) + s.queuedRows;
+      }
+    }
+    return n;
+  }
+
+  /** Rolls the open segment(s) now and waits until they are durable (shutdown, revoke). */
+  async flush(partition?: number): Promise<void> {
+    for (const s of this.#parts.values()) {
+      if (partition === undefined || s.partition === partition) this.#cut(s);
+    }
+    await this.drain(partition);
+  }
+
+  /** Waits for the writes in flight (not rolling anything). Rejects if one failed for good. */
+  async drain(partition?: number): Promise<void> {
+    const states = [...this.#parts.values()].filter((s) =>
+      partition === undefined || s.partition === partition
+    );
+    await Promise.all(states.map((s) => s.chain));
+    const failed = states.find((s) => s.failed);
+    if (failed?.failed) throw failed.failed;
+  }
+
+  /** Flushes a revoked partition and forgets it. */
+  async release(partition: number): Promise<void> {
+    await this.flush(partition);
+    this.#parts.delete(partition);
+    this.#m.pending.set(0, { partition });
+  }
+
+  /**
+   * Stops retrying and drops buffered events, as a crash would (tests, fatal
+   * errors). Pending waits reject with `LakeWriterAbortedError`.
+   */
+  abort(): void {
+    this.#abort.abort();
+    for (const s of this.#parts.values()) s.open = undefined;
+  }
+
+  #gauge(s: PartitionState): void {
+    this.#m.pending.set((s.open?.events.length ?? 0) + s.queuedRows, { partition: s.partition });
+  }
+
+  #cut(s: PartitionState): void {
+    const open = s.open;
+    if (!open) return;
+    s.open = undefined;
+    const events = open.events;
+    const job: Job = {
+      first: events[0].offset,
+      last: events[events.length - 1].offset,
+      events,
+      upTo: s.next ?? events[events.length - 1].offset + 1,
+    };
+    s.queued++;
+    s.queuedRows += events.length;
+    s.chain = s.chain.then(async () => {
+      if (s.failed) return; // a later segment must not become durable past a lost one
+      try {
+        await this.#write(s, job);
+        s.durable = job.upTo;
+      } catch (err) {
+        s.failed = err as Error;
+      } finally {
+        s.queued--;
+        s.queuedRows -= events.length;
+        this.#gauge(s);
+      }
+    });
+  }
+
+  async #write(s: PartitionState, job: Job): Promise<void> {
+    const started = performance.now();
+    const name = segmentFileName(s.partition, job.first, job.last);
+    const byHour = new Map<number, SourcedEvent[]>();
+    for (const e of job.events) {
+      const h = hourStart(Math.round(e.timestamp * 1000));
+      let list = byHour.get(h);
+      if (!list) byHour.set(h, list = []);
+      list.push(e);
+    }
+    const hours = [...byHour.keys()].sort((a, b) => a - b);
+    const keys = hours.map((h) => hourPath(h) + name);
+    const segment: SegmentIntent = { first: job.first, last: job.last, keys };
+    const intents = [
+      ...s.intents.filter((i) => s.committed === undefined || i.last >= s.committed),
+      segment,
+    ];
+    await this.#retrying(
+      "intent",
+      s.partition,
+      () => writeIntent(this.#store, s.partition, intents),
+    );
+    s.intents = intents;
+    let bytes = 0;
+    for (let i = 0; i < hours.length; i++) {
+      const events = byHour.get(hours[i])!;
+      const file = encodeColumns(eventsToColumns(events), events.length);
+      bytes += file.length;
+      await this.#retrying(keys[i], s.partition, () => this.#store.put(keys[i], file));
+    }
+    this.#m.files.inc(undefined, keys.length);
+    this.#m.rows.inc(undefined, job.events.length);
+    this.#m.bytes.inc(undefined, bytes);
+    this.#m.seconds.observe((performance.now() - started) / 1000);
+    this.#log.debug("lake segment written", {
+      partition: s.partition,
+      first: job.first,
+      last: job.last,
+      rows: job.events.length,
+      files: keys.length,
+      bytes,
+    });
+  }
+
+  async #retrying(what: string, partition: number, fn: () => Promise<void>): Promise<void> {
+    let delay = this.#retry.initialMs;
+    for (let attempt = 1;; attempt++) {
+      if (this.#abort.signal.aborted) throw new LakeWriterAbortedError();
+      try {
+        return await fn();
+      } catch (err) {
+        if (this.#abort.signal.aborted) throw new LakeWriterAbortedError();
+        this.#m.retries.inc();
+        this.#log.warn("lake write failed, retrying", {
+          what,
+          partition,
+          attempt,
+          retryInMs: delay,
+          error: err,
+        });
+        await sleep(delay, this.#abort.signal);
+        delay = Math.min(delay * 2, this.#retry.maxMs);
+      }
+    }
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done);
+  });
+}
