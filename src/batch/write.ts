@@ -1,0 +1,115 @@
+/**
+ * Writes one hour's results in ONE transaction, so readers see the old hour or
+ * the new one, never half: replace the hour's rows of the plan's batch metric
+ * types in `bytes_hourly` and its rows in `user_quota_limit`, upsert the
+ * reconciliation with the speed layer, mark the run succeeded and the hour
+ * completed. The run's lease is checked first: a run that lost its lease (its
+ * process was presumed dead and another took the hour) must not write.
+ */
+import type { Plan } from "../config/plan.ts";
+import type { Db } from "../db/db.ts";
+import { reconcilePairs, upsertCatalog } from "./catalog.ts";
+import type { HourResult } from "./compute.ts";
+import { sqlHour } from "./hours.ts";
+import { markSucceeded, type RunStats } from "./runs.ts";
+
+export interface WriteOutcome {
+  readonly rowsWritten: number;
+}
+
+export class LeaseLostError extends Error {
+  constructor(runId: string) {
+    super(`run ${runId} lost its lease on the hour (another run took over): nothing written`);
+    this.name = "LeaseLostError";
+  }
+}
+
+export async function writeHour(
+  db: Db,
+  plan: Plan,
+  hour: number,
+  runId: string,
+  result: HourResult,
+  stats: Omit<RunStats, "rowsWritten" | "breaches">,
+): Promise<WriteOutcome> {
+  const h = sqlHour(hour);
+  const types = plan.batch.metrics.map((m) => m.name);
+  const ids: string[] = [];
+  const values: number[] = [];
+  const kinds: string[] = [];
+  for (const [type, byKey] of result.metrics) {
+    for (const [key, value] of byKey) {
+      ids.push(key);
+      values.push(value);
+      kinds.push(type);
+    }
+  }
+  const pairs = reconcilePairs(plan);
+  const totals = pairs.map((p) => {
+    let sum = 0;
+    for (const v of result.metrics.get(p.metric)?.values() ?? []) sum += v;
+    return sum;
+  });
+
+  return await db.transaction(async (tx) => {
+    const owned = await tx.query(
+      "SELECT 1 FROM batch_runs WHERE run_id = $1 AND status = 'running' FOR UPDATE",
+      [runId],
+    );
+    if (owned.length === 0) throw new LeaseLostError(runId);
+
+    await tx.query(
+      "DELETE FROM bytes_hourly WHERE timestamp = $1::timestamp AND type = ANY($2::text[])",
+      [h, types],
+    );
+    if (ids.length) {
+      await tx.query(
+        `INSERT INTO bytes_hourly (timestamp, id, value, type)
+         SELECT $1::timestamp, u.id, u.value, u.type
+         FROM unnest($2::text[], $3::bigint[], $4::text[]) AS u(id, value, type)`,
+        [h, ids, values, kinds],
+      );
+    }
+    let breaches = 0;
+    if (plan.batch.quota.enabled) {
+      await tx.query("DELETE FROM user_quota_limit WHERE timestamp = $1::timestamp", [h]);
+      const b = result.breaches;
+      breaches = b.length;
+      if (b.length) {
+        await tx.query(
+          `INSERT INTO user_quota_limit (email, usage, quota, timestamp)
+           SELECT u.email, u.usage, u.quota, $1::timestamp
+           FROM unnest($2::text[], $3::bigint[], $4::bigint[]) AS u(email, usage, quota)`,
+          [h, b.map((x) => x.email), b.map((x) => x.usage), b.map((x) => x.quota)],
+        );
+      }
+    }
+    await tx.query("DELETE FROM batch_reconciliation_t WHERE hour = $1::timestamp", [h]);
+    if (pairs.length) {
+      // The speed side is read in this transaction: the stored difference is
+      // what the two layers said at the same moment.
+      await tx.query(
+        `INSERT INTO batch_reconciliation_t
+           (hour, metric, speed_metric, batch_value, speed_value, difference, computed_at)
+         SELECT $1::timestamp, u.metric, u.speed_metric, u.batch_value, s.v,
+           u.batch_value - s.v, now()
+         FROM unnest($2::text[], $3::text[], $4::bigint[]) AS u(metric, speed_metric, batch_value)
+         CROSS JOIN LATERAL (
+           SELECT COALESCE(sum(b.value), 0)::bigint AS v FROM bytes b
+           WHERE b.type = u.speed_metric AND b.timestamp >= $1::timestamp
+             AND b.timestamp < $1::timestamp + interval '1 hour'
+         ) s`,
+        [h, pairs.map((p) => p.metric), pairs.map((p) => p.speedMetric), totals],
+      );
+    }
+    await upsertCatalog(tx, plan);
+    await markSucceeded(tx, runId, { ...stats, rowsWritten: ids.length, breaches });
+    await tx.query(
+      `INSERT INTO batch_hours (hour, last_run_id, completed_at) VALUES ($1::timestamp, $2, now())
+       ON CONFLICT (hour) DO UPDATE SET last_run_id = EXCLUDED.last_run_id,
+         completed_at = EXCLUDED.completed_at`,
+      [h, runId],
+    );
+    return { rowsWritten: ids.length };
+  });
+}
