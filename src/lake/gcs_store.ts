@@ -98,8 +98,8 @@ export class GcsStore implements ObjectStore {
   }
 
   async put(key: string, bytes: Uint8Array, options: PutOptions = {}): Promise<void> {
+    const name = this.#name(key);
     try {
-      const name = this.#name(key);
       await this.#ensure();
       await this.#bucket.file(name).save(bytes, {
         resumable: false,
@@ -113,8 +113,8 @@ export class GcsStore implements ObjectStore {
   }
 
   async get(key: string): Promise<Uint8Array> {
+    const name = this.#name(key);
     try {
-      const name = this.#name(key);
       await this.#ensure();
       const [buf] = await this.#bucket.file(name).download({ validation: false });
       return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
@@ -125,8 +125,8 @@ export class GcsStore implements ObjectStore {
 
   async read(key: string, start: number, end: number): Promise<Uint8Array> {
     if (end <= start) return new Uint8Array(0);
+    const name = this.#name(key);
     try {
-      const name = this.#name(key);
       await this.#ensure();
       // The client's `end` is inclusive.
       const [buf] = await this.#bucket.file(name).download({
@@ -141,8 +141,8 @@ export class GcsStore implements ObjectStore {
   }
 
   async size(key: string): Promise<number> {
+    const name = this.#name(key);
     try {
-      const name = this.#name(key);
       await this.#ensure();
       const [meta] = await this.#bucket.file(name).getMetadata();
       return Number(meta.size);
@@ -175,8 +175,8 @@ export class GcsStore implements ObjectStore {
   }
 
   async delete(key: string): Promise<void> {
+    const name = this.#name(key);
     try {
-      const name = this.#name(key);
       await this.#ensure();
       await this.#bucket.file(name).delete({ ignoreNotFound: true });
     } catch (err) {
