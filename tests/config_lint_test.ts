@@ -221,6 +221,11 @@ Deno.test("lintYaml() checks cross-field rules that one field cannot", () => {
       "at most 1",
     ],
     ["database:\n  embedded:\n    port: 8080\n", "api.port", "database.embedded.port"],
+    [
+      "speed:\n  metrics:\n    - { name: antenna_bytes_total, group_by: antenna_id, filter: { in: { bytes: [big] } } }\n    - { name: user_bytes_total, group_by: id }\n    - { name: app_bytes_total, group_by: app }\n",
+      "speed.metrics[0].filter.in.bytes[0]",
+      "expected a number",
+    ],
   ];
   for (const [text, path, fragment] of rules) {
     const got = lintYaml(text, "t.yaml", {});

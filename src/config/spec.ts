@@ -634,6 +634,33 @@ export const RULES: readonly LintRule<PipelineConfig>[] = [
     },
   },
   {
+    id: "numeric_filter_values",
+    description: "Filter values of numeric fields (bytes, timestamp) are numbers.",
+    check(c, report) {
+      for (
+        const [layer, metrics] of [["speed", c.speed.metrics], ["batch", c.batch.metrics]] as const
+      ) {
+        metrics.forEach((m, i) => {
+          for (const op of ["in", "not_in"] as const) {
+            const lists: Record<string, readonly (string | number)[] | undefined> =
+              m?.filter?.[op] ?? {};
+            for (const field of NUMERIC_FIELDS) {
+              (lists[field] ?? []).forEach((v, j) => {
+                if (typeof v !== "number") {
+                  report(
+                    `${layer}.metrics[${i}].filter.${op}.${field}[${j}]`,
+                    `expected a number (${field} is numeric), got ${JSON.stringify(v)}`,
+                    "type",
+                  );
+                }
+              });
+            }
+          }
+        });
+      }
+    },
+  },
+  {
     id: "window_divides_hour",
     description: "`speed.window` divides one hour evenly (the batch layer reconciles per hour).",
     check(c, report) {
