@@ -14,6 +14,7 @@ import {
   onPath,
   pidRunning,
   portOpen,
+  run,
   runChecked,
   spawnDetached,
   stopPid,
@@ -72,8 +73,13 @@ function serverProperties(): string {
 
 async function install(): Promise<void> {
   const pom = await Deno.readTextFile(POM);
-  if ((await exists(INSTALLED)) && (await Deno.readTextFile(INSTALLED)) === pom) return;
   if (!(await onPath("java"))) throw new UserError("java not found: install OpenJDK 17");
+  const version = await run("java", ["-version"]);
+  const major = Number((version.stderr.match(/version "(\d+)/) ?? [])[1]);
+  if (major < 17) {
+    throw new UserError(`Kafka 4 needs Java 17 or newer, found Java ${major}: install OpenJDK 17`);
+  }
+  if ((await exists(INSTALLED)) && (await Deno.readTextFile(INSTALLED)) === pom) return;
   if (!(await onPath("mvn"))) throw new UserError("mvn not found: install Maven");
   log_.info("downloading Kafka jars from Maven Central", { into: LIB });
   // Resolve into a scratch folder and rename, so an interrupted download never
