@@ -22,9 +22,15 @@ function logCreator(_level: logLevel) {
     const fields = { ns: namespace, ...extra };
     // kafkajs puts stack traces in `stack`; they are noise in one-line logs.
     delete (fields as Record<string, unknown>).stack;
-    if (level === logLevel.ERROR) kafkaLog.error(message, fields);
-    else if (level === logLevel.WARN) kafkaLog.warn(message, fields);
-    else kafkaLog.debug(message, fields);
+    // kafkajs logs every error response at ERROR before retrying it; a retried
+    // response is a warning for us. The producer's "limiting retries" warning
+    // is a choice we made (fail rather than hang when Kafka is gone).
+    const retried = namespace === "Connection" && message.startsWith("Response ");
+    const accepted = message.startsWith("Limiting retries for the idempotent producer");
+    if (level === logLevel.ERROR && !retried) kafkaLog.error(message, fields);
+    else if ((level === logLevel.WARN && !accepted) || level === logLevel.ERROR) {
+      kafkaLog.warn(message, fields);
+    } else kafkaLog.debug(message, fields);
   };
 }
 
