@@ -1,1 +1,57 @@
-console.log("placeholder");
+/**
+ * antenna-lambda: one process that runs the lambda architecture declared in
+ * pipeline.yaml. This file only routes a command to its module; each module is
+ * loaded on demand so `check` does not pay for Kafka or PostgreSQL clients.
+ */
+import { UserError } from "./src/errors.ts";
+
+const HELP = `antenna-lambda: a lambda architecture for mobile-antenna telemetry
+
+Usage: deno task <command> [options]      (or ./deno run -A main.ts <command>)
+
+Commands:
+  start      Run the pipeline: source -> speed layer -> PostgreSQL + lake,
+             hourly batch layer, HTTP API. Embedded defaults need no service.
+  check      Validate pipeline.yaml (or the given file) and list every problem.
+  provision  Apply the SQL migrations, seed simulator users, load a users CSV.
+  simulate   Produce simulated antenna events to Kafka.
+  batch      Run the batch layer for an hour (--hour) or a range (--from/--to).
+  stack      Start, stop or show the local Kafka, PostgreSQL and GCS emulator.
+  help       Show this text. Every command takes --help.
+
+Common option: --config <file>  (default ./pipeline.yaml)
+Docs: README.md, docs/config-reference.md`;
+
+type CommandMain = (args: string[]) => Promise<number>;
+
+const COMMANDS: Record<string, () => Promise<CommandMain>> = {
+  start: async () => (await import("./src/cli/start.ts")).main,
+  check: async () => (await import("./src/config/cli.ts")).main,
+  provision: async () => (await import("./src/db/cli.ts")).main,
+  simulate: async () => (await import("./src/simulator/cli.ts")).main,
+  batch: async () => (await import("./src/batch/cli.ts")).main,
+  stack: async () => (await import("./src/stack/cli.ts")).main,
+};
+
+async function run(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (!command || command === "help" || command === "--help" || command === "-h") {
+    console.log(HELP);
+    return command ? 0 : 2;
+  }
+  const load = COMMANDS[command];
+  if (!load) throw new UserError(`unknown command "${command}" (run with --help to list commands)`);
+  return await (await load())(rest);
+}
+
+if (import.meta.main) {
+  try {
+    Deno.exit(await run(Deno.args));
+  } catch (e) {
+    if (e instanceof UserError) {
+      console.error(`error: ${e.message}`);
+      Deno.exit(1);
+    }
+    throw e;
+  }
+}

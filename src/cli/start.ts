@@ -1,0 +1,245 @@
+/**
+ * `start`: the whole pipeline in one process. Loads and compiles the plan,
+ * opens PostgreSQL (or the embedded PGlite, also served on a local port),
+ * applies migrations, opens the lake, starts the source, the speed layer, the
+ * batch scheduler and the HTTP API, and stops them in reverse order on
+ * SIGTERM/SIGINT (flush, commit, exit 0 within 10 s).
+ */
+import { parseArgs } from "node:util";
+import { loadPlan } from "../config/mod.ts";
+import type { Plan } from "../config/plan.ts";
+import { migrate, openDb, seedUsers, serveEmbedded } from "../db/mod.ts";
+import type { Db } from "../db/db.ts";
+import { UserError } from "../errors.ts";
+import { createLogger, type Logger } from "../log.ts";
+import { openStore } from "../lake/mod.ts";
+import type { DeadLetterSink, EventSource } from "../kafka/source.ts";
+import { createKafkaDeadLetterSink, createKafkaSource, ensureTopics } from "../kafka/mod.ts";
+import { createSimulatorSource } from "../simulator/simulator_source.ts";
+import { startSpeedLayer } from "../speed/mod.ts";
+import { createBatchRunner } from "../batch/mod.ts";
+import { createApp } from "../api/mod.ts";
+import { registry } from "../metrics.ts";
+
+const HELP = `Usage: deno task start [--config pipeline.yaml]
+
+Runs the pipeline declared in pipeline.yaml. With no environment set it needs no
+external service: the in-process simulator is the source, the lake is
+./data/lake and PostgreSQL is an embedded PGlite in ./data/pglite, served on
+127.0.0.1:55432 for psql and Superset.
+
+Environment (see pipeline.yaml): SOURCE=kafka KAFKA_BROKERS=host:9092,
+DATABASE_URL=postgres://user:pass@host:5432/db, LAKE_URI=gs://bucket/prefix,
+API_PORT, API_TOKEN, ALLOW_SIMULATOR_WRITES=true.`;
+
+/** Time allowed for a clean stop; the process exits anyway after it. */
+const STOP_DEADLINE_MS = 9_500;
+
+export async function main(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: { config: { type: "string" }, help: { type: "boolean", short: "h" } },
+    strict: true,
+  });
+  if (values.help) {
+    console.log(HELP);
+    return 0;
+  }
+  const plan = await loadPlan(values.config);
+  const log = createLogger({ component: "start" });
+  describeDefaults(plan, log);
+  if (
+    plan.source.kind === "simulator" && plan.database.url && !plan.database.allowSimulatorWrites
+  ) {
+    throw new UserError(
+      "refusing to write simulated events into the configured database " +
+        `(${redactUrl(plan.database.url)}): set ALLOW_SIMULATOR_WRITES=true ` +
+        "(database.allow_simulator_writes) or use SOURCE=kafka",
+    );
+  }
+
+  const stops: { name: string; stop: () => Promise<unknown> }[] = [];
+  const stopAll = async () => {
+    for (const s of stops.reverse()) {
+      try {
+        await s.stop();
+      } catch (e) {
+        log.error("stop failed", { part: s.name, error: e });
+      }
+    }
+  };
+
+  try {
+    const db = await openDatabase(plan, log);
+    stops.push({ name: "database", stop: () => db.close() });
+    const applied = await migrate(db);
+    log.info("database ready", { backend: db.kind, migrations_applied: applied.applied });
+    if (plan.source.kind === "simulator") {
+      const n = await seedUsers(db, { devices: plan.source.simulator.devices });
+      log.info("simulator users seeded", { users: n });
+    }
+    if (!plan.database.url && plan.database.embedded.port > 0) {
+      const server = await serveEmbedded(db, {
+        host: plan.database.embedded.host,
+        port: plan.database.embedded.port,
+      });
+      stops.push({ name: "embedded-server", stop: () => server.close() });
+      log.info("embedded PostgreSQL served", { url: server.url });
+    }
+
+    const store = openStore(plan.lake);
+    const { source, deadLetters } = await openSource(plan);
+    if (deadLetters) stops.push({ name: "dead-letters", stop: () => deadLetters.close() });
+
+    const speed = plan.speed.enabled
+      ? await startSpeedLayer({
+        plan,
+        db,
+        store,
+        source,
+        deadLetters,
+        log: log.child({ component: "speed" }),
+      })
+      : undefined;
+    if (speed) stops.push({ name: "speed", stop: () => speed.stop() });
+
+    const batch = createBatchRunner({ plan, db, store, log: log.child({ component: "batch" }) });
+    if (plan.batch.enabled) {
+      const scheduler = batch.startScheduler();
+      stops.push({ name: "scheduler", stop: () => scheduler.stop() });
+    }
+
+    if (plan.api.enabled) {
+      const app = createApp({ plan, db, store, speed, batch, registry, source });
+      const server = Deno.serve({
+        hostname: plan.api.host,
+        port: plan.api.port,
+        onListen: ({ hostname, port }) =>
+          log.info("API listening", { url: `http://${hostname}:${port}` }),
+      }, app.fetch);
+      stops.push({ name: "api", stop: () => server.shutdown() });
+    }
+
+    const signal = await waitForSignal(speed?.done);
+    log.info("stopping", { signal });
+    const deadline = setTimeout(() => {
+      log.error("clean stop took too long, exiting", { deadline_ms: STOP_DEADLINE_MS });
+      Deno.exit(1);
+    }, STOP_DEADLINE_MS);
+    await stopAll();
+    clearTimeout(deadline);
+    log.info("stopped cleanly");
+    return 0;
+  } catch (e) {
+    await stopAll();
+    throw e;
+  }
+}
+
+async function openDatabase(plan: Plan, log: Logger): Promise<Db> {
+  try {
+    return await openDb({
+      url: plan.database.url,
+      embeddedDir: plan.database.url ? undefined : plan.database.embedded.dir,
+      maxConnections: plan.database.maxConnections,
+    });
+  } catch (e) {
+    if (plan.database.url) {
+      log.debug("database open failed", { error: e });
+      throw new UserError(
+        `cannot connect to PostgreSQL at ${redactUrl(plan.database.url)}: ${(e as Error).message}`,
+      );
+    }
+    throw e;
+  }
+}
+
+async function openSource(
+  plan: Plan,
+): Promise<{ source: EventSource; deadLetters?: DeadLetterSink }> {
+  if (plan.source.kind === "simulator") {
+    return { source: createSimulatorSource({ simulator: plan.source.simulator, partitions: 3 }) };
+  }
+  const k = plan.source.kafka;
+  if (k.createTopics) {
+    await ensureTopics({
+      brokers: k.brokers,
+      topics: [
+        { topic: k.topic, partitions: k.partitions },
+        { topic: k.deadLetterTopic, partitions: 1 },
+      ],
+    });
+  }
+  const source = createKafkaSource({
+    brokers: k.brokers,
+    clientId: k.clientId,
+    topic: k.topic,
+    group: k.group,
+    fromBeginning: k.fromBeginning,
+  });
+  const deadLetters = await createKafkaDeadLetterSink({
+    brokers: k.brokers,
+    clientId: k.clientId,
+    topic: k.deadLetterTopic,
+  });
+  return { source, deadLetters };
+}
+
+/** Says which embedded defaults are active and how to point each part elsewhere. */
+function describeDefaults(plan: Plan, log: Logger): void {
+  if (plan.source.kind === "simulator") {
+    log.info("source: in-process simulator (default)", {
+      antennas: plan.source.simulator.antennas,
+      devices: plan.source.simulator.devices,
+      rate: plan.source.simulator.rate,
+      hint: "set SOURCE=kafka and KAFKA_BROKERS=host:9092 to consume topic " +
+        `"${plan.source.kafka.topic}" from Kafka`,
+    });
+  } else {
+    log.info("source: Kafka", {
+      brokers: plan.source.kafka.brokers,
+      topic: plan.source.kafka.topic,
+    });
+  }
+  if (plan.database.url) {
+    log.info("database: PostgreSQL", { url: redactUrl(plan.database.url) });
+  } else {
+    log.info("database: embedded PGlite (default)", {
+      dir: plan.database.embedded.dir,
+      hint: "set DATABASE_URL=postgres://user:pass@host:5432/db to use PostgreSQL or Cloud SQL",
+    });
+  }
+  log.info(`lake: ${plan.lake.kind === "file" ? "local folder" : "Google Cloud Storage"}`, {
+    uri: plan.lake.uri,
+    hint: plan.lake.kind === "file" ? "set LAKE_URI=gs://bucket/prefix to use GCS" : undefined,
+  });
+}
+
+function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = "***";
+    return u.toString();
+  } catch {
+    return "<unparseable url>";
+  }
+}
+
+/** Resolves on SIGTERM/SIGINT, or when the speed layer ends by itself. */
+function waitForSignal(done?: Promise<void>): Promise<string> {
+  return new Promise((resolve) => {
+    const on = (sig: Deno.Signal) => {
+      const handler = () => {
+        Deno.removeSignalListener("SIGTERM", term);
+        Deno.removeSignalListener("SIGINT", int);
+        resolve(sig);
+      };
+      return handler;
+    };
+    const term = on("SIGTERM");
+    const int = on("SIGINT");
+    Deno.addSignalListener("SIGTERM", term);
+    Deno.addSignalListener("SIGINT", int);
+    done?.then(() => resolve("speed layer ended"));
+  });
+}
