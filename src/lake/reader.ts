@@ -7,7 +7,7 @@
  * a replay orphan) are merged and deduplicated by (partition, offset).
  */
 import type { FileMetaData } from "hyparquet";
-import { LAKE_COLUMNS, type LakeColumn } from "./format.ts";
+import { type EventColumns, LAKE_COLUMNS, type LakeColumn } from "./format.ts";
 import { type FileName, hourPath, parseFileName } from "./paths.ts";
 import {
   allocColumn,
@@ -22,8 +22,12 @@ import type { ObjectStore, StoreEntry } from "./store.ts";
 export interface HourData {
   /** Rows after deduplication. Rows come in no particular order. */
   readonly rows: number;
-  /** One array per requested column, each `rows` long. */
-  readonly columns: Partial<Record<LakeColumn, ColumnArray>>;
+  /**
+   * One array per requested column, each `rows` long: `timestamp` (epoch ms),
+   * `bytes` and `offset` as Float64Array, `partition` as Int32Array, strings
+   * as arrays.
+   */
+  readonly columns: Partial<EventColumns>;
   /** Keys of the files read. */
   readonly files: string[];
   /** True when the hour has no lake files at all. */
