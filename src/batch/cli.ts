@@ -8,7 +8,7 @@
 import { parseArgs } from "node:util";
 import { loadPlan } from "../config/mod.ts";
 import { migrate, openDb } from "../db/mod.ts";
-import { openStore } from "../lake/open_store.ts";
+import { openStore } from "../lake/mod.ts";
 import { UserError } from "../errors.ts";
 import { createLogger } from "../log.ts";
 import { hourLabel, hourRange, parseHour } from "./hours.ts";

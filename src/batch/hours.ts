@@ -36,7 +36,10 @@ export function hourRange(from: number, to: number): number[] {
   return out;
 }
 
-/** An hour start as the ISO text bound to `$n::timestamp` (sessions run in UTC). */
-export function sqlHour(hourMs: number): string {
-  return new Date(hourMs).toISOString();
+/**
+ * An hour start as bound to `$n::timestamp`: a `Date`, which both database
+ * backends write as its UTC wall clock (sessions run in UTC).
+ */
+export function sqlHour(hourMs: number): Date {
+  return new Date(hourMs);
 }

@@ -8,7 +8,7 @@
  */
 import type { Plan } from "../config/plan.ts";
 import type { Db } from "../db/db.ts";
-import type { ObjectStore } from "../lake/store.ts";
+import type { ObjectStore } from "../lake/mod.ts";
 import { HOUR_MS } from "../core/window.ts";
 import type { Logger } from "../log.ts";
 import { computeHour, type HourColumns, neededColumns } from "./compute.ts";

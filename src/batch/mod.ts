@@ -13,8 +13,8 @@
 import type { Plan } from "../config/plan.ts";
 import type { Db } from "../db/db.ts";
 import { HOUR_MS } from "../core/window.ts";
-import { readHour as lakeReadHour } from "../lake/reader.ts";
-import type { ObjectStore } from "../lake/store.ts";
+import { readHour as lakeReadHour } from "../lake/mod.ts";
+import type { ObjectStore } from "../lake/mod.ts";
 import { log as rootLog, type Logger } from "../log.ts";
 import { UserError } from "../errors.ts";
 import { upsertCatalog } from "./catalog.ts";
@@ -97,9 +97,9 @@ export function createBatchRunner(deps: BatchRunnerDeps): BatchRunner {
     throw err;
   }));
 
-  const runHour = (hour: number, trigger: Trigger): Promise<RunSummary> => {
+  const runHour = async (hour: number, trigger: Trigger): Promise<RunSummary> => {
     checkHour(hour);
-    return serial(async () => {
+    return await serial(async () => {
       await catalog();
       const runId = await runs.claimNew(db, hour, trigger, leaseMs);
       return await runJob(jobDeps, hour, runId, trigger);

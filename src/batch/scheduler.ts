@@ -11,8 +11,7 @@
 import type { Plan } from "../config/plan.ts";
 import type { Db } from "../db/db.ts";
 import { HOUR_MS, hourStart } from "../core/window.ts";
-import { hourPath } from "../lake/paths.ts";
-import type { ObjectStore } from "../lake/store.ts";
+import { listHour, type ObjectStore } from "../lake/mod.ts";
 import type { Logger } from "../log.ts";
 import { HourBusyError } from "./errors.ts";
 import { hourLabel, sqlHour } from "./hours.ts";
@@ -90,7 +89,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
         due.push(h);
         continue;
       }
-      if ((await store.list(hourPath(h))).some((e) => e.key.endsWith(".parquet"))) due.push(h);
+      if ((await listHour(store, h)).length > 0) due.push(h);
     }
     return due;
   }

@@ -1,0 +1,189 @@
+/**
+ * Test and benchmark support for the batch layer: a plan for a given lake and
+ * database, deterministic event columns for one hour, and a writer that puts
+ * them into the lake in the speed layer's format (the lake's own encoder and
+ * segment names, several files per Kafka partition, rows in offset order).
+ * Not used by the pipeline itself.
+ */
+import { planFromYaml } from "../config/mod.ts";
+import type { Plan, UnknownDevicePolicy } from "../config/plan.ts";
+import type { Queryable } from "../db/db.ts";
+import {
+  encodeColumns,
+  type EventColumns,
+  hourPath,
+  type ObjectStore,
+  segmentFileName,
+} from "../lake/mod.ts";
+
+export interface TestPlanOptions {
+  /** `file:///…` or `gs://bucket/prefix`. */
+  lakeUri: string;
+  gcsEndpoint?: string;
+  policy?: UnknownDevicePolicy;
+  graceMinutes?: number;
+  catchUpHours?: number;
+  /** Extra YAML lines appended under `batch.metrics` (already indented by 4). */
+  extraMetricsYaml?: string;
+}
+
+const DEFAULT_METRICS =
+  `    - { name: antenna_bytes_total, group_by: antenna_id, reconcile_with: antenna_bytes_total }
+    - { name: email_bytes_total, group_by: email, reconcile_with: user_bytes_total }
+    - { name: app_bytes_total, group_by: app, reconcile_with: app_bytes_total }
+`;
+
+/** A plan with the default metrics on the given lake. */
+export function testPlan(o: TestPlanOptions): Plan {
+  const yaml = `lake:
+  uri: ${o.lakeUri}
+${o.gcsEndpoint ? `  gcs_endpoint: ${o.gcsEndpoint}\n  gcs_project_id: test\n` : ""}batch:
+  grace: ${o.graceMinutes ?? 10}m
+  catch_up_hours: ${o.catchUpHours ?? 24}
+  unknown_device:
+    policy: ${o.policy ?? "unknown_id"}
+    id: unknown
+  metrics:
+${DEFAULT_METRICS}${o.extraMetricsYaml ?? ""}`;
+  return planFromYaml(yaml, { env: {} });
+}
+
+export interface GenOptions {
+  /** Hour start, epoch ms. */
+  hour: number;
+  events: number;
+  devices: readonly string[];
+  antennas: number;
+  apps: readonly string[];
+  seed?: number;
+  partitions?: number;
+}
+
+/** A small deterministic PRNG (LCG): same seed, same hour. */
+export function rng(seed: number): () => number {
+  let s = seed >>> 0 || 1;
+  return () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32;
+}
+
+/** Antenna ids `00000000-…-a0000000NNNN`. */
+export function antennaId(i: number): string {
+  return `00000000-0000-0000-0000-a${String(i).padStart(11, "0")}`;
+}
+
+/** Device ids `00000000-…-NNNNNNNNNNNN`. */
+export function deviceId(i: number): string {
+  return `00000000-0000-0000-0000-${String(i).padStart(12, "0")}`;
+}
+
+/** One hour of events as lake columns, spread evenly over the hour. */
+export function generateHour(o: GenOptions): EventColumns {
+  const n = o.events;
+  const r = rng(o.seed ?? 1);
+  const partitions = o.partitions ?? 3;
+  const antennas = Array.from({ length: o.antennas }, (_, i) => antennaId(i));
+  const next = new Float64Array(partitions);
+  const c: EventColumns = {
+    timestamp: new Float64Array(n),
+    id: new Array<string>(n),
+    antenna_id: new Array<string>(n),
+    app: new Array<string>(n),
+    bytes: new Float64Array(n),
+    partition: new Int32Array(n),
+    offset: new Float64Array(n),
+  };
+  for (let i = 0; i < n; i++) {
+    // Whole seconds, as on the wire.
+    c.timestamp[i] = o.hour + Math.floor((i * 3600) / n) * 1000;
+    c.id[i] = o.devices[Math.floor(r() * o.devices.length)];
+    c.antenna_id[i] = antennas[Math.floor(r() * antennas.length)];
+    c.app[i] = o.apps[Math.floor(r() * o.apps.length)];
+    c.bytes[i] = Math.floor(r() * 100_000);
+    const p = i % partitions;
+    c.partition[i] = p;
+    c.offset[i] = next[p]++;
+  }
+  return c;
+}
+
+function pick(c: EventColumns, idx: ArrayLike<number>, from: number, to: number): EventColumns {
+  const n = to - from;
+  const out: EventColumns = {
+    timestamp: new Float64Array(n),
+    id: new Array<string>(n),
+    antenna_id: new Array<string>(n),
+    app: new Array<string>(n),
+    bytes: new Float64Array(n),
+    partition: new Int32Array(n),
+    offset: new Float64Array(n),
+  };
+  for (let k = 0; k < n; k++) {
+    const i = idx[from + k];
+    out.timestamp[k] = c.timestamp[i];
+    out.id[k] = c.id[i];
+    out.antenna_id[k] = c.antenna_id[i];
+    out.app[k] = c.app[i];
+    out.bytes[k] = c.bytes[i];
+    out.partition[k] = c.partition[i];
+    out.offset[k] = c.offset[i];
+  }
+  return out;
+}
+
+/**
+ * Writes the hour's columns as the speed layer would: per Kafka partition,
+ * `filesPerPartition` roll segments named by their offset range. Returns the
+ * keys written.
+ */
+export async function writeLakeHour(
+  store: ObjectStore,
+  hour: number,
+  c: EventColumns,
+  filesPerPartition = 2,
+): Promise<string[]> {
+  const byPartition = new Map<number, number[]>();
+  for (let i = 0; i < c.partition.length; i++) {
+    let list = byPartition.get(c.partition[i]);
+    if (!list) byPartition.set(c.partition[i], list = []);
+    list.push(i);
+  }
+  const keys: string[] = [];
+  for (const [p, idx] of byPartition) {
+    idx.sort((a, b) => c.offset[a] - c.offset[b]);
+    const per = Math.ceil(idx.length / filesPerPartition);
+    for (let from = 0; from < idx.length; from += per) {
+      const to = Math.min(idx.length, from + per);
+      const part = pick(c, idx, from, to);
+      const key = hourPath(hour) +
+        segmentFileName(p, part.offset[0], part.offset[to - from - 1]);
+      await store.put(key, encodeColumns(part, to - from));
+      keys.push(key);
+    }
+  }
+  return keys;
+}
+
+export interface TestUser {
+  id: string;
+  name: string;
+  email: string;
+  quota: number;
+}
+
+/** Inserts user metadata rows (bulk). */
+export async function insertUsers(db: Queryable, users: readonly TestUser[]): Promise<void> {
+  for (let i = 0; i < users.length; i += 50_000) {
+    const chunk = users.slice(i, i + 50_000);
+    await db.query(
+      `INSERT INTO user_metadata (id, name, email, quota)
+       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])`,
+      [
+        chunk.map((u) => u.id),
+        chunk.map((u) => u.name),
+        chunk.map((u) => u.email),
+        chunk.map((
+          u,
+        ) => u.quota),
+      ],
+    );
+  }
+}
