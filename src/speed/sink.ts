@@ -1,0 +1,165 @@
+/**
+ * The speed layer's PostgreSQL side: one transaction per flush writes the
+ * window deltas of every flushed partition (merged into partial rows with the
+ * metric's combine rule), count_distinct members, dead letters and each
+ * partition's next offset and clock, so the rows and the offset they account
+ * for commit together or not at all. Bulk statements over arrays (`unnest`),
+ * one per kind of row, whatever the number of rows.
+ */
+import { Buffer } from "node:buffer";
+import type { Aggregation, SpeedPlan } from "../config/plan.ts";
+import { combineSql } from "../core/aggregate.ts";
+import type { WindowDelta } from "../core/partition_windows.ts";
+import type { Db, Queryable } from "../db/db.ts";
+import type { DeadLetter } from "../kafka/source.ts";
+
+/** What one partition contributes to a flush. */
+export interface PartitionFlush {
+  readonly partition: number;
+  readonly deltas: readonly WindowDelta[];
+  readonly letters: readonly DeadLetter[];
+  /** Every offset below it is accounted for once this flush commits. */
+  readonly nextOffset: number;
+  /** Every valid event below it is durable in the lake. */
+  readonly lakeOffset: number;
+  /** Event-time clock, epoch ms (-Infinity before the first event). */
+  readonly clockMs: number;
+  readonly watermarkMs: number;
+}
+
+/** What `speed_progress` says about a partition. */
+export interface Progress {
+  readonly nextOffset: number;
+  readonly lakeOffset: number;
+  readonly clockMs: number;
+}
+
+// Epoch ms → TIMESTAMP (UTC wall clock) without going through floats or strings.
+const TS = (expr: string) => `(TIMESTAMP 'epoch' + (${expr}) * INTERVAL '1 millisecond')`;
+
+const upsertSql = (combine: string) =>
+  `INSERT INTO speed_partials AS target (type, "timestamp", id, "partition", value, window_end)
+   SELECT u.t, ${TS("u.s")}, u.i, u.p, u.v, ${TS("u.s + $6::bigint")}
+   FROM unnest($1::text[], $2::bigint[], $3::text[], $4::int[], $5::bigint[]) AS u(t, s, i, p, v)
+   ON CONFLICT (type, id, "timestamp", "partition") DO UPDATE SET value = ${combine}`;
+
+const DISTINCT_SQL =
+  `INSERT INTO speed_distinct (type, "timestamp", id, "partition", member, window_end)
+   SELECT u.t, ${TS("u.s")}, u.i, u.p, u.m, ${TS("u.s + $6::bigint")}
+   FROM unnest($1::text[], $2::bigint[], $3::text[], $4::int[], $5::text[]) AS u(t, s, i, p, m)
+   ON CONFLICT DO NOTHING`;
+
+const LETTERS_SQL =
+  `INSERT INTO dead_letters (topic, "partition", "offset", reason, detail, payload)
+   SELECT $1, u.p, u.o, u.r, u.d, decode(u.b, 'base64')
+   FROM unnest($2::int[], $3::bigint[], $4::text[], $5::text[], $6::text[]) AS u(p, o, r, d, b)
+   ON CONFLICT DO NOTHING`;
+
+const PROGRESS_SQL = `INSERT INTO speed_progress AS target
+     (topic, "partition", next_offset, lake_offset, clock_ms, watermark, updated_at)
+   SELECT $1, u.p, u.n, u.l, u.c, ${TS("u.w")}, now()
+   FROM unnest($2::int[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[]) AS u(p, n, l, c, w)
+   ON CONFLICT (topic, "partition") DO UPDATE SET next_offset = EXCLUDED.next_offset,
+     lake_offset = EXCLUDED.lake_offset,
+     clock_ms = EXCLUDED.clock_ms, watermark = EXCLUDED.watermark, updated_at = now()
+   WHERE target.next_offset <= EXCLUDED.next_offset`;
+
+type Numeric = Exclude<Aggregation, "count_distinct">;
+
+/** Declares the plan's speed metrics, so the `bytes` view knows how to combine them. */
+export async function upsertMetrics(db: Db, speed: SpeedPlan): Promise<void> {
+  if (speed.metrics.length === 0) return;
+  await db.query(
+    `INSERT INTO speed_metrics (type, aggregation, window_ms)
+     SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])
+     ON CONFLICT (type) DO UPDATE SET aggregation = EXCLUDED.aggregation,
+       window_ms = EXCLUDED.window_ms`,
+    [
+      speed.metrics.map((m) => m.name),
+      speed.metrics.map((m) => m.aggregation),
+      speed.metrics.map(() => speed.windowMs),
+    ],
+  );
+}
+
+/** The stored progress of `partitions` of `topic` (absent when never flushed). */
+export async function readProgress(
+  db: Queryable,
+  topic: string,
+  partitions: readonly number[],
+): Promise<Map<number, Progress>> {
+  const rows = await db.query<
+    { partition: number; next_offset: number; lake_offset: number; clock_ms: number | null }
+  >(
+    `SELECT "partition", next_offset, lake_offset, clock_ms FROM speed_progress
+     WHERE topic = $1 AND "partition" = ANY($2::int[])`,
+    [topic, [...partitions]],
+  );
+  return new Map(rows.map((r) => [Number(r.partition), {
+    nextOffset: Number(r.next_offset),
+    lakeOffset: Number(r.lake_offset),
+    clockMs: r.clock_ms === null ? -Infinity : Number(r.clock_ms),
+  }]));
+}
+
+/** The aggregation of each metric, by name. */
+export type Aggregations = ReadonlyMap<string, Aggregation>;
+
+/** Writes one flush in one transaction. */
+export async function writeFlush(
+  db: Db,
+  topic: string,
+  windowMs: number,
+  aggregations: Aggregations,
+  parts: readonly PartitionFlush[],
+): Promise<void> {
+  const numeric = new Map<Numeric, [string[], number[], string[], number[], number[]]>();
+  const distinct: [string[], number[], string[], number[], string[]] = [[], [], [], [], []];
+  const letters: [number[], number[], string[], string[], (string | null)[]] = [[], [], [], [], []];
+  for (const part of parts) {
+    for (const d of part.deltas) {
+      const agg = aggregations.get(d.metric)!;
+      if (agg === "count_distinct") {
+        for (const m of d.members ?? []) {
+          distinct[0].push(d.metric);
+          distinct[1].push(d.windowStart);
+          distinct[2].push(d.key);
+          distinct[3].push(part.partition);
+          distinct[4].push(m);
+        }
+        continue;
+      }
+      // sum and count share one combine rule, so one statement.
+      const kind: Numeric = agg === "count" ? "sum" : agg;
+      let cols = numeric.get(kind);
+      if (!cols) numeric.set(kind, cols = [[], [], [], [], []]);
+      cols[0].push(d.metric);
+      cols[1].push(d.windowStart);
+      cols[2].push(d.key);
+      cols[3].push(part.partition);
+      cols[4].push(d.value!);
+    }
+    for (const l of part.letters) {
+      letters[0].push(l.partition);
+      letters[1].push(l.offset);
+      letters[2].push(l.reason);
+      letters[3].push(l.detail);
+      letters[4].push(l.value === null ? null : Buffer.from(l.value).toString("base64"));
+    }
+  }
+  await db.transaction(async (tx) => {
+    for (const [kind, cols] of numeric) {
+      await tx.query(upsertSql(combineSql(kind)), [...cols, windowMs]);
+    }
+    if (distinct[0].length) await tx.query(DISTINCT_SQL, [...distinct, windowMs]);
+    if (letters[0].length) await tx.query(LETTERS_SQL, [topic, ...letters]);
+    await tx.query(PROGRESS_SQL, [
+      topic,
+      parts.map((p) => p.partition),
+      parts.map((p) => p.nextOffset),
+      parts.map((p) => p.lakeOffset),
+      parts.map((p) => Number.isFinite(p.clockMs) ? p.clockMs : null),
+      parts.map((p) => Number.isFinite(p.watermarkMs) ? p.watermarkMs : null),
+    ]);
+  });
+}

@@ -1,0 +1,186 @@
+/**
+ * Shared set-up of the speed layer tests: a realistic plan (from YAML) on a
+ * fresh topic, database and lake folder; producing generated items; reading
+ * the `bytes` view; waiting for the layer to commit everything. The expected
+ * totals are computed in each test, plainly, not here.
+ */
+import { Kafka, logLevel } from "kafkajs";
+import { planFromYaml } from "../src/config/load.ts";
+import type { Plan } from "../src/config/plan.ts";
+import type { Db } from "../src/db/db.ts";
+import { createProducer } from "../src/kafka/producer.ts";
+import type { GeneratedItem } from "../src/simulator/generator.ts";
+import type { SpeedLayer } from "../src/speed/mod.ts";
+import { kafkaBrokers } from "./_services.ts";
+
+export interface PlanOptions {
+  topic: string;
+  group: string;
+  dbUrl: string;
+  lakeUri: string;
+  windowMs?: number;
+  latenessMs?: number;
+  idleMs?: number;
+  flushMs?: number;
+  maxRows?: number;
+  maxAgeMs?: number;
+  gcsEndpoint?: string;
+  compaction?: boolean;
+}
+
+/** Every aggregation, a filter and a two-field key, beside the three default metrics. */
+export const METRICS_YAML = `
+  metrics:
+    - { name: antenna_bytes_total, group_by: antenna_id, aggregation: sum, field: bytes }
+    - { name: user_bytes_total, group_by: id, aggregation: sum, field: bytes }
+    - { name: app_bytes_total, group_by: app, aggregation: sum, field: bytes }
+    - { name: antenna_devices, group_by: antenna_id, aggregation: count_distinct, field: id }
+    - { name: app_antenna_max, group_by: [app, antenna_id], aggregation: max, field: bytes }
+    - { name: app_min, group_by: app, aggregation: min, field: bytes }
+    - name: messaging_events
+      group_by: app
+      aggregation: count
+      filter: { in: { app: [SKYPE, WHATSAPP, TELEGRAM] } }
+`;
+
+export function speedPlan(o: PlanOptions): Plan {
+  const ms = (v: number) => `${v}ms`;
+  return planFromYaml(
+    `
+source:
+  kind: kafka
+  kafka:
+    brokers: ${kafkaBrokers().join(",")}
+    topic: ${o.topic}
+    group: ${o.group}
+    client_id: speed-test
+    dead_letter_topic: ${o.topic}.dlq
+    from_beginning: true
+speed:
+  window: ${ms(o.windowMs ?? 60_000)}
+  allowed_lateness: ${ms(o.latenessMs ?? 5_000)}
+  idle_timeout: ${ms(o.idleMs ?? 1_000)}
+  flush_interval: ${ms(o.flushMs ?? 200)}
+${METRICS_YAML}
+lake:
+  uri: ${o.lakeUri}
+  ${o.gcsEndpoint ? `gcs_endpoint: ${o.gcsEndpoint}\n  gcs_project_id: test` : ""}
+  roll: { max_rows: ${o.maxRows ?? 400}, max_bytes: 64MiB, max_age: ${ms(o.maxAgeMs ?? 1_000)} }
+  compaction: { enabled: ${o.compaction ?? false}, after: 1m }
+database:
+  url: ${o.dbUrl}
+`,
+    { env: {} },
+  );
+}
+
+/** Produces the items (keyed by device id, partitioned like the simulator). */
+export async function produce(
+  topic: string,
+  items: readonly { key: string | null; value: Uint8Array | string | null; partition?: number }[],
+): Promise<void> {
+  const p = await createProducer({ brokers: kafkaBrokers(), clientId: "speed-test-producer" });
+  try {
+    await p.send(topic, items);
+  } finally {
+    await p.close();
+  }
+}
+
+/** Next offset per partition (the end of the log). */
+export async function endOffsets(topic: string): Promise<Map<number, number>> {
+  const kafka = new Kafka({ brokers: kafkaBrokers(), logLevel: logLevel.NOTHING });
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const offs = await admin.fetchTopicOffsets(topic);
+    return new Map(offs.map((o) => [o.partition, Number(o.high)]));
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+export async function waitFor(
+  what: string,
+  cond: () => boolean | Promise<boolean>,
+  timeoutMs = 30_000,
+): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Waits until the layer has stored and committed every offset of the topic. */
+export async function waitCommitted(layer: SpeedLayer, topic: string, timeoutMs = 60_000) {
+  const ends = await endOffsets(topic);
+  await waitFor("all offsets committed", () => {
+    const parts = layer.status().partitions;
+    let ok = 0;
+    for (const [p, end] of ends) {
+      const st = parts.find((x) => x.partition === p);
+      if (end === 0 || (st && st.committedOffset >= end && st.storedOffset >= end)) ok++;
+    }
+    return ok === ends.size;
+  }, timeoutMs);
+}
+
+/** The `bytes` view as `type|timestamp ms|id` → value. */
+export async function readBytes(db: Db): Promise<Map<string, number>> {
+  const rows = await db.query<{ timestamp: Date; id: string; value: number; type: string }>(
+    `SELECT "timestamp", id, value, type FROM bytes`,
+  );
+  return new Map(rows.map((r) => [`${r.type}|${r.timestamp.getTime()}|${r.id}`, Number(r.value)]));
+}
+
+/** Items that carry a valid event (malformed ones dropped). */
+export function validEvents(items: readonly GeneratedItem[]) {
+  return items.filter((i) => i.event).map((i) => i.event!);
+}
+
+/** Sorted entries, for readable assertion diffs. */
+export function sorted(m: Map<string, number>): [string, number][] {
+  return [...m].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+}
+
+/**
+ * Expected `bytes` rows of METRICS_YAML for events none of which is dropped,
+ * computed directly from the events: `type|window start ms|id` → value.
+ */
+export function referenceTotals(
+  events: readonly {
+    bytes: number;
+    timestamp: number;
+    app: string;
+    id: string;
+    antenna_id: string;
+  }[],
+  windowMs: number,
+): Map<string, number> {
+  const out = new Map<string, number>();
+  const members = new Map<string, Set<string>>();
+  const put = (key: string, v: number, how: "sum" | "min" | "max") => {
+    const prev = out.get(key);
+    if (prev === undefined) out.set(key, v);
+    else if (how === "sum") out.set(key, prev + v);
+    else if (how === "min") out.set(key, Math.min(prev, v));
+    else out.set(key, Math.max(prev, v));
+  };
+  for (const e of events) {
+    const w = Math.floor((e.timestamp * 1000) / windowMs) * windowMs;
+    put(`antenna_bytes_total|${w}|${e.antenna_id}`, e.bytes, "sum");
+    put(`user_bytes_total|${w}|${e.id}`, e.bytes, "sum");
+    put(`app_bytes_total|${w}|${e.app}`, e.bytes, "sum");
+    put(`app_antenna_max|${w}|${e.app}|${e.antenna_id}`, e.bytes, "max");
+    put(`app_min|${w}|${e.app}`, e.bytes, "min");
+    if (["SKYPE", "WHATSAPP", "TELEGRAM"].includes(e.app)) {
+      put(`messaging_events|${w}|${e.app}`, 1, "sum");
+    }
+    const k = `antenna_devices|${w}|${e.antenna_id}`;
+    if (!members.has(k)) members.set(k, new Set());
+    members.get(k)!.add(e.id);
+  }
+  for (const [k, s] of members) out.set(k, s.size);
+  return out;
+}
