@@ -107,17 +107,42 @@ export async function pidRunning(pid: number): Promise<boolean> {
 /**
  * The pid in `pidFile` if that process is alive and its command line contains
  * `marker` (so a recycled pid of an unrelated process is not mistaken for ours).
+ * If the pid file is missing or stale but a live process carries the marker
+ * (the file was deleted under a running daemon, e.g. by `rm -rf .state/gcs`),
+ * that process is adopted and the pid file rewritten (unless `adopt: false`), so it can still be
+ * reported and stopped rather than squatting on its port.
  */
-export async function livePid(pidFile: string, marker: string): Promise<number | undefined> {
-  let pid: number;
+export async function livePid(
+  pidFile: string,
+  marker: string,
+  options: { adopt?: boolean } = {},
+): Promise<number | undefined> {
+  let pid = NaN;
   try {
     pid = Number((await Deno.readTextFile(pidFile)).trim().split("\n")[0]);
   } catch {
-    return undefined;
+    // no pid file: look for the process below
   }
-  if (!Number.isInteger(pid) || pid <= 0) return undefined;
-  const line = await cmdline(pid);
-  return line?.includes(marker) ? pid : undefined;
+  if (Number.isInteger(pid) && pid > 0 && (await cmdline(pid))?.includes(marker)) return pid;
+  if (options.adopt === false) return undefined;
+  const found = await findProcess(marker);
+  if (found !== undefined) {
+    await Deno.mkdir(pidFile.slice(0, pidFile.lastIndexOf("/")), { recursive: true });
+    await Deno.writeTextFile(pidFile, `${found}\n`);
+  }
+  return found;
+}
+
+/** The pid of a live process whose command line contains `marker`, if any. */
+async function findProcess(marker: string): Promise<number | undefined> {
+  for await (const e of Deno.readDir("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    const pid = Number(e.name);
+    const line = await cmdline(pid);
+    // Skip shells and tools that merely mention the path in their arguments.
+    if (line?.includes(marker) && !/^(bash|sh|setsid|runuser|timeout) /.test(line)) return pid;
+  }
+  return undefined;
 }
 
 /** SIGTERM, wait up to `graceMs` for the process to exit, then SIGKILL. */

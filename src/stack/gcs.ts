@@ -31,6 +31,8 @@ const VERSION_FILE = `${BIN_DIR}/fake-gcs-server.version`;
 const DIR = `${STATE_DIR}/gcs`;
 const PID_FILE = `${DIR}/gcs.pid`;
 const LOG_FILE = `${DIR}/gcs.log`;
+/** Identifies our emulator's process (not, say, an editor holding the binary's path). */
+const MARKER = `${BINARY} -scheme`;
 
 const log_ = log.child({ component: "stack", service: "gcs" });
 
@@ -71,7 +73,7 @@ export const gcsService: Service = {
   address: GCS_ENDPOINT,
 
   async up() {
-    const alive = async () => (await livePid(PID_FILE, BINARY)) !== undefined;
+    const alive = async () => (await livePid(PID_FILE, MARKER)) !== undefined;
     if (!(await alive())) {
       if (await portOpen(GCS_PORT)) {
         throw new UserError(
@@ -108,7 +110,7 @@ export const gcsService: Service = {
   },
 
   async down() {
-    const pid = await livePid(PID_FILE, BINARY);
+    const pid = await livePid(PID_FILE, MARKER);
     if (!pid) return;
     log_.info("stopping fake-gcs-server", { pid });
     await stopPid(pid, 10_000);
@@ -117,7 +119,7 @@ export const gcsService: Service = {
 
   async status(): Promise<ServiceStatus> {
     const base = { name: "gcs" as const, address: GCS_ENDPOINT };
-    const pid = await livePid(PID_FILE, BINARY);
+    const pid = await livePid(PID_FILE, MARKER);
     if (pid) {
       const ready = await gcsReady();
       return { ...base, running: ready, pid, detail: ready ? undefined : "starting or unhealthy" };

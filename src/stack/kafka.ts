@@ -37,6 +37,8 @@ const PID_FILE = `${DIR}/kafka.pid`;
 const STDOUT_LOG = `${LOGS}/stdout.log`;
 /** Records which pom the jars in lib/ came from, so editing the pom reinstalls. */
 const INSTALLED = `${LIB}/.installed-from`;
+/** Identifies our broker's process among all java processes. */
+const MARKER = `kafka.Kafka ${PROPS}`;
 
 const log_ = log.child({ component: "stack", service: "kafka" });
 
@@ -170,11 +172,11 @@ export const kafkaService: Service = {
   address: `127.0.0.1:${KAFKA_PORT}`,
 
   async up() {
-    const pid = await livePid(PID_FILE, PROPS);
+    const pid = await livePid(PID_FILE, MARKER);
     if (pid) {
       await waitFor("Kafka", () => kafkaReady(), {
         timeoutMs: 60_000,
-        alive: async () => (await livePid(PID_FILE, PROPS)) !== undefined,
+        alive: async () => (await livePid(PID_FILE, MARKER)) !== undefined,
         logFile: `${LOGS}/server.log`,
       });
       return;
@@ -203,7 +205,7 @@ export const kafkaService: Service = {
   },
 
   async down() {
-    const pid = await livePid(PID_FILE, PROPS);
+    const pid = await livePid(PID_FILE, MARKER);
     if (!pid) return;
     log_.info("stopping Kafka", { pid });
     // A controlled shutdown takes a few seconds; past 30 s something is stuck.
@@ -212,7 +214,7 @@ export const kafkaService: Service = {
   },
 
   async status(): Promise<ServiceStatus> {
-    const pid = await livePid(PID_FILE, PROPS);
+    const pid = await livePid(PID_FILE, MARKER);
     const base = { name: "kafka" as const, address: this.address };
     if (pid) {
       const ready = await kafkaReady();

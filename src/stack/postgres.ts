@@ -158,7 +158,7 @@ export const postgresService: Service = {
   async up() {
     const l = await layout();
     const pidFile = `${l.data}/postmaster.pid`;
-    if (await livePid(pidFile, l.data)) {
+    if (await livePid(pidFile, `-D ${l.data}`, { adopt: false })) {
       await waitFor("PostgreSQL", pgReady, { timeoutMs: 30_000, logFile: l.logFile });
       return;
     }
@@ -179,7 +179,7 @@ export const postgresService: Service = {
 
   async down() {
     const l = await layout();
-    if (!(await livePid(`${l.data}/postmaster.pid`, l.data))) return;
+    if (!(await livePid(`${l.data}/postmaster.pid`, `-D ${l.data}`, { adopt: false }))) return;
     const bin = await findBinDir();
     if (!bin) return;
     log_.info("stopping PostgreSQL");
@@ -189,7 +189,7 @@ export const postgresService: Service = {
   async status(): Promise<ServiceStatus> {
     const l = await layout();
     const base = { name: "postgres" as const, address: PG_URL };
-    const pid = await livePid(`${l.data}/postmaster.pid`, l.data);
+    const pid = await livePid(`${l.data}/postmaster.pid`, `-D ${l.data}`, { adopt: false });
     if (pid) {
       const ready = await pgReady();
       return { ...base, running: ready, pid, detail: ready ? undefined : "starting or unhealthy" };
