@@ -103,3 +103,36 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "serveEmbedded() answers several pooled clients' concurrent queries correctly",
+  ...opts,
+  async fn() {
+    const db = await openDb({});
+    const server = await serveEmbedded(db, { host: "127.0.0.1", port: 0 });
+    // Two pools of extended-protocol clients, like Superset's several connections.
+    const a = postgres(server.url, { max: 3, onnotice: () => {} });
+    const b = postgres(server.url, { max: 3, onnotice: () => {} });
+    try {
+      const jobs: Promise<void>[] = [];
+      for (let i = 0; i < 40; i++) {
+        const client = i % 2 ? a : b;
+        jobs.push((async () => {
+          const [r] = await client`SELECT ${i}::int AS i, repeat('x', ${i})::text AS s`;
+          assert.deepEqual({ i: r.i, s: r.s }, { i, s: "x".repeat(i) });
+        })());
+        jobs.push(
+          db.query<{ n: number }>("SELECT $1::int AS n", [i]).then(([r]) => {
+            assert.equal(r.n, i);
+          }),
+        );
+      }
+      await Promise.all(jobs);
+    } finally {
+      await a.end();
+      await b.end();
+      await server.close();
+      await db.close();
+    }
+  },
+});

@@ -5,7 +5,9 @@
  * PGlite session; here we hand it a view of PGlite whose `runExclusive` also
  * owns the session gate from a client's first message until PostgreSQL is
  * ready for a new query outside a transaction (ReadyForQuery 'I'), so
- * in-process statements run only between client protocol cycles.
+ * in-process statements run only between client protocol cycles, and reports
+ * that span as "in transaction" so the server does not interleave another
+ * client's messages into it.
  */
 import { PGLiteSocketServer } from "@electric-sql/pglite-socket";
 import type { PGlite } from "@electric-sql/pglite";
@@ -48,6 +50,7 @@ function gatedView(db: Db): { view: PGlite; reset(): void } {
   let release: (() => void) | undefined;
   let stall: ReturnType<typeof setTimeout> | undefined;
   let tail: number[] = [];
+  let terminated = false;
 
   const letGo = () => {
     if (stall !== undefined) clearTimeout(stall);
@@ -57,11 +60,12 @@ function gatedView(db: Db): { view: PGlite; reset(): void } {
   };
   const afterMessage = () => {
     const status = readyStatus(tail);
-    if (status === "I") return letGo();
+    if (status === "I" || terminated) return letGo();
     if (status === undefined) {
       // Mid extended-protocol cycle: keep the session unless the client stalls.
       if (stall !== undefined) clearTimeout(stall);
       stall = setTimeout(() => {
+        log.debug("stalled wire-protocol cycle: releasing the session", { component: "db" });
         if (!pg.isInTransaction()) letGo();
       }, STALLED_CYCLE_MS);
     }
@@ -76,6 +80,7 @@ function gatedView(db: Db): { view: PGlite; reset(): void } {
           if (stall !== undefined) clearTimeout(stall);
           stall = undefined;
           tail = [];
+          terminated = false;
           try {
             return await target.runExclusive(fn);
           } finally {
@@ -84,14 +89,22 @@ function gatedView(db: Db): { view: PGlite; reset(): void } {
         };
       }
       if (prop === "execProtocolRawStream") {
-        return (message: Uint8Array, opts: { onRawData: (d: Uint8Array) => void }) =>
-          target.execProtocolRawStream(message, {
+        return (message: Uint8Array, opts: { onRawData: (d: Uint8Array) => void }) => {
+          terminated = message[0] === 0x58; // 'X': the client says goodbye, no reply
+          return target.execProtocolRawStream(message, {
             ...opts,
             onRawData: (data: Uint8Array) => {
               tail = [...tail, ...data.subarray(Math.max(0, data.length - 6))].slice(-6);
               opts.onRawData(data);
             },
           });
+        };
+      }
+      if (prop === "isInTransaction") {
+        // The socket server keeps feeding the same client while this is true;
+        // saying so mid-cycle too stops two clients' extended-protocol
+        // messages (Parse/Bind/Execute/Sync) from interleaving.
+        return () => release !== undefined || target.isInTransaction();
       }
       if (prop === "exec") {
         // Used by the socket server to roll back a disconnected client's transaction.
