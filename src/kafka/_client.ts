@@ -22,10 +22,11 @@ function logCreator(_level: logLevel) {
     const fields = { ns: namespace, ...extra };
     // kafkajs puts stack traces in `stack`; they are noise in one-line logs.
     delete (fields as Record<string, unknown>).stack;
-    // kafkajs logs every error response at ERROR before retrying it; a retried
-    // response is a warning for us. The producer's "limiting retries" warning
+    // kafkajs logs every failed connection and error response at ERROR before
+    // retrying it; a retried failure is a warning for us (the caller gets the
+    // final error). The producer's "limiting retries" warning
     // is a choice we made (fail rather than hang when Kafka is gone).
-    const retried = namespace === "Connection" && message.startsWith("Response ");
+    const retried = namespace === "Connection" || namespace === "BrokerPool";
     const accepted = message.startsWith("Limiting retries for the idempotent producer");
     if (level === logLevel.ERROR && !retried) kafkaLog.error(message, fields);
     else if ((level === logLevel.WARN && !accepted) || level === logLevel.ERROR) {
@@ -48,7 +49,7 @@ export function createClient(opts: ClientOptions): Kafka {
     logCreator,
     // Fail fast on a wrong address instead of kafkajs' default ~30 s of retries.
     connectionTimeout: 3_000,
-    retry: { initialRetryTime: 200, retries: 8 },
+    retry: { initialRetryTime: 200, retries: 5 },
   });
 }
 
