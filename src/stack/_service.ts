@@ -23,4 +23,6 @@ export interface Service {
   /** Stops it cleanly if running; keeps its data. */
   down(): Promise<void>;
   status(): Promise<ServiceStatus>;
+  /** Deletes its state (data, logs, downloaded jars); it must be stopped. */
+  wipe(): Promise<void>;
 }

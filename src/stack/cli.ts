@@ -1,13 +1,13 @@
 /**
- * `deno task stack up|down|status [kafka|postgres|gcs ...]`: the command-line
+ * `deno task stack up|down|status|reset [kafka|postgres|gcs ...]`: the command-line
  * face of `mod.ts`. User mistakes and missing prerequisites print one line;
  * exit code 0 on success, 1 on failure (for `status`: 1 if any service is down).
  */
 import { UserError } from "../errors.ts";
 import { muteKafkajsTimerWarning } from "./_process.ts";
-import { parseServices, stackDown, stackStatus, stackUp } from "./mod.ts";
+import { parseServices, stackDown, stackReset, stackStatus, stackUp } from "./mod.ts";
 
-const USAGE = "usage: deno task stack up|down|status [kafka|postgres|gcs ...]";
+const USAGE = "usage: deno task stack up|down|status|reset [kafka|postgres|gcs ...]";
 
 function printStatus(rows: Awaited<ReturnType<typeof stackStatus>>): boolean {
   const width = Math.max(...rows.map((r) => r.address.length));
@@ -38,6 +38,16 @@ export async function main(args: string[]): Promise<number> {
       case "down":
         await stackDown(parseServices(rest));
         printStatus(await stackStatus(parseServices(rest)));
+        return 0;
+      case "reset":
+        // Destroys data others may rely on: refuse to do it by accident.
+        if (!rest.includes("--yes")) {
+          throw new UserError(
+            "reset deletes the services' data: run `deno task stack reset --yes [services]`",
+          );
+        }
+        await stackReset(parseServices(rest.filter((a) => a !== "--yes")));
+        printStatus(await stackStatus(parseServices(rest.filter((a) => a !== "--yes"))));
         return 0;
       case "status":
         return printStatus(await stackStatus(parseServices(rest))) ? 0 : 1;

@@ -117,6 +117,11 @@ export const gcsService: Service = {
     await Deno.remove(PID_FILE).catch(() => {});
   },
 
+  async wipe() {
+    // The binary in .state/bin stays: rebuilding it takes minutes and holds no state.
+    await Deno.remove(DIR, { recursive: true }).catch(() => {});
+  },
+
   async status(): Promise<ServiceStatus> {
     const base = { name: "gcs" as const, address: GCS_ENDPOINT };
     const pid = await livePid(PID_FILE, MARKER);

@@ -213,6 +213,10 @@ export const kafkaService: Service = {
     await Deno.remove(PID_FILE).catch(() => {});
   },
 
+  async wipe() {
+    await Deno.remove(DIR, { recursive: true }).catch(() => {});
+  },
+
   async status(): Promise<ServiceStatus> {
     const pid = await livePid(PID_FILE, MARKER);
     const base = { name: "kafka" as const, address: this.address };

@@ -99,6 +99,20 @@ export async function stackDown(services: readonly ServiceName[] = SERVICE_NAMES
   await withLock(() => each(services, (s) => s.down()));
 }
 
+/**
+ * Stops the services and deletes their state (data, logs, Kafka jars), in one
+ * locked step so a concurrent `stackUp` cannot restart them halfway. The next
+ * `stackUp` installs and starts them from scratch.
+ */
+export async function stackReset(services: readonly ServiceName[] = SERVICE_NAMES): Promise<void> {
+  await withLock(() =>
+    each(services, async (s) => {
+      await s.down();
+      await s.wipe();
+    })
+  );
+}
+
 /** Each service's address and whether it is up (and usable). */
 export function stackStatus(
   services: readonly ServiceName[] = SERVICE_NAMES,

@@ -186,6 +186,12 @@ export const postgresService: Service = {
     await asOwner(`${bin}/pg_ctl`, ["-D", l.data, "-m", "fast", "-w", "-t", "60", "stop"]);
   },
 
+  async wipe() {
+    const l = await layout();
+    await Deno.remove(l.root, { recursive: true }).catch(() => {});
+    cachedLayout = undefined;
+  },
+
   async status(): Promise<ServiceStatus> {
     const l = await layout();
     const base = { name: "postgres" as const, address: PG_URL };
