@@ -10,7 +10,11 @@ import type { Plan } from "../src/config/plan.ts";
 import type { Db } from "../src/db/db.ts";
 import { createProducer } from "../src/kafka/producer.ts";
 import type { GeneratedItem } from "../src/simulator/generator.ts";
-import type { SpeedLayer } from "../src/speed/mod.ts";
+import { type SpeedLayer, startSpeedLayer } from "../src/speed/mod.ts";
+import { createKafkaSource, type DeadLetterSink } from "../src/kafka/mod.ts";
+import { type ObjectStore, openStore } from "../src/lake/mod.ts";
+import type { Registry } from "../src/metrics.ts";
+import { parquetReadObjects } from "hyparquet";
 import { kafkaBrokers } from "./_services.ts";
 
 export interface PlanOptions {
@@ -182,5 +186,58 @@ export function referenceTotals(
     members.get(k)!.add(e.id);
   }
   for (const [k, s] of members) out.set(k, s.size);
+  return out;
+}
+
+/** Starts a layer on `plan` with a Kafka source (and the plan's DLQ topic when `dlq`). */
+export async function startOnKafka(
+  plan: Plan,
+  db: Db,
+  registry: Registry,
+  opts: { dlq?: DeadLetterSink; clock?: () => number } = {},
+): Promise<{ layer: SpeedLayer; store: ObjectStore }> {
+  const k = plan.source.kafka;
+  const source = createKafkaSource({
+    brokers: k.brokers,
+    clientId: k.clientId,
+    topic: k.topic,
+    group: k.group,
+    fromBeginning: true,
+  });
+  const store = openStore(plan.lake);
+  const layer = await startSpeedLayer({
+    plan,
+    db,
+    store,
+    source,
+    registry,
+    deadLetters: opts.dlq,
+    clock: opts.clock,
+  });
+  return { layer, store };
+}
+
+/** One lake row, read back with hyparquet. */
+export interface LakeRow {
+  key: string;
+  timestamp: Date;
+  id: string;
+  antenna_id: string;
+  app: string;
+  bytes: bigint;
+  partition: number;
+  offset: bigint;
+}
+
+/** Every row of every Parquet file in the store (staging files excluded). */
+export async function readLake(store: ObjectStore): Promise<LakeRow[]> {
+  const out: LakeRow[] = [];
+  for (const e of await store.list("")) {
+    if (!e.key.endsWith(".parquet") || e.key.startsWith("_")) continue;
+    const bytes = await store.get(e.key);
+    const file = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
+    const rows = await parquetReadObjects({ file: file as ArrayBuffer });
+    for (const r of rows) out.push({ key: e.key, ...r } as LakeRow);
+  }
   return out;
 }
