@@ -112,9 +112,12 @@ export async function claimNew(
 export async function enqueue(db: Queryable, hours: number[], trigger: Trigger): Promise<string[]> {
   const rows = await db.query<{ run_id: number; hour: Date }>(
     `INSERT INTO batch_runs (hour, trigger, status)
-     SELECT h, $2, 'queued' FROM unnest($1::timestamp[]) WITH ORDINALITY AS u(h, n) ORDER BY n
+     SELECT h::timestamp, $2, 'queued' FROM unnest($1::text[]) WITH ORDINALITY AS u(h, n)
+     ORDER BY n
      RETURNING run_id, hour`,
-    [hours.map(sqlHour), trigger],
+    // ISO text: postgres.js has no serializer for arrays of Date; the cast to
+    // TIMESTAMP keeps the UTC wall clock.
+    [hours.map((h) => new Date(h).toISOString()), trigger],
   );
   const ids = rows.map((r) => String(r.run_id));
   return ids.sort((a, b) => Number(a) - Number(b));
