@@ -59,10 +59,11 @@ function txQueryable(tx: {
   };
 }
 
+/** Whether `pid` is a live Deno process (a reused pid of another program is not an owner). */
 async function alive(pid: number): Promise<boolean> {
   try {
-    await Deno.stat(`/proc/${pid}`);
-    return true;
+    const cmd = await Deno.readTextFile(`/proc/${pid}/cmdline`);
+    return cmd.includes("deno");
   } catch {
     return false;
   }
