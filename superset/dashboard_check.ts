@@ -1,0 +1,126 @@
+/**
+ * Opens a Superset dashboard in headless Chromium (Debian's, driven by
+ * playwright-core), logs in through the login form like a person, waits until
+ * every chart has finished loading, and reports per chart whether it drew data
+ * (an svg or canvas, or table rows) and which error messages the page shows.
+ * Optionally saves a full-page screenshot. The caller decides what to assert.
+ */
+import { chromium } from "playwright-core";
+import { CHROMIUM, CHROMIUM_ARGS } from "./browser.ts";
+
+export interface ChartState {
+  readonly title: string;
+  /** What the chart drew: an echarts canvas/svg, a table with rows, or nothing. */
+  readonly rendered: "canvas" | "svg" | "table" | "none";
+  readonly tableRows: number;
+  readonly loading: boolean;
+  /** Error or empty-result messages shown inside the chart. */
+  readonly errors: string[];
+}
+
+export interface DashboardReport {
+  readonly charts: ChartState[];
+  /** Error messages anywhere on the page (alerts, toasts). */
+  readonly pageErrors: string[];
+  readonly screenshot?: string;
+}
+
+export interface CheckOptions {
+  /** Full dashboard URL, e.g. http://127.0.0.1:18088/superset/dashboard/antenna-telemetry/. */
+  url: string;
+  username: string;
+  password: string;
+  /** How many charts to wait for. */
+  expectedCharts: number;
+  /** Where to save a full-page PNG; none when unset. */
+  screenshotPath?: string;
+  /** Overall time budget in ms. Default 180000. */
+  timeoutMs?: number;
+}
+
+// Runs in the page: one entry per chart holder of the dashboard grid.
+function inspect(): { charts: ChartState[]; pageErrors: string[] } {
+  const errorText = /unexpected error|no results|error|failed|not found|does not exist|no data/i;
+  const holders = [...document.querySelectorAll(".dashboard-component-chart-holder")];
+  const charts = holders.map((h) => {
+    const title = (h.querySelector("[data-test='editable-title'], .header-title, .editable-title")
+      ?.textContent ?? "").trim();
+    const canvas = h.querySelector(".chart-container canvas, .slice_container canvas");
+    const svg = h.querySelector(".chart-container svg path, .slice_container svg path");
+    const rows = h.querySelectorAll("table tbody tr").length;
+    const loading = h.querySelector(
+      ".loading, [data-test='loading-indicator'], .ant-spin-spinning",
+    );
+    const errors = [
+      ...h.querySelectorAll(
+        "[role='alert'], .alert, .ant-alert, [data-test='error-tooltip'], .error-message, .ant-empty-description",
+      ),
+    ].map((e) => (e.textContent ?? "").trim()).filter((t) => t !== "");
+    // An empty chart shows "No results" as plain text, not as an alert.
+    const text = (h.textContent ?? "").trim();
+    if (/^no results\b|no results were returned/i.test(text)) errors.push("No results");
+    const rendered: ChartState["rendered"] = rows > 0
+      ? "table"
+      : canvas
+      ? "canvas"
+      : svg
+      ? "svg"
+      : "none";
+    return { title, rendered, tableRows: rows, loading: loading !== null, errors };
+  });
+  const pageErrors = [
+    ...document.querySelectorAll(
+      ".ant-message-error, .ant-notification-notice-error, [data-test='toast-container'] .toast--danger",
+    ),
+  ].map((e) => (e.textContent ?? "").trim()).filter((t) => errorText.test(t));
+  return { charts, pageErrors };
+}
+
+/** Logs in, opens the dashboard, waits for all charts and inspects them. */
+export async function checkDashboard(options: CheckOptions): Promise<DashboardReport> {
+  const timeout = options.timeoutMs ?? 180_000;
+  const deadline = Date.now() + timeout;
+  const profile = await Deno.makeTempDir({ prefix: "superset-chromium-" });
+  // A persistent context on a fresh folder = a fresh --user-data-dir.
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [...CHROMIUM_ARGS],
+    viewport: { width: 1600, height: 1400 },
+    timeout,
+  });
+  try {
+    const page = context.pages()[0] ?? await context.newPage();
+    page.setDefaultTimeout(timeout);
+    const origin = new URL(options.url).origin;
+    await page.goto(`${origin}/login/`);
+    await page.locator("input[name='username'], #username").first().fill(options.username);
+    await page.locator("input[name='password'], #password").first().fill(options.password);
+    await Promise.all([
+      page.waitForURL((u) => !u.pathname.startsWith("/login"), { timeout: 60_000 }),
+      page.locator("button[type='submit'], [data-test='login-button']").first().click(),
+    ]);
+    await page.goto(options.url);
+    await page.waitForSelector(".dashboard-component-chart-holder");
+
+    // Poll until every expected chart has stopped loading and drew or failed.
+    let last = await page.evaluate(inspect);
+    while (Date.now() < deadline) {
+      const done = last.charts.length >= options.expectedCharts &&
+        last.charts.every((c) => !c.loading && (c.rendered !== "none" || c.errors.length > 0));
+      if (done) break;
+      await page.waitForTimeout(500);
+      last = await page.evaluate(inspect);
+    }
+    // Animations (echarts draws in ~1 s) should finish before the picture.
+    await page.waitForTimeout(1500);
+    last = await page.evaluate(inspect);
+    if (options.screenshotPath) {
+      await page.screenshot({ path: options.screenshotPath, fullPage: true });
+    }
+    return { ...last, screenshot: options.screenshotPath };
+  } finally {
+    await context.close();
+    await Deno.remove(profile, { recursive: true }).catch(() => {});
+  }
+}
