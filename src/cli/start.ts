@@ -8,7 +8,7 @@
 import { parseArgs } from "node:util";
 import { loadPlan } from "../config/mod.ts";
 import type { Plan } from "../config/plan.ts";
-import { migrate, openDb, seedUsers, serveEmbedded } from "../db/mod.ts";
+import { migrate, openDb, redactUrl, seedUsers, serveEmbedded } from "../db/mod.ts";
 import type { Db } from "../db/db.ts";
 import { UserError } from "../errors.ts";
 import { createLogger, type Logger } from "../log.ts";
@@ -70,7 +70,7 @@ export async function main(args: string[]): Promise<number> {
   };
 
   try {
-    const db = await openDatabase(plan, log);
+    const db = await openDatabase(plan);
     stops.push({ name: "database", stop: () => db.close() });
     const applied = await migrate(db);
     log.info("database ready", { backend: db.kind, migrations_applied: applied.applied });
@@ -136,22 +136,13 @@ export async function main(args: string[]): Promise<number> {
   }
 }
 
-async function openDatabase(plan: Plan, log: Logger): Promise<Db> {
-  try {
-    return await openDb({
-      url: plan.database.url,
-      embeddedDir: plan.database.url ? undefined : plan.database.embedded.dir,
-      maxConnections: plan.database.maxConnections,
-    });
-  } catch (e) {
-    if (plan.database.url) {
-      log.debug("database open failed", { error: e });
-      throw new UserError(
-        `cannot connect to PostgreSQL at ${redactUrl(plan.database.url)}: ${(e as Error).message}`,
-      );
-    }
-    throw e;
-  }
+function openDatabase(plan: Plan): Promise<Db> {
+  // openDb already turns connection failures into one-line UserErrors.
+  return openDb({
+    url: plan.database.url,
+    embeddedDir: plan.database.url ? undefined : plan.database.embedded.dir,
+    maxConnections: plan.database.maxConnections,
+  });
 }
 
 async function openSource(
@@ -213,16 +204,6 @@ function describeDefaults(plan: Plan, log: Logger): void {
     uri: plan.lake.uri,
     hint: plan.lake.kind === "file" ? "set LAKE_URI=gs://bucket/prefix to use GCS" : undefined,
   });
-}
-
-function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = "***";
-    return u.toString();
-  } catch {
-    return "<unparseable url>";
-  }
 }
 
 /** Resolves on SIGTERM/SIGINT, or when the speed layer ends by itself. */
