@@ -5,6 +5,7 @@
  * (an svg or canvas, or table rows) and which error messages the page shows.
  * Optionally saves a full-page screenshot. The caller decides what to assert.
  */
+/// <reference lib="dom" />
 import { chromium } from "playwright-core";
 import { CHROMIUM, CHROMIUM_ARGS } from "./browser.ts";
 

@@ -48,8 +48,13 @@ export const METRICS_YAML = `
 `;
 
 export function speedPlan(o: PlanOptions): Plan {
+  return planFromYaml(speedPlanYaml(o), { env: {} });
+}
+
+/** The YAML of `speedPlan` (for child processes, which load a file). */
+export function speedPlanYaml(o: PlanOptions): string {
   const ms = (v: number) => `${v}ms`;
-  return planFromYaml(
+  return (
     `
 source:
   kind: kafka
@@ -73,8 +78,7 @@ lake:
   compaction: { enabled: ${o.compaction ?? false}, after: 1m }
 database:
   url: ${o.dbUrl}
-`,
-    { env: {} },
+`
   );
 }
 

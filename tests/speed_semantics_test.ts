@@ -184,11 +184,12 @@ Deno.test({
       await consumer.subscribe({ topic: dlqTopic, fromBeginning: true });
       const seen: [string, string][] = [];
       await consumer.run({
-        eachMessage: async ({ message }) => {
+        eachMessage: ({ message }) => {
           seen.push([
             new TextDecoder().decode(message.value ?? new Uint8Array()),
             String(message.headers?.[DLQ_HEADERS.reason]),
           ]);
+          return Promise.resolve();
         },
       });
       await waitFor("DLQ messages", () => seen.length >= bad.length, 20_000);

@@ -101,6 +101,15 @@ export function mergeDedupe(
   at: number,
 ): number {
   const total = parts.reduce((n, p) => n + p.rows, 0);
+  if (ascendingApart(parts)) {
+    // The usual case for compaction: disjoint files in offset order. Copy.
+    let n = at;
+    for (const p of parts) {
+      for (const c of columns) copyInto(out[c]!, p.cols[c]!, p.rows, n);
+      n += p.rows;
+    }
+    return total;
+  }
   const file = new Uint32Array(total);
   const row = new Uint32Array(total);
   const off = new Float64Array(total);
@@ -126,6 +135,27 @@ export function mergeDedupe(
     n++;
   }
   return n;
+}
+
+/** True when each part's offsets all lie above the previous part's. */
+function ascendingApart(parts: readonly { rows: number; cols: FileColumns }[]): boolean {
+  let prev = -1;
+  for (const p of parts) {
+    if (p.rows === 0) continue;
+    const o = p.cols.offset as Float64Array;
+    if (o[0] <= prev) return false;
+    for (let i = 1; i < p.rows; i++) if (o[i] <= o[i - 1]) return false;
+    prev = o[p.rows - 1];
+  }
+  return true;
+}
+
+function copyInto(dst: ColumnArray, src: ColumnArray, n: number, at: number): void {
+  if (Array.isArray(dst)) {
+    for (let i = 0; i < n; i++) dst[at + i] = (src as string[])[i];
+  } else {
+    (dst as Float64Array).set((src as Float64Array).subarray(0, n), at);
+  }
 }
 
 function trim(col: ColumnArray, n: number): ColumnArray {
