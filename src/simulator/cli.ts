@@ -68,7 +68,8 @@ export async function main(args: string[]): Promise<number> {
       return 2;
     }
     const e = err as Error;
-    console.error(`error: simulate failed: ${e.name}: ${e.message}`);
+    const kafka = e.name.startsWith("KafkaJS") ? " (is Kafka running at --brokers?)" : "";
+    console.error(`error: simulate failed: ${e.name}: ${e.message}${kafka}`);
     return 1;
   } finally {
     if (controller) {
