@@ -1,0 +1,124 @@
+/**
+ * What `createApp` needs (`AppDeps`) and what every route reads (`ApiContext`):
+ * the dependencies, resolved defaults, and the metric catalog derived from the
+ * plan once. The layers are typed structurally here so that the real speed
+ * layer, batch runner and event source fit, and tests may pass small fakes.
+ */
+import type { Plan } from "../config/plan.ts";
+import type { Db } from "../db/db.ts";
+import type { ObjectStore } from "../lake/mod.ts";
+import type { EventSource } from "../kafka/source.ts";
+import type { Registry } from "../metrics.ts";
+import type { SpeedStatus } from "../speed/mod.ts";
+import type { ListRunsOptions, RunRecord, Trigger } from "../batch/mod.ts";
+import { log as rootLog, type Logger } from "../log.ts";
+
+/** The part of the speed layer the API reads. */
+export interface SpeedStatusSource {
+  status(): SpeedStatus;
+}
+
+/** The part of the batch runner the API drives (the scheduler's code path). */
+export interface BatchControl {
+  submit(hours: number[], trigger: Trigger): Promise<{ runIds: string[] }>;
+  getRun(runId: string): Promise<RunRecord | undefined>;
+  listRuns(opts?: ListRunsOptions): Promise<RunRecord[]>;
+  lastCompletedHour(): Promise<number | undefined>;
+}
+
+/** The part of the event source the API reads. */
+export type SourceProbe = Pick<EventSource, "kind" | "lag">;
+
+export interface AppDeps {
+  plan: Plan;
+  db: Db;
+  /** Rendered by `GET /metrics`; the API adds its request metrics to it. */
+  registry: Registry;
+  /** The lake; `/ready` lists a prefix to prove it answers. */
+  store?: Pick<ObjectStore, "list" | "uri">;
+  speed?: SpeedStatusSource;
+  batch?: BatchControl;
+  source?: SourceProbe;
+  /** Wall clock, epoch ms. Default `Date.now`. */
+  clock?: () => number;
+  /** Default: the process logger with `component: "api"`. */
+  log?: Logger;
+  /** Time allowed to each `/ready` probe. Default 2000 ms. */
+  probeTimeoutMs?: number;
+}
+
+export type Layer = "speed" | "batch";
+
+/** A metric as the API lists it: the union of the plan's speed and batch metrics. */
+export interface MetricInfo {
+  readonly name: string;
+  readonly layers: readonly Layer[];
+  readonly groupBy: readonly string[];
+  readonly aggregation: string;
+  readonly field: string;
+  readonly description?: string;
+  /** Batch metric: the speed metric it reconciles with. */
+  readonly reconcileWith?: string;
+  /** Aggregation of the speed metric (how windows fold into an hour). */
+  readonly speedAggregation?: string;
+}
+
+export interface ApiContext {
+  readonly plan: Plan;
+  readonly db: Db;
+  readonly registry: Registry;
+  readonly store?: AppDeps["store"];
+  readonly speed?: SpeedStatusSource;
+  readonly batch?: BatchControl;
+  readonly source?: SourceProbe;
+  readonly clock: () => number;
+  readonly log: Logger;
+  readonly probeTimeoutMs: number;
+  readonly metrics: ReadonlyMap<string, MetricInfo>;
+}
+
+export function apiContext(deps: AppDeps): ApiContext {
+  return {
+    plan: deps.plan,
+    db: deps.db,
+    registry: deps.registry,
+    store: deps.store,
+    speed: deps.speed,
+    batch: deps.batch,
+    source: deps.source,
+    clock: deps.clock ?? Date.now,
+    log: deps.log ?? rootLog.child({ component: "api" }),
+    probeTimeoutMs: deps.probeTimeoutMs ?? 2_000,
+    metrics: metricCatalog(deps.plan),
+  };
+}
+
+/** Speed metrics first, then batch metrics; one entry per name. */
+export function metricCatalog(plan: Plan): Map<string, MetricInfo> {
+  const out = new Map<string, MetricInfo>();
+  for (const m of plan.speed.metrics) {
+    out.set(m.name, {
+      name: m.name,
+      layers: ["speed"],
+      groupBy: m.groupBy,
+      aggregation: m.aggregation,
+      field: m.field,
+      description: m.description,
+      speedAggregation: m.aggregation,
+    });
+  }
+  for (const m of plan.batch.metrics) {
+    const s = out.get(m.name);
+    out.set(m.name, {
+      name: m.name,
+      layers: s ? ["speed", "batch"] : ["batch"],
+      groupBy: m.groupBy,
+      aggregation: m.aggregation,
+      field: m.field,
+      description: m.description ?? s?.description,
+      reconcileWith: m.reconcileWith,
+      speedAggregation: s?.speedAggregation,
+    });
+  }
+  return out;
+}

@@ -1,0 +1,60 @@
+/**
+ * `GET /api/v1/dead-letters`: messages that failed validation, counted by
+ * reason, from the dead_letters table (every instance's, durable), plus this
+ * process's counter since start when the speed layer runs here.
+ */
+import type { ApiContext } from "./context.ts";
+import { iso, parseTime } from "./params.ts";
+import { FROM_PARAM, type RouteDef, TO_PARAM } from "./route.ts";
+import { UserError } from "../errors.ts";
+import { isoOf, numOf } from "./_util.ts";
+
+const SQL = `SELECT reason, count(*)::bigint AS count, min(at) AS first_at, max(at) AS last_at
+  FROM dead_letters
+  WHERE at >= $1::timestamptz AND at < $2::timestamptz
+  GROUP BY reason ORDER BY count DESC, reason`;
+
+// No range given means all time: bounds wide enough for any stored row.
+const EPOCH = new Date(0);
+const FAR_FUTURE = new Date(Date.UTC(9999, 0, 1));
+
+export function deadLetterRoutes(ctx: ApiContext): RouteDef[] {
+  return [{
+    method: "GET",
+    path: "/api/v1/dead-letters",
+    operationId: "getDeadLetters",
+    tag: "data",
+    summary: "Dead-lettered messages counted by reason (all time, or `from`/`to` on arrival).",
+    params: [FROM_PARAM, TO_PARAM],
+    responses: {
+      200: "`{ from, to, total, reasons: [{ reason, count, firstAt, lastAt }], process }`",
+      400: "A bad parameter.",
+    },
+    handler: async (c) => {
+      const f = c.req.query("from");
+      const t = c.req.query("to");
+      const from = f === undefined ? EPOCH : new Date(parseTime("from", f));
+      const to = t === undefined ? FAR_FUTURE : new Date(parseTime("to", t));
+      if (to <= from) {
+        throw new UserError(`to: must be after from (from=${iso(+from)}, to=${iso(+to)})`);
+      }
+      const rows = await ctx.db.query<
+        { reason: string; count: unknown; first_at: Date; last_at: Date }
+      >(SQL, [from, to]);
+      const reasons = rows.map((r) => ({
+        reason: r.reason,
+        count: numOf(r.count),
+        firstAt: isoOf(r.first_at),
+        lastAt: isoOf(r.last_at),
+      }));
+      return c.json({
+        from: f === undefined ? null : from.toISOString(),
+        to: t === undefined ? null : to.toISOString(),
+        total: reasons.reduce((n, r) => n + r.count, 0),
+        reasons,
+        // Since this process started; null when the speed layer runs elsewhere.
+        process: ctx.speed ? { deadLetters: ctx.speed.status().counters.deadLetters } : null,
+      });
+    },
+  }];
+}

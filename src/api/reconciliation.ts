@@ -1,0 +1,78 @@
+/**
+ * `GET /api/v1/reconciliation`: per hour and batch metric, the batch total,
+ * the sum of the speed windows it reconciles with, and their difference
+ * (mostly events later than the speed layer's allowed lateness).
+ */
+import type { ApiContext } from "./context.ts";
+import { DAY_MS, iso, parseRange } from "./params.ts";
+import { FROM_PARAM, type RouteDef, TO_PARAM } from "./route.ts";
+import { isoOf, numOf, requireMetric } from "./_util.ts";
+
+const SQL = `SELECT hour, metric, speed_metric, batch_value, speed_value, difference
+  FROM batch_reconciliation
+  WHERE hour >= $1::timestamp AND hour < $2::timestamp
+  ORDER BY hour, metric`;
+const SQL_METRIC = `SELECT hour, metric, speed_metric, batch_value, speed_value, difference
+  FROM batch_reconciliation
+  WHERE hour >= $1::timestamp AND hour < $2::timestamp AND metric = $3
+  ORDER BY hour`;
+
+interface Row {
+  hour: Date;
+  metric: string;
+  speed_metric: string;
+  batch_value: unknown;
+  speed_value: unknown;
+  difference: unknown;
+}
+
+export function reconciliationRoutes(ctx: ApiContext): RouteDef[] {
+  return [{
+    method: "GET",
+    path: "/api/v1/reconciliation",
+    operationId: "getReconciliation",
+    tag: "data",
+    summary: "Per hour and metric: batch total vs the speed layer's windows, and the difference.",
+    params: [
+      FROM_PARAM,
+      TO_PARAM,
+      {
+        name: "metric",
+        in: "query",
+        description: "Only this batch metric.",
+        schema: { type: "string" },
+      },
+    ],
+    responses: {
+      200:
+        "`{ from, to, hours: [{ hour, metric, speedMetric, batchValue, speedValue, difference }] }`",
+      400: "A bad parameter.",
+      404: "Unknown metric.",
+    },
+    handler: async (c) => {
+      const q = (n: string) => c.req.query(n);
+      const metricName = q("metric");
+      const metric = metricName === undefined ? undefined : requireMetric(ctx, metricName).name;
+      const { from, to } = parseRange(q, {
+        defaultMs: 7 * DAY_MS,
+        maxMs: 366 * DAY_MS,
+        now: ctx.clock(),
+      });
+      const params: unknown[] = [new Date(from), new Date(to)];
+      if (metric !== undefined) params.push(metric);
+      const rows = await ctx.db.query<Row>(metric === undefined ? SQL : SQL_METRIC, params);
+      return c.json({
+        from: iso(from),
+        to: iso(to),
+        hours: rows.map((r) => ({
+          hour: isoOf(r.hour),
+          metric: r.metric,
+          speedMetric: r.speed_metric,
+          batchValue: numOf(r.batch_value),
+          speedValue: numOf(r.speed_value),
+          difference: numOf(r.difference),
+        })),
+      });
+    },
+  }];
+}

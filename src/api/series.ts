@@ -1,0 +1,207 @@
+/**
+ * `GET /api/v1/metrics/:metric/series`: one metric's values over time, from
+ * the serving views (merged: batch where the hour is batched, else speed),
+ * the batch table alone, or the speed windows alone. Every SQL text is a
+ * constant picked by the (source, granularity, with id) combination, so the
+ * planner sees `id = $4` whenever an id is given and keeps to the index.
+ */
+import { UserError } from "../errors.ts";
+import type { ApiContext, MetricInfo } from "./context.ts";
+import { DAY_MS, HOUR_MS, iso, parseChoice, parseRange, parseText } from "./params.ts";
+import { FROM_PARAM, METRIC_PARAM, type RouteDef, TO_PARAM } from "./route.ts";
+import { isoOf, numOf, requireMetric } from "./_util.ts";
+
+export type Granularity = "5m" | "1h";
+export type Source = "merged" | "batch" | "speed";
+
+/** Longest range per granularity: a month of windows, a year of hours. */
+export const MAX_RANGE_MS: Record<Granularity, number> = { "5m": 31 * DAY_MS, "1h": 366 * DAY_MS };
+/** Points returned without an id before the answer says `truncated`. */
+export const MAX_POINTS = 100_000;
+
+// How 5-minute windows fold into an hour follows the speed metric's
+// aggregation, exactly as serving_hourly does (004_serving.sql).
+const FOLD = `(CASE $5::text WHEN 'min' THEN min(value) WHEN 'max' THEN max(value)
+  WHEN 'count_distinct' THEN max(value) ELSE sum(value) END)::bigint`;
+
+/** [source, granularity] → SQL with `$4 = id`; `$5` = fold aggregation where used. */
+const SQL_ONE: Record<string, string> = {
+  "merged/1h": `SELECT timestamp, id, value, source FROM serving_hourly
+    WHERE type = $1 AND timestamp >= $2::timestamp AND timestamp < $3::timestamp AND id = $4
+    ORDER BY timestamp`,
+  "merged/5m": `SELECT timestamp, id, value, source FROM serving_5m
+    WHERE type = $1 AND timestamp >= $2::timestamp AND timestamp < $3::timestamp AND id = $4
+    ORDER BY timestamp`,
+  "batch/1h": `SELECT timestamp, id, value, 'batch' AS source FROM bytes_hourly
+    WHERE type = $1 AND timestamp >= $2::timestamp AND timestamp < $3::timestamp AND id = $4
+    ORDER BY timestamp`,
+  "speed/5m": `SELECT timestamp, id, value, 'speed' AS source FROM bytes
+    WHERE type = $1 AND timestamp >= $2::timestamp AND timestamp < $3::timestamp AND id = $4
+    ORDER BY timestamp`,
+  "speed/1h": `SELECT date_trunc('hour', timestamp) AS timestamp, id, ${FOLD} AS value,
+      'speed' AS source
+    FROM bytes
+    WHERE type = $1 AND timestamp >= $2::timestamp AND timestamp < $3::timestamp AND id = $4
+    GROUP BY 1, 2 ORDER BY 1`,
+};
+
+/** Same without an id: every id, `$4` = row limit (one more than returned). */
+const SQL_ALL: Record<string, string> = {
+  "merged/1h": `SELECT timestamp, id, value, source FROM serving_hourly
+    WHERE type = $1 AND timestamp >= $2::timestamp AND timestamp < $3::timestamp
+    ORDER BY timestamp, id LIMIT $4`,
+  "merged/5m": `SELECT timestamp, id, value, source FROM serving_5m
+    WHERE type = $1 AND timestamp >= $2::timestamp AND timestamp < $3::timestamp
+    ORDER BY timestamp, id LIMIT $4`,
+  "batch/1h": `SELECT timestamp, id, value, 'batch' AS source FROM bytes_hourly
+    WHERE type = $1 AND timestamp >= $2::timestamp AND timestamp < $3::timestamp
+    ORDER BY timestamp, id LIMIT $4`,
+  "speed/5m": `SELECT timestamp, id, value, 'speed' AS source FROM bytes
+    WHERE type = $1 AND timestamp >= $2::timestamp AND timestamp < $3::timestamp
+    ORDER BY timestamp, id LIMIT $4`,
+  "speed/1h": `SELECT date_trunc('hour', timestamp) AS timestamp, id, ${FOLD} AS value,
+      'speed' AS source
+    FROM bytes
+    WHERE type = $1 AND timestamp >= $2::timestamp AND timestamp < $3::timestamp
+    GROUP BY 1, 2 ORDER BY 1, 2 LIMIT $4`,
+};
+
+const EXISTS_SQL = `SELECT EXISTS (SELECT 1 FROM bytes_hourly WHERE type = $1 AND id = $2)
+  OR EXISTS (SELECT 1 FROM bytes WHERE type = $1 AND id = $2) AS found`;
+
+interface PointRow {
+  timestamp: Date;
+  id: string;
+  value: unknown;
+  source: string;
+}
+
+/** Refuses combinations the layers cannot answer, naming the parameter at fault. */
+function checkCombination(m: MetricInfo, source: Source, granularity: Granularity): void {
+  if (source === "batch" && !m.layers.includes("batch")) {
+    throw new UserError(
+      `source: metric "${m.name}" is not computed by the batch layer (layers: ${m.layers})`,
+      { status: 404 },
+    );
+  }
+  if (source === "speed" && !m.layers.includes("speed")) {
+    throw new UserError(
+      `source: metric "${m.name}" is not computed by the speed layer (layers: ${m.layers})`,
+      { status: 404 },
+    );
+  }
+  if (granularity === "5m" && (source === "batch" || !m.layers.includes("speed"))) {
+    throw new UserError(
+      `granularity: 5m needs the speed layer's windows; use 1h for ${
+        source === "batch" ? "source=batch" : `metric "${m.name}" (batch only)`
+      }`,
+    );
+  }
+}
+
+export function seriesRoutes(ctx: ApiContext): RouteDef[] {
+  return [{
+    method: "GET",
+    path: "/api/v1/metrics/:metric/series",
+    operationId: "getSeries",
+    tag: "data",
+    summary: "A metric's series: merged (batch where batched, else speed), batch or speed.",
+    description: "Hourly ranges are widened to whole hours. Without `id`, every id of the " +
+      `metric is returned, at most ${MAX_POINTS} points (then \`truncated\` is true).`,
+    params: [
+      METRIC_PARAM,
+      {
+        name: "id",
+        in: "query",
+        description: "Group key (e.g. an antenna id); unknown id → 404.",
+        schema: { type: "string" },
+      },
+      FROM_PARAM,
+      TO_PARAM,
+      {
+        name: "granularity",
+        in: "query",
+        description: "5m (speed windows; ranges up to 31 days) or 1h (up to 366 days).",
+        schema: { type: "string", enum: ["5m", "1h"], default: "1h" },
+      },
+      {
+        name: "source",
+        in: "query",
+        description: "merged (serving views), batch (bytes_hourly) or speed (bytes).",
+        schema: { type: "string", enum: ["merged", "batch", "speed"], default: "merged" },
+      },
+    ],
+    responses: {
+      200:
+        "`{ metric, granularity, source, from, to, points: [{ timestamp, id, value, source }] }`",
+      400: "A bad parameter; the message names it.",
+      404: "Unknown metric, or an id with no rows for the metric.",
+    },
+    handler: async (c) => {
+      const m = requireMetric(ctx, c.req.param("metric") ?? "");
+      const q = (n: string) => c.req.query(n);
+      const granularity = parseChoice<Granularity>("granularity", q("granularity"), [
+        "5m",
+        "1h",
+      ], "1h");
+      const source = parseChoice<Source>(
+        "source",
+        q("source"),
+        ["merged", "batch", "speed"],
+        "merged",
+      );
+      const id = parseText("id", q("id"));
+      checkCombination(m, source, granularity);
+      let { from, to } = parseRange(q, {
+        defaultMs: DAY_MS,
+        maxMs: MAX_RANGE_MS[granularity],
+        now: ctx.clock(),
+      });
+      if (granularity === "1h") {
+        from = Math.floor(from / HOUR_MS) * HOUR_MS;
+        to = Math.ceil(to / HOUR_MS) * HOUR_MS;
+      }
+      const key = `${source}/${granularity}`;
+      const fold = m.speedAggregation ?? m.aggregation;
+      const params: unknown[] = [m.name, new Date(from), new Date(to)];
+      let rows: PointRow[];
+      let truncated = false;
+      if (id !== undefined) {
+        params.push(id);
+        if (key === "speed/1h") params.push(fold);
+        rows = await ctx.db.query<PointRow>(SQL_ONE[key], params);
+        if (rows.length === 0) {
+          const [{ found }] = await ctx.db.query<{ found: boolean }>(EXISTS_SQL, [m.name, id]);
+          if (!found) {
+            throw new UserError(
+              `id: no rows at all for id ${JSON.stringify(id)} of metric "${m.name}"`,
+              { status: 404 },
+            );
+          }
+        }
+      } else {
+        params.push(MAX_POINTS + 1);
+        if (key === "speed/1h") params.push(fold);
+        rows = await ctx.db.query<PointRow>(SQL_ALL[key], params);
+        if (rows.length > MAX_POINTS) {
+          rows = rows.slice(0, MAX_POINTS);
+          truncated = true;
+        }
+      }
+      return c.json({
+        metric: m.name,
+        granularity,
+        source,
+        from: iso(from),
+        to: iso(to),
+        ...(id === undefined ? { truncated } : { id }),
+        points: rows.map((r) => ({
+          timestamp: isoOf(r.timestamp),
+          id: r.id,
+          value: numOf(r.value),
+          source: r.source,
+        })),
+      });
+    },
+  }];
+}

@@ -1,0 +1,71 @@
+/**
+ * `GET /api/v1/metrics/:metric/top`: the ids with the largest totals over a
+ * range of hours, from the merged hourly view. Totals combine hours with the
+ * metric's own rule (sum for sum/count, min, max), as the views fold windows.
+ */
+import type { ApiContext } from "./context.ts";
+import { DAY_MS, HOUR_MS, iso, parseLimit, parseRange } from "./params.ts";
+import { FROM_PARAM, METRIC_PARAM, type RouteDef, TO_PARAM } from "./route.ts";
+import { numOf, requireMetric } from "./_util.ts";
+
+const TOP_SQL = `SELECT id,
+    (CASE $4::text WHEN 'min' THEN min(value) WHEN 'max' THEN max(value)
+      WHEN 'count_distinct' THEN max(value) ELSE sum(value) END)::bigint AS total,
+    count(*)::int AS hours,
+    count(*) FILTER (WHERE source = 'batch')::int AS batch_hours
+  FROM serving_hourly
+  WHERE type = $1 AND timestamp >= $2::timestamp AND timestamp < $3::timestamp
+  GROUP BY id
+  ORDER BY total DESC, id
+  LIMIT $5`;
+
+export function topRoutes(ctx: ApiContext): RouteDef[] {
+  return [{
+    method: "GET",
+    path: "/api/v1/metrics/:metric/top",
+    operationId: "getTop",
+    tag: "data",
+    summary: "The top-N ids of a metric by total value over a range of hours (merged view).",
+    params: [
+      METRIC_PARAM,
+      FROM_PARAM,
+      TO_PARAM,
+      {
+        name: "limit",
+        in: "query",
+        description: "How many ids (1-1000).",
+        schema: { type: "integer", minimum: 1, maximum: 1000, default: 10 },
+      },
+    ],
+    responses: {
+      200: "`{ metric, from, to, top: [{ id, total, hours, batchHours }] }`",
+      400: "A bad parameter.",
+      404: "Unknown metric.",
+    },
+    handler: async (c) => {
+      const m = requireMetric(ctx, c.req.param("metric") ?? "");
+      const limit = parseLimit("limit", c.req.query("limit"), 10, 1000);
+      let { from, to } = parseRange((n) => c.req.query(n), {
+        defaultMs: DAY_MS,
+        maxMs: 366 * DAY_MS,
+        now: ctx.clock(),
+      });
+      from = Math.floor(from / HOUR_MS) * HOUR_MS;
+      to = Math.ceil(to / HOUR_MS) * HOUR_MS;
+      const rows = await ctx.db.query<
+        { id: string; total: unknown; hours: number; batch_hours: number }
+      >(TOP_SQL, [m.name, new Date(from), new Date(to), m.aggregation, limit]);
+      return c.json({
+        metric: m.name,
+        from: iso(from),
+        to: iso(to),
+        top: rows.map((r) => ({
+          id: r.id,
+          total: numOf(r.total),
+          hours: r.hours,
+          batchHours: r.batch_hours,
+        })),
+      });
+    },
+  }];
+}
