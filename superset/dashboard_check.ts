@@ -6,7 +6,8 @@
  * Optionally saves a full-page screenshot. The caller decides what to assert.
  */
 /// <reference lib="dom" />
-import { chromium } from "playwright-core";
+import { chromium, type Page } from "playwright-core";
+import { log } from "../src/log.ts";
 import { CHROMIUM, CHROMIUM_ARGS } from "./browser.ts";
 
 export interface ChartState {
@@ -77,6 +78,31 @@ function inspect(): { charts: ChartState[]; pageErrors: string[] } {
   return { charts, pageErrors };
 }
 
+/**
+ * Logs in through the form. The login page is a React form: a click that lands
+ * before its handlers are attached does nothing, so wait for the page to
+ * settle and try again a few times rather than once with a long timeout.
+ */
+async function login(page: Page, origin: string, username: string, password: string) {
+  let lastError: unknown;
+  for (let attempt = 1; attempt <= 4; attempt++) {
+    await page.goto(`${origin}/login/`, { waitUntil: "networkidle" });
+    if (!new URL(page.url()).pathname.startsWith("/login")) return; // already logged in
+    try {
+      await page.locator("input[name='username'], #username").first().fill(username);
+      const pw = page.locator("input[name='password'], #password").first();
+      await pw.fill(password);
+      await pw.press("Enter");
+      await page.waitForURL((u) => !u.pathname.startsWith("/login"), { timeout: 20_000 });
+      return;
+    } catch (e) {
+      lastError = e;
+      log.warn("superset login did not go through, retrying", { component: "superset", attempt });
+    }
+  }
+  throw new Error(`Could not log in to ${origin} as "${username}"`, { cause: lastError });
+}
+
 /** Logs in, opens the dashboard, waits for all charts and inspects them. */
 export async function checkDashboard(options: CheckOptions): Promise<DashboardReport> {
   const timeout = options.timeoutMs ?? 180_000;
@@ -93,14 +119,7 @@ export async function checkDashboard(options: CheckOptions): Promise<DashboardRe
   try {
     const page = context.pages()[0] ?? await context.newPage();
     page.setDefaultTimeout(timeout);
-    const origin = new URL(options.url).origin;
-    await page.goto(`${origin}/login/`);
-    await page.locator("input[name='username'], #username").first().fill(options.username);
-    await page.locator("input[name='password'], #password").first().fill(options.password);
-    await Promise.all([
-      page.waitForURL((u) => !u.pathname.startsWith("/login"), { timeout: 60_000 }),
-      page.locator("button[type='submit'], [data-test='login-button']").first().click(),
-    ]);
+    await login(page, new URL(options.url).origin, options.username, options.password);
     await page.goto(options.url);
     await page.waitForSelector(".dashboard-component-chart-holder");
 
