@@ -4,6 +4,7 @@
  * and log in the state folder, bound to loopback. `start` returns once
  * `/health` answers, and returns at once when it already does.
  */
+import { join } from "node:path";
 import { log } from "../src/log.ts";
 import { baseUrl, HOST, PORT, supersetPaths } from "./_paths.ts";
 import { readText, supersetEnv } from "./_run.ts";
@@ -72,6 +73,10 @@ export async function start(timeoutMs = 180_000): Promise<ServerStatus> {
       "0",
       "--limit-request-field_size",
       "0",
+      // gunicorn 27 opens a control socket under ~/.gunicorn by default: keep
+      // it in our state folder so nothing is written outside it.
+      "--control-socket",
+      join(p.state, "gunicorn.ctl"),
       "superset.app:create_app()",
     ];
     const quoted = gunicorn.map((a) => `'${a.replaceAll("'", `'\\''`)}'`).join(" ");
