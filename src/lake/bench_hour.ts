@@ -6,8 +6,8 @@
  *
  *   ./deno run -A src/lake/bench_hour.ts [events=3600000] [maxRows=100000]
  *
- * With LAKE_BENCH_DIR set, the lake is kept there and an existing one is only
- * read (no write, no compaction).
+ * With LAKE_BENCH_DIR set, the lake is kept there, uncompacted, for other
+ * measurements; an existing one is only read.
  */
 import type { SourcedEvent } from "../core/event.ts";
 import { compactHour } from "./compact.ts";
@@ -104,7 +104,7 @@ async function readAndAggregate(label: string) {
 }
 
 await readAndAggregate("read rolled files");
-if (reuse) Deno.exit(0);
+if (keep) Deno.exit(0);
 t = performance.now();
 for (let p = 0; p < PARTITIONS; p++) await compactHour(store, H, p);
 console.log(

@@ -8,8 +8,8 @@
  */
 import { encodeColumns, type EventColumns, LAKE_COLUMNS } from "./format.ts";
 import { hourPath, segmentFileName } from "./paths.ts";
-import { allocColumn, type FileColumns, readFileInto } from "./read_file.ts";
-import { listHour, mergeDedupe } from "./reader.ts";
+import { allocColumn, type FileColumns, readFileInto, readFileMetadata } from "./read_file.ts";
+import { listHour, mergeDedupe, overlapRuns } from "./reader.ts";
 import type { ObjectStore } from "./store.ts";
 
 export interface CompactResult {
@@ -31,15 +31,27 @@ export async function compactHour(
 ): Promise<CompactResult> {
   const files = (await listHour(store, hourStartMs)).filter((f) => f.partition === partition);
   if (files.length <= 1) return { inputs: 0 };
-  const parts = [];
-  for (const f of files) {
-    parts.push(await readFileInto(store, f.key, f.size, LAKE_COLUMNS));
+  let cols: FileColumns;
+  let rows: number;
+  const runs = overlapRuns(files);
+  if (runs.every((r) => r.length === 1)) {
+    // Usual case, disjoint inputs: decode each straight into its slot.
+    const metas = await Promise.all(files.map((f) => readFileMetadata(store, f.key, f.size)));
+    const counts = metas.map((m) => Number(m.num_rows));
+    rows = counts.reduce((a, b) => a + b, 0);
+    cols = Object.fromEntries(LAKE_COLUMNS.map((c) => [c, allocColumn(c, rows)]));
+    let at = 0;
+    for (let i = 0; i < files.length; i++) {
+      await readFileInto(store, files[i].key, files[i].size, LAKE_COLUMNS, { cols, at }, metas[i]);
+      at += counts[i];
+    }
+  } else {
+    const parts = [];
+    for (const f of files) parts.push(await readFileInto(store, f.key, f.size, LAKE_COLUMNS));
+    const capacity = parts.reduce((n, p) => n + p.rows, 0);
+    cols = Object.fromEntries(LAKE_COLUMNS.map((c) => [c, allocColumn(c, capacity)]));
+    rows = mergeDedupe(parts, LAKE_COLUMNS, cols, 0);
   }
-  const capacity = parts.reduce((n, p) => n + p.rows, 0);
-  const cols: FileColumns = Object.fromEntries(
-    LAKE_COLUMNS.map((c) => [c, allocColumn(c, capacity)]),
-  );
-  const rows = mergeDedupe(parts, LAKE_COLUMNS, cols, 0);
   const first = Math.min(...files.map((f) => f.firstOffset));
   const last = Math.max(...files.map((f) => f.lastOffset));
   const output = hourPath(hourStartMs) + segmentFileName(partition, first, last);
