@@ -60,11 +60,22 @@ export async function runJob(
     );
   }, Math.max(1_000, deps.leaseMs / 3));
   try {
+    // Phase times go to the log: they are what to look at when an hour is slow.
+    const phases: Record<string, number> = {};
+    let mark = performance.now();
+    const lap = (name: string) => {
+      const now = performance.now();
+      phases[name] = Math.round(now - mark);
+      mark = now;
+    };
     const users = await loadUsers(db);
+    lap("users_ms");
     const data = await deps.readHour(store, hour, neededColumns(plan.batch));
+    lap("read_ms");
     stats.rowsRead = data.rows;
     stats.filesRead = fileCount(data.files);
     const result = computeHour(plan.batch, data.columns, data.rows, users);
+    lap("compute_ms");
     stats.unknownDevices = result.unknownDevices;
     stats.unknownRows = result.unknownRows;
     if (result.unknownDevices > 0) {
@@ -100,6 +111,7 @@ export async function runJob(
       unknownRows: result.unknownRows,
       note,
     });
+    lap("write_ms");
     const summary: RunSummary = {
       runId,
       hour,
@@ -114,7 +126,7 @@ export async function runJob(
       durationMs: Math.round(performance.now() - started),
       note,
     };
-    log.info("batch hour succeeded", { ...summaryFields(summary) });
+    log.info("batch hour succeeded", { ...summaryFields(summary), ...phases });
     return summary;
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);

@@ -1,0 +1,200 @@
+/**
+ * `deno task bench:batch`: one hour of 3,600,000 events (1,000 events/s,
+ * 100,000 devices, all with user metadata) written to a local lake in the
+ * speed layer's format (the lake encoder, 3 Kafka partitions × 5 roll
+ * segments of 240,000 rows), then the batch job for that hour timed end to
+ * end (read, join, aggregate, write to PostgreSQL). A baseline in the same
+ * run reads the same files with plain hyparquet, no aggregation. The lake is
+ * written by a child process so the job's peak RSS is its own. Figures go to
+ * BENCHMARKS.md under "## Batch layer".
+ */
+import postgres from "postgres";
+import { parquetRead } from "hyparquet";
+import { stackUp } from "../src/stack/mod.ts";
+import { migrate, openDb } from "../src/db/mod.ts";
+import { listHour, openStore, readHour } from "../src/lake/mod.ts";
+import { createBatchRunner } from "../src/batch/mod.ts";
+import {
+  deviceId,
+  generateHour,
+  insertUsers,
+  testPlan,
+  writeLakeHour,
+} from "../src/batch/testing.ts";
+import { createLogger } from "../src/log.ts";
+
+const H = Date.UTC(2026, 10, 28, 10);
+const EVENTS = 3_600_000;
+const DEVICES = 100_000;
+const APPS = [
+  "SKYPE",
+  "FACEBOOK",
+  "WHATSAPP",
+  "FACETIME",
+  "TELEGRAM",
+  "INSTAGRAM",
+  "YOUTUBE",
+  "NETFLIX",
+  "SPOTIFY",
+  "TIKTOK",
+];
+const COMMAND = "./deno task bench:batch";
+
+async function writeLake(dir: string): Promise<void> {
+  const store = openStore(testPlan({ lakeUri: `file://${dir}` }).lake);
+  const devices = Array.from({ length: DEVICES }, (_, i) => deviceId(i));
+  const cols = generateHour({
+    hour: H,
+    events: EVENTS,
+    devices,
+    antennas: 500,
+    apps: APPS,
+    partitions: 3,
+  });
+  await writeLakeHour(store, H, cols, 5);
+}
+
+class PeakRss {
+  peak = Deno.memoryUsage().rss;
+  #timer = setInterval(() => this.sample(), 20);
+  sample() {
+    const r = Deno.memoryUsage().rss;
+    if (r > this.peak) this.peak = r;
+  }
+  stop() {
+    this.sample();
+    clearInterval(this.#timer);
+    return this.peak;
+  }
+}
+
+const mb = (b: number) => `${(b / 1e6).toFixed(0)} MB`;
+const rate = (n: number, ms: number) =>
+  `${Math.round(n / (ms / 1000)).toLocaleString("en-US")} rows/s`;
+
+async function main() {
+  if (Deno.args[0] === "--write-lake") return await writeLake(Deno.args[1]);
+
+  const info = await stackUp(["postgres"]);
+  const dbName = `bench_batch_${crypto.randomUUID().slice(0, 8)}`;
+  const admin = postgres(info.pgUrl, { max: 1, onnotice: () => {} });
+  await admin.unsafe(`CREATE DATABASE ${dbName}`);
+  const url = new URL(info.pgUrl);
+  url.pathname = `/${dbName}`;
+  const dir = await Deno.makeTempDir({ prefix: "bench_batch_lake_" });
+  const db = await openDb({ url: url.toString(), maxConnections: 4 });
+  try {
+    console.error("writing the lake hour (child process)…");
+    let t = performance.now();
+    const child = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", import.meta.filename!, "--write-lake", dir],
+      stdout: "inherit",
+      stderr: "inherit",
+    }).output();
+    if (!child.success) throw new Error("writing the lake failed");
+    const writeMs = performance.now() - t;
+    await migrate(db);
+    await insertUsers(
+      db,
+      Array.from({ length: DEVICES }, (_, i) => ({
+        id: deviceId(i),
+        name: `User ${i >> 1}`,
+        email: `user${i >> 1}@example.com`,
+        quota: 3_000_000 + (i % 7) * 200_000, // some users over quota
+      })),
+    );
+    const plan = testPlan({ lakeUri: `file://${dir}` });
+    const store = openStore(plan.lake);
+    const files = await listHour(store, H);
+
+    // Baseline: the same files and columns through plain hyparquet, nothing else.
+    const columns = ["id", "antenna_id", "app", "bytes"];
+    t = performance.now();
+    let baseRows = 0;
+    for (const f of files) {
+      const buf = await Deno.readFile(`${dir}/${f.key}`);
+      await parquetRead({
+        file: buf.buffer as ArrayBuffer,
+        columns,
+        onChunk(ch) {
+          if (ch.columnName === "bytes") baseRows += ch.rowEnd - ch.rowStart;
+        },
+      });
+    }
+    const baseMs = performance.now() - t;
+
+    // The lake's reader alone (what the job starts with).
+    t = performance.now();
+    const hour = await readHour(store, H, columns);
+    const readMs = performance.now() - t;
+    const readRows = hour.rows;
+
+    const rss = new PeakRss();
+    const runner = createBatchRunner({ plan, db, store, log: createLogger({ bench: "batch" }) });
+    t = performance.now();
+    const s = await runner.runHour(H, "manual");
+    const jobMs = performance.now() - t;
+    const peak = rss.stop();
+    if (s.status !== "succeeded") throw new Error(`batch run failed: ${s.error}`);
+    if (s.rowsRead !== EVENTS || baseRows !== EVENTS || readRows !== EVENTS) {
+      throw new Error(
+        `row counts differ: job ${s.rowsRead}, baseline ${baseRows}, read ${readRows}`,
+      );
+    }
+
+    const lines = [
+      `- Workload: ${EVENTS.toLocaleString("en-US")} events in one hour (1,000 events/s), ${
+        DEVICES.toLocaleString("en-US")
+      } devices with user metadata (50,000 emails), 500 antennas, ${APPS.length} apps; ${files.length} Parquet files (3 partitions × 5 segments); lake written in ${
+        (writeMs / 1000).toFixed(1)
+      } s.`,
+      `- Batch job, end to end (read, join, 3 metrics + quota, write ${
+        s.rowsWritten.toLocaleString("en-US")
+      } rows and ${s.breaches.toLocaleString("en-US")} breaches in one transaction): **${
+        (jobMs / 1000).toFixed(2)
+      } s, ${rate(EVENTS, jobMs)}**, peak RSS **${mb(peak)}** (process, during the job).`,
+      `- Baseline, plain hyparquet read of the same files and columns (${
+        columns.join(", ")
+      }), no aggregation: ${(baseMs / 1000).toFixed(2)} s, ${rate(EVENTS, baseMs)}.`,
+      `- Lake \`readHour\` alone (same columns, into typed arrays): ${
+        (readMs / 1000).toFixed(2)
+      } s, ${rate(EVENTS, readMs)}.`,
+      `- Machine load average during the run: ${
+        Deno.loadavg().map((x) => x.toFixed(1)).join(" / ")
+      } (2 cores shared with other work); the job's phase times are in its "batch hour succeeded" log line.`,
+      `- Target: < 5 s and < 1 GB RSS: ${jobMs < 5000 && peak < 1e9 ? "met" : "NOT met"}.`,
+    ];
+    const section =
+      `## Batch layer\n\nCommand: \`${COMMAND}\` (PostgreSQL of the local stack, local lake; ${
+        new Date().toISOString().slice(0, 10)
+      }, ${navigator.hardwareConcurrency} cores).\n\n${lines.join("\n")}\n`;
+    console.log(section);
+    await writeSection(section);
+  } finally {
+    await db.close();
+    await admin.unsafe(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+    await admin.end();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** Replaces (or appends) only the "## Batch layer" section of BENCHMARKS.md. */
+async function writeSection(section: string) {
+  const path = new URL("../BENCHMARKS.md", import.meta.url);
+  let text = "";
+  try {
+    text = await Deno.readTextFile(path);
+  } catch {
+    text = "# Benchmarks\n";
+  }
+  const start = text.indexOf("## Batch layer");
+  if (start < 0) {
+    text = text.trimEnd() + "\n\n" + section;
+  } else {
+    const next = text.indexOf("\n## ", start + 1);
+    text = text.slice(0, start) + section + (next < 0 ? "" : "\n" + text.slice(next + 1));
+  }
+  await Deno.writeTextFile(path, text);
+}
+
+if (import.meta.main) await main();
