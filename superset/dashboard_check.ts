@@ -5,7 +5,6 @@
  * (an svg or canvas, or table rows) and which error messages the page shows.
  * Optionally saves a full-page screenshot. The caller decides what to assert.
  */
-/// <reference lib="dom" />
 import { chromium, type Page } from "playwright-core";
 import { log } from "../src/log.ts";
 import { CHROMIUM, CHROMIUM_ARGS } from "./browser.ts";
@@ -40,8 +39,17 @@ export interface CheckOptions {
   timeoutMs?: number;
 }
 
+// The few DOM members inspect() uses. Declared here rather than pulling in
+// lib.dom, whose stream types clash with Deno's in the project-wide check.
+interface El {
+  readonly textContent: string | null;
+  querySelector(selector: string): El | null;
+  querySelectorAll(selector: string): Iterable<El> & { readonly length: number };
+}
+
 // Runs in the page: one entry per chart holder of the dashboard grid.
 function inspect(): { charts: ChartState[]; pageErrors: string[] } {
+  const document = (globalThis as unknown as { document: El }).document;
   const errorText = /unexpected error|no results|error|failed|not found|does not exist|no data/i;
   const holders = [...document.querySelectorAll(".dashboard-component-chart-holder")];
   const charts = holders.map((h) => {
