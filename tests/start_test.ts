@@ -44,10 +44,8 @@ function spawnStart(config: string, env: Record<string, string> = {}) {
   }).spawn();
 }
 
-async function collect(stream: ReadableStream<Uint8Array>): Promise<string> {
-  let out = "";
-  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) out += chunk;
-  return out;
+function collect(stream: ReadableStream<Uint8Array>): Promise<string> {
+  return new Response(stream).text();
 }
 
 async function files(dir: string): Promise<string[]> {
