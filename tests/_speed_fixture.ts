@@ -120,15 +120,28 @@ export async function waitFor(
   }
 }
 
-/** Waits until the layer has stored and committed every offset of the topic. */
-export async function waitCommitted(layer: SpeedLayer, topic: string, timeoutMs = 60_000) {
+/**
+ * Waits until the layer has stored (and, unless `storedOnly`, committed) every
+ * offset of the topic. Commits also wait for the lake's files, so with a long
+ * roll age only `storedOnly` returns before stop().
+ */
+export async function waitCommitted(
+  layer: SpeedLayer,
+  topic: string,
+  timeoutMs = 60_000,
+  storedOnly = false,
+) {
   const ends = await endOffsets(topic);
   await waitFor("all offsets committed", () => {
     const parts = layer.status().partitions;
     let ok = 0;
     for (const [p, end] of ends) {
       const st = parts.find((x) => x.partition === p);
-      if (end === 0 || (st && st.committedOffset >= end && st.storedOffset >= end)) ok++;
+      if (
+        end === 0 || (st && (storedOnly || st.committedOffset >= end) && st.storedOffset >= end)
+      ) {
+        ok++;
+      }
     }
     return ok === ends.size;
   }, timeoutMs);

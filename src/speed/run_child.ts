@@ -1,0 +1,69 @@
+/**
+ * A standalone speed layer process for tests and benchmarks that need to kill
+ * it (`kill -9`) or run several in one consumer group:
+ * `deno run -A src/speed/run_child.ts --config <pipeline.yaml>`. It migrates
+ * the plan's PostgreSQL, consumes the plan's Kafka topic into its lake, prints
+ * one `{"status":…}` JSON line to stdout per second, and on SIGTERM/SIGINT
+ * flushes, commits and exits 0.
+ */
+import { parseArgs } from "node:util";
+import { loadPlan } from "../config/load.ts";
+import { migrate, openDb } from "../db/mod.ts";
+import { createKafkaDeadLetterSink, createKafkaSource, ensureTopics } from "../kafka/mod.ts";
+import { openStore } from "../lake/mod.ts";
+import { log } from "../log.ts";
+import { startSpeedLayer } from "./mod.ts";
+
+const { values } = parseArgs({ args: Deno.args, options: { config: { type: "string" } } });
+const plan = await loadPlan(values.config, { env: Deno.env.toObject() });
+const k = plan.source.kafka;
+const db = await openDb({ url: plan.database.url, maxConnections: 4 });
+await migrate(db);
+if (k.createTopics) {
+  await ensureTopics({
+    brokers: k.brokers,
+    clientId: k.clientId,
+    topics: [
+      { topic: k.topic, partitions: k.partitions },
+      { topic: k.deadLetterTopic, partitions: 1 },
+    ],
+  });
+}
+const dlq = await createKafkaDeadLetterSink({
+  brokers: k.brokers,
+  clientId: k.clientId,
+  topic: k.deadLetterTopic,
+  sourceTopic: k.topic,
+});
+const source = createKafkaSource({
+  brokers: k.brokers,
+  clientId: k.clientId,
+  topic: k.topic,
+  group: k.group,
+  fromBeginning: k.fromBeginning,
+});
+const layer = await startSpeedLayer({
+  plan,
+  db,
+  store: openStore(plan.lake),
+  source,
+  deadLetters: dlq,
+  log: log.child({ component: "speed", pid: Deno.pid }),
+});
+const encoder = new TextEncoder();
+const timer = setInterval(() => {
+  Deno.stdout.writeSync(encoder.encode(JSON.stringify({ status: layer.status() }) + "\n"));
+}, 1_000);
+let stopping = false;
+const stop = async () => {
+  if (stopping) return;
+  stopping = true;
+  clearInterval(timer);
+  await layer.stop();
+  await dlq.close();
+  await db.close();
+  Deno.exit(0);
+};
+Deno.addSignalListener("SIGTERM", stop);
+Deno.addSignalListener("SIGINT", stop);
+await layer.done;
