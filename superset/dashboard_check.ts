@@ -69,7 +69,11 @@ function inspect(): { charts: ChartState[]; pageErrors: string[] } {
     // An empty chart shows "No results" as plain text, not as an alert.
     const text = (h.textContent ?? "").trim();
     if (/^no results\b|no results were returned/i.test(text)) errors.push("No results");
-    const rendered: ChartState["rendered"] = rows > 0
+    // The empty-state picture is an svg too: it is no data.
+    const empty = h.querySelector(".ant-empty") !== null;
+    const rendered: ChartState["rendered"] = empty
+      ? "none"
+      : rows > 0
       ? "table"
       : canvas
       ? "canvas"
