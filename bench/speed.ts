@@ -68,7 +68,7 @@ const gen = createGenerator({
   maxLatenessMs: 20_000,
   malformedShare: 0.001,
 });
-let t = performance.now();
+const t = performance.now();
 {
   const producers = await Promise.all(
     [0, 1, 2, 3].map((i) => createProducer({ brokers, clientId: `bench-producer-${i}` })),
@@ -269,7 +269,7 @@ database: { url: "${dbUrl}" }
   }
   const rss = sampleRss();
   const rssBefore = Deno.memoryUsage().rss;
-  let t = performance.now();
+  const t = performance.now();
   const source = createKafkaSource({
     brokers,
     clientId: "bench-speed",
