@@ -16,7 +16,7 @@ import { UserError } from "../errors.ts";
 import { writeGuard } from "./auth.ts";
 import { batchRunRoutes } from "./batch_runs.ts";
 import { configRoutes } from "./config.ts";
-import { apiContext, type AppDeps } from "./context.ts";
+import { type ApiContext, apiContext, type AppDeps } from "./context.ts";
 import { deadLetterRoutes } from "./dead_letters.ts";
 import { healthRoutes } from "./health.ts";
 import { matchedRoute, metricsRoutes, requestMetrics } from "./metrics.ts";
@@ -27,7 +27,9 @@ import type { RouteDef } from "./route.ts";
 import { seriesRoutes } from "./series.ts";
 import { topRoutes } from "./top.ts";
 
+export { apiContext } from "./context.ts";
 export type {
+  ApiContext,
   AppDeps,
   BatchControl,
   MetricInfo,
@@ -38,9 +40,8 @@ export type { RouteDef } from "./route.ts";
 export { openApiDocument, openApiPath } from "./openapi.ts";
 export { isLoopback } from "./auth.ts";
 
-/** Builds the API. Serve it with `Deno.serve(opts, app.fetch)` so clients' addresses reach the auth check. */
-export function createApp(deps: AppDeps): Hono {
-  const ctx = apiContext(deps);
+/** Every route of the API, in the order they are registered and documented. */
+export function routeTable(ctx: ApiContext): RouteDef[] {
   const routes: RouteDef[] = [];
   routes.push(
     ...healthRoutes(ctx),
@@ -54,6 +55,13 @@ export function createApp(deps: AppDeps): Hono {
     ...deadLetterRoutes(ctx),
     ...batchRunRoutes(ctx),
   );
+  return routes;
+}
+
+/** Builds the API. Serve it with `Deno.serve(opts, app.fetch)` so clients' addresses reach the auth check. */
+export function createApp(deps: AppDeps): Hono {
+  const ctx = apiContext(deps);
+  const routes = routeTable(ctx);
 
   const app = new Hono();
   app.use(requestMetrics(ctx));
