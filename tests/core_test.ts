@@ -5,6 +5,7 @@ import {
   classify,
   combine,
   compileMetric,
+  GroupAccumulator,
   type MetricRow,
   PartitionWindows,
   quotaBreaches,
@@ -119,6 +120,39 @@ Deno.test("combine() adds sums and counts and picks min and max", () => {
   assert.equal(combine("count", 2, 3), 5);
   assert.equal(combine("min", 2, 3), 2);
   assert.equal(combine("max", 2, 3), 3);
+});
+
+Deno.test("GroupAccumulator.addPartial() equals adding the rows one by one", () => {
+  const plans: MetricPlan[] = [
+    metric({ name: "s" }),
+    metric({ name: "c", aggregation: "count" }),
+    metric({ name: "lo", aggregation: "min" }),
+    metric({ name: "hi", aggregation: "max" }),
+    metric({ name: "d", aggregation: "count_distinct", field: "id" }),
+  ];
+  // Two groups of rows equal in every field but bytes, for two antennas.
+  const groups = [
+    [row({ bytes: 10 }), row({ bytes: 30 }), row({ bytes: 20 })],
+    [row({ bytes: 7, antenna_id: "b" })],
+    [row({ bytes: 40, id: "other" })],
+  ];
+  for (const plan of plans) {
+    const m = compileMetric(plan);
+    const byRow = new GroupAccumulator(m);
+    const byPartial = new GroupAccumulator(m);
+    for (const rows of groups) {
+      for (const r of rows) byRow.add(r);
+      const values = rows.map((r) => r.bytes);
+      byPartial.addPartial(rows[0], {
+        sum: values.reduce((a, b) => a + b, 0),
+        count: values.length,
+        min: Math.min(...values),
+        max: Math.max(...values),
+      });
+    }
+    byPartial.addPartial(row({ antenna_id: "empty" }), { sum: 0, count: 0, min: 0, max: 0 });
+    assert.deepEqual(byPartial.results(), byRow.results(), plan.name);
+  }
 });
 
 Deno.test("windowStart() aligns windows to the epoch", () => {

@@ -18,11 +18,16 @@ import type { RunSummary, Trigger } from "./types.ts";
 import { loadUsers } from "./users.ts";
 import { writeHour } from "./write.ts";
 
-/** What the job needs from the lake: the lake module's `readHour`. */
+/**
+ * What the job needs from the lake: the lake module's `readHour`. The job asks
+ * for string columns as dictionaries; a reader may ignore that and return
+ * plain arrays.
+ */
 export type HourReader = (
   store: ObjectStore,
   hourStartMs: number,
   columns?: readonly string[],
+  options?: { readonly strings?: "array" | "dictionary" },
 ) => Promise<
   { rows: number; columns: HourColumns; files: number | readonly unknown[]; missing?: boolean }
 >;
@@ -70,7 +75,9 @@ export async function runJob(
     };
     const users = await loadUsers(db);
     lap("users_ms");
-    const data = await deps.readHour(store, hour, neededColumns(plan.batch));
+    const data = await deps.readHour(store, hour, neededColumns(plan.batch), {
+      strings: "dictionary",
+    });
     lap("read_ms");
     stats.rowsRead = data.rows;
     stats.filesRead = fileCount(data.files);

@@ -33,6 +33,36 @@ export function combineSql(aggregation: Exclude<Aggregation, "count_distinct">):
   }
 }
 
+/**
+ * What a set of rows that agree on every field a metric reads (its key, its
+ * filter, its count_distinct member) contributes, whatever the aggregation:
+ * the sum, number, smallest and largest of their values. The batch layer folds
+ * a whole hour's rows into these first, then hands them to the accumulator.
+ */
+export interface PartialAggregate {
+  readonly sum: number;
+  readonly count: number;
+  readonly min: number;
+  readonly max: number;
+}
+
+/** The part of a `PartialAggregate` that a numeric aggregation combines. */
+export function partialValue(
+  aggregation: Exclude<Aggregation, "count_distinct">,
+  p: PartialAggregate,
+): number {
+  switch (aggregation) {
+    case "sum":
+      return p.sum;
+    case "count":
+      return p.count;
+    case "min":
+      return p.min;
+    case "max":
+      return p.max;
+  }
+}
+
 /** Partial results of one metric in one bucket (window or hour): key → value or members. */
 export class GroupAccumulator {
   readonly values = new Map<string, number>();
@@ -51,6 +81,27 @@ export class GroupAccumulator {
       return;
     }
     const v = m.value(row);
+    const prev = this.values.get(key);
+    this.values.set(key, prev === undefined ? v : combine(m.aggregation, prev, v));
+  }
+
+  /**
+   * Adds `partial.count` rows at once, all equal to `row` in every field the
+   * metric reads except the aggregated value, which `partial` summarises. The
+   * result is the same as adding those rows one by one. The caller already
+   * knows the metric accepts `row`; a partial of no rows adds nothing.
+   */
+  addPartial(row: MetricRow, partial: PartialAggregate): void {
+    if (partial.count <= 0) return;
+    const m = this.metric;
+    const key = m.key(row);
+    if (m.aggregation === "count_distinct") {
+      let set = this.members.get(key);
+      if (!set) this.members.set(key, set = new Set());
+      set.add(m.member(row));
+      return;
+    }
+    const v = partialValue(m.aggregation, partial);
     const prev = this.values.get(key);
     this.values.set(key, prev === undefined ? v : combine(m.aggregation, prev, v));
   }

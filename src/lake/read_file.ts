@@ -2,12 +2,15 @@
  * Decodes one lake file into columns, fetching only the requested columns'
  * bytes (range reads through the store). INT64 columns come back as
  * Float64Array (exact up to 2^53), `timestamp` as epoch ms, strings as arrays
- * whose equal values share one string (dictionary pages). Anything wrong with
+ * whose equal values share one string (dictionary pages), or, given a
+ * `StringDictionary`, as Int32Array codes into it: each distinct string of a
+ * file's dictionary page is decoded and looked up once, not once per row, and
+ * the codes are shared by every file read with the same dictionary. Anything wrong with
  * the file itself becomes a `LakeFileError` naming it; store faults stay
  * `StoreError`s, so callers can tell "retry" from "broken file".
  */
 import { parquetMetadataAsync, parquetRead } from "hyparquet";
-import type { AsyncBuffer, FileMetaData } from "hyparquet";
+import type { AsyncBuffer, ColumnData, FileMetaData } from "hyparquet";
 import { LakeFileError, StoreError } from "./errors.ts";
 import { LAKE_COLUMNS, type LakeColumn, SCHEMA } from "./format.ts";
 import type { ObjectStore } from "./store.ts";
@@ -17,9 +20,9 @@ export type FileColumns = Partial<Record<LakeColumn, ColumnArray>>;
 
 const NUMERIC = new Set<LakeColumn>(["timestamp", "bytes", "offset"]);
 
-/** A fresh array for `n` values of a column. */
-export function allocColumn(name: LakeColumn, n: number): ColumnArray {
-  if (name === "partition") return new Int32Array(n);
+/** A fresh array for `n` values of a column (codes when `coded`). */
+export function allocColumn(name: LakeColumn, n: number, coded = false): ColumnArray {
+  if (name === "partition" || coded) return new Int32Array(n);
   if (NUMERIC.has(name)) return new Float64Array(n);
   return new Array<string>(n);
 }
@@ -28,6 +31,92 @@ const PARSERS = {
   // Numbers, not Dates: 3.6 M Date objects would cost more than the decode.
   timestampFromMilliseconds: (v: bigint) => Number(v),
 };
+
+/**
+ * The distinct values of a string column and their codes (0, 1, …, in first
+ * seen order). Every value is one string object, however many files hold it.
+ * Values are looked up by their UTF-8 bytes in an open-addressing table, so a
+ * value already seen costs a hash of its bytes and no string at all: far
+ * cheaper than decoding it and probing a Map with a fresh string.
+ */
+export class StringDictionary {
+  /** Code → value. */
+  readonly values: string[] = [];
+  #bytes = new Uint8Array(1 << 16);
+  #used = 0;
+  #start = new Int32Array(1 << 10);
+  #hash = new Int32Array(1 << 10);
+  #slots = new Int32Array(1 << 11).fill(-1);
+
+  /** The code of `value`, added if new. */
+  code(value: string): number {
+    return this.codeOfBytes(encoder.encode(value));
+  }
+
+  /** The code of the UTF-8 string `bytes`, added if new. */
+  codeOfBytes(bytes: Uint8Array): number {
+    const n = bytes.length;
+    let h = 0x811c9dc5 ^ n;
+    for (let i = 0; i < n; i++) h = Math.imul(h ^ bytes[i], 0x01000193);
+    const slots = this.#slots;
+    const mask = slots.length - 1;
+    for (let s = h & mask;; s = (s + 1) & mask) {
+      const c = slots[s];
+      if (c < 0) return this.#add(bytes, h, s);
+      if (this.#hash[c] === h && this.#equals(c, bytes)) return c;
+    }
+  }
+
+  #equals(c: number, bytes: Uint8Array): boolean {
+    const from = this.#start[c];
+    if (this.#start[c + 1] - from !== bytes.length) return false;
+    const stored = this.#bytes;
+    for (let i = 0; i < bytes.length; i++) if (stored[from + i] !== bytes[i]) return false;
+    return true;
+  }
+
+  #add(bytes: Uint8Array, h: number, slot: number): number {
+    const c = this.values.length;
+    this.values.push(utf8.decode(bytes));
+    if (this.#used + bytes.length > this.#bytes.length) {
+      this.#bytes = grow(this.#bytes, this.#used + bytes.length);
+    }
+    this.#bytes.set(bytes, this.#used);
+    this.#used += bytes.length;
+    if (c + 2 > this.#start.length) {
+      this.#start = grow(this.#start, c + 2);
+      this.#hash = grow(this.#hash, c + 2);
+    }
+    this.#start[c + 1] = this.#used;
+    this.#hash[c] = h;
+    this.#slots[slot] = c;
+    // Keep the table at most half full: short probes.
+    if ((c + 1) * 2 > this.#slots.length) this.#rehash();
+    return c;
+  }
+
+  #rehash(): void {
+    const slots = new Int32Array(this.#slots.length * 2).fill(-1);
+    const mask = slots.length - 1;
+    for (let c = 0; c < this.values.length; c++) {
+      let s = this.#hash[c] & mask;
+      while (slots[s] >= 0) s = (s + 1) & mask;
+      slots[s] = c;
+    }
+    this.#slots = slots;
+  }
+}
+
+function grow<T extends Uint8Array | Int32Array>(a: T, atLeast: number): T {
+  let size = a.length * 2;
+  while (size < atLeast) size *= 2;
+  const b = new (a.constructor as new (n: number) => T)(size);
+  b.set(a);
+  return b;
+}
+
+const encoder = new TextEncoder();
+const utf8 = new TextDecoder();
 
 function storeBuffer(store: ObjectStore, key: string, size: number): AsyncBuffer {
   return {
@@ -59,7 +148,8 @@ function checkSchema(key: string, metadata: FileMetaData, columns: readonly Lake
 /**
  * Reads `columns` of the file at `key` (`size` bytes) into `out` starting at
  * row `at` (arrays from `allocColumn`, large enough), returning the row count.
- * With `out` undefined, allocates exactly.
+ * With `out` undefined, allocates exactly. String columns with an entry in
+ * `dictionaries` are read as codes into it (Int32Array columns).
  */
 export async function readFileInto(
   store: ObjectStore,
@@ -68,40 +158,50 @@ export async function readFileInto(
   columns: readonly LakeColumn[],
   out?: { cols: FileColumns; at: number },
   known?: FileMetaData,
+  dictionaries: Partial<Record<LakeColumn, StringDictionary>> = {},
 ): Promise<{ rows: number; cols: FileColumns }> {
   const file = storeBuffer(store, key, size);
   try {
     const metadata = known ?? await parquetMetadataAsync(file);
     checkSchema(key, metadata, columns);
     const rows = Number(metadata.num_rows);
-    const cols = out?.cols ?? Object.fromEntries(columns.map((c) => [c, allocColumn(c, rows)]));
+    const cols = out?.cols ??
+      Object.fromEntries(
+        columns.map((c) => [c, allocColumn(c, rows, dictionaries[c] !== undefined)]),
+      );
     const at = out?.at ?? 0;
     const seen = Object.fromEntries(columns.map((c) => [c, 0]));
-    await parquetRead({
-      file,
-      metadata,
-      columns: [...columns],
-      parsers: PARSERS,
-      onChunk({ columnName, columnData, rowStart }) {
-        const name = columnName as LakeColumn;
-        const dst = cols[name];
-        if (!dst) return;
-        const base = at + rowStart;
-        const n = columnData.length;
-        if (dst instanceof Float64Array) {
-          if (columnData instanceof BigInt64Array) {
-            for (let i = 0; i < n; i++) dst[base + i] = Number(columnData[i]);
-          } else {
-            for (let i = 0; i < n; i++) dst[base + i] = Number(columnData[i]);
-          }
-        } else if (dst instanceof Int32Array) {
-          dst.set(columnData as Int32Array, base);
+    const onChunk = ({ columnName, columnData, rowStart }: ColumnData) => {
+      const name = columnName as LakeColumn;
+      const dst = cols[name];
+      if (!dst) return;
+      const base = at + rowStart;
+      const n = columnData.length;
+      if (dst instanceof Float64Array) {
+        if (columnData instanceof BigInt64Array) {
+          for (let i = 0; i < n; i++) dst[base + i] = Number(columnData[i]);
         } else {
-          for (let i = 0; i < n; i++) dst[base + i] = columnData[i] as string;
+          for (let i = 0; i < n; i++) dst[base + i] = Number(columnData[i]);
         }
-        seen[name] += n;
-      },
-    });
+      } else if (dst instanceof Int32Array) {
+        dst.set(columnData as Int32Array, base);
+      } else {
+        for (let i = 0; i < n; i++) dst[base + i] = columnData[i] as string;
+      }
+      seen[name] += n;
+    };
+    const plain = columns.filter((c) => dictionaries[c] === undefined);
+    if (plain.length) {
+      await parquetRead({ file, metadata, columns: plain, parsers: PARSERS, onChunk });
+    }
+    // One read per coded column: the string parser is per read, and it turns
+    // each dictionary entry (or plain value) into its code.
+    for (const c of columns) {
+      const dict = dictionaries[c];
+      if (!dict) continue;
+      const parsers = { ...PARSERS, stringFromBytes: (b: Uint8Array) => dict.codeOfBytes(b) };
+      await parquetRead({ file, metadata, columns: [c], parsers, onChunk });
+    }
     for (const c of columns) {
       if (seen[c] !== rows) {
         throw new LakeFileError(key, `column "${c}" has ${seen[c]} values, expected ${rows}`);

@@ -16,6 +16,7 @@ import {
   isLakeColumn,
   readFileInto,
   readFileMetadata,
+  StringDictionary,
 } from "./read_file.ts";
 import type { ObjectStore, StoreEntry } from "./store.ts";
 
@@ -39,7 +40,32 @@ export interface HourData {
 export interface ReadHourOptions {
   /** Files fetched at once. Default 4. */
   readonly concurrency?: number;
+  /**
+   * How string columns come back: `"array"` (one string per row) or
+   * `"dictionary"` (`DictionaryColumn`s: codes per row into the hour's
+   * distinct values, each decoded once). Default `"array"`.
+   */
+  readonly strings?: "array" | "dictionary";
 }
+
+/** The lake's string columns. */
+export type StringColumn = "id" | "antenna_id" | "app";
+
+/** A string column as codes: row i's value is `dict[codes[i]]`. */
+export interface DictionaryColumn {
+  /** The hour's distinct values (may hold some that no kept row uses). */
+  readonly dict: readonly string[];
+  readonly codes: Int32Array;
+}
+
+/** `HourData` with its string columns as `DictionaryColumn`s. */
+export interface DictionaryHourData extends Omit<HourData, "columns"> {
+  readonly columns:
+    & Partial<Omit<EventColumns, StringColumn>>
+    & Partial<Record<StringColumn, DictionaryColumn>>;
+}
+
+const STRING_COLUMNS: readonly LakeColumn[] = ["id", "antenna_id", "app"];
 
 export interface LakeFile extends FileName {
   readonly key: string;
@@ -170,21 +196,50 @@ function trim(col: ColumnArray, n: number): ColumnArray {
  * Reads one UTC hour of the lake.
  *
  * @example const h = await readHour(store, Date.UTC(2026, 10, 28, 10), ["id", "bytes"]);
+ * @example
+ * const h = await readHour(store, hour, ["id", "bytes"], { strings: "dictionary" });
+ * h.columns.id!.dict[h.columns.id!.codes[0]] // the first row's device id
  */
+export function readHour(
+  store: ObjectStore,
+  hourStartMs: number,
+  columns?: readonly string[],
+  options?: ReadHourOptions & { readonly strings?: "array" },
+): Promise<HourData>;
+export function readHour(
+  store: ObjectStore,
+  hourStartMs: number,
+  columns: readonly string[] | undefined,
+  options: ReadHourOptions & { readonly strings: "dictionary" },
+): Promise<DictionaryHourData>;
+export function readHour(
+  store: ObjectStore,
+  hourStartMs: number,
+  columns?: readonly string[],
+  options?: ReadHourOptions,
+): Promise<HourData | DictionaryHourData>;
 export async function readHour(
   store: ObjectStore,
   hourStartMs: number,
   columns: readonly string[] = LAKE_COLUMNS,
   options: ReadHourOptions = {},
-): Promise<HourData> {
+): Promise<HourData | DictionaryHourData> {
   const bad = columns.filter((c) => !isLakeColumn(c));
   if (bad.length) throw new TypeError(`Unknown lake column(s): ${bad.join(", ")}`);
   const want = [...new Set(columns)] as LakeColumn[];
+  const dicts: Partial<Record<LakeColumn, StringDictionary>> = {};
+  if (options.strings === "dictionary") {
+    for (const c of want) if (STRING_COLUMNS.includes(c)) dicts[c] = new StringDictionary();
+  }
+  const coded = (c: LakeColumn) => dicts[c] !== undefined;
+  // Codes go through the reader as Int32Array columns; wrapped at the end.
+  const finish = (c: LakeColumn, col: ColumnArray) =>
+    coded(c) ? { dict: dicts[c]!.values, codes: col as Int32Array } : col;
   const files = await listHour(store, hourStartMs);
   if (files.length === 0) {
     return {
       rows: 0,
-      columns: Object.fromEntries(want.map((c) => [c, allocColumn(c, 0)])),
+      columns: Object.fromEntries(want.map((c) => [c, finish(c, allocColumn(c, 0, coded(c)))])),
       files: [],
       missing: true,
       duplicates: 0,
@@ -200,7 +255,9 @@ export async function readHour(
   const single = runs.filter((r) => r.length === 1).map((r) => r[0]);
   const merged = runs.filter((r) => r.length > 1);
   const capacity = files.reduce((n, f) => n + rowsOf(f), 0);
-  const out: FileColumns = Object.fromEntries(want.map((c) => [c, allocColumn(c, capacity)]));
+  const out: FileColumns = Object.fromEntries(
+    want.map((c) => [c, allocColumn(c, capacity, coded(c))]),
+  );
 
   // Disjoint files go straight to their slot.
   const slots: { f: LakeFile; at: number }[] = [];
@@ -210,7 +267,7 @@ export async function readHour(
     at += rowsOf(f);
   }
   await pool(slots, concurrency, async ({ f, at }) => {
-    await readFileInto(store, f.key, f.size, want, { cols: out, at }, metas.get(f.key));
+    await readFileInto(store, f.key, f.size, want, { cols: out, at }, metas.get(f.key), dicts);
   });
 
   // Overlapping runs: read each file whole (with offsets), then merge.
@@ -219,13 +276,13 @@ export async function readHour(
   for (const run of merged) {
     const parts: { rows: number; cols: FileColumns }[] = new Array(run.length);
     await pool(run.map((f, i) => ({ f, i })), concurrency, async ({ f, i }) => {
-      parts[i] = await readFileInto(store, f.key, f.size, need, undefined, metas.get(f.key));
+      parts[i] = await readFileInto(store, f.key, f.size, need, undefined, metas.get(f.key), dicts);
     });
     const kept = mergeDedupe(parts, want, out, at);
     duplicates += parts.reduce((n, p) => n + p.rows, 0) - kept;
     at += kept;
   }
-  const columnsOut = Object.fromEntries(want.map((c) => [c, trim(out[c]!, at)]));
+  const columnsOut = Object.fromEntries(want.map((c) => [c, finish(c, trim(out[c]!, at))]));
   return {
     rows: at,
     columns: columnsOut,
