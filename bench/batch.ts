@@ -125,9 +125,12 @@ async function main() {
 
     // The lake's reader alone (what the job starts with).
     t = performance.now();
-    const hour = await readHour(store, H, columns);
+    const readRows = (await readHour(store, H, columns)).rows;
     const readMs = performance.now() - t;
-    const readRows = hour.rows;
+    // …and as the job reads it: strings as dictionary codes.
+    t = performance.now();
+    const codedRows = (await readHour(store, H, columns, { strings: "dictionary" })).rows;
+    const codedMs = performance.now() - t;
 
     const rss = new PeakRss();
     const runner = createBatchRunner({ plan, db, store, log: createLogger({ bench: "batch" }) });
@@ -136,9 +139,11 @@ async function main() {
     const jobMs = performance.now() - t;
     const peak = rss.stop();
     if (s.status !== "succeeded") throw new Error(`batch run failed: ${s.error}`);
-    if (s.rowsRead !== EVENTS || baseRows !== EVENTS || readRows !== EVENTS) {
+    if (
+      s.rowsRead !== EVENTS || baseRows !== EVENTS || readRows !== EVENTS || codedRows !== EVENTS
+    ) {
       throw new Error(
-        `row counts differ: job ${s.rowsRead}, baseline ${baseRows}, read ${readRows}`,
+        `row counts differ: job ${s.rowsRead}, baseline ${baseRows}, read ${readRows}, ${codedRows}`,
       );
     }
 
@@ -158,7 +163,9 @@ async function main() {
       }), no aggregation: ${(baseMs / 1000).toFixed(2)} s, ${rate(EVENTS, baseMs)}.`,
       `- Lake \`readHour\` alone (same columns, into typed arrays): ${
         (readMs / 1000).toFixed(2)
-      } s, ${rate(EVENTS, readMs)}.`,
+      } s, ${rate(EVENTS, readMs)}; with \`strings: "dictionary"\` (codes, as the job reads): ${
+        (codedMs / 1000).toFixed(2)
+      } s, ${rate(EVENTS, codedMs)}.`,
       `- Machine load average during the run: ${
         Deno.loadavg().map((x) => x.toFixed(1)).join(" / ")
       } (2 cores shared with other work); the job's phase times are in its "batch hour succeeded" log line.`,
