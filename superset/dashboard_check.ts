@@ -6,7 +6,9 @@
  * Optionally saves a full-page screenshot. The caller decides what to assert.
  */
 import { chromium, type Page } from "playwright-core";
+import { join } from "node:path";
 import { log } from "../src/log.ts";
+import { supersetPaths } from "./_paths.ts";
 import { CHROMIUM, CHROMIUM_ARGS } from "./browser.ts";
 
 export interface ChartState {
@@ -106,7 +108,13 @@ async function login(page: Page, origin: string, username: string, password: str
       await pw.fill(password);
       await pw.press("Enter");
       await page.waitForURL((u) => !u.pathname.startsWith("/login"), { timeout: 20_000 });
-      return;
+      await page.waitForLoadState("networkidle");
+      // Leaving /login is not proof: a rejected or half-hydrated form can pass
+      // through another page and land on /login again. Ask the API who we are
+      // (page.request shares the browser's cookies).
+      const me = await page.request.get(`${origin}/api/v1/me/`);
+      if (me.ok()) return;
+      throw new Error(`/api/v1/me/ answered ${me.status()} after the login form`);
     } catch (e) {
       lastError = e;
       log.warn("superset login did not go through, retrying", { component: "superset", attempt });
@@ -114,6 +122,8 @@ async function login(page: Page, origin: string, username: string, password: str
   }
   throw new Error(`Could not log in to ${origin} as "${username}"`, { cause: lastError });
 }
+
+const VIEWPORT = { width: 1600, height: 1400 };
 
 /** Logs in, opens the dashboard, waits for all charts and inspects them. */
 export async function checkDashboard(options: CheckOptions): Promise<DashboardReport> {
@@ -125,7 +135,7 @@ export async function checkDashboard(options: CheckOptions): Promise<DashboardRe
     executablePath: CHROMIUM,
     headless: true,
     args: [...CHROMIUM_ARGS],
-    viewport: { width: 1600, height: 1400 },
+    viewport: VIEWPORT,
     timeout,
   });
   try {
@@ -133,20 +143,45 @@ export async function checkDashboard(options: CheckOptions): Promise<DashboardRe
     page.setDefaultTimeout(timeout);
     await login(page, new URL(options.url).origin, options.username, options.password);
     await page.goto(options.url);
-    await page.waitForSelector(".dashboard-component-chart-holder");
+    try {
+      await page.waitForSelector(".dashboard-component-chart-holder");
+    } catch (e) {
+      // Leave evidence: what the page showed instead of the dashboard.
+      const shot = join(supersetPaths().state, "dashboard-failure.png");
+      await page.screenshot({ path: shot, fullPage: true }).catch(() => {});
+      const text = (await page.locator("body").innerText().catch(() => "")).slice(0, 500);
+      throw new Error(
+        `Dashboard ${options.url} showed no chart (page ${page.url()}, screenshot ${shot}): ${text}`,
+        { cause: e },
+      );
+    }
 
     // Poll until every expected chart has stopped loading and drew or failed.
-    let last = await page.evaluate(inspect);
-    while (Date.now() < deadline) {
-      const done = last.charts.length >= options.expectedCharts &&
-        last.charts.every((c) => !c.loading && (c.rendered !== "none" || c.errors.length > 0));
-      if (done) break;
-      await page.waitForTimeout(500);
-      last = await page.evaluate(inspect);
+    const settle = async () => {
+      let state = await page.evaluate(inspect);
+      while (Date.now() < deadline) {
+        const done = state.charts.length >= options.expectedCharts &&
+          state.charts.every((c) => !c.loading && (c.rendered !== "none" || c.errors.length > 0));
+        if (done) break;
+        await page.waitForTimeout(500);
+        state = await page.evaluate(inspect);
+      }
+      // Animations (echarts draws in ~1 s) should finish before the picture.
+      await page.waitForTimeout(1500);
+      return await page.evaluate(inspect);
+    };
+    let last = await settle();
+    // A full-page screenshot of a page taller than the viewport resizes it,
+    // and charts redraw on resize: caught mid-redraw they come out blank. So
+    // make the viewport as tall as the page first and let the charts settle.
+    const height = await page.evaluate(() =>
+      (globalThis as unknown as { document: { documentElement: { scrollHeight: number } } })
+        .document.documentElement.scrollHeight
+    );
+    if (height > VIEWPORT.height) {
+      await page.setViewportSize({ width: VIEWPORT.width, height: Math.min(height, 8000) });
+      last = await settle();
     }
-    // Animations (echarts draws in ~1 s) should finish before the picture.
-    await page.waitForTimeout(1500);
-    last = await page.evaluate(inspect);
     if (options.screenshotPath) {
       await page.screenshot({ path: options.screenshotPath, fullPage: true });
     }
