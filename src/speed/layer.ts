@@ -112,6 +112,8 @@ class PartitionState {
 }
 
 const EARLY_FLUSH_MIN_MS = 50;
+/** Messages a partition may hold beyond what PostgreSQL has before its batches wait. */
+const MAX_UNSTORED_PER_PARTITION = 60_000;
 
 export class Layer {
   readonly #d: LayerDeps;
@@ -301,6 +303,12 @@ export class Layer {
     if (events.length) d.lake.append(events);
     d.lake.advance(st.partition, st.next);
     if (st.hasClosedWindow(windowMs)) this.#requestFlush();
+    // Bound memory when PostgreSQL is slower than Kafka (catching up): hold
+    // this partition's fetches until its deltas are written. Bigger flushes
+    // also merge more events into each upserted row.
+    if (st.next - st.stored > MAX_UNSTORED_PER_PARTITION && !this.#stopping) {
+      await this.flushNow();
+    }
     await this.#lakeBackpressure(st.partition);
   }
 
@@ -386,6 +394,11 @@ export class Layer {
         this.#hooks,
         () => writeFlush(d.db, d.topic, windowMs, this.#aggs, parts),
       );
+      d.log.debug("speed flush", {
+        partitions: parts.length,
+        deltas: parts.reduce((n, p) => n + p.deltas.length, 0),
+        ms: Date.now() - this.#lastFlush,
+      });
       this.#counters.flushes++;
       d.telemetry.flushes.inc();
       for (const { st, part } of snap) {
@@ -432,7 +445,8 @@ export class Layer {
    */
   async #lakeBackpressure(partition: number): Promise<void> {
     const d = this.#d;
-    const limit = 2 * d.plan.lake.roll.maxRows;
+    // One open segment plus one being written; more means the store is behind.
+    const limit = d.plan.lake.roll.maxRows + 20_000;
     if (d.lake.pendingRows(partition) <= limit) return;
     const t0 = Date.now();
     let paused = false;
