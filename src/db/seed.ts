@@ -2,10 +2,10 @@
  * Seeds `user_metadata` for the simulator's devices so the batch layer can join
  * every simulated event to a user. Device `i` (0-based, id `deviceId(i)`) is
  * user N = i + 1: name `User N`, email `userN@example.com`. The default
- * simulator (50 events/s over 20 devices, ~10 KB an event) gives a device about
- * 90 MB an hour, so every 5th user (N = 5, 10, 15, ...) gets a 20 MB hourly
- * quota, sure to be exceeded, and everyone else 1 GB, never exceeded: quota
- * breaches show up from the first batched hour.
+ * simulator (100 events/s over 20 devices, ~4.7 KB an event on average) gives a
+ * device about 85 MB an hour, so every 5th user (N = 5, 10, 15, ...) gets a
+ * 20 MB hourly quota, exceeded from 1.2 events/s per device, and everyone else
+ * 1 GB, never exceeded: quota breaches show up from the first batched hour.
  */
 import type { Db } from "./db.ts";
 import { deviceId } from "../simulator/ids.ts";
