@@ -25,7 +25,15 @@ export interface BuildBundleOptions {
   databaseUri?: string;
   /** Folder holding metadata.yaml and the asset folders. Default: superset/bundle. */
   bundleDir?: string;
+  /**
+   * The bundle's declared type: Superset's dashboard, chart and dataset
+   * importers each accept only their own (`Dashboard`, `Slice`, `SqlaTable`).
+   * The same files serve all three. Default "Dashboard".
+   */
+  type?: BundleType;
 }
+
+export type BundleType = "Dashboard" | "Slice" | "SqlaTable";
 
 /** The database URI to use: the explicit one, the environment's, or the stack's. */
 export function resolveDatabaseUri(explicit?: string): string {
@@ -173,7 +181,9 @@ export async function buildBundle(options: BuildBundleOptions = {}): Promise<Uin
   for await (const path of yamlFiles(dir)) {
     const rel = relative(dir, path).replaceAll("\\", "/");
     let text = await Deno.readTextFile(path);
-    if (rel.startsWith("databases/")) {
+    if (rel === "metadata.yaml") {
+      text = text.replace(/^type: .*$/m, `type: ${options.type ?? "Dashboard"}`);
+    } else if (rel.startsWith("databases/")) {
       // A JSON string is a valid YAML scalar: quotes and escapes stay correct.
       text = text.replaceAll(PLACEHOLDER, JSON.stringify(uri));
     } else if (rel.startsWith("charts/")) {

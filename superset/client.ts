@@ -67,21 +67,27 @@ export class SupersetClient {
   }
 
   /**
-   * Imports a dashboard bundle (ZIP bytes), overwriting the dashboard. Note
-   * that Superset keeps existing databases, datasets and charts of the same
-   * uuid as they are: see {@link setDatabaseUri}.
+   * Imports a bundle (ZIP bytes) with the importer of `kind`, overwriting what
+   * that importer overwrites: the dashboard importer only dashboards (it keeps
+   * existing databases, datasets and charts of the same uuid), the chart
+   * importer charts, the dataset importer datasets. The bundle's metadata type
+   * must match the kind (see buildBundle's `type`).
    */
-  async importDashboards(zip: Uint8Array, passwords: Record<string, string> = {}): Promise<void> {
+  async importAssets(
+    kind: "dashboard" | "chart" | "dataset",
+    zip: Uint8Array,
+    passwords: Record<string, string> = {},
+  ): Promise<void> {
     const form = new FormData();
     form.append("formData", new Blob([zip as BlobPart], { type: "application/zip" }), "bundle.zip");
     form.append("overwrite", "true");
     form.append("passwords", JSON.stringify(passwords));
-    const r = await fetch(`${this.baseUrl}/api/v1/dashboard/import/`, {
+    const r = await fetch(`${this.baseUrl}/api/v1/${kind}/import/`, {
       method: "POST",
       headers: this.headers(),
       body: form,
     });
-    await expectJson(r, "dashboard import");
+    await expectJson(r, `${kind} import`);
   }
 
   /** The id of the database connection named `name`, if any. */

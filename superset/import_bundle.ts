@@ -1,9 +1,10 @@
 /**
  * Imports the dashboard bundle into a running Superset through its REST API
- * and makes the imported connection point at the requested database. Superset
- * keeps an already imported database connection untouched on re-import (only
- * the dashboard is overwritten), so the URI is set explicitly afterwards: a
- * second import with another database then really switches the dashboard.
+ * and makes the imported connection point at the requested database. Superset's
+ * dashboard import overwrites only the dashboard, so the same bundle also goes
+ * through the dataset and chart importers (edits of the bundle reach an
+ * existing Superset), and the connection's URI is set explicitly: a second
+ * import with another database then really switches the dashboard.
  */
 import { log } from "../src/log.ts";
 import { baseUrl as localUrl } from "./_paths.ts";
@@ -43,7 +44,12 @@ export async function importBundle(options: ImportOptions = {}): Promise<ImportR
     options.username ?? admin.username,
     options.password ?? admin.password,
   );
-  await client.importDashboards(await buildBundle({ databaseUri: uri }));
+  // The dashboard importer creates what is missing but overwrites only the
+  // dashboard; the dataset and chart importers then bring existing datasets
+  // and charts up to date with the bundle, and the connection gets the URI.
+  await client.importAssets("dashboard", await buildBundle({ databaseUri: uri }));
+  await client.importAssets("dataset", await buildBundle({ databaseUri: uri, type: "SqlaTable" }));
+  await client.importAssets("chart", await buildBundle({ databaseUri: uri, type: "Slice" }));
   await client.setDatabaseUri(DATABASE_NAME, toSqlalchemyUri(uri));
   const dashboardId = await client.dashboardId(DASHBOARD_SLUG);
   const charts = await client.dashboardCharts(dashboardId);
