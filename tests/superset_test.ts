@@ -13,8 +13,12 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { freshDatabase } from "./_services.ts";
+import { unzipSync } from "fflate";
+import { parse } from "yaml";
 import { populate as fixturePopulate } from "../superset/dev/fixture.ts";
 import { verifyDashboard } from "../superset/verify.ts";
+import { buildBundle, BUNDLE_ROOT, toSqlalchemyUri } from "../superset/build_bundle.ts";
+import { UserError } from "../src/errors.ts";
 
 const POPULATE: (url: string) => Promise<unknown> = fixturePopulate;
 const SCREENSHOT = fileURLToPath(new URL("../docs/dashboard.png", import.meta.url));
@@ -61,4 +65,43 @@ Deno.test({
       await db.drop();
     }
   },
+});
+
+Deno.test("buildBundle() writes one top-level folder with the URI and each chart's query_context", async () => {
+  const files = unzipSync(
+    await buildBundle({ databaseUri: "postgres://app:s3cr:et@db.example:5432/antenna" }),
+  );
+  const names = Object.keys(files);
+  assert.ok(names.every((n) => n.startsWith(`${BUNDLE_ROOT}/`)), names.join(", "));
+  const text = (n: string) => new TextDecoder().decode(files[`${BUNDLE_ROOT}/${n}`]);
+  const yaml = (n: string) => parse(text(n)) as Record<string, unknown>;
+
+  assert.equal(yaml("metadata.yaml").type, "Dashboard");
+  assert.equal(
+    yaml("databases/antenna_lambda.yaml").sqlalchemy_uri,
+    "postgresql+psycopg2://app:s3cr:et@db.example:5432/antenna",
+  );
+  const charts = names.filter((n) => n.includes("/charts/"));
+  assert.ok(charts.length >= 5);
+  for (const n of charts) {
+    const chart = yaml(n.slice(BUNDLE_ROOT.length + 1));
+    const qc = JSON.parse(chart.query_context as string);
+    assert.equal(qc.queries.length, 1, n);
+    assert.ok(qc.queries[0].columns.length > 0, `${n}: a query without columns`);
+    assert.equal(qc.form_data.viz_type, chart.viz_type, n);
+  }
+  const sliceType = unzipSync(await buildBundle({ type: "Slice" }));
+  assert.match(
+    new TextDecoder().decode(sliceType[`${BUNDLE_ROOT}/metadata.yaml`]),
+    /^type: Slice$/m,
+  );
+});
+
+Deno.test("toSqlalchemyUri() names the driver and rejects other schemes", () => {
+  assert.equal(toSqlalchemyUri("postgres://u@h/db"), "postgresql+psycopg2://u@h/db");
+  assert.equal(toSqlalchemyUri("postgresql://u@h/db"), "postgresql+psycopg2://u@h/db");
+  assert.throws(
+    () => toSqlalchemyUri("mysql://u:pw@h/db"),
+    (e) => e instanceof UserError && e.message.includes("u:***@h") && !e.message.includes("pw"),
+  );
 });
