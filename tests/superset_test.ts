@@ -7,20 +7,22 @@
  * every chart must draw data and show no error. The screenshot goes to
  * docs/dashboard.png for the README.
  *
- * The populate step is the stand-in fixture (superset/dev/fixture.ts) until a
- * simulator + pipeline run replaces it: swap `POPULATE`, nothing else.
+ * The data come from a real run of the pipeline: simulated hours through
+ * Kafka, the speed layer, the lake and the batch layer (older hours batched,
+ * the latest ones speed-only), so every view the dashboard reads is real.
  */
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { freshDatabase } from "./_services.ts";
 import { unzipSync } from "fflate";
 import { parse } from "yaml";
-import { populate as fixturePopulate } from "../superset/dev/fixture.ts";
+import { populateFromPipeline } from "./_pipeline_fixture.ts";
 import { verifyDashboard } from "../superset/verify.ts";
 import { buildBundle, BUNDLE_ROOT, toSqlalchemyUri } from "../superset/build_bundle.ts";
 import { UserError } from "../src/errors.ts";
 
-const POPULATE: (url: string) => Promise<unknown> = fixturePopulate;
+const POPULATE = (url: string) =>
+  populateFromPipeline(url, { hours: 4, batchedHours: 3, eventsPerSecond: 40 });
 const SCREENSHOT = fileURLToPath(new URL("../docs/dashboard.png", import.meta.url));
 
 Deno.test({
