@@ -137,6 +137,24 @@ Deno.test("serving_hourly switches an hour from speed to batch once it is batche
     });
     const text = plan1.map((r) => r["QUERY PLAN"]).join("\n");
     assert.match(text, /bytes_hourly_type_id_ts_idx/, text);
+
+    // The merged hourly series of one id over a day: the hour range reaches the
+    // speed rows' scan (where sql/005's expression index can serve it at scale)
+    // instead of being applied after every window of the id was folded.
+    const plan2 = await db.transaction(async (tx) => {
+      await tx.query("SET LOCAL enable_seqscan = off");
+      return await tx.query<{ "QUERY PLAN": string }>(
+        `EXPLAIN SELECT timestamp, value, source FROM serving_hourly
+         WHERE type = 'antenna_bytes_total' AND id = 'ant-1'
+           AND timestamp >= '2026-11-28' AND timestamp < '2026-11-29'`,
+      );
+    });
+    const text2 = plan2.map((r) => r["QUERY PLAN"]).join("\n");
+    assert.match(
+      text2,
+      /on speed_partials p\s[^\n]*\n(\s+(Index Cond|Filter): [^\n]*\n)*\s+(Index Cond|Filter): [^\n]*date_trunc\('hour'::text, "timestamp"\) >= /,
+      text2,
+    );
   } finally {
     await db.close();
     await fresh.drop();
