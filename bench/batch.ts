@@ -166,6 +166,9 @@ async function main() {
       } s, ${rate(EVENTS, readMs)}; with \`strings: "dictionary"\` (codes, as the job reads): ${
         (codedMs / 1000).toFixed(2)
       } s, ${rate(EVENTS, codedMs)}.`,
+      `- Job / baseline: ${
+        (jobMs / baseMs).toFixed(1)
+      }× (the load-independent figure on a shared machine: compare runs by it).`,
       `- Machine load average during the run: ${
         Deno.loadavg().map((x) => x.toFixed(1)).join(" / ")
       } (2 cores shared with other work); the job's phase times are in its "batch hour succeeded" log line.`,
