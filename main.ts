@@ -3,7 +3,12 @@
  * pipeline.yaml. This file only routes a command to its module; each module is
  * loaded on demand so `check` does not pay for Kafka or PostgreSQL clients.
  */
+import process from "node:process";
 import { UserError } from "./src/errors.ts";
+
+// Dependencies (the GCS client's URL stack) load Node's deprecated `punycode`;
+// the warning is about their internals, nothing an operator can act on.
+process.noDeprecation = true;
 
 const HELP = `antenna-lambda: a lambda architecture for mobile-antenna telemetry
 
