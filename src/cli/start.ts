@@ -206,21 +206,29 @@ function describeDefaults(plan: Plan, log: Logger): void {
   });
 }
 
-/** Resolves on SIGTERM/SIGINT, or when the speed layer ends by itself. */
+/** A signal this soon after the first is the same request delivered twice. */
+const DUPLICATE_SIGNAL_MS = 2_000;
+
+/**
+ * Resolves on the first SIGTERM/SIGINT, or when the speed layer ends by
+ * itself. A terminal's Ctrl-C or systemd's stop reaches both `deno task` and
+ * this process, and `deno task` forwards it again: duplicates are ignored.
+ * A signal repeated later means "stop now" and exits at once.
+ */
 function waitForSignal(done?: Promise<void>): Promise<string> {
   return new Promise((resolve) => {
-    const on = (sig: Deno.Signal) => {
-      const handler = () => {
-        Deno.removeSignalListener("SIGTERM", term);
-        Deno.removeSignalListener("SIGINT", int);
+    let first = 0;
+    const handler = (sig: Deno.Signal) => () => {
+      if (first === 0) {
+        first = Date.now();
         resolve(sig);
-      };
-      return handler;
+      } else if (Date.now() - first > DUPLICATE_SIGNAL_MS) {
+        console.error(`error: ${sig} again while stopping: exiting without a clean stop`);
+        Deno.exit(130);
+      }
     };
-    const term = on("SIGTERM");
-    const int = on("SIGINT");
-    Deno.addSignalListener("SIGTERM", term);
-    Deno.addSignalListener("SIGINT", int);
+    Deno.addSignalListener("SIGTERM", handler("SIGTERM"));
+    Deno.addSignalListener("SIGINT", handler("SIGINT"));
     done?.then(() => resolve("speed layer ended"));
   });
 }
