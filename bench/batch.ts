@@ -22,22 +22,12 @@ import {
   writeLakeHour,
 } from "../src/batch/testing.ts";
 import { createLogger } from "../src/log.ts";
+import { DEFAULT_APPS } from "../src/simulator/ids.ts";
 
 const H = Date.UTC(2026, 10, 28, 10);
 const EVENTS = 3_600_000;
 const DEVICES = 100_000;
-const APPS = [
-  "SKYPE",
-  "FACEBOOK",
-  "WHATSAPP",
-  "FACETIME",
-  "TELEGRAM",
-  "INSTAGRAM",
-  "YOUTUBE",
-  "NETFLIX",
-  "SPOTIFY",
-  "TIKTOK",
-];
+const APPS = DEFAULT_APPS;
 const COMMAND = "./deno task bench:batch";
 
 async function writeLake(dir: string): Promise<void> {

@@ -3,6 +3,7 @@
  * expects, capturing their output so a failure can show its tail instead of a
  * bare exit code.
  */
+import { UserError } from "../src/errors.ts";
 import { supersetPaths } from "./_paths.ts";
 
 /** The environment every Superset command and the server run with. */
@@ -68,4 +69,13 @@ export async function readText(path: string): Promise<string | undefined> {
     if (e instanceof Deno.errors.NotFound) return undefined;
     throw e;
   }
+}
+
+/** The value after `--name` in `args`, if given; a flag without a value is a user error. */
+export function optionValue(args: string[], name: string): string | undefined {
+  const i = args.indexOf(name);
+  if (i < 0) return undefined;
+  const v = args[i + 1];
+  if (v === undefined || v.startsWith("--")) throw new UserError(`${name} needs a value`);
+  return v;
 }

@@ -12,6 +12,7 @@ import { parse, stringify } from "yaml";
 import { zipSync } from "fflate";
 import { UserError } from "../src/errors.ts";
 import { supersetPaths } from "./_paths.ts";
+import { optionValue } from "./_run.ts";
 
 /** The local stack's serving database, used when nothing else is given. */
 export const DEFAULT_DATABASE_URI = "postgresql://postgres@127.0.0.1:15432/antenna";
@@ -205,17 +206,9 @@ export async function writeBundle(out: string, options: BuildBundleOptions = {})
   return out;
 }
 
-function argValue(args: string[], name: string): string | undefined {
-  const i = args.indexOf(name);
-  if (i < 0) return undefined;
-  const v = args[i + 1];
-  if (v === undefined || v.startsWith("--")) throw new UserError(`${name} needs a value`);
-  return v;
-}
-
 export async function main(args: string[]): Promise<void> {
-  const out = argValue(args, "--out") ?? "antenna_lambda_bundle.zip";
-  await writeBundle(out, { databaseUri: argValue(args, "--database-uri") });
+  const out = optionValue(args, "--out") ?? "antenna_lambda_bundle.zip";
+  await writeBundle(out, { databaseUri: optionValue(args, "--database-uri") });
   console.log(out);
 }
 

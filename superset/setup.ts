@@ -16,6 +16,7 @@ import { ensureChromium } from "./browser.ts";
 import { importBundle } from "./import_bundle.ts";
 import { install } from "./install.ts";
 import { start, status, stop } from "./server.ts";
+import { optionValue } from "./_run.ts";
 
 const USAGE = `usage: deno task superset <command>
   install                      install Superset into .state/superset (idempotent)
@@ -26,14 +27,6 @@ const USAGE = `usage: deno task superset <command>
                                or postgresql://postgres@127.0.0.1:15432/antenna)
   url                          print the dashboard URL
   browser                      install Debian's chromium if /usr/bin/chromium is missing`;
-
-function option(args: string[], name: string): string | undefined {
-  const i = args.indexOf(name);
-  if (i < 0) return undefined;
-  const v = args[i + 1];
-  if (v === undefined || v.startsWith("--")) throw new UserError(`${name} needs a value`);
-  return v;
-}
 
 export async function main(args: string[]): Promise<void> {
   const [command, ...rest] = args;
@@ -55,7 +48,7 @@ export async function main(args: string[]): Promise<void> {
       return;
     }
     case "import": {
-      const r = await importBundle({ databaseUri: option(rest, "--database-uri") });
+      const r = await importBundle({ databaseUri: optionValue(rest, "--database-uri") });
       console.log(r.url);
       return;
     }
