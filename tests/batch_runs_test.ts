@@ -195,6 +195,9 @@ Deno.test("batch CLI: a backfill range prints one line per hour; bad arguments e
     assert.equal(await batchCli(["--hour", "2026-11-28T25"]), 2);
     assert.equal(await batchCli(["--from", "2026-11-28T05", "--to", "2026-11-28T01"]), 2);
     assert.equal(await batchCli(["--bogus"]), 2);
+    // An hour that has not ended is refused: it would hide its speed windows.
+    const thisHour = new Date(Math.floor(Date.now() / 3_600_000) * 3_600_000);
+    assert.equal(await batchCli(["--hour", thisHour.toISOString().slice(0, 13)]), 2);
     const lines: string[] = [];
     const log = console.log;
     console.log = (...a: unknown[]) => lines.push(a.join(" "));

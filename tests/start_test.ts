@@ -131,6 +131,21 @@ api:
       const body = await series.json();
       assert.ok(body.points.length > 0, "the API serves the speed windows");
 
+      // `batch` beside a running start on embedded defaults goes through the
+      // port start serves the embedded database on.
+      const prevHour = new Date(Math.floor(Date.now() / 3_600_000) * 3_600_000 - 3_600_000);
+      const batch = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", "main.ts", "batch", "--hour", prevHour.toISOString().slice(0, 13)]
+          .concat(["--config", config]),
+        cwd: REPO,
+        stdin: "null",
+      }).output();
+      const batchOut = new TextDecoder().decode(batch.stdout) +
+        new TextDecoder().decode(batch.stderr);
+      assert.equal(batch.code, 0, batchOut);
+      assert.match(batchOut, /connecting through its port/);
+      assert.match(batchOut, /succeeded/);
+
       const t0 = Date.now();
       // systemd and a terminal signal `deno task` and this process alike, and
       // deno task forwards it: the same request arrives twice.

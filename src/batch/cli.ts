@@ -7,11 +7,12 @@
  */
 import { parseArgs } from "node:util";
 import { loadPlan } from "../config/mod.ts";
-import { migrate, openDb } from "../db/mod.ts";
+import { migrate, openPlanDb } from "../db/mod.ts";
 import { openStore } from "../lake/mod.ts";
 import { UserError } from "../errors.ts";
 import { createLogger } from "../log.ts";
 import { hourLabel, hourRange, parseHour } from "./hours.ts";
+import { HOUR_MS } from "../core/mod.ts";
 import { createBatchRunner } from "./mod.ts";
 import type { RunSummary, Trigger } from "./types.ts";
 
@@ -30,7 +31,7 @@ interface Args {
   config?: string;
 }
 
-function parse(args: string[]): Args | "help" {
+function parse(args: string[], now = Date.now()): Args | "help" {
   let v;
   try {
     v = parseArgs({
@@ -53,7 +54,9 @@ function parse(args: string[]): Args | "help" {
     if (v.from !== undefined || v.to !== undefined) {
       throw new UserError("give either --hour or --from/--to, not both");
     }
-    return { hours: [parseHour(v.hour, "--hour")], trigger: "manual", config: v.config };
+    const hour = parseHour(v.hour, "--hour");
+    checkEnded(hour, now, "--hour");
+    return { hours: [hour], trigger: "manual", config: v.config };
   }
   if (v.from === undefined || v.to === undefined) {
     throw new UserError("give --hour, or both --from and --to (run with --help for usage)");
@@ -65,7 +68,22 @@ function parse(args: string[]): Args | "help" {
   if (hours.length > MAX_HOURS) {
     throw new UserError(`the range holds ${hours.length} hours, more than ${MAX_HOURS}`);
   }
+  checkEnded(to, now, "--to");
   return { hours, trigger: "backfill", config: v.config };
+}
+
+/**
+ * An hour still running would be recorded as batched with part of its data,
+ * and the serving view would then hide the speed layer's windows for it.
+ */
+function checkEnded(hour: number, now: number, flag: string): void {
+  if (hour + HOUR_MS > now) {
+    throw new UserError(
+      `${flag} ${hourLabel(hour)} has not ended yet (it ends at ${
+        new Date(hour + HOUR_MS).toISOString().slice(11, 16)
+      } UTC; the scheduler runs it after its grace)`,
+    );
+  }
 }
 
 /** One line per hour: hour, status, rows read, files, rows written, breaches, duration. */
@@ -123,11 +141,7 @@ export async function main(args: string[]): Promise<number> {
     return 0;
   }
   const plan = await loadPlan(parsed.config);
-  const db = await openDb({
-    url: plan.database.url,
-    embeddedDir: plan.database.embedded.dir,
-    maxConnections: 2,
-  });
+  const db = await openPlanDb(plan.database, { maxConnections: 2 });
   try {
     await migrate(db);
     const store = openStore(plan.lake);

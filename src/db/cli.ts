@@ -10,7 +10,7 @@
  */
 import { loadPlan } from "../config/mod.ts";
 import { UserError } from "../errors.ts";
-import { loadUsersCsv, migrate, openDb, redactUrl, seedUsers } from "./mod.ts";
+import { loadUsersCsv, migrate, openPlanDb, redactUrl, seedUsers } from "./mod.ts";
 import { HIGH_QUOTA, LOW_QUOTA } from "./seed.ts";
 
 const USAGE = `Usage: provision [options]
@@ -106,11 +106,16 @@ export async function main(argv: string[]): Promise<number> {
     const url = args.databaseUrl ?? plan.database.url;
     const embeddedDir = args.embeddedDir ?? plan.database.embedded.dir;
     const devices = args.devices ?? plan.source.simulator.devices;
-    const db = await openDb({ url, embeddedDir, maxConnections: 2 });
+    const db = await openPlanDb(
+      { ...plan.database, url, embedded: { ...plan.database.embedded, dir: embeddedDir } },
+      { maxConnections: 2 },
+    );
     try {
       console.log(
         url
           ? `database: PostgreSQL at ${redactUrl(url)}`
+          : db.kind === "postgres"
+          ? `database: embedded PGlite in ${embeddedDir}, through the port of the process using it`
           : `database: embedded PGlite in ${embeddedDir}`,
       );
       const { applied } = await migrate(db);

@@ -7,7 +7,9 @@
  */
 import type { Db } from "./db.ts";
 import { openPostgres } from "./postgres.ts";
-import { openPglite } from "./pglite.ts";
+import { EmbeddedInUseError, openPglite } from "./pglite.ts";
+import type { DatabasePlan } from "../config/plan.ts";
+import { log } from "../log.ts";
 import { UserError } from "../errors.ts";
 
 export type { Db, Queryable, Row } from "./db.ts";
@@ -16,6 +18,7 @@ export type { EmbeddedServer, ServeOptions } from "./serve.ts";
 export { migrate, SQL_DIR } from "./migrate.ts";
 export { seedQuota, seedUsers } from "./seed.ts";
 export { loadUsersCsv } from "./users_csv.ts";
+export { EmbeddedInUseError } from "./pglite.ts";
 
 /** The URL without its password, for messages and logs. */
 export function redactUrl(url: string): string {
@@ -78,4 +81,33 @@ export async function openDb(opts: OpenDbOptions): Promise<Db> {
     }
   }
   return await openPglite({ dir: opts.embeddedDir });
+}
+
+/**
+ * Opens the database of a plan for a command run beside `start` (batch,
+ * provision): the configured URL, else the embedded folder, else, when a
+ * running `start` holds that folder, the wire-protocol port it serves it on.
+ */
+export async function openPlanDb(
+  database: DatabasePlan,
+  opts: { maxConnections?: number } = {},
+): Promise<Db> {
+  try {
+    return await openDb({
+      url: database.url,
+      embeddedDir: database.url ? undefined : database.embedded.dir,
+      maxConnections: opts.maxConnections ?? database.maxConnections,
+    });
+  } catch (err) {
+    if (!(err instanceof EmbeddedInUseError) || database.embedded.port === 0) throw err;
+    const { host, port } = database.embedded;
+    const url = `postgres://postgres@${host}:${port}/postgres`;
+    log.info("embedded database in use by a running process: connecting through its port", {
+      component: "db",
+      pid: err.pid,
+      url,
+    });
+    // One connection: the embedded server runs one session at a time.
+    return await openDb({ url, maxConnections: 1 });
+  }
 }

@@ -69,6 +69,17 @@ async function alive(pid: number): Promise<boolean> {
   }
 }
 
+/** The embedded folder is open in another live process (e.g. a running `start`). */
+export class EmbeddedInUseError extends UserError {
+  constructor(readonly dir: string, readonly pid: number) {
+    super(
+      `The embedded database ${dir} is in use by process ${pid}: stop it, or connect ` +
+        `through the wire-protocol port it serves (--database-url postgres://postgres@HOST:PORT/postgres)`,
+    );
+    this.name = "EmbeddedInUseError";
+  }
+}
+
 /** Embedded folders this process has open (a lock file with our own pid is otherwise stale). */
 const openHere = new Set<string>();
 
@@ -94,10 +105,7 @@ async function takeDirLock(dir: string): Promise<() => Promise<void>> {
       if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
       const pid = Number((await Deno.readTextFile(path).catch(() => "")).trim());
       if (Number.isInteger(pid) && pid > 0 && pid !== Deno.pid && await alive(pid)) {
-        throw new UserError(
-          `The embedded database ${dir} is in use by process ${pid}: stop it, or connect ` +
-            `through the wire-protocol port it serves (--database-url postgres://postgres@HOST:PORT/postgres)`,
-        );
+        throw new EmbeddedInUseError(dir, pid);
       }
       await Deno.remove(path).catch(() => {}); // stale: its owner is gone
     }
