@@ -12,6 +12,7 @@ import type { ObjectStore } from "../lake/mod.ts";
 import { HOUR_MS } from "../core/window.ts";
 import type { Logger } from "../log.ts";
 import { computeHour, type HourColumns, neededColumns } from "./compute.ts";
+import { UnknownDevicesError } from "./errors.ts";
 import { hourLabel } from "./hours.ts";
 import { markFailed, renewLease, type RunStats } from "./runs.ts";
 import type { RunSummary, Trigger } from "./types.ts";
@@ -146,6 +147,11 @@ export async function runJob(
     return summary;
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
+    // The `fail` policy throws before the counts reach `stats`; the run still reports them.
+    if (err instanceof UnknownDevicesError) {
+      stats.unknownDevices = err.devices;
+      stats.unknownRows = err.rows;
+    }
     await markFailed(db, runId, message, stats).catch((e) =>
       log.error("could not record the failed batch run", { run_id: runId, error: e })
     );
