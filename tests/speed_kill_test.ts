@@ -36,7 +36,7 @@ interface Child {
   status(): { partitions: { partition: number; storedOffset: number }[] };
 }
 
-async function spawn(configPath: string): Promise<Child> {
+function spawn(configPath: string): Child {
   const proc = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", CHILD, "--config", configPath],
     stdout: "piped",
@@ -129,7 +129,7 @@ Deno.test({
             lakeUri: `file://${lakeA}`,
           }),
         );
-        const child = await spawn(cfg);
+        const child = spawn(cfg);
         children.push(child);
         if (run < kills) {
           await new Promise((r) => setTimeout(r, 800 + Math.random() * 2_200));
