@@ -120,6 +120,7 @@ export function compilePlan(c: PipelineConfig, file: string): Plan {
       allowedLatenessMs: c.speed.allowed_lateness,
       idleTimeoutMs: c.speed.idle_timeout,
       flushIntervalMs: c.speed.flush_interval,
+      maxDirtyRows: c.speed.max_dirty_rows,
       metrics: c.speed.metrics.map(compileMetric),
     },
     lake: compileLake(c.lake, baseDir),

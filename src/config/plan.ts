@@ -88,6 +88,11 @@ export interface SpeedPlan {
   readonly idleTimeoutMs: number;
   /** How often dirty windows are flushed to PostgreSQL. */
   readonly flushIntervalMs: number;
+  /**
+   * Partial rows a partition may change while a flush is in flight; past it,
+   * its consumption waits for the next flush to take them.
+   */
+  readonly maxDirtyRows: number;
   readonly metrics: readonly MetricPlan[];
 }
 

@@ -310,9 +310,17 @@ export const PIPELINE_SPEC: ObjectSpec = {
         },
         flush_interval: {
           type: "duration",
-          description: "How often updated windows are written to PostgreSQL.",
+          description:
+            "How often updated windows are written to PostgreSQL when the layer keeps up; when a write takes longer, the next one starts as soon as it ends, with everything consumed meanwhile.",
           default: "1s",
           min: 10,
+        },
+        max_dirty_rows: {
+          type: "int",
+          description:
+            "Partial rows (metric, window, key) one Kafka partition may change while a write to PostgreSQL is in flight; past it, that partition's consumption waits for the next write to take them. Bounds memory when catching up; changes of the same row merge in memory meanwhile.",
+          default: 100_000,
+          min: 1,
         },
         metrics: {
           type: "list",

@@ -123,8 +123,10 @@ export interface RawSpeedConfig {
   readonly allowed_lateness?: string;
   /** Close open windows after this long without new events. Default: `30s`. */
   readonly idle_timeout?: string;
-  /** How often updated windows are written to PostgreSQL. Default: `1s`. */
+  /** How often updated windows are written to PostgreSQL when the layer keeps up; when a write takes longer, the next one starts as soon as it ends, with everything consumed meanwhile. Default: `1s`. */
   readonly flush_interval?: string;
+  /** Partial rows (metric, window, key) one Kafka partition may change while a write to PostgreSQL is in flight; past it, that partition's consumption waits for the next write to take them. Bounds memory when catching up; changes of the same row merge in memory meanwhile. Default: `100000`. */
+  readonly max_dirty_rows?: number | Interpolated;
   /** Metrics computed per window. */
   readonly metrics?: RawSpeedMetricConfig[] | string;
 }
@@ -408,8 +410,10 @@ export interface SpeedConfig {
   readonly allowed_lateness: number;
   /** Close open windows after this long without new events. Default: `30s`. */
   readonly idle_timeout: number;
-  /** How often updated windows are written to PostgreSQL. Default: `1s`. */
+  /** How often updated windows are written to PostgreSQL when the layer keeps up; when a write takes longer, the next one starts as soon as it ends, with everything consumed meanwhile. Default: `1s`. */
   readonly flush_interval: number;
+  /** Partial rows (metric, window, key) one Kafka partition may change while a write to PostgreSQL is in flight; past it, that partition's consumption waits for the next write to take them. Bounds memory when catching up; changes of the same row merge in memory meanwhile. Default: `100000`. */
+  readonly max_dirty_rows: number;
   /** Metrics computed per window. */
   readonly metrics: readonly SpeedMetricConfig[];
 }

@@ -71,6 +71,13 @@ export class PartitionWindows {
     return this.#dirty.size;
   }
 
+  /** Number of (metric, window, key) rows with changes not yet taken. */
+  get dirtyRows(): number {
+    let n = 0;
+    for (const accs of this.#dirty.values()) for (const acc of accs) n += acc.size;
+    return n;
+  }
+
   /**
    * Adds one valid event (in offset order) and says how late it was. A
    * late_dropped event changes nothing but the counters.

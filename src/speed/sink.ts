@@ -5,6 +5,14 @@
  * partition's next offset and clock, so the rows and the offset they account
  * for commit together or not at all. Bulk statements over arrays (`unnest`),
  * one per kind of row, whatever the number of rows.
+ *
+ * Rows known to be new (see written_rows.ts) go in one plain INSERT, the others
+ * in an upsert per combine rule, both sorted in primary-key order so the
+ * B-tree is walked once. Measured on the local stack (PostgreSQL 15, 900,000
+ * rows in windows of 45,000 devices): upsert 31k rows/s, sorted 37-39k,
+ * sorted plain INSERT 54k. COPY into a staging table then one merge was no
+ * faster than `unnest` (31k unsorted, 41k sorted) and PGlite has no COPY, so
+ * arrays it is.
  */
 import { Buffer } from "node:buffer";
 import type { Aggregation, SpeedPlan } from "../config/plan.ts";
@@ -16,7 +24,10 @@ import type { DeadLetter } from "../kafka/source.ts";
 /** What one partition contributes to a flush. */
 export interface PartitionFlush {
   readonly partition: number;
+  /** Rows merged into what PostgreSQL may hold (upserted). */
   readonly deltas: readonly WindowDelta[];
+  /** Rows PostgreSQL cannot hold yet (inserted); count_distinct members never are. */
+  readonly inserts?: readonly WindowDelta[];
   readonly letters: readonly DeadLetter[];
   /** Every offset below it is accounted for once this flush commits. */
   readonly nextOffset: number;
@@ -37,11 +48,17 @@ export interface Progress {
 // Epoch ms → TIMESTAMP (UTC wall clock) without going through floats or strings.
 const TS = (expr: string) => `(TIMESTAMP 'epoch' + (${expr}) * INTERVAL '1 millisecond')`;
 
-const upsertSql = (combine: string) =>
+const INSERT_SQL =
   `INSERT INTO speed_partials AS target (type, "timestamp", id, "partition", value, window_end)
    SELECT u.t, ${TS("u.s")}, u.i, u.p, u.v, ${TS("u.s + $6::bigint")}
-   FROM unnest($1::text[], $2::bigint[], $3::text[], $4::int[], $5::bigint[]) AS u(t, s, i, p, v)
+   FROM unnest($1::text[], $2::bigint[], $3::text[], $4::int[], $5::bigint[]) AS u(t, s, i, p, v)`;
+
+const upsertSql = (combine: string) =>
+  `${INSERT_SQL}
    ON CONFLICT (type, id, "timestamp", "partition") DO UPDATE SET value = ${combine}`;
+
+/** SQLSTATE of a unique violation: a row taken for new was already stored. */
+const UNIQUE_VIOLATION = "23505";
 
 const DISTINCT_SQL =
   `INSERT INTO speed_distinct (type, "timestamp", id, "partition", member, window_end)
@@ -127,39 +144,88 @@ export async function readProgress(
 /** The aggregation of each metric, by name. */
 export type Aggregations = ReadonlyMap<string, Aggregation>;
 
-/** Writes one flush in one transaction. */
+type Cols = [string[], number[], string[], number[], number[]];
+
+/** Numeric rows as columns, in primary-key order (type, id, timestamp, partition). */
+function numericColumns(rows: { d: WindowDelta; partition: number }[]): Cols {
+  rows.sort((a, b) =>
+    a.d.metric < b.d.metric
+      ? -1
+      : a.d.metric > b.d.metric
+      ? 1
+      : a.d.key < b.d.key
+      ? -1
+      : a.d.key > b.d.key
+      ? 1
+      : a.d.windowStart - b.d.windowStart || a.partition - b.partition
+  );
+  const cols: Cols = [[], [], [], [], []];
+  for (const { d, partition } of rows) {
+    cols[0].push(d.metric);
+    cols[1].push(d.windowStart);
+    cols[2].push(d.key);
+    cols[3].push(partition);
+    cols[4].push(d.value!);
+  }
+  return cols;
+}
+
+/**
+ * Writes one flush in one transaction. Returns false when rows taken for new
+ * were already stored and the flush was redone with upserts only.
+ */
 export async function writeFlush(
   db: Db,
   topic: string,
   windowMs: number,
   aggregations: Aggregations,
   parts: readonly PartitionFlush[],
+): Promise<boolean> {
+  try {
+    await writeFlushOnce(db, topic, windowMs, aggregations, parts, true);
+    return true;
+  } catch (err) {
+    if ((err as { code?: unknown })?.code !== UNIQUE_VIOLATION) throw err;
+  }
+  await writeFlushOnce(db, topic, windowMs, aggregations, parts, false);
+  return false;
+}
+
+async function writeFlushOnce(
+  db: Db,
+  topic: string,
+  windowMs: number,
+  aggregations: Aggregations,
+  parts: readonly PartitionFlush[],
+  insertNew: boolean,
 ): Promise<void> {
-  const numeric = new Map<Numeric, [string[], number[], string[], number[], number[]]>();
+  const numeric = new Map<Numeric, { d: WindowDelta; partition: number }[]>();
+  const inserts: { d: WindowDelta; partition: number }[] = [];
   const distinct: [string[], number[], string[], number[], string[]] = [[], [], [], [], []];
   const letters: [number[], number[], string[], string[], (string | null)[]] = [[], [], [], [], []];
-  for (const part of parts) {
-    for (const d of part.deltas) {
-      const agg = aggregations.get(d.metric)!;
-      if (agg === "count_distinct") {
-        for (const m of d.members ?? []) {
-          distinct[0].push(d.metric);
-          distinct[1].push(d.windowStart);
-          distinct[2].push(d.key);
-          distinct[3].push(part.partition);
-          distinct[4].push(m);
-        }
-        continue;
+  const upsert = (d: WindowDelta, partition: number) => {
+    const agg = aggregations.get(d.metric)!;
+    if (agg === "count_distinct") {
+      for (const m of d.members ?? []) {
+        distinct[0].push(d.metric);
+        distinct[1].push(d.windowStart);
+        distinct[2].push(d.key);
+        distinct[3].push(partition);
+        distinct[4].push(m);
       }
-      // sum and count share one combine rule, so one statement.
-      const kind: Numeric = agg === "count" ? "sum" : agg;
-      let cols = numeric.get(kind);
-      if (!cols) numeric.set(kind, cols = [[], [], [], [], []]);
-      cols[0].push(d.metric);
-      cols[1].push(d.windowStart);
-      cols[2].push(d.key);
-      cols[3].push(part.partition);
-      cols[4].push(d.value!);
+      return;
+    }
+    // sum and count share one combine rule, so one statement.
+    const kind: Numeric = agg === "count" ? "sum" : agg;
+    let rows = numeric.get(kind);
+    if (!rows) numeric.set(kind, rows = []);
+    rows.push({ d, partition });
+  };
+  for (const part of parts) {
+    for (const d of part.deltas) upsert(d, part.partition);
+    for (const d of part.inserts ?? []) {
+      if (insertNew) inserts.push({ d, partition: part.partition });
+      else upsert(d, part.partition);
     }
     for (const l of part.letters) {
       letters[0].push(l.partition);
@@ -178,10 +244,13 @@ export async function writeFlush(
     windowMs,
   ];
   const finite = (v: number) => (Number.isFinite(v) ? v : null);
+  const statements: [string, unknown[]][] = [];
+  if (inserts.length) statements.push([INSERT_SQL, rowParams(numericColumns(inserts))]);
+  for (const [kind, rows] of numeric) {
+    statements.push([upsertSql(combineSql(kind)), rowParams(numericColumns(rows))]);
+  }
   await db.transaction(async (tx) => {
-    for (const [kind, cols] of numeric) {
-      await tx.query(upsertSql(combineSql(kind)), rowParams(cols));
-    }
+    for (const [sql, params] of statements) await tx.query(sql, params);
     if (distinct[0].length) await tx.query(DISTINCT_SQL, rowParams(distinct));
     if (letters[0].length) {
       await tx.query(LETTERS_SQL, [
