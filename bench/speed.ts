@@ -14,7 +14,7 @@
  * Prints a Markdown table and, for a run of at least 2,000,000 fresh events,
  * writes it to BENCHMARKS.md ("## Speed layer"). Quick iterations:
  * `--events 500000` once, then `--topic <printed topic> --events 500000` to
- * reuse its events; `--layer-flags "--v8-flags=--prof"` profiles phase (c).
+ * reuse its events; `--layer-flags=--v8-flags=--prof` profiles phase (c).
  */
 import { parseArgs } from "node:util";
 import postgres from "postgres";
@@ -223,6 +223,11 @@ out(
 );
 out(`speed layer counters: ${JSON.stringify(counters)}`);
 out(
+  `at peak RSS: V8 heap used ${mb(res.atPeak.heapUsed)} MB of ${
+    mb(res.atPeak.heapTotal)
+  } MB, external ${mb(res.atPeak.external)} MB`,
+);
+out(
   `visibility delay over ${delays.length} windows: p50 ${p50.toFixed(0)} ms, p99 ${
     p99.toFixed(0)
   } ms`,
@@ -297,7 +302,7 @@ source:
 speed: { window: 5m, allowed_lateness: 15s, idle_timeout: 30s, flush_interval: 1s }
 lake:
   uri: file://${lakeDir}
-  roll: { max_rows: 250000, max_bytes: 64MiB, max_age: 5s }
+  roll: { max_age: 5s }
   compaction: { enabled: false }
 database: { url: "${dbUrl}" }
 `,
@@ -348,11 +353,6 @@ database: { url: "${dbUrl}" }
   const counters = layer.status().counters;
   clearInterval(heapTimer);
   out(
-    `at peak RSS: heap used ${mb(atPeak.heapUsed)} MB of ${mb(atPeak.heapTotal)} MB, external ${
-      mb(atPeak.external)
-    } MB`,
-  );
-  out(
     `speed layer: ${layerRate.toFixed(0)} events/s (${layerS.toFixed(1)} s), peak RSS ${
       mb(peakRss)
     } MB, ${JSON.stringify(counters)}`,
@@ -375,6 +375,7 @@ database: { url: "${dbUrl}" }
       p99: NaN,
       windows: 0,
       counters,
+      atPeak,
     };
   }
   const TAIL_S = 40;
@@ -457,5 +458,6 @@ database: { url: "${dbUrl}" }
     p99,
     windows: delays.length,
     counters,
+    atPeak,
   };
 }

@@ -319,7 +319,7 @@ export const PIPELINE_SPEC: ObjectSpec = {
           type: "int",
           description:
             "Partial rows (metric, window, key) one Kafka partition may change while a write to PostgreSQL is in flight; past it, that partition's consumption waits for the next write to take them. Bounds memory when catching up; changes of the same row merge in memory meanwhile.",
-          default: 100_000,
+          default: 25_000,
           min: 1,
         },
         metrics: {
@@ -379,7 +379,13 @@ export const PIPELINE_SPEC: ObjectSpec = {
           type: "object",
           description: "When an open Parquet file is closed; whichever comes first.",
           fields: {
-            max_rows: { type: "int", description: "Rows per file.", default: 250_000, min: 1 },
+            max_rows: {
+              type: "int",
+              description:
+                "Rows per file. The open file of each Kafka partition is held in memory until it is cut (about 150 bytes a row), so this bounds the writer's memory when catching up; complete hours are compacted anyway.",
+              default: 50_000,
+              min: 1,
+            },
             max_bytes: {
               type: "size",
               description: "Approximate bytes per file.",

@@ -125,7 +125,7 @@ export interface RawSpeedConfig {
   readonly idle_timeout?: string;
   /** How often updated windows are written to PostgreSQL when the layer keeps up; when a write takes longer, the next one starts as soon as it ends, with everything consumed meanwhile. Default: `1s`. */
   readonly flush_interval?: string;
-  /** Partial rows (metric, window, key) one Kafka partition may change while a write to PostgreSQL is in flight; past it, that partition's consumption waits for the next write to take them. Bounds memory when catching up; changes of the same row merge in memory meanwhile. Default: `100000`. */
+  /** Partial rows (metric, window, key) one Kafka partition may change while a write to PostgreSQL is in flight; past it, that partition's consumption waits for the next write to take them. Bounds memory when catching up; changes of the same row merge in memory meanwhile. Default: `25000`. */
   readonly max_dirty_rows?: number | Interpolated;
   /** Metrics computed per window. */
   readonly metrics?: RawSpeedMetricConfig[] | string;
@@ -141,7 +141,7 @@ export interface RawLakeConfig {
   readonly gcs_project_id?: string;
   /** When an open Parquet file is closed; whichever comes first. */
   readonly roll?: {
-    /** Rows per file. Default: `250000`. */
+    /** Rows per file. The open file of each Kafka partition is held in memory until it is cut (about 150 bytes a row), so this bounds the writer's memory when catching up; complete hours are compacted anyway. Default: `50000`. */
     readonly max_rows?: number | Interpolated;
     /** Approximate bytes per file. Default: `64MiB`. */
     readonly max_bytes?: number | string;
@@ -412,7 +412,7 @@ export interface SpeedConfig {
   readonly idle_timeout: number;
   /** How often updated windows are written to PostgreSQL when the layer keeps up; when a write takes longer, the next one starts as soon as it ends, with everything consumed meanwhile. Default: `1s`. */
   readonly flush_interval: number;
-  /** Partial rows (metric, window, key) one Kafka partition may change while a write to PostgreSQL is in flight; past it, that partition's consumption waits for the next write to take them. Bounds memory when catching up; changes of the same row merge in memory meanwhile. Default: `100000`. */
+  /** Partial rows (metric, window, key) one Kafka partition may change while a write to PostgreSQL is in flight; past it, that partition's consumption waits for the next write to take them. Bounds memory when catching up; changes of the same row merge in memory meanwhile. Default: `25000`. */
   readonly max_dirty_rows: number;
   /** Metrics computed per window. */
   readonly metrics: readonly SpeedMetricConfig[];
@@ -428,7 +428,7 @@ export interface LakeConfig {
   readonly gcs_project_id?: string;
   /** When an open Parquet file is closed; whichever comes first. */
   readonly roll: {
-    /** Rows per file. Default: `250000`. */
+    /** Rows per file. The open file of each Kafka partition is held in memory until it is cut (about 150 bytes a row), so this bounds the writer's memory when catching up; complete hours are compacted anyway. Default: `50000`. */
     readonly max_rows: number;
     /** Approximate bytes per file. Default: `64MiB`. */
     readonly max_bytes: number;

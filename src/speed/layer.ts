@@ -281,11 +281,13 @@ export class Layer {
           else lateDropped++;
         }
       } else if (msg.offset >= st.skipBelow) {
+        // Copies: the source's bytes are views of a whole fetch response (MiBs),
+        // which a held view would keep alive until the next flush.
         st.letters.push({
           partition: msg.partition,
           offset: msg.offset,
-          key: msg.key,
-          value: msg.value,
+          key: msg.key && new Uint8Array(msg.key),
+          value: msg.value && new Uint8Array(msg.value),
           reason: v.reason,
           detail: v.detail,
         });
@@ -496,8 +498,8 @@ export class Layer {
    */
   async #lakeBackpressure(partition: number): Promise<void> {
     const d = this.#d;
-    // One open segment plus one being written; more means the store is behind.
-    const limit = d.plan.lake.roll.maxRows + 20_000;
+    // One segment being written plus a full open one; more means the store is behind.
+    const limit = 2 * d.plan.lake.roll.maxRows + 20_000;
     if (d.lake.pendingRows(partition) <= limit) return;
     const t0 = Date.now();
     let paused = false;
