@@ -3,12 +3,14 @@
  * Each batch is validated message by message; valid events go to the
  * partition's `PartitionWindows` (deltas only) and to the lake writer, bad
  * ones become dead letters. A flush loop (every flushIntervalMs, sooner when a
- * window closes, back to back while behind) writes all deltas, dead letters
- * and offsets in one PostgreSQL transaction, then commits to Kafka the lower
- * of what PostgreSQL and the lake hold durably. Consumption goes on while a
+ * window closes, back to back while behind) writes the deltas, dead letters
+ * and offset of each partition in one PostgreSQL transaction (one per
+ * partition, concurrently, on a server), then commits to Kafka the lower of
+ * what PostgreSQL and the lake hold durably. Consumption goes on while a
  * flush is in flight; a partition waits only when it has changed more than
- * maxDirtyRows rows since, until the next flush takes them. Replays below the stored next offset update the lake only, so
- * nothing is counted twice; sink faults are retried with the source paused.
+ * maxDirtyRows rows since, until the next flush takes them. Replays below the
+ * stored next offset update the lake only, so nothing is counted twice; sink
+ * faults are retried with the source paused.
  */
 import type { Plan } from "../config/plan.ts";
 import { compileMetric } from "../core/metric.ts";
