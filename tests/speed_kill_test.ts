@@ -156,7 +156,10 @@ Deno.test({
       const { layer } = await startOnKafka(planB, dbs[1], new Registry());
       await waitCommitted(layer, topic, 120_000, true);
 
-      // Both close their last windows by idleness; then stop both cleanly.
+      // Both close their last windows by idleness (after idleMs without events:
+      // wait it out first, or two equal counts could be read before either
+      // closed); then stop both cleanly.
+      await new Promise((r) => setTimeout(r, base.idleMs! + 2_000));
       const rowsB = async () => (await readBytes(dbs[1])).size;
       const rowsA = async () => (await readBytes(dbs[0])).size;
       let stable = -1;
