@@ -14,7 +14,7 @@ import { UserError } from "../errors.ts";
 import { createLogger, type Logger } from "../log.ts";
 import { openStore } from "../lake/mod.ts";
 import type { DeadLetterSink, EventSource } from "../kafka/source.ts";
-import { createKafkaDeadLetterSink, createKafkaSource, ensureTopics } from "../kafka/mod.ts";
+import { openKafkaFromPlan } from "../kafka/from_plan.ts";
 import { createSimulatorSource } from "../simulator/simulator_source.ts";
 import { startSpeedLayer } from "../speed/mod.ts";
 import { createBatchRunner } from "../batch/mod.ts";
@@ -151,29 +151,7 @@ async function openSource(
   if (plan.source.kind === "simulator") {
     return { source: createSimulatorSource({ simulator: plan.source.simulator, partitions: 3 }) };
   }
-  const k = plan.source.kafka;
-  if (k.createTopics) {
-    await ensureTopics({
-      brokers: k.brokers,
-      topics: [
-        { topic: k.topic, partitions: k.partitions },
-        { topic: k.deadLetterTopic, partitions: 1 },
-      ],
-    });
-  }
-  const source = createKafkaSource({
-    brokers: k.brokers,
-    clientId: k.clientId,
-    topic: k.topic,
-    group: k.group,
-    fromBeginning: k.fromBeginning,
-  });
-  const deadLetters = await createKafkaDeadLetterSink({
-    brokers: k.brokers,
-    clientId: k.clientId,
-    topic: k.deadLetterTopic,
-  });
-  return { source, deadLetters };
+  return await openKafkaFromPlan(plan.source.kafka);
 }
 
 /** Says which embedded defaults are active and how to point each part elsewhere. */

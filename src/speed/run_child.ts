@@ -9,7 +9,7 @@
 import { parseArgs } from "node:util";
 import { loadPlan } from "../config/load.ts";
 import { migrate, openDb } from "../db/mod.ts";
-import { createKafkaDeadLetterSink, createKafkaSource, ensureTopics } from "../kafka/mod.ts";
+import { openKafkaFromPlan } from "../kafka/from_plan.ts";
 import { openStore } from "../lake/mod.ts";
 import { log } from "../log.ts";
 import { startSpeedLayer } from "./mod.ts";
@@ -19,29 +19,7 @@ const plan = await loadPlan(values.config, { env: Deno.env.toObject() });
 const k = plan.source.kafka;
 const db = await openDb({ url: plan.database.url, maxConnections: 4 });
 await migrate(db);
-if (k.createTopics) {
-  await ensureTopics({
-    brokers: k.brokers,
-    clientId: k.clientId,
-    topics: [
-      { topic: k.topic, partitions: k.partitions },
-      { topic: k.deadLetterTopic, partitions: 1 },
-    ],
-  });
-}
-const dlq = await createKafkaDeadLetterSink({
-  brokers: k.brokers,
-  clientId: k.clientId,
-  topic: k.deadLetterTopic,
-  sourceTopic: k.topic,
-});
-const source = createKafkaSource({
-  brokers: k.brokers,
-  clientId: k.clientId,
-  topic: k.topic,
-  group: k.group,
-  fromBeginning: k.fromBeginning,
-});
+const { source, deadLetters: dlq } = await openKafkaFromPlan(k);
 const layer = await startSpeedLayer({
   plan,
   db,

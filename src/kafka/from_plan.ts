@@ -1,0 +1,37 @@
+/**
+ * The Kafka side of a plan, opened the same way wherever the speed layer runs
+ * (`start`, the standalone child of tests and benchmarks): topics created when
+ * the plan says so, the consumer-group source, and the dead-letter sink.
+ */
+import type { KafkaSourcePlan } from "../config/plan.ts";
+import { createKafkaDeadLetterSink, createKafkaSource, ensureTopics } from "./mod.ts";
+import type { DeadLetterSink, EventSource } from "./source.ts";
+
+export async function openKafkaFromPlan(
+  k: KafkaSourcePlan,
+): Promise<{ source: EventSource; deadLetters: DeadLetterSink }> {
+  if (k.createTopics) {
+    await ensureTopics({
+      brokers: k.brokers,
+      clientId: k.clientId,
+      topics: [
+        { topic: k.topic, partitions: k.partitions },
+        { topic: k.deadLetterTopic, partitions: 1 },
+      ],
+    });
+  }
+  const deadLetters = await createKafkaDeadLetterSink({
+    brokers: k.brokers,
+    clientId: k.clientId,
+    topic: k.deadLetterTopic,
+    sourceTopic: k.topic,
+  });
+  const source = createKafkaSource({
+    brokers: k.brokers,
+    clientId: k.clientId,
+    topic: k.topic,
+    group: k.group,
+    fromBeginning: k.fromBeginning,
+  });
+  return { source, deadLetters };
+}
