@@ -9,10 +9,12 @@ import { planFromYaml } from "../config/mod.ts";
 import type { Plan, UnknownDevicePolicy } from "../config/plan.ts";
 import type { Queryable } from "../db/db.ts";
 import {
+  allocColumns,
   encodeColumns,
   type EventColumns,
   hourPath,
   type ObjectStore,
+  pickRows,
   segmentFileName,
 } from "../lake/mod.ts";
 
@@ -82,15 +84,7 @@ export function generateHour(o: GenOptions): EventColumns {
   const partitions = o.partitions ?? 3;
   const antennas = Array.from({ length: o.antennas }, (_, i) => antennaId(i));
   const next = new Float64Array(partitions);
-  const c: EventColumns = {
-    timestamp: new Float64Array(n),
-    id: new Array<string>(n),
-    antenna_id: new Array<string>(n),
-    app: new Array<string>(n),
-    bytes: new Float64Array(n),
-    partition: new Int32Array(n),
-    offset: new Float64Array(n),
-  };
+  const c = allocColumns(n);
   for (let i = 0; i < n; i++) {
     // Whole seconds, as on the wire.
     c.timestamp[i] = o.hour + Math.floor((i * 3600) / n) * 1000;
@@ -103,30 +97,6 @@ export function generateHour(o: GenOptions): EventColumns {
     c.offset[i] = next[p]++;
   }
   return c;
-}
-
-function pick(c: EventColumns, idx: ArrayLike<number>, from: number, to: number): EventColumns {
-  const n = to - from;
-  const out: EventColumns = {
-    timestamp: new Float64Array(n),
-    id: new Array<string>(n),
-    antenna_id: new Array<string>(n),
-    app: new Array<string>(n),
-    bytes: new Float64Array(n),
-    partition: new Int32Array(n),
-    offset: new Float64Array(n),
-  };
-  for (let k = 0; k < n; k++) {
-    const i = idx[from + k];
-    out.timestamp[k] = c.timestamp[i];
-    out.id[k] = c.id[i];
-    out.antenna_id[k] = c.antenna_id[i];
-    out.app[k] = c.app[i];
-    out.bytes[k] = c.bytes[i];
-    out.partition[k] = c.partition[i];
-    out.offset[k] = c.offset[i];
-  }
-  return out;
 }
 
 /**
@@ -152,7 +122,7 @@ export async function writeLakeHour(
     const per = Math.ceil(idx.length / filesPerPartition);
     for (let from = 0; from < idx.length; from += per) {
       const to = Math.min(idx.length, from + per);
-      const part = pick(c, idx, from, to);
+      const part = pickRows(c, idx.slice(from, to));
       const key = hourPath(hour) +
         segmentFileName(p, part.offset[0], part.offset[to - from - 1]);
       await store.put(key, encodeColumns(part, to - from));

@@ -79,6 +79,22 @@ export function allocColumns(n: number): EventColumns {
   };
 }
 
+/** The given rows of `cols` (in that order) as new columns. */
+export function pickRows(cols: EventColumns, rows: ArrayLike<number>): EventColumns {
+  const c = allocColumns(rows.length);
+  for (let j = 0; j < rows.length; j++) {
+    const i = rows[j];
+    c.timestamp[j] = cols.timestamp[i];
+    c.id[j] = cols.id[i];
+    c.antenna_id[j] = cols.antenna_id[i];
+    c.app[j] = cols.app[i];
+    c.bytes[j] = cols.bytes[i];
+    c.partition[j] = cols.partition[i];
+    c.offset[j] = cols.offset[i];
+  }
+  return c;
+}
+
 /** Events (already in offset order) as columns. */
 export function eventsToColumns(events: readonly SourcedEvent[]): EventColumns {
   const c = allocColumns(events.length);

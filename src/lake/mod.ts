@@ -10,11 +10,13 @@ export { GcsStore, type GcsStoreOptions } from "./gcs_store.ts";
 export { openStore } from "./open_store.ts";
 export { LakeFileError, StoreError, type StoreErrorKind, type StoreOp } from "./errors.ts";
 export {
+  allocColumns,
   encodeColumns,
   type EventColumns,
   eventsToColumns,
   LAKE_COLUMNS,
   type LakeColumn,
+  pickRows,
 } from "./format.ts";
 export {
   type FileName,

@@ -20,7 +20,13 @@ import type { LakePlan } from "../config/plan.ts";
 import type { SourcedEvent } from "../core/event.ts";
 import { log as rootLog, type Logger } from "../log.ts";
 import { type Registry, registry as rootRegistry } from "../metrics.ts";
-import { allocColumns, encodeColumns, estimateEventBytes, type EventColumns } from "./format.ts";
+import {
+  allocColumns,
+  encodeColumns,
+  estimateEventBytes,
+  type EventColumns,
+  pickRows,
+} from "./format.ts";
 import { readIntent, type SegmentIntent, writeIntent } from "./intent.ts";
 import { hourPath, hourStart, segmentFileName } from "./paths.ts";
 import type { ObjectStore } from "./store.ts";
@@ -380,7 +386,7 @@ export class LakeWriter {
       const picked = byHour.get(hours[i])!;
       const file = hours.length === 1
         ? encodeColumns(cols, rows)
-        : encodeColumns(pick(cols, picked), picked.length);
+        : encodeColumns(pickRows(cols, picked), picked.length);
       bytes += file.length;
       await this.#retrying(keys[i], s.partition, () => this.#store.put(keys[i], file));
     }
@@ -419,22 +425,6 @@ export class LakeWriter {
       }
     }
   }
-}
-
-/** The given rows of `cols` (in that order) as new columns. */
-function pick(cols: EventColumns, rows: readonly number[]): EventColumns {
-  const c = allocColumns(rows.length);
-  for (let j = 0; j < rows.length; j++) {
-    const i = rows[j];
-    c.timestamp[j] = cols.timestamp[i];
-    c.id[j] = cols.id[i];
-    c.antenna_id[j] = cols.antenna_id[i];
-    c.app[j] = cols.app[i];
-    c.bytes[j] = cols.bytes[i];
-    c.partition[j] = cols.partition[i];
-    c.offset[j] = cols.offset[i];
-  }
-  return c;
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
