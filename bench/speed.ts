@@ -359,12 +359,15 @@ database: { url: "${dbUrl}" }
   );
 
   // ---- (d) visibility delay on a live tail --------------------------------------
-  if (values["no-tail"]) {
+  const teardown = async () => {
     await layer.stop();
     await db.close();
     await admin.unsafe(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
     await admin.end();
     await Deno.remove(lakeDir, { recursive: true });
+  };
+  if (values["no-tail"]) {
+    await teardown();
     return {
       layerRate,
       layerS,
@@ -443,11 +446,7 @@ database: { url: "${dbUrl}" }
     } ms`,
   );
   const peakAll = rss.stop();
-  await layer.stop();
-  await db.close();
-  await admin.unsafe(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
-  await admin.end();
-  await Deno.remove(lakeDir, { recursive: true });
+  await teardown();
   return {
     layerRate,
     layerS,
