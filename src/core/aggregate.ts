@@ -72,17 +72,7 @@ export class GroupAccumulator {
 
   /** Adds a row the caller already knows the metric accepts. */
   add(row: MetricRow): void {
-    const m = this.metric;
-    const key = m.key(row);
-    if (m.aggregation === "count_distinct") {
-      let set = this.members.get(key);
-      if (!set) this.members.set(key, set = new Set());
-      set.add(m.member(row));
-      return;
-    }
-    const v = m.value(row);
-    const prev = this.values.get(key);
-    this.values.set(key, prev === undefined ? v : combine(m.aggregation, prev, v));
+    this.#put(row);
   }
 
   /**
@@ -92,7 +82,11 @@ export class GroupAccumulator {
    * knows the metric accepts `row`; a partial of no rows adds nothing.
    */
   addPartial(row: MetricRow, partial: PartialAggregate): void {
-    if (partial.count <= 0) return;
+    if (partial.count > 0) this.#put(row, partial);
+  }
+
+  /** One row (`partial` undefined) or a summary of equal rows into the row's group. */
+  #put(row: MetricRow, partial?: PartialAggregate): void {
     const m = this.metric;
     const key = m.key(row);
     if (m.aggregation === "count_distinct") {
@@ -101,7 +95,7 @@ export class GroupAccumulator {
       set.add(m.member(row));
       return;
     }
-    const v = partialValue(m.aggregation, partial);
+    const v = partial ? partialValue(m.aggregation, partial) : m.value(row);
     const prev = this.values.get(key);
     this.values.set(key, prev === undefined ? v : combine(m.aggregation, prev, v));
   }
