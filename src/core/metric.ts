@@ -36,8 +36,25 @@ export const KEY_SEPARATOR = "|";
 
 type Field = EventField | JoinedField;
 
+// One closure per field with a fixed property name: `row[field]` would be a
+// megamorphic keyed load on the speed layer's per-event path.
 function getter(field: Field): (row: MetricRow) => string | number | undefined {
-  return (row) => row[field];
+  switch (field) {
+    case "bytes":
+      return (row) => row.bytes;
+    case "timestamp":
+      return (row) => row.timestamp;
+    case "app":
+      return (row) => row.app;
+    case "id":
+      return (row) => row.id;
+    case "antenna_id":
+      return (row) => row.antenna_id;
+    case "email":
+      return (row) => row.email;
+    case "name":
+      return (row) => row.name;
+  }
 }
 
 function compileFilter(plan: MetricPlan): (row: MetricRow) => boolean {

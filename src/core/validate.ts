@@ -12,6 +12,8 @@ export type Validation =
 
 const decoder = new TextDecoder("utf-8", { fatal: true });
 const STRING_FIELDS = ["app", "id", "antenna_id"] as const;
+const REQUIRED_FIELDS = ["bytes", "timestamp", ...STRING_FIELDS] as const;
+const BLANK = /^\s*$/;
 const MAX_ID_LENGTH = 128;
 
 function reject(reason: DeadLetterReason, detail: string): Validation {
@@ -60,7 +62,7 @@ function validateObject(
     return reject("not_object", `payload is ${show(parsed)}, expected a JSON object`);
   }
   const o = parsed as Record<string, unknown>;
-  for (const f of ["bytes", "timestamp", ...STRING_FIELDS]) {
+  for (const f of REQUIRED_FIELDS) {
     if (!(f in o) || o[f] === null) return reject("missing_field", `field "${f}" is missing`);
   }
   for (const f of STRING_FIELDS) {
@@ -69,7 +71,7 @@ function validateObject(
       return reject("wrong_type", `field "${f}" is ${show(v)}, expected a string`);
     }
     const limit = f === "app" ? schema.maxAppLength : MAX_ID_LENGTH;
-    if (v.trim() === "" || v.length > limit) {
+    if (v.length > limit || BLANK.test(v)) {
       return reject(
         "invalid_value",
         `field "${f}" is ${show(v)}, expected 1 to ${limit} characters`,

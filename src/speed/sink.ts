@@ -91,6 +91,13 @@ const quote = (v: string) =>
 
 /** A text[] literal; null elements stay NULL. */
 export function textArray(values: readonly (string | null)[]): string {
+  // Common case (ids, metric names): nothing to escape, one join.
+  let plain = values.length > 0;
+  for (let i = 0; plain && i < values.length; i++) {
+    const v = values[i];
+    plain = v !== null && !v.includes("\\") && !v.includes('"');
+  }
+  if (plain) return '{"' + values.join('","') + '"}';
   let out = "{";
   for (let i = 0; i < values.length; i++) {
     if (i) out += ",";
