@@ -110,7 +110,17 @@ function stackConf(l: Layout): string {
     `port = ${PG_PORT}`,
     `unix_socket_directories = '${l.socketDir}'`,
     "max_connections = 200",
-    "shared_buffers = 128MB",
+    // Sized for the speed layer's bulk upserts (BENCHMARKS.md): with the
+    // defaults (128MB, max_wal_size 1GB) a catching-up layer forced a
+    // checkpoint every few seconds, and each one made the next writes log
+    // whole pages again. Ordinary settings for a write-heavy server.
+    "shared_buffers = 1GB",
+    "wal_buffers = 64MB",
+    "max_wal_size = 8GB",
+    "min_wal_size = 1GB",
+    "checkpoint_timeout = 15min",
+    "checkpoint_completion_target = 0.9",
+    "wal_compression = lz4",
     "timezone = 'UTC'",
     "log_timezone = 'UTC'",
     "",
