@@ -1,15 +1,17 @@
 /**
  * `GET /api/v1/metrics/:metric/series`: one metric's values over time, from
- * the serving views (merged: batch where the hour is batched, else speed),
- * the batch table alone, or the speed windows alone. Every SQL text is a
- * constant picked by the (source, granularity, with id) combination, so the
- * planner sees `id = $4` whenever an id is given and keeps to the index.
+ * the serving views (merged: batch where the hour is batched, else speed;
+ * hourly from the views' tables, see _serving_sql.ts), the batch table alone,
+ * or the speed windows alone. Every SQL text is a constant picked by the
+ * (source, granularity, with id) combination, so the planner sees `id = $4`
+ * whenever an id is given and keeps to the index.
  */
 import { UserError } from "../errors.ts";
 import type { ApiContext, MetricInfo } from "./context.ts";
 import { DAY_MS, HOUR_MS, iso, parseChoice, parseRange, parseText } from "./params.ts";
 import { FROM_PARAM, METRIC_PARAM, type RouteDef, TO_PARAM } from "./route.ts";
 import { isoOf, numOf, requireMetric } from "./_util.ts";
+import { mergedHourlySql, speedHourlySql } from "./_serving_sql.ts";
 
 export type Granularity = "5m" | "1h";
 export type Source = "merged" | "batch" | "speed";
@@ -19,15 +21,14 @@ export const MAX_RANGE_MS: Record<Granularity, number> = { "5m": 31 * DAY_MS, "1
 /** Points returned without an id before the answer says `truncated`. */
 export const MAX_POINTS = 100_000;
 
-// How 5-minute windows fold into an hour follows the speed metric's
-// aggregation, exactly as serving_hourly does (004_serving.sql).
-const FOLD = `(CASE $5::text WHEN 'min' THEN min(value) WHEN 'max' THEN max(value)
-  WHEN 'count_distinct' THEN max(value) ELSE sum(value) END)::bigint`;
-
-/** [source, granularity] → SQL with `$4 = id`; `$5` = fold aggregation where used. */
+/**
+ * [source, granularity] → SQL with `$4 = id`; `$5` = fold aggregation where
+ * used. merged/1h reads serving_hourly's rows from its tables
+ * (_serving_sql.ts) so the speed windows are picked by their raw timestamp:
+ * one id's day is one range of the speed_partials key.
+ */
 const SQL_ONE: Record<string, string> = {
-  "merged/1h": `SELECT timestamp, id, value, source FROM serving_hourly
-    WHERE type = $1 AND timestamp >= $2::timestamp AND timestamp < $3::timestamp AND id = $4
+  "merged/1h": `${mergedHourlySql({ id: "$4", fold: "$5" })}
     ORDER BY timestamp`,
   "merged/5m": `SELECT timestamp, id, value, source FROM serving_5m
     WHERE type = $1 AND timestamp >= $2::timestamp AND timestamp < $3::timestamp AND id = $4
@@ -38,17 +39,14 @@ const SQL_ONE: Record<string, string> = {
   "speed/5m": `SELECT timestamp, id, value, 'speed' AS source FROM bytes
     WHERE type = $1 AND timestamp >= $2::timestamp AND timestamp < $3::timestamp AND id = $4
     ORDER BY timestamp`,
-  "speed/1h": `SELECT date_trunc('hour', timestamp) AS timestamp, id, ${FOLD} AS value,
-      'speed' AS source
-    FROM bytes
-    WHERE type = $1 AND timestamp >= $2::timestamp AND timestamp < $3::timestamp AND id = $4
-    GROUP BY 1, 2 ORDER BY 1`,
+  "speed/1h": `SELECT timestamp, id, value, 'speed' AS source
+    FROM (${speedHourlySql({ id: "$4", fold: "$5" })}) s
+    ORDER BY timestamp`,
 };
 
 /** Same without an id: every id, `$4` = row limit (one more than returned). */
 const SQL_ALL: Record<string, string> = {
-  "merged/1h": `SELECT timestamp, id, value, source FROM serving_hourly
-    WHERE type = $1 AND timestamp >= $2::timestamp AND timestamp < $3::timestamp
+  "merged/1h": `${mergedHourlySql({ fold: "$5" })}
     ORDER BY timestamp, id LIMIT $4`,
   "merged/5m": `SELECT timestamp, id, value, source FROM serving_5m
     WHERE type = $1 AND timestamp >= $2::timestamp AND timestamp < $3::timestamp
@@ -59,12 +57,13 @@ const SQL_ALL: Record<string, string> = {
   "speed/5m": `SELECT timestamp, id, value, 'speed' AS source FROM bytes
     WHERE type = $1 AND timestamp >= $2::timestamp AND timestamp < $3::timestamp
     ORDER BY timestamp, id LIMIT $4`,
-  "speed/1h": `SELECT date_trunc('hour', timestamp) AS timestamp, id, ${FOLD} AS value,
-      'speed' AS source
-    FROM bytes
-    WHERE type = $1 AND timestamp >= $2::timestamp AND timestamp < $3::timestamp
-    GROUP BY 1, 2 ORDER BY 1, 2 LIMIT $4`,
+  "speed/1h": `SELECT timestamp, id, value, 'speed' AS source
+    FROM (${speedHourlySql({ fold: "$5" })}) s
+    ORDER BY timestamp, id LIMIT $4`,
 };
+
+/** The queries that take the speed windows' fold as `$5`. */
+const FOLDED = new Set(["merged/1h", "speed/1h"]);
 
 const EXISTS_SQL = `SELECT EXISTS (SELECT 1 FROM bytes_hourly WHERE type = $1 AND id = $2)
   OR EXISTS (SELECT 1 FROM bytes WHERE type = $1 AND id = $2) AS found`;
@@ -168,7 +167,7 @@ export function seriesRoutes(ctx: ApiContext): RouteDef[] {
       let truncated = false;
       if (id !== undefined) {
         params.push(id);
-        if (key === "speed/1h") params.push(fold);
+        if (FOLDED.has(key)) params.push(fold);
         rows = await ctx.db.query<PointRow>(SQL_ONE[key], params);
         if (rows.length === 0) {
           const [{ found }] = await ctx.db.query<{ found: boolean }>(EXISTS_SQL, [m.name, id]);
@@ -181,7 +180,7 @@ export function seriesRoutes(ctx: ApiContext): RouteDef[] {
         }
       } else {
         params.push(MAX_POINTS + 1);
-        if (key === "speed/1h") params.push(fold);
+        if (FOLDED.has(key)) params.push(fold);
         rows = await ctx.db.query<PointRow>(SQL_ALL[key], params);
         if (rows.length > MAX_POINTS) {
           rows = rows.slice(0, MAX_POINTS);

@@ -1,0 +1,63 @@
+/**
+ * The merged hourly series as the API queries it: the rows of the
+ * serving_hourly view (004_serving.sql) for a range of whole hours, written
+ * against the base tables so that the speed windows are selected by their
+ * raw "timestamp". A range on the view's folded hour is a range of
+ * date_trunc('hour', "timestamp"), which the speed_partials key
+ * (type, id, "timestamp") cannot serve; a raw range makes one id's day a
+ * single range scan of that key, and every id's range a BRIN scan
+ * (006_speed_partials_brin.sql). With `from` and `to` on whole hours the two
+ * ranges select the same windows.
+ */
+
+/** Placeholders of a merged hourly query; `$1` type, `$2` from, `$3` to are fixed. */
+export interface MergedHourlyParams {
+  /** The id's placeholder, e.g. `"$4"`; undefined = every id. */
+  readonly id?: string;
+  /** The placeholder of the speed windows' fold (`sum`, `count`, `min`, `max`, `count_distinct`). */
+  readonly fold: string;
+}
+
+/**
+ * The speed layer's 5-minute windows of type `$1` in [`$2`, `$3`) folded into
+ * hours, as serving_hourly folds them: SUM for sum and count, MIN / MAX for
+ * min and max, MAX for count_distinct (a lower bound).
+ *
+ * @example
+ * speedHourlySql({ id: "$4", fold: "$5" }) // SELECT date_trunc('hour', timestamp) AS timestamp, …
+ */
+export function speedHourlySql(p: MergedHourlyParams): string {
+  return `SELECT date_trunc('hour', timestamp) AS timestamp, id,
+      (CASE ${p.fold}::text WHEN 'min' THEN min(value) WHEN 'max' THEN max(value)
+        WHEN 'count_distinct' THEN max(value) ELSE sum(value) END)::bigint AS value
+    FROM bytes
+    WHERE type = $1 AND timestamp >= $2::timestamp AND timestamp < $3::timestamp${
+    p.id ? ` AND id = ${p.id}` : ""
+  }
+    GROUP BY 1, 2`;
+}
+
+/**
+ * serving_hourly's rows (timestamp, id, value, source) of type `$1` in
+ * [`$2`, `$3`), both whole hours: the batch value where the hour is in
+ * batch_hours, else the folded speed windows (which stay in batched hours
+ * for a type the batch layer does not compute).
+ *
+ * @example
+ * `SELECT * FROM (${mergedHourlySql({ fold: "$5" })}) m ORDER BY timestamp, id`
+ */
+export function mergedHourlySql(p: MergedHourlyParams): string {
+  return `SELECT h.timestamp, h.id, h.value, 'batch'::text AS source
+    FROM bytes_hourly h
+    WHERE h.type = $1 AND h.timestamp >= $2::timestamp AND h.timestamp < $3::timestamp${
+    p.id ? ` AND h.id = ${p.id}` : ""
+  }
+      AND EXISTS (SELECT 1 FROM batch_hours bh WHERE bh.hour = h.timestamp)
+  UNION ALL
+  SELECT s.timestamp, s.id, s.value, 'speed'::text AS source
+    FROM (${speedHourlySql(p)}) s
+    WHERE NOT EXISTS (
+      SELECT 1 FROM batch_hours bh
+      JOIN metric_catalog bc ON bc.layer = 'batch' AND bc.type = $1
+      WHERE bh.hour = s.timestamp)`;
+}
