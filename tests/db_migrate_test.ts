@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { type Db, migrate, openDb } from "../src/db/mod.ts";
+import { readMigrations } from "../src/db/migrate.ts";
 import { UserError } from "../src/errors.ts";
 import { freshDatabase } from "./_services.ts";
 
@@ -146,6 +147,43 @@ Deno.test({
       });
     } finally {
       await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "migrate() takes a database at 005 to 006: speed_partials keeps its key and a BRIN index",
+  ...opts,
+  async fn() {
+    const upTo005 = await Deno.makeTempDir({ prefix: "sql_005_" });
+    for (const m of await readMigrations()) {
+      if (m.version <= 5) await Deno.writeTextFile(`${upTo005}/${m.file}`, m.sql);
+    }
+    const indexes = async (db: Db) =>
+      (await db.query<{ indexname: string }>(
+        "SELECT indexname FROM pg_indexes WHERE tablename = 'speed_partials' ORDER BY indexname",
+      )).map((r) => r.indexname);
+    try {
+      await withDb(async (db) => {
+        await migrate(db, upTo005);
+        assert.deepEqual(await indexes(db), [
+          "speed_partials_pkey",
+          "speed_partials_type_id_hour_idx",
+          "speed_partials_type_time_idx",
+        ]);
+        await db.query(
+          `INSERT INTO speed_partials (type, "timestamp", id, "partition", value, window_end)
+           VALUES ('m', '2026-11-28 10:00', 'a', 0, 1, '2026-11-28 10:05')`,
+        );
+        assert.ok((await migrate(db)).applied.includes("006_speed_partials_brin.sql"));
+        assert.deepEqual(await indexes(db), ["speed_partials_pkey", "speed_partials_time_brin"]);
+        const [{ n }] = await db.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM speed_partials WHERE "timestamp" >= '2026-11-28'`,
+        );
+        assert.equal(n, 1);
+      });
+    } finally {
+      await Deno.remove(upTo005, { recursive: true });
     }
   },
 });

@@ -20,6 +20,14 @@ Deno.test({
       const first = await openDb({ embeddedDir: dir });
       assert.equal(first.kind, "pglite");
       assert.ok((await migrate(first)).applied.includes("001_base.sql"));
+      // Every migration runs on PGlite too, BRIN index included (sql/006).
+      const idx = await first.query<{ indexname: string }>(
+        "SELECT indexname FROM pg_indexes WHERE tablename = 'speed_partials' ORDER BY indexname",
+      );
+      assert.deepEqual(idx.map((r) => r.indexname), [
+        "speed_partials_pkey",
+        "speed_partials_time_brin",
+      ]);
       assert.equal(await seedUsers(first, { devices: 7 }), 7);
       await assert.rejects(openDb({ embeddedDir: dir }), UserError, "a second opener is refused");
       await first.close();

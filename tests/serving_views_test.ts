@@ -2,8 +2,8 @@
  * The serving views on real PostgreSQL: serving_hourly folds the speed
  * layer's 5-minute windows into hours (SUM, or MAX for a max metric) until
  * the batch layer completes the hour, then shows the batch value; speed-only
- * metrics stay speed; serving_5m and batch_reconciliation; the series query
- * uses an index.
+ * metrics stay speed; serving_5m and batch_reconciliation; the series
+ * queries use the key or the BRIN index of speed_partials.
  */
 import assert from "node:assert/strict";
 import { freshDatabase } from "./_services.ts";
@@ -18,9 +18,15 @@ import {
   writeLakeHour,
 } from "../src/batch/testing.ts";
 import { createLogger } from "../src/log.ts";
+import { mergedHourlySql } from "../src/api/_serving_sql.ts";
 
 const H = Date.UTC(2026, 10, 28, 10);
 const W = 300_000;
+const DAY = 86_400_000;
+/** Every id of a metric over a range, as a dashboard asks a view. */
+const VIEW_DAY = (view: string) =>
+  `SELECT id, value FROM ${view}
+   WHERE type = $1 AND timestamp >= $2::timestamp AND timestamp < $3::timestamp`;
 
 Deno.test("serving_hourly switches an hour from speed to batch once it is batched", async () => {
   const fresh = await freshDatabase("serving");
@@ -137,27 +143,77 @@ Deno.test("serving_hourly switches an hour from speed to batch once it is batche
     });
     const text = plan1.map((r) => r["QUERY PLAN"]).join("\n");
     assert.match(text, /bytes_hourly_type_id_ts_idx/, text);
-
-    // The merged hourly series of one id over a day: the hour range reaches the
-    // speed rows' scan (where sql/005's expression index can serve it at scale)
-    // instead of being applied after every window of the id was folded.
-    const plan2 = await db.transaction(async (tx) => {
-      await tx.query("SET LOCAL enable_seqscan = off");
-      return await tx.query<{ "QUERY PLAN": string }>(
-        `EXPLAIN SELECT timestamp, value, source FROM serving_hourly
-         WHERE type = 'antenna_bytes_total' AND id = 'ant-1'
-           AND timestamp >= '2026-11-28' AND timestamp < '2026-11-29'`,
-      );
-    });
-    const text2 = plan2.map((r) => r["QUERY PLAN"]).join("\n");
-    assert.match(
-      text2,
-      /on speed_partials p\s[^\n]*\n(\s+(Index Cond|Filter): [^\n]*\n)*\s+(Index Cond|Filter): [^\n]*date_trunc\('hour'::text, "timestamp"\) >= /,
-      text2,
-    );
   } finally {
     await db.close();
     await fresh.drop();
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("speed_partials: one id's day is a key range, every id's day a BRIN range", async () => {
+  const fresh = await freshDatabase("serving_plan");
+  const db = await openDb({ url: fresh.url, maxConnections: 1 });
+  try {
+    await migrate(db);
+    const DAYS = 30;
+    const end = H + 14 * 3_600_000; // a day boundary
+    await db.query(
+      `INSERT INTO speed_metrics (type, aggregation, window_ms)
+       VALUES ('antenna_bytes_total', 'sum', $1)`,
+      [W],
+    );
+    await db.query(
+      `INSERT INTO speed_progress (topic, "partition", next_offset, lake_offset, clock_ms, watermark)
+       VALUES ('devices', 0, 0, 0, $1, $2::timestamp)`,
+      [end, new Date(end)],
+    );
+    // A month of windows of 50 ids, written window after window as the speed
+    // layer writes them, so the heap is in time order.
+    await db.query(
+      `INSERT INTO speed_partials (type, "timestamp", id, "partition", value, window_end)
+       SELECT 'antenna_bytes_total', ts, 'ant-' || i, 0, 1, ts + interval '5 minutes'
+       FROM generate_series($1::timestamp, $2::timestamp - interval '5 minutes',
+         interval '5 minutes') AS ts, generate_series(1, 50) AS i
+       ORDER BY ts, i`,
+      [new Date(end - DAYS * DAY), new Date(end)],
+    );
+    // VACUUM summarizes the BRIN ranges, as autovacuum does behind the layer.
+    await db.exec("VACUUM ANALYZE speed_partials");
+    await db.exec("ANALYZE");
+    const explain = async (sql: string, params: unknown[] = []) =>
+      (await db.query<{ "QUERY PLAN": string }>(`EXPLAIN ${sql}`, params))
+        .map((r) => r["QUERY PLAN"]).join("\n");
+    const day = ["antenna_bytes_total", new Date(end - 2 * DAY), new Date(end - DAY)];
+
+    // The API's merged hourly series of one id: one range of the key
+    // (type, id, timestamp), not every window of the id nor the table.
+    const one = await explain(
+      `${mergedHourlySql({ id: "$4", fold: "$5" })} ORDER BY timestamp`,
+      [...day, "ant-7", "sum"],
+    );
+    assert.match(
+      one,
+      /Index (Only )?Scan using speed_partials_pkey on speed_partials p\s[^\n]*\n\s+Index Cond: \(\(type = [^\n]*id = [^\n]*"timestamp" >= [^\n]*"timestamp" < /,
+      one,
+    );
+    assert.doesNotMatch(one, /Seq Scan on speed_partials/, one);
+
+    // Every id's day, on the API's merged query and on the views (dashboards):
+    // the BRIN index of sql/006 finds the day's pages, on the raw timestamp
+    // and on serving_hourly's folded hour.
+    const all = await explain(`${mergedHourlySql({ fold: "$4" })}`, [...day, "sum"]);
+    for (
+      const [name, text] of [
+        ["API merged hourly", all],
+        ["serving_5m", await explain(VIEW_DAY("serving_5m"), day)],
+        ["serving_hourly", await explain(VIEW_DAY("serving_hourly"), day)],
+      ]
+    ) {
+      assert.match(text, /Bitmap Index Scan on speed_partials_time_brin/, `${name}:\n${text}`);
+      assert.doesNotMatch(text, /Seq Scan on speed_partials/, `${name}:\n${text}`);
+    }
+  } finally {
+    await db.close();
+    await fresh.drop();
   }
 });
