@@ -168,9 +168,18 @@ Deno.test("the scheduler catches up missed hours oldest first, once each, by the
     assert.deepEqual((await r.runDue()).map((s) => s.hour), [hours[4]]);
     now += 10 * HOUR; // downtime; hours 05..14 have no lake data and no speed data
     assert.deepEqual(await r.runDue(), []);
+    // Speed windows from 13:05 on (the older one written last): hours 13 and
+    // 14 are due without lake files, so a lost lake hour is still run and
+    // reported; hour 12 is before the speed layer's first window.
+    await db.query(
+      `INSERT INTO speed_partials (type, "timestamp", id, "partition", value, window_end)
+       VALUES ('antenna_bytes_total', $1::timestamp, 'a', 0, 1, $1::timestamp + interval '5 minutes'),
+         ('antenna_bytes_total', $2::timestamp, 'a', 0, 1, $2::timestamp + interval '5 minutes')`,
+      [new Date(H0 + 14.5 * HOUR), new Date(H0 + 13 * HOUR + 5 * 60_000)],
+    );
+    assert.deepEqual((await r.runDue()).map((s) => s.hour), [H0 + 13 * HOUR, H0 + 14 * HOUR]);
     const runs = await r.listRuns();
-    assert.equal(runs.length, 4);
-    assert.equal(await r.lastCompletedHour(), hours[4]);
+    assert.equal(runs.length, 6);
     // startScheduler() ticks and stops cleanly.
     const s = r.startScheduler();
     await s.stop();

@@ -53,12 +53,20 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
     if (firstSpeedHour !== undefined) return firstSpeedHour;
     const types = plan.speed.metrics.map((m) => m.name);
     try {
-      // Per type, so the (type, timestamp) index answers it without a scan.
-      const rows = await db.query<{ t: Date | null }>(
-        `SELECT min(m) AS t FROM (
-           SELECT (SELECT min(p."timestamp") FROM speed_partials p WHERE p.type = u.t) AS m
-           FROM unnest($1::text[]) AS u(t)) x`,
+      // min("timestamp") has no index to read it from (sql/006 left a BRIN
+      // index, which has no order), so: take any window, then the oldest at or
+      // before it. Windows arrive in time order, so the first row of the heap
+      // is among the oldest and the BRIN index narrows the second query to the
+      // table's first pages; the answer is exact whatever the order.
+      const any = await db.query<{ t: Date }>(
+        `SELECT "timestamp" AS t FROM speed_partials WHERE type = ANY($1::text[]) LIMIT 1`,
         [types],
+      );
+      if (any.length === 0) return undefined;
+      const rows = await db.query<{ t: Date | null }>(
+        `SELECT min("timestamp") AS t FROM speed_partials
+         WHERE type = ANY($1::text[]) AND "timestamp" <= $2::timestamp`,
+        [types, any[0].t],
       );
       const t = rows[0]?.t?.getTime();
       if (t !== undefined) firstSpeedHour = hourStart(t); // never moves once set
