@@ -42,6 +42,8 @@ const { values } = parseArgs({
     // Internal: run phases (c) and (d) on this topic in a fresh process, print JSON.
     "layer-topic": { type: "string" },
     "last-event-ms": { type: "string" },
+    // Items per second of event time (see below).
+    "event-rate": { type: "string", default: "200" },
   },
 });
 const N = Number(values.events);
@@ -71,7 +73,7 @@ if (values["layer-topic"]) {
 await ensureTopics({ brokers, topics: [{ topic, partitions: PARTITIONS }] });
 
 // ---- produce ------------------------------------------------------------------
-const EVENT_RATE = 200; // items per second of event time: 2 M items ≈ 2.8 h, 33 windows
+const EVENT_RATE = Number(values["event-rate"]); // 200: 2 M items ≈ 2.8 h, 33 windows
 const gen = createGenerator({
   seed: 2026,
   devices: DEVICES,
@@ -198,6 +200,7 @@ const child = await new Deno.Command(Deno.execPath(), {
   args: [
     "run",
     "-A",
+    ...startV8Flags(),
     ...values["layer-flags"].split(" ").filter(Boolean),
     new URL(import.meta.url).pathname,
     "--layer-topic",
@@ -206,6 +209,8 @@ const child = await new Deno.Command(Deno.execPath(), {
     String(N),
     "--last-event-ms",
     String(lastEventMs),
+    "--event-rate",
+    String(EVENT_RATE),
     ...(values["no-tail"] ? ["--no-tail"] : []),
   ],
   stdout: "piped",
@@ -275,6 +280,12 @@ await writeSection(
   `Command: \`deno task bench:speed\` (\`--events N\` to change the count), local stack
 (\`deno task stack up\`: Kafka 4.1 KRaft, PostgreSQL 15, on this 2-core machine).
 Run ${new Date().toISOString().slice(0, 16)}Z, producing took ${produceS.toFixed(0)} s.
+Workload: ${EVENT_RATE} events per second of event time (${
+    Math.ceil((lastEventMs - startMs) / WINDOW_MS)
+  } windows of 5 minutes), 2 % late, 0.1 % malformed; default speed settings (flush every 1 s,
+25,000 dirty rows per partition), lake roll \`max_age: 1s\` (the last segment is cut by age, so
+"until all committed" includes up to 1 s of it); the layer runs in its own process with the
+\`start\` task's V8 flags (\`${startV8Flags().join(" ")}\`).
 Visibility delay: from producing the first event past a window's end + 15 s lateness
 (live tail, 2,000 events/s) to its rows being visible in \`bytes\` (polled every 20 ms).
 
@@ -282,6 +293,12 @@ ${table}
 `,
 );
 Deno.exit(0);
+
+/** The V8 flags of the \`start\` task (deno.json), so the layer runs as \`start\` runs it. */
+function startV8Flags(): string[] {
+  const deno = JSON.parse(Deno.readTextFileSync(new URL("../deno.json", import.meta.url)));
+  return String(deno.tasks.start).match(/--v8-flags=\S+/g) ?? [];
+}
 
 async function layerPhases(topic: string, lastEventMs: number) {
   const run = crypto.randomUUID().slice(0, 8);
@@ -302,7 +319,7 @@ source:
 speed: { window: 5m, allowed_lateness: 15s, idle_timeout: 30s, flush_interval: 1s }
 lake:
   uri: file://${lakeDir}
-  roll: { max_age: 5s }
+  roll: { max_age: 1s }
   compaction: { enabled: false }
 database: { url: "${dbUrl}" }
 `,
