@@ -57,3 +57,29 @@ export async function writeSection(path: string, heading: string, body: string):
 }
 
 export const mb = (bytes: number) => (bytes / 1024 / 1024).toFixed(0);
+
+/**
+ * The V8 flags of the `start` task (deno.json): the speed and batch layers run
+ * inside `start`, so their benchmarks run their code with the same flags.
+ */
+export function startV8Flags(): string[] {
+  const deno = JSON.parse(Deno.readTextFileSync(new URL("../deno.json", import.meta.url)));
+  return String(deno.tasks.start).match(/--v8-flags=\S+/g) ?? [];
+}
+
+/**
+ * Runs this script again in a child process with the `start` task's V8 flags
+ * (once: the child sees BENCH_START_FLAGS) and exits with its code; returns in
+ * the child.
+ */
+export async function reexecWithStartFlags(script: URL): Promise<void> {
+  if (Deno.env.get("BENCH_START_FLAGS")) return;
+  const { code } = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", ...startV8Flags(), script.pathname, ...Deno.args],
+    env: { BENCH_START_FLAGS: "1" },
+    stdin: "inherit",
+    stdout: "inherit",
+    stderr: "inherit",
+  }).output();
+  Deno.exit(code);
+}

@@ -22,6 +22,7 @@ import {
   writeLakeHour,
 } from "../src/batch/testing.ts";
 import { createLogger } from "../src/log.ts";
+import { reexecWithStartFlags, startV8Flags, writeSection } from "./_util.ts";
 import { DEFAULT_APPS } from "../src/simulator/ids.ts";
 
 const H = Date.UTC(2026, 10, 28, 10);
@@ -164,12 +165,17 @@ async function main() {
       } (2 cores shared with other work); the job's phase times are in its "batch hour succeeded" log line.`,
       `- Target: < 5 s and < 1 GB RSS: ${jobMs < 5000 && peak < 1e9 ? "met" : "NOT met"}.`,
     ];
-    const section =
-      `## Batch layer\n\nCommand: \`${COMMAND}\` (PostgreSQL of the local stack, local lake; ${
-        new Date().toISOString().slice(0, 10)
-      }, ${navigator.hardwareConcurrency} cores).\n\n${lines.join("\n")}\n`;
+    const section = `Command: \`${COMMAND}\` (PostgreSQL of the local stack, local lake; ${
+      new Date().toISOString().slice(0, 10)
+    }, ${navigator.hardwareConcurrency} cores; the job runs with the \`start\` task's V8 flags \`${
+      startV8Flags().join(" ")
+    }\`).\n\n${lines.join("\n")}\n`;
     console.log(section);
-    await writeSection(section);
+    await writeSection(
+      new URL("../BENCHMARKS.md", import.meta.url).pathname,
+      "Batch layer",
+      section,
+    );
   } finally {
     await db.close();
     await admin.unsafe(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
@@ -178,23 +184,8 @@ async function main() {
   }
 }
 
-/** Replaces (or appends) only the "## Batch layer" section of BENCHMARKS.md. */
-async function writeSection(section: string) {
-  const path = new URL("../BENCHMARKS.md", import.meta.url);
-  let text = "";
-  try {
-    text = await Deno.readTextFile(path);
-  } catch {
-    text = "# Benchmarks\n";
-  }
-  const start = text.indexOf("## Batch layer");
-  if (start < 0) {
-    text = text.trimEnd() + "\n\n" + section;
-  } else {
-    const next = text.indexOf("\n## ", start + 1);
-    text = text.slice(0, start) + section + (next < 0 ? "" : "\n" + text.slice(next + 1));
-  }
-  await Deno.writeTextFile(path, text);
+if (import.meta.main) {
+  // The job runs inside `start`: measure it with start's V8 flags.
+  await reexecWithStartFlags(new URL(import.meta.url));
+  await main();
 }
-
-if (import.meta.main) await main();

@@ -27,7 +27,7 @@ import { openStore } from "../src/lake/mod.ts";
 import { createGenerator } from "../src/simulator/generator.ts";
 import { startSpeedLayer } from "../src/speed/mod.ts";
 import { stackUp } from "../src/stack/mod.ts";
-import { markdownTable, mb, percentile, sampleRss, writeSection } from "./_util.ts";
+import { markdownTable, mb, percentile, sampleRss, startV8Flags, writeSection } from "./_util.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -293,12 +293,6 @@ ${table}
 `,
 );
 Deno.exit(0);
-
-/** The V8 flags of the \`start\` task (deno.json), so the layer runs as \`start\` runs it. */
-function startV8Flags(): string[] {
-  const deno = JSON.parse(Deno.readTextFileSync(new URL("../deno.json", import.meta.url)));
-  return String(deno.tasks.start).match(/--v8-flags=\S+/g) ?? [];
-}
 
 async function layerPhases(topic: string, lastEventMs: number) {
   const run = crypto.randomUUID().slice(0, 8);
