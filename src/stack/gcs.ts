@@ -26,19 +26,23 @@ export const GCS_ENDPOINT = `http://127.0.0.1:${GCS_PORT}`;
 /** Pinned module version; changing it rebuilds the binary on the next `up`. */
 export const FAKE_GCS_VERSION = "v1.56.1";
 
-const BINARY = `${BIN_DIR}/fake-gcs-server`;
+/** The emulator binary `up` builds (tests also start private instances of it). */
+export const FAKE_GCS_BINARY = `${BIN_DIR}/fake-gcs-server`;
 const VERSION_FILE = `${BIN_DIR}/fake-gcs-server.version`;
 const DIR = `${STATE_DIR}/gcs`;
 const PID_FILE = `${DIR}/gcs.pid`;
 const LOG_FILE = `${DIR}/gcs.log`;
-/** Identifies our emulator's process (not, say, an editor holding the binary's path). */
-const MARKER = `${BINARY} -scheme`;
+/**
+ * Identifies our emulator's process (not, say, an editor holding the binary's
+ * path, nor a test's private instance, whose arguments start otherwise).
+ */
+const MARKER = `${FAKE_GCS_BINARY} -scheme`;
 
 const log_ = log.child({ component: "stack", service: "gcs" });
 
 async function install(): Promise<void> {
   if (
-    (await exists(BINARY)) && (await exists(VERSION_FILE)) &&
+    (await exists(FAKE_GCS_BINARY)) && (await exists(VERSION_FILE)) &&
     (await Deno.readTextFile(VERSION_FILE)).trim() === FAKE_GCS_VERSION
   ) return;
   if (!(await onPath("go"))) throw new UserError("go not found: install Go 1.22 or newer");
@@ -83,7 +87,7 @@ export const gcsService: Service = {
       await install();
       await Deno.mkdir(DIR, { recursive: true });
       log_.info("starting fake-gcs-server", { address: GCS_ENDPOINT, log: LOG_FILE });
-      const started = await spawnDetached(BINARY, [
+      const started = await spawnDetached(FAKE_GCS_BINARY, [
         "-scheme",
         "http",
         "-host",
@@ -135,7 +139,7 @@ export const gcsService: Service = {
     return {
       ...base,
       running: false,
-      detail: (await exists(BINARY)) ? "stopped" : "not installed",
+      detail: (await exists(FAKE_GCS_BINARY)) ? "stopped" : "not installed",
     };
   },
 };
