@@ -409,7 +409,17 @@ export class LakeWriter {
     for (let attempt = 1;; attempt++) {
       if (this.#abort.signal.aborted) throw new LakeWriterAbortedError();
       try {
-        return await fn();
+        await fn();
+        // The line that says the store is back, even when the outage was too
+        // short for the consumer to pause (and log it) on pendingRows().
+        if (attempt > 1) {
+          this.#log.info("lake write succeeded after retries", {
+            what,
+            partition,
+            attempts: attempt,
+          });
+        }
+        return;
       } catch (err) {
         if (this.#abort.signal.aborted) throw new LakeWriterAbortedError();
         this.#m.retries.inc();
