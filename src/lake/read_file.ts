@@ -160,11 +160,33 @@ export async function readFileInto(
   known?: FileMetaData,
   dictionaries: Partial<Record<LakeColumn, StringDictionary>> = {},
 ): Promise<{ rows: number; cols: FileColumns }> {
+  return await readRowsInto(store, key, size, columns, undefined, out, known, dictionaries);
+}
+
+/**
+ * `readFileInto` for the rows `[range.start, range.end)` of the file only (all
+ * rows when `range` is undefined): only the pages holding them are fetched and
+ * decoded, so a large file can be read a slice at a time. Row `range.start`
+ * lands at `out.at`.
+ */
+export async function readRowsInto(
+  store: ObjectStore,
+  key: string,
+  size: number,
+  columns: readonly LakeColumn[],
+  range?: { readonly start: number; readonly end: number },
+  out?: { cols: FileColumns; at: number },
+  known?: FileMetaData,
+  dictionaries: Partial<Record<LakeColumn, StringDictionary>> = {},
+): Promise<{ rows: number; cols: FileColumns }> {
   const file = storeBuffer(store, key, size);
   try {
     const metadata = known ?? await parquetMetadataAsync(file);
     checkSchema(key, metadata, columns);
-    const rows = Number(metadata.num_rows);
+    const fileRows = Number(metadata.num_rows);
+    const start = Math.min(range?.start ?? 0, fileRows);
+    const end = Math.min(range?.end ?? fileRows, fileRows);
+    const rows = Math.max(0, end - start);
     const cols = out?.cols ??
       Object.fromEntries(
         columns.map((c) => [c, allocColumn(c, rows, dictionaries[c] !== undefined)]),
@@ -175,32 +197,38 @@ export async function readFileInto(
       const name = columnName as LakeColumn;
       const dst = cols[name];
       if (!dst) return;
-      const base = at + rowStart;
-      const n = columnData.length;
+      // Chunks are whole pages: keep only their rows inside the range.
+      const from = Math.max(start - rowStart, 0);
+      const to = Math.min(end - rowStart, columnData.length);
+      if (to <= from) return;
+      const base = at + rowStart - start;
       if (dst instanceof Float64Array) {
         if (columnData instanceof BigInt64Array) {
-          for (let i = 0; i < n; i++) dst[base + i] = Number(columnData[i]);
+          for (let i = from; i < to; i++) dst[base + i] = Number(columnData[i]);
         } else {
-          for (let i = 0; i < n; i++) dst[base + i] = Number(columnData[i]);
+          for (let i = from; i < to; i++) dst[base + i] = Number(columnData[i]);
         }
       } else if (dst instanceof Int32Array) {
-        dst.set(columnData as Int32Array, base);
+        const src = columnData as Int32Array;
+        if (from === 0 && to === src.length) dst.set(src, base);
+        else for (let i = from; i < to; i++) dst[base + i] = src[i];
       } else {
-        for (let i = 0; i < n; i++) dst[base + i] = columnData[i] as string;
+        for (let i = from; i < to; i++) dst[base + i] = columnData[i] as string;
       }
-      seen[name] += n;
+      seen[name] += to - from;
     };
+    const read = { file, metadata, rowStart: start, rowEnd: end, onChunk };
     const plain = columns.filter((c) => dictionaries[c] === undefined);
-    if (plain.length) {
-      await parquetRead({ file, metadata, columns: plain, parsers: PARSERS, onChunk });
+    if (plain.length && rows > 0) {
+      await parquetRead({ ...read, columns: plain, parsers: PARSERS });
     }
     // One read per coded column: the string parser is per read, and it turns
     // each dictionary entry (or plain value) into its code.
     for (const c of columns) {
       const dict = dictionaries[c];
-      if (!dict) continue;
+      if (!dict || rows === 0) continue;
       const parsers = { ...PARSERS, stringFromBytes: (b: Uint8Array) => dict.codeOfBytes(b) };
-      await parquetRead({ file, metadata, columns: [c], parsers, onChunk });
+      await parquetRead({ ...read, columns: [c], parsers });
     }
     for (const c of columns) {
       if (seen[c] !== rows) {
