@@ -7,7 +7,7 @@
  * the reader and compaction as `EventColumns` (typed arrays, no per-row
  * objects), which is what keeps a 3.6 M-row hour cheap.
  */
-import { ByteWriter, parquetWrite } from "hyparquet-writer";
+import { ByteWriter, type parquetWrite, ParquetWriter } from "hyparquet-writer";
 import type { ColumnSource } from "hyparquet-writer";
 import type { SourcedEvent } from "../core/event.ts";
 
@@ -133,8 +133,76 @@ export function encodeColumns(
   rows: number,
   options: EncodeOptions = {},
 ): Uint8Array {
+  const file = new LakeFileEncoder(options);
+  file.write(cols, rows);
+  // A copy that fits: writers hold these bytes until the store has them.
+  return file.finish().slice();
+}
+
+export interface LakeFileEncoderOptions extends EncodeOptions {
+  /** Initial size of the output buffer, which doubles when full. Default 1 KB. */
+  initialBytes?: number;
+}
+
+/**
+ * A lake file built a batch of rows at a time, for callers that cannot hold
+ * all its rows decoded at once (compaction): only the encoded bytes
+ * accumulate. A `write` of at most `rowGroupSize` rows becomes exactly one
+ * row group, so writing a file's rows in batches of `rowGroupSize` gives the
+ * same bytes as `encodeColumns` of all of them at once.
+ *
+ * @example
+ * const file = new LakeFileEncoder();
+ * for (const b of batches) file.write(b.cols, b.rows);
+ * await store.put(key, file.finish());
+ */
+export class LakeFileEncoder {
+  readonly rowGroupSize: number;
+  readonly #bytes: ByteWriter;
+  readonly #parquet: ParquetWriter;
+  #rows = 0;
+
+  constructor(options: LakeFileEncoderOptions = {}) {
+    this.rowGroupSize = options.rowGroupSize ?? ROW_GROUP_SIZE;
+    this.#bytes = new ByteWriter(Math.max(1024, options.initialBytes ?? 0));
+    this.#parquet = new ParquetWriter({
+      writer: this.#bytes,
+      schema: SCHEMA,
+      codec: options.codec ?? "SNAPPY",
+      createdBy: "antenna-lambda lake",
+      // Min/max statistics cost ~40% of the encode time and nothing reads them:
+      // a file's offset range is in its name, its hour in its folder.
+      statistics: false,
+    });
+  }
+
+  /** Rows written so far. */
+  get rows(): number {
+    return this.#rows;
+  }
+
+  /** Appends the first `rows` rows of `cols`, which continue the file's offset order. */
+  write(cols: EventColumns, rows: number): void {
+    if (rows === 0) return;
+    // Synchronous (a ByteWriter has no flush): nothing of `cols` is kept.
+    void this.#parquet.write({
+      columnData: columnSources(cols, rows),
+      rowGroupSize: this.rowGroupSize,
+    });
+    this.#rows += rows;
+  }
+
+  /** Ends the file and returns its bytes (a view of the encoder's buffer). */
+  finish(): Uint8Array {
+    void this.#parquet.finish();
+    return this.#bytes.getBytes();
+  }
+}
+
+/** The writer's view of the first `rows` rows of `cols`, in the lake's encodings. */
+function columnSources(cols: EventColumns, rows: number): ColumnSource[] {
   const strings = (a: string[]) => (a.length === rows ? a : a.slice(0, rows));
-  const columnData: ColumnSource[] = [
+  return [
     // Near-sorted times and strictly increasing offsets: delta encoding makes
     // them almost free on disk (1.2 M rows: 8 MB each → 2 KB).
     { name: "timestamp", data: toBigInts(cols.timestamp, rows), encoding: "DELTA_BINARY_PACKED" },
@@ -149,19 +217,6 @@ export function encodeColumns(
     { name: "partition", data: cols.partition.subarray(0, rows) },
     { name: "offset", data: toBigInts(cols.offset, rows), encoding: "DELTA_BINARY_PACKED" },
   ];
-  const writer = new ByteWriter();
-  parquetWrite({
-    writer,
-    columnData,
-    schema: SCHEMA,
-    codec: options.codec ?? "SNAPPY",
-    rowGroupSize: options.rowGroupSize ?? ROW_GROUP_SIZE,
-    createdBy: "antenna-lambda lake",
-    // Min/max statistics cost ~40% of the encode time and nothing reads them:
-    // a file's offset range is in its name, its hour in its folder.
-    statistics: false,
-  });
-  return new Uint8Array(writer.getBuffer());
 }
 
 /** Rough encoded size of one event, for the writer's size-based roll. */
