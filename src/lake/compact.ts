@@ -5,11 +5,23 @@
  * written whole before any input is deleted; in between, readers see
  * overlapping ranges and deduplicate, so they stay exactly-once throughout.
  * A crash leaves at worst extra inputs, which the next run merges again.
+ *
+ * Memory is bounded by one output row group, not by the hour: the inputs are
+ * merged by offset a slice of rows at a time (each input is opened only when
+ * the merge reaches its first offset, and dropped once read), and every
+ * `rowGroupSize` merged rows are encoded into the output as one row group.
+ * Disjoint inputs, the usual case, are thus streamed one after the other.
+ * Overlapping ones (a replay orphan, or a compacted file beside the inputs a
+ * crash left) take the same path: the decoded rows held at once are one row
+ * group plus a slice per input overlapping at the merge point, however large
+ * the overlap. What grows with the hour is the encoded output (about 20 bytes
+ * a row, which the put needs whole) and one copy of each distinct string.
  */
-import { encodeColumns, type EventColumns, LAKE_COLUMNS } from "./format.ts";
+import { LakeFileError } from "./errors.ts";
+import { allocColumns, type EventColumns, LAKE_COLUMNS, LakeFileEncoder } from "./format.ts";
 import { hourPath, segmentFileName } from "./paths.ts";
-import { allocColumn, type FileColumns, readFileInto, readFileMetadata } from "./read_file.ts";
-import { listHour, mergeDedupe, overlapRuns } from "./reader.ts";
+import { type FileColumns, readFileMetadata, readRowsInto, StringDictionary } from "./read_file.ts";
+import { type LakeFile, listHour } from "./reader.ts";
 import type { ObjectStore } from "./store.ts";
 
 export interface CompactResult {
@@ -21,44 +33,172 @@ export interface CompactResult {
   readonly rows?: number;
 }
 
+export interface CompactOptions {
+  /** Rows per row group of the output. Default `ROW_GROUP_SIZE`, as in the writer's files. */
+  readonly rowGroupSize?: number;
+  /** Rows of an input decoded at a time. Default 262,144. */
+  readonly sliceRows?: number;
+  /**
+   * Called after each slice of an input is decoded, with its rows and the
+   * number of inputs then holding a decoded slice. For tests and
+   * measurements. Default none.
+   */
+  readonly onSlice?: (slice: { key: string; rows: number; open: number }) => void;
+}
+
+type StringColumn = "id" | "antenna_id" | "app";
+type Dictionaries = Record<StringColumn, StringDictionary>;
+const STRINGS: readonly StringColumn[] = ["id", "antenna_id", "app"];
+
+/** An input file read a slice at a time, strings as codes. */
+class Input {
+  cols: FileColumns = {};
+  /** Rows in the current slice, and the next of them to merge. */
+  n = 0;
+  at = 0;
+  /** Offset of the row merged last, to check the file's order. */
+  prev = -1;
+  #next = 0;
+
+  constructor(readonly file: LakeFile, readonly total: number) {}
+
+  get offset(): number {
+    return (this.cols.offset as Float64Array)[this.at];
+  }
+
+  /** Decodes the next slice; false when the file has no more rows. */
+  async load(store: ObjectStore, sliceRows: number, dicts: Dictionaries): Promise<boolean> {
+    if (this.#next >= this.total) return false;
+    const range = { start: this.#next, end: Math.min(this.total, this.#next + sliceRows) };
+    const { key, size } = this.file;
+    const slice = await readRowsInto(
+      store,
+      key,
+      size,
+      LAKE_COLUMNS,
+      range,
+      undefined,
+      undefined,
+      dicts,
+    );
+    this.cols = slice.cols;
+    this.n = slice.rows;
+    this.at = 0;
+    this.#next = range.end;
+    return this.n > 0;
+  }
+}
+
 /**
+ * Merges the files of one partition in an hour folder into one, in bounded
+ * memory (see the module comment).
+ *
  * @example await compactHour(store, Date.UTC(2026, 10, 28, 10), 3)
  */
 export async function compactHour(
   store: ObjectStore,
   hourStartMs: number,
   partition: number,
+  options: CompactOptions = {},
 ): Promise<CompactResult> {
   const files = (await listHour(store, hourStartMs)).filter((f) => f.partition === partition);
   if (files.length <= 1) return { inputs: 0 };
-  let cols: FileColumns;
-  let rows: number;
-  const runs = overlapRuns(files);
-  if (runs.every((r) => r.length === 1)) {
-    // Usual case, disjoint inputs: decode each straight into its slot.
-    const metas = await Promise.all(files.map((f) => readFileMetadata(store, f.key, f.size)));
-    const counts = metas.map((m) => Number(m.num_rows));
-    rows = counts.reduce((a, b) => a + b, 0);
-    cols = Object.fromEntries(LAKE_COLUMNS.map((c) => [c, allocColumn(c, rows)]));
-    let at = 0;
-    for (let i = 0; i < files.length; i++) {
-      await readFileInto(store, files[i].key, files[i].size, LAKE_COLUMNS, { cols, at }, metas[i]);
-      at += counts[i];
+  const sliceRows = options.sliceRows ?? 262_144;
+  const metas = await Promise.all(files.map((f) => readFileMetadata(store, f.key, f.size)));
+  const inputRows = metas.reduce((n, m) => n + Number(m.num_rows), 0);
+  const pending = files
+    .map((f, i) => new Input(f, Number(metas[i].num_rows)))
+    .sort((a, b) =>
+      a.file.firstOffset - b.file.firstOffset || a.file.lastOffset - b.file.lastOffset
+    );
+
+  // Each distinct string is decoded once for the whole hour; slices hold codes.
+  const dicts: Dictionaries = {
+    id: new StringDictionary(),
+    antenna_id: new StringDictionary(),
+    app: new StringDictionary(),
+  };
+  const encoder = new LakeFileEncoder({
+    rowGroupSize: options.rowGroupSize,
+    // Enough for the output unless the inputs overlap a lot; pages never
+    // written to cost no memory.
+    initialBytes: files.reduce((n, f) => n + f.size, 0),
+  });
+  const group: EventColumns = allocColumns(Math.min(encoder.rowGroupSize, inputRows));
+  let filled = 0;
+  let last = -1;
+  const active: Input[] = [];
+  let next = 0;
+
+  const load = async (input: Input, opening: boolean) => {
+    if (!await input.load(store, sliceRows, dicts)) return false;
+    options.onSlice?.({ key: input.file.key, rows: input.n, open: active.length + +opening });
+    return true;
+  };
+  const open = async (input: Input) => {
+    if (!await load(input, true)) return;
+    if (input.offset < input.file.firstOffset) {
+      throw new LakeFileError(
+        input.file.key,
+        `row offset ${input.offset} is below the first offset ${input.file.firstOffset} of its name`,
+      );
     }
-  } else {
-    const parts = [];
-    for (const f of files) parts.push(await readFileInto(store, f.key, f.size, LAKE_COLUMNS));
-    const capacity = parts.reduce((n, p) => n + p.rows, 0);
-    cols = Object.fromEntries(LAKE_COLUMNS.map((c) => [c, allocColumn(c, capacity)]));
-    rows = mergeDedupe(parts, LAKE_COLUMNS, cols, 0);
+    active.push(input);
+  };
+
+  for (;;) {
+    // Before the row at offset o is merged, every input whose name starts at
+    // or below o must be open: it may hold o, or a smaller offset.
+    let min = 0;
+    for (let i = 1; i < active.length; i++) if (active[i].offset < active[min].offset) min = i;
+    if (
+      next < pending.length &&
+      (active.length === 0 || pending[next].file.firstOffset <= active[min].offset)
+    ) {
+      await open(pending[next++]);
+      continue;
+    }
+    if (active.length === 0) break;
+
+    const input = active[min];
+    const o = input.offset;
+    if (o < input.prev) {
+      throw new LakeFileError(input.file.key, `rows not in offset order: ${o} after ${input.prev}`);
+    }
+    input.prev = o;
+    if (o > last) {
+      // The first copy of an offset is kept; copies in other inputs are equal.
+      last = o;
+      copyRow(input, group, filled++, dicts);
+      if (filled === group.offset.length) {
+        encoder.write(group, filled);
+        filled = 0;
+      }
+    }
+    if (++input.at === input.n && !await load(input, false)) {
+      active.splice(min, 1);
+      input.cols = {};
+    }
   }
+  encoder.write(group, filled);
+
   const first = Math.min(...files.map((f) => f.firstOffset));
-  const last = Math.max(...files.map((f) => f.lastOffset));
-  const output = hourPath(hourStartMs) + segmentFileName(partition, first, last);
-  await store.put(output, encodeColumns(cols as unknown as EventColumns, rows));
+  const lastOffset = Math.max(...files.map((f) => f.lastOffset));
+  const output = hourPath(hourStartMs) + segmentFileName(partition, first, lastOffset);
+  const rows = encoder.rows;
+  await store.put(output, encoder.finish());
   for (const f of files) {
     // The output may reuse an input's name (that input already covered the range).
     if (f.key !== output) await store.delete(f.key);
   }
   return { inputs: files.length, output, rows };
+}
+
+function copyRow(input: Input, to: EventColumns, j: number, dicts: Dictionaries): void {
+  const c = input.cols, i = input.at;
+  to.timestamp[j] = (c.timestamp as Float64Array)[i];
+  to.bytes[j] = (c.bytes as Float64Array)[i];
+  to.partition[j] = (c.partition as Int32Array)[i];
+  to.offset[j] = (c.offset as Float64Array)[i];
+  for (const s of STRINGS) to[s][j] = dicts[s].values[(c[s] as Int32Array)[i]];
 }
