@@ -1,0 +1,248 @@
+/**
+ * Measures lake compaction of one full partition-hour: writes ~1.2 M events of
+ * one Kafka partition (100,000 devices, 2,000 antennas, 8 apps) as ~25 files,
+ * the writer's 50,000-row roll, then compacts them in a fresh process per run
+ * and reports wall time and peak RSS. Each run has the V8 flags of the
+ * `start` task, where compaction runs. Two inputs: the usual disjoint files,
+ * and the same files beside the compacted output (a crash between the put and
+ * the deletes), which takes the deduplicating merge. Two approaches: the
+ * current `compactHour`, and the whole-hour decode it replaced, kept below as
+ * the baseline.
+ *
+ * Peak RSS is the child's own high-water mark (VmHWM; sampled where there is
+ * no /proc), so it includes the synchronous encodes a poll would miss.
+ * `--row-group-size` and `--slice-rows` apply to the streaming runs only.
+ *
+ *   ./deno task bench:compact [--rows=1200000] [--files=25] [--runs=1]
+ *     [--row-group-size=1000000] [--slice-rows=262144]
+ */
+import { parseArgs } from "node:util";
+import { markdownTable, mb, sampleRss } from "./_util.ts";
+import {
+  allocColumns,
+  compactHour,
+  type CompactOptions,
+  encodeColumns,
+  type EventColumns,
+  hourPath,
+  LAKE_COLUMNS,
+  LocalStore,
+  type ObjectStore,
+  readHour,
+  segmentFileName,
+} from "../src/lake/mod.ts";
+import {
+  allocColumn,
+  type FileColumns,
+  readFileInto,
+  readFileMetadata,
+} from "../src/lake/read_file.ts";
+import { listHour, mergeDedupe, overlapRuns } from "../src/lake/reader.ts";
+
+const H = Date.UTC(2026, 10, 28, 10);
+const PARTITION = 0;
+const V8_FLAGS = "--v8-flags=--heap-growing-percent=20,--max-semi-space-size=8";
+
+type Approach = "streaming" | "whole-hour";
+
+interface RunReport {
+  ms: number;
+  peakRss: number;
+  startRss: number;
+  rows: number;
+  outputBytes: number;
+}
+
+/** The compactHour this module replaced: every input decoded into one set of columns. */
+async function compactWholeHour(store: ObjectStore, hourStartMs: number, partition: number) {
+  const files = (await listHour(store, hourStartMs)).filter((f) => f.partition === partition);
+  if (files.length <= 1) return { inputs: 0 };
+  let cols: FileColumns;
+  let rows: number;
+  const runs = overlapRuns(files);
+  if (runs.every((r) => r.length === 1)) {
+    const metas = await Promise.all(files.map((f) => readFileMetadata(store, f.key, f.size)));
+    const counts = metas.map((m) => Number(m.num_rows));
+    rows = counts.reduce((a, b) => a + b, 0);
+    cols = Object.fromEntries(LAKE_COLUMNS.map((c) => [c, allocColumn(c, rows)]));
+    let at = 0;
+    for (let i = 0; i < files.length; i++) {
+      await readFileInto(store, files[i].key, files[i].size, LAKE_COLUMNS, { cols, at }, metas[i]);
+      at += counts[i];
+    }
+  } else {
+    const parts = [];
+    for (const f of files) parts.push(await readFileInto(store, f.key, f.size, LAKE_COLUMNS));
+    const capacity = parts.reduce((n, p) => n + p.rows, 0);
+    cols = Object.fromEntries(LAKE_COLUMNS.map((c) => [c, allocColumn(c, capacity)]));
+    rows = mergeDedupe(parts, LAKE_COLUMNS, cols, 0);
+  }
+  const first = Math.min(...files.map((f) => f.firstOffset));
+  const last = Math.max(...files.map((f) => f.lastOffset));
+  const output = hourPath(hourStartMs) + segmentFileName(partition, first, last);
+  await store.put(output, encodeColumns(cols as unknown as EventColumns, rows));
+  for (const f of files) if (f.key !== output) await store.delete(f.key);
+  return { inputs: files.length, output, rows };
+}
+
+/** The process's peak RSS from the OS, or undefined without /proc. */
+function highWaterMark(): number | undefined {
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(Deno.readTextFileSync("/proc/self/status"));
+    return m ? Number(m[1]) * 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Child process: one compaction, its report as JSON on stdout. */
+async function child(approach: Approach, dir: string, options: CompactOptions) {
+  const store = new LocalStore(dir);
+  const startRss = Deno.memoryUsage().rss;
+  const rss = sampleRss(10);
+  const t0 = performance.now();
+  const r = approach === "streaming"
+    ? await compactHour(store, H, PARTITION, options)
+    : await compactWholeHour(store, H, PARTITION);
+  const ms = performance.now() - t0;
+  const peakRss = highWaterMark() ?? rss.stop();
+  rss.stop();
+  const out = await store.size(r.output!);
+  const report: RunReport = { ms, peakRss, startRss, rows: r.rows!, outputBytes: out };
+  console.log(JSON.stringify(report));
+}
+
+/** Writes `rows` events of one partition-hour as `files` lake files. */
+async function writeHour(store: ObjectStore, rows: number, files: number) {
+  const devices = Array.from({ length: 100_000 }, () => crypto.randomUUID());
+  const antennas = Array.from({ length: 2_000 }, () => crypto.randomUUID());
+  const apps = ["video", "music", "social", "maps", "mail", "web", "games", "news"];
+  let seed = 42;
+  const rnd = () => {
+    seed ^= seed << 13;
+    seed ^= seed >>> 17;
+    seed ^= seed << 5;
+    return (seed >>> 0) / 4294967296;
+  };
+  const per = Math.ceil(rows / files);
+  for (let from = 0; from < rows; from += per) {
+    const n = Math.min(per, rows - from);
+    const c = allocColumns(n);
+    for (let i = 0; i < n; i++) {
+      const offset = from + i;
+      c.timestamp[i] = Math.floor((H + (offset * 3_600_000) / rows) / 1000) * 1000;
+      c.id[i] = devices[Math.floor(rnd() * devices.length)];
+      c.antenna_id[i] = antennas[Math.floor(rnd() * antennas.length)];
+      c.app[i] = apps[Math.floor(rnd() * apps.length)];
+      c.bytes[i] = Math.floor(Math.exp(rnd() * 16));
+      c.partition[i] = PARTITION;
+      c.offset[i] = offset;
+    }
+    const key = hourPath(H) + segmentFileName(PARTITION, from, from + n - 1);
+    await store.put(key, encodeColumns(c, n));
+  }
+}
+
+async function copyDir(from: string, to: string) {
+  for await (const e of Deno.readDir(from)) {
+    if (e.isDirectory) {
+      await Deno.mkdir(`${to}/${e.name}`, { recursive: true });
+      await copyDir(`${from}/${e.name}`, `${to}/${e.name}`);
+    } else {
+      await Deno.copyFile(`${from}/${e.name}`, `${to}/${e.name}`);
+    }
+  }
+}
+
+async function run(approach: Approach, lake: string, options: string[]): Promise<RunReport> {
+  const dir = await Deno.makeTempDir({ prefix: "compact_run_" });
+  try {
+    await copyDir(lake, dir);
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", V8_FLAGS, import.meta.filename!, "--child", approach, dir, ...options],
+      stderr: "inherit",
+    }).output();
+    if (!out.success) throw new Error(`${approach} run failed (exit ${out.code})`);
+    return JSON.parse(new TextDecoder().decode(out.stdout));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+async function main() {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      rows: { type: "string", default: "1200000" },
+      files: { type: "string", default: "25" },
+      runs: { type: "string", default: "1" },
+      "row-group-size": { type: "string" },
+      "slice-rows": { type: "string" },
+    },
+  });
+  const childOptions = [values["row-group-size"] ?? "", values["slice-rows"] ?? ""];
+  const rows = Number(values.rows), files = Number(values.files), runs = Number(values.runs);
+  const disjoint = await Deno.makeTempDir({ prefix: "compact_lake_" });
+  const replayed = await Deno.makeTempDir({ prefix: "compact_lake_" });
+  try {
+    const store = new LocalStore(disjoint);
+    await writeHour(store, rows, files);
+    const inputs = await store.list("");
+    const inputBytes = inputs.reduce((n, e) => n + e.size, 0);
+    console.log(
+      `${rows} rows in ${inputs.length} files, ${(inputBytes / 1e6).toFixed(1)} MB`,
+    );
+    // The crash case: the compacted file beside all its inputs.
+    await copyDir(disjoint, replayed);
+    const scratch = await Deno.makeTempDir({ prefix: "compact_lake_" });
+    await copyDir(disjoint, scratch);
+    const done = await compactHour(new LocalStore(scratch), H, PARTITION);
+    await Deno.copyFile(`${scratch}/${done.output}`, `${replayed}/${done.output}`);
+    await Deno.remove(scratch, { recursive: true });
+
+    const table: string[][] = [];
+    for (const [input, lake] of [["disjoint", disjoint], ["replayed", replayed]] as const) {
+      for (const approach of ["whole-hour", "streaming"] as const) {
+        for (let i = 0; i < runs; i++) {
+          const r = await run(approach, lake, childOptions);
+          if (r.rows !== rows) throw new Error(`${approach} kept ${r.rows} rows, not ${rows}`);
+          table.push([
+            input,
+            approach,
+            (r.ms / 1000).toFixed(2),
+            mb(r.peakRss),
+            mb(r.peakRss - r.startRss),
+            (r.outputBytes / 1e6).toFixed(1),
+          ]);
+          console.log(table.at(-1)!.join("  "));
+        }
+      }
+    }
+    // The streamed output reads back as the hour.
+    const check = await Deno.makeTempDir({ prefix: "compact_lake_" });
+    await copyDir(disjoint, check);
+    await compactHour(new LocalStore(check), H, PARTITION);
+    const h = await readHour(new LocalStore(check), H, ["offset"]);
+    await Deno.remove(check, { recursive: true });
+    if (h.rows !== rows) throw new Error(`read back ${h.rows} rows, not ${rows}`);
+
+    console.log(
+      `\n${rows} rows, ${inputs.length} input files (${(inputBytes / 1e6).toFixed(1)} MB)\n`,
+    );
+    console.log(markdownTable(
+      ["inputs", "approach", "wall s", "peak RSS MB", "RSS growth MB", "output MB"],
+      table,
+    ));
+  } finally {
+    await Deno.remove(disjoint, { recursive: true });
+    await Deno.remove(replayed, { recursive: true });
+  }
+}
+
+if (Deno.args[0] === "--child") {
+  const [, approach, dir, rowGroupSize, sliceRows] = Deno.args;
+  await child(approach as Approach, dir, {
+    rowGroupSize: rowGroupSize ? Number(rowGroupSize) : undefined,
+    sliceRows: sliceRows ? Number(sliceRows) : undefined,
+  });
+} else await main();
