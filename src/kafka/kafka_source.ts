@@ -50,6 +50,11 @@ export interface KafkaSourceOptions {
   readonly minBytes?: number;
   /** ...or this long has passed, ms. Default 100. */
   readonly maxWaitTimeInMs?: number;
+  /**
+   * The broker drops this member after this long without a heartbeat, ms.
+   * Default 30,000; heartbeats go every third of it, at most every 3 s.
+   */
+  readonly sessionTimeoutMs?: number;
   /** Called once if the consumer crashes and kafkajs will not restart it. */
   readonly onFatal?: (error: Error) => void;
 }
@@ -84,9 +89,9 @@ export function createKafkaSource(opts: KafkaSourceOptions): EventSource {
     maxBytesPerPartition: opts.maxBytesPerPartition ?? 2 * 1024 * 1024,
     minBytes: opts.minBytes ?? 64 * 1024,
     maxWaitTimeInMs: opts.maxWaitTimeInMs ?? 100,
-    sessionTimeout: 30_000,
+    sessionTimeout: opts.sessionTimeoutMs ?? 30_000,
     rebalanceTimeout: 60_000,
-    heartbeatInterval: 3_000,
+    heartbeatInterval: Math.min(3_000, Math.floor((opts.sessionTimeoutMs ?? 30_000) / 3)),
     allowAutoTopicCreation: false,
   });
   const admin = kafka.admin();

@@ -315,6 +315,8 @@ export class Layer {
     if (events.length) d.lake.append(events);
     d.lake.advance(st.partition, st.next);
     if (st.hasClosedWindow(windowMs)) this.#requestFlush();
+    // A held batch keeps its partitions: kafkajs heartbeats from its fetch loop
+    // meanwhile (tests/speed_heartbeat_test.ts holds one past the session timeout).
     await this.#dirtyBackpressure(st);
     await this.#lakeBackpressure(st.partition);
   }
@@ -509,7 +511,10 @@ export class Layer {
       if (!paused && Date.now() - t0 > 1_000) {
         paused = true;
         this.#hooks.onDown("lake");
-        d.log.warn("lake unavailable, retrying", { partition, pending: d.lake.pendingRows() });
+        d.log.warn("lake unavailable, retrying", {
+          partition,
+          pending: d.lake.pendingRows(partition),
+        });
       }
       await new Promise((r) => setTimeout(r, 50));
     }
