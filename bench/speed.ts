@@ -284,7 +284,8 @@ Workload: ${EVENT_RATE} events per second of event time (${
     Math.ceil((lastEventMs - startMs) / WINDOW_MS)
   } windows of 5 minutes), 2 % late, 0.1 % malformed; default speed settings (flush every 1 s,
 25,000 dirty rows per partition), lake roll \`max_age: 1s\` (the last segment is cut by age, so
-"until all committed" includes up to 1 s of it); the layer runs in its own process with the
+"until all committed" includes up to 1 s of it), hour compaction on (as in \`start\`: hours
+complete every ~11 s of this run); the layer runs in its own process with the
 \`start\` task's V8 flags (\`${startV8Flags().join(" ")}\`).
 Visibility delay: from producing the first event past a window's end + 15 s lateness
 (live tail, 2,000 events/s) to its rows being visible in \`bytes\` (polled every 20 ms).
@@ -314,7 +315,7 @@ speed: { window: 5m, allowed_lateness: 15s, idle_timeout: 30s, flush_interval: 1
 lake:
   uri: file://${lakeDir}
   roll: { max_age: 1s }
-  compaction: { enabled: false }
+  compaction: { enabled: true, after: 5m }
 database: { url: "${dbUrl}" }
 `,
     { env: {} },
