@@ -1,17 +1,20 @@
 /**
- * compactHour() on a local folder and on fake-gcs-server: many disjoint files
- * and overlapping (replayed, or a compacted file beside its inputs) files
- * become one file holding each input row once, in offset order, byte for byte
+ * compactHour() on a local folder and on fake-gcs-server. Small disjoint files
+ * and overlapping (replayed, or a compacted file beside its inputs) files are
+ * merged: one file holding each input row once, in offset order, byte for byte
  * what encodeColumns makes of those rows at the same row group size; row
  * groups stay within the configured size; inputs are decoded a slice at a
- * time; a failure deletes nothing.
+ * time. Full-size disjoint files are copied: the output's row groups are the
+ * inputs', their pages byte for byte, offset indexes moved with them, and it
+ * reads as the inputs' rows. A failure deletes nothing.
  */
 import assert from "node:assert/strict";
-import { parquetMetadata } from "hyparquet";
+import { type ColumnChunk, type FileMetaData, parquetMetadata, readOffsetIndex } from "hyparquet";
 import type { SourcedEvent } from "../src/core/event.ts";
 import {
   compactHour,
   type CompactOptions,
+  COPY_MIN_AVERAGE_ROWS,
   encodeColumns,
   eventsToColumns,
   GcsStore,
@@ -197,21 +200,24 @@ class RecordingStore extends LocalStore {
 }
 
 Deno.test("compactHour() puts the whole output before deleting, and deletes nothing when it fails", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "lake_compact_" });
-  try {
-    const store = new RecordingStore(dir);
-    const keys = await putSegments(store, 299);
-    store.calls = [];
-    store.failPut = true;
-    await assert.rejects(compactHour(store, H10, P), StoreError);
-    assert.deepEqual((await store.list("")).map((e) => e.key), keys);
+  // The merge path (small inputs), and the copy path forced on them.
+  for (const copyMinAverageRows of [undefined, 1]) {
+    const dir = await Deno.makeTempDir({ prefix: "lake_compact_" });
+    try {
+      const store = new RecordingStore(dir);
+      const keys = await putSegments(store, 299);
+      store.calls = [];
+      store.failPut = true;
+      await assert.rejects(compactHour(store, H10, P, { copyMinAverageRows }), StoreError);
+      assert.deepEqual((await store.list("")).map((e) => e.key), keys);
 
-    store.failPut = false;
-    store.calls = [];
-    const r = await compactHour(store, H10, P);
-    assert.deepEqual(store.calls, [`put ${r.output}`, ...keys.map((k) => `delete ${k}`)]);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
+      store.failPut = false;
+      store.calls = [];
+      const r = await compactHour(store, H10, P, { copyMinAverageRows });
+      assert.deepEqual(store.calls, [`put ${r.output}`, ...keys.map((k) => `delete ${k}`)]);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
   }
 });
 
@@ -236,4 +242,149 @@ Deno.test("compactHour() names an input whose rows break its offset order, and d
       await store.delete(key);
     }
   });
+});
+
+/** The bytes of a column chunk: its dictionary page, if any, and data pages. */
+function chunkBytes(file: Uint8Array, chunk: ColumnChunk): Uint8Array {
+  const m = chunk.meta_data!;
+  const start = Number(m.dictionary_page_offset ?? m.data_page_offset);
+  return file.subarray(start, start + Number(m.total_compressed_size));
+}
+
+function footer(file: Uint8Array): FileMetaData {
+  return parquetMetadata(file.slice().buffer);
+}
+
+/**
+ * Compacts the hour and checks that its output is the inputs' row groups,
+ * their column chunks byte for byte, in offset order, and reads as `want`.
+ */
+async function copiesTo(store: ObjectStore, want: SourcedEvent[], options: CompactOptions = {}) {
+  const keys = (await store.list(hourPath(H10))).map((e) => e.key);
+  const inputs = new Map<string, Uint8Array>();
+  for (const k of keys) inputs.set(k, await store.get(k));
+  const r = await compactHour(store, H10, P, options);
+  assert.deepEqual(r, {
+    inputs: keys.length,
+    output: hourPath(H10) + segmentFileName(P, want[0].offset, want.at(-1)!.offset),
+    rows: want.length,
+  });
+  assert.deepEqual((await store.list(hourPath(H10))).map((e) => e.key), [r.output]);
+
+  const out = await store.get(r.output!);
+  const meta = footer(out);
+  // Keys sort by first offset (zero-padded names).
+  const inGroups = [...inputs.values()].flatMap((b) =>
+    footer(b).row_groups.map((g) => ({ file: b, group: g }))
+  );
+  assert.deepEqual(
+    meta.row_groups.map((g) => g.num_rows),
+    inGroups.map((g) => g.group.num_rows),
+    "the inputs' row groups",
+  );
+  meta.row_groups.forEach((g, i) =>
+    g.columns.forEach((c, j) => {
+      const was = chunkBytes(inGroups[i].file, inGroups[i].group.columns[j]);
+      assert.deepEqual(chunkBytes(out, c), was, `row group ${i}, column ${j}: same pages`);
+    })
+  );
+  const writerFile = footer(inputs.values().next().value!);
+  assert.deepEqual(meta.schema, writerFile.schema);
+  assert.equal(meta.created_by, writerFile.created_by);
+  assert.equal(meta.key_value_metadata, undefined);
+  assert.equal(meta.num_rows, BigInt(want.length));
+
+  const h = await readHour(store, H10);
+  assert.equal(h.rows, want.length);
+  assert.equal(h.duplicates, 0);
+  assert.deepEqual([...h.columns.offset!], want.map((e) => e.offset));
+  assert.deepEqual([...h.columns.timestamp!], want.map((e) => e.timestamp * 1000));
+  assert.deepEqual([...h.columns.bytes!], want.map((e) => e.bytes));
+  assert.deepEqual([...h.columns.partition!], want.map((e) => e.partition));
+  for (const c of ["id", "antenna_id", "app"] as const) {
+    assert.deepEqual(h.columns[c], want.map((e) => e[c]), c);
+  }
+  return { out, inputs: [...inputs.values()] };
+}
+
+for (const kind of ["local", "gcs"] as const) {
+  Deno.test(`compactHour() on ${kind} copies the row groups of full disjoint segments, pages unchanged`, async () => {
+    await withStore(kind, async (store) => {
+      // Two full segments and a short one: 21,629 rows on average.
+      await putSegment(store, 0, 35_999);
+      await putSegment(store, 36_000, 71_999);
+      await putSegment(store, 72_000, 72_999);
+      const want = range(0, 72_999);
+      assert.ok(want.length >= 3 * COPY_MIN_AVERAGE_ROWS);
+      await copiesTo(store, want);
+    });
+  });
+}
+
+Deno.test("compactHour() copies column chunks of several pages with their offset indexes moved", async () => {
+  await withStore("local", async (store) => {
+    // 8 B a row of `bytes` in 1 MB pages: the second file has chunks of two pages.
+    await putSegment(store, 0, 9_999);
+    await putSegment(store, 10_000, 159_999);
+    const { out, inputs } = await copiesTo(store, range(0, 159_999));
+    const view = (b: Uint8Array) => new DataView(b.buffer, b.byteOffset, b.byteLength);
+    const was = footer(inputs[1]).row_groups[0].columns;
+    let indexed = 0;
+    footer(out).row_groups[1].columns.forEach((c, j) => {
+      if (was[j].offset_index_offset === undefined) {
+        assert.equal(c.offset_index_offset, undefined);
+        return;
+      }
+      indexed++;
+      const before = readOffsetIndex({
+        view: view(inputs[1]),
+        offset: Number(was[j].offset_index_offset),
+      });
+      const after = readOffsetIndex({ view: view(out), offset: Number(c.offset_index_offset) });
+      const shift = c.meta_data!.data_page_offset - was[j].meta_data!.data_page_offset;
+      assert.ok(shift > 0n);
+      assert.deepEqual(
+        after.page_locations,
+        before.page_locations.map((p) => ({ ...p, offset: p.offset + shift })),
+      );
+      // Each location starts a page of the same bytes as before.
+      for (const [k, p] of after.page_locations.entries()) {
+        const q = before.page_locations[k];
+        assert.deepEqual(
+          out.subarray(Number(p.offset), Number(p.offset) + p.compressed_page_size),
+          inputs[1].subarray(Number(q.offset), Number(q.offset) + q.compressed_page_size),
+        );
+      }
+    });
+    assert.ok(indexed >= 2, `${indexed} column chunks with an offset index`);
+  });
+});
+
+Deno.test("compactHour() copies only disjoint inputs averaging copyMinAverageRows rows", async () => {
+  const cases: { what: string; overlap: boolean; copyMinAverageRows?: number; copied: boolean }[] =
+    [
+      { what: "small disjoint inputs", overlap: false, copied: false },
+      {
+        what: "disjoint inputs at the threshold",
+        overlap: false,
+        copyMinAverageRows: 25,
+        copied: true,
+      },
+      { what: "disjoint inputs below it", overlap: false, copyMinAverageRows: 34, copied: false },
+      { what: "overlapping inputs", overlap: true, copyMinAverageRows: 1, copied: false },
+    ];
+  for (const { what, overlap, copyMinAverageRows, copied } of cases) {
+    await withStore("local", async (store) => {
+      // 533 rows in 16 files: 33.3 on average.
+      const keys = await putSegments(store, 599);
+      if (overlap) await putSegment(store, 150, 229);
+      const rows = range(0, 599).length;
+      assert.deepEqual([rows, keys.length], [533, 16], what);
+      const inputGroups = (await store.list(hourPath(H10))).length;
+      const r = await compactHour(store, H10, P, { copyMinAverageRows });
+      const groups = footer(await store.get(r.output!)).row_groups.length;
+      assert.equal(groups, copied ? inputGroups : 1, what);
+      assert.equal(r.rows, rows, what);
+    });
+  }
 });

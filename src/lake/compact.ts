@@ -6,19 +6,33 @@
  * overlapping ranges and deduplicate, so they stay exactly-once throughout.
  * A crash leaves at worst extra inputs, which the next run merges again.
  *
- * Memory is bounded by one output row group, not by the hour: the inputs are
- * merged by offset a slice of rows at a time (each input is opened only when
- * the merge reaches its first offset, and dropped once read), and every
- * `rowGroupSize` merged rows are encoded into the output as one row group.
- * Disjoint inputs, the usual case, are thus streamed one after the other.
- * Overlapping ones (a replay orphan, or a compacted file beside the inputs a
- * crash left) take the same path: the decoded rows held at once are one row
- * group plus a slice per input overlapping at the merge point, however large
- * the overlap. What grows with the hour is the encoded output (about 20 bytes
- * a row, which the put needs whole) and one copy of each distinct string.
+ * It runs on the speed layer's thread and every event goes through it once,
+ * so the usual case is made nearly free: when the inputs are disjoint in
+ * offsets (their names say so; overlaps only follow a crash or a replay) and
+ * average `COPY_MIN_AVERAGE_ROWS` rows or more (full segments), their row
+ * groups are copied byte for byte into the output, in offset order, under a
+ * new footer (see copy_row_groups.ts): nothing is decoded or re-encoded, and
+ * the output has the inputs' row groups. Each input is read whole in turn;
+ * the output grows to the inputs' total size.
+ *
+ * Otherwise the rows are merged, in memory bounded by one output row group,
+ * not by the hour: the inputs are merged by offset a slice of rows at a time
+ * (each input is opened only when the merge reaches its first offset, and
+ * dropped once read), and every `rowGroupSize` merged rows are encoded into
+ * the output as one row group. Small disjoint inputs (a slow stream's files,
+ * rolled by age) are thus streamed one after the other into few, large row
+ * groups. Overlapping ones (a replay orphan, or a compacted file beside the
+ * inputs a crash left) take the same path: the decoded rows held at once are
+ * one row group plus a slice per input overlapping at the merge point,
+ * however large the overlap. What grows with the hour is the encoded output
+ * (about 20 bytes a row, which the put needs whole) and one copy of each
+ * distinct string. The merge also checks each input's rows are in offset
+ * order within its name; a copy trusts the names, which the writer takes from
+ * the rows.
  */
 import { LakeFileError } from "./errors.ts";
 import { allocColumns, type EventColumns, LAKE_COLUMNS, LakeFileEncoder } from "./format.ts";
+import { canCopyRowGroups, RowGroupCopier } from "./copy_row_groups.ts";
 import { hourPath, segmentFileName } from "./paths.ts";
 import { type FileColumns, readFileMetadata, readRowsInto, StringDictionary } from "./read_file.ts";
 import { type LakeFile, listHour } from "./reader.ts";
@@ -33,8 +47,28 @@ export interface CompactResult {
   readonly rows?: number;
 }
 
+/**
+ * Average rows per input from which disjoint inputs are compacted by copying
+ * their row groups rather than re-encoding their rows. The speed layer's full
+ * segments (`lake.roll.max_rows`, 50,000 rows by default) are well above it,
+ * so an hour of a busy partition (the bulk of all events) is copied. A slow
+ * stream rolls small files by age instead: copied, they would leave an hour of
+ * many small row groups, each repeating its dictionaries and costing readers
+ * a round of page reads, while merging them re-encodes few rows. The odd short
+ * segment among full ones (a cut at the hour's end, a restart) is carried along.
+ */
+export const COPY_MIN_AVERAGE_ROWS = 20_000;
+
 export interface CompactOptions {
-  /** Rows per row group of the output. Default `ROW_GROUP_SIZE`, as in the writer's files. */
+  /**
+   * Disjoint inputs averaging at least this many rows are copied row group by
+   * row group instead of merged. Default `COPY_MIN_AVERAGE_ROWS`.
+   */
+  readonly copyMinAverageRows?: number;
+  /**
+   * Rows per row group of the output of a merge (copies keep the inputs' row
+   * groups). Default `ROW_GROUP_SIZE`, as in the writer's files.
+   */
   readonly rowGroupSize?: number;
   /** Rows of an input decoded at a time. Default 262,144. */
   readonly sliceRows?: number;
@@ -90,8 +124,9 @@ class Input {
 }
 
 /**
- * Merges the files of one partition in an hour folder into one, in bounded
- * memory (see the module comment).
+ * Compacts the files of one partition in an hour folder into one: their row
+ * groups copied when they are disjoint, full-size segments, their rows merged
+ * otherwise (see the module comment).
  *
  * @example await compactHour(store, Date.UTC(2026, 10, 28, 10), 3)
  */
@@ -103,14 +138,46 @@ export async function compactHour(
 ): Promise<CompactResult> {
   const files = (await listHour(store, hourStartMs)).filter((f) => f.partition === partition);
   if (files.length <= 1) return { inputs: 0 };
-  const sliceRows = options.sliceRows ?? 262_144;
   const metas = await Promise.all(files.map((f) => readFileMetadata(store, f.key, f.size)));
-  const inputRows = metas.reduce((n, m) => n + Number(m.num_rows), 0);
-  const pending = files
-    .map((f, i) => new Input(f, Number(metas[i].num_rows)))
+  const inputs = files
+    .map((file, i) => ({ file, metadata: metas[i], rows: Number(metas[i].num_rows) }))
     .sort((a, b) =>
       a.file.firstOffset - b.file.firstOffset || a.file.lastOffset - b.file.lastOffset
     );
+  const inputRows = inputs.reduce((n, f) => n + f.rows, 0);
+  const first = inputs[0].file.firstOffset;
+  const lastOffset = Math.max(...files.map((f) => f.lastOffset));
+  const output = hourPath(hourStartMs) + segmentFileName(partition, first, lastOffset);
+
+  const copyMin = options.copyMinAverageRows ?? COPY_MIN_AVERAGE_ROWS;
+  const disjoint = inputs.every((f, i) =>
+    i === 0 || f.file.firstOffset > inputs[i - 1].file.lastOffset
+  );
+  if (
+    disjoint && inputRows >= copyMin * inputs.length &&
+    inputs.every((f) => canCopyRowGroups(f.metadata))
+  ) {
+    const copier = new RowGroupCopier(files.reduce((n, f) => n + f.size, 0));
+    for (const { file, metadata } of inputs) {
+      copier.add(file.key, await store.get(file.key), metadata);
+    }
+    await replace(store, files, output, copier.finish());
+    return { inputs: files.length, output, rows: copier.rows };
+  }
+  return await merge(store, files, inputs, output, options);
+}
+
+/** The merge path: inputs decoded a slice at a time, merged by offset and encoded. */
+async function merge(
+  store: ObjectStore,
+  files: LakeFile[],
+  inputs: { file: LakeFile; rows: number }[],
+  output: string,
+  options: CompactOptions,
+): Promise<CompactResult> {
+  const sliceRows = options.sliceRows ?? 262_144;
+  const inputRows = inputs.reduce((n, f) => n + f.rows, 0);
+  const pending = inputs.map((f) => new Input(f.file, f.rows));
 
   // Each distinct string is decoded once for the whole hour; slices hold codes.
   const dicts: Dictionaries = {
@@ -182,16 +249,18 @@ export async function compactHour(
   }
   encoder.write(group, filled);
 
-  const first = Math.min(...files.map((f) => f.firstOffset));
-  const lastOffset = Math.max(...files.map((f) => f.lastOffset));
-  const output = hourPath(hourStartMs) + segmentFileName(partition, first, lastOffset);
   const rows = encoder.rows;
-  await store.put(output, encoder.finish());
+  await replace(store, files, output, encoder.finish());
+  return { inputs: files.length, output, rows };
+}
+
+/** Puts the output whole, then deletes the inputs. */
+async function replace(store: ObjectStore, files: LakeFile[], output: string, bytes: Uint8Array) {
+  await store.put(output, bytes);
   for (const f of files) {
     // The output may reuse an input's name (that input already covered the range).
     if (f.key !== output) await store.delete(f.key);
   }
-  return { inputs: files.length, output, rows };
 }
 
 function copyRow(input: Input, to: EventColumns, j: number, dicts: Dictionaries): void {

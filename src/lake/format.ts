@@ -63,6 +63,9 @@ export const SCHEMA: SchemaElement[] = [
   { name: "offset", type: "INT64", repetition_type: "REQUIRED" },
 ];
 
+/** The footer's `created_by` of every lake file. */
+export const CREATED_BY = "antenna-lambda lake";
+
 /** Rows per row group: big enough that a dictionary of 100,000 device ids pays off. */
 export const ROW_GROUP_SIZE = 1_000_000;
 
@@ -169,7 +172,7 @@ export class LakeFileEncoder {
       writer: this.#bytes,
       schema: SCHEMA,
       codec: options.codec ?? "SNAPPY",
-      createdBy: "antenna-lambda lake",
+      createdBy: CREATED_BY,
       // Min/max statistics cost ~40% of the encode time and nothing reads them:
       // a file's offset range is in its name, its hour in its folder.
       statistics: false,

@@ -36,5 +36,10 @@ export {
   type ReadHourOptions,
 } from "./reader.ts";
 export type { ColumnArray } from "./read_file.ts";
-export { compactHour, type CompactOptions, type CompactResult } from "./compact.ts";
+export {
+  compactHour,
+  type CompactOptions,
+  type CompactResult,
+  COPY_MIN_AVERAGE_ROWS,
+} from "./compact.ts";
 export { intentKey, STAGING_PREFIX } from "./intent.ts";
