@@ -1,17 +1,21 @@
 /**
  * Measures lake compaction of one full partition-hour: writes ~1.2 M events of
- * one Kafka partition (100,000 devices, 2,000 antennas, 8 apps) as ~25 files,
- * the writer's 50,000-row roll, then compacts them in a fresh process per run
- * and reports wall time and peak RSS. Each run has the V8 flags of the
- * `start` task, where compaction runs. Two inputs: the usual disjoint files,
- * and the same files beside the compacted output (a crash between the put and
- * the deletes), which takes the deduplicating merge. Two approaches: the
- * current `compactHour`, and the whole-hour decode it replaced, kept below as
- * the baseline.
+ * one Kafka partition (100,000 devices, 2,000 antennas, 8 apps) as 25 files
+ * of ~48,000 rows, like the speed layer's segments (50,000-row roll), then
+ * compacts them in a fresh process per run and reports wall time, peak RSS,
+ * the output's size and row groups, and the time `readHour` (the batch layer's
+ * read) takes over the output in another fresh process. Each run has the V8 flags of the `start` task,
+ * where compaction runs. Two inputs: the usual disjoint files, and the same
+ * files beside the compacted output (a crash between the put and the
+ * deletes), which only the deduplicating merge handles. Three approaches:
+ * `compactHour`'s copy of the inputs' row groups (what it does with the
+ * disjoint files), its streaming merge (forced on the disjoint files; what it
+ * does with the replayed ones), and the whole-hour decode the merge replaced,
+ * kept below as the baseline.
  *
  * Peak RSS is the child's own high-water mark (VmHWM; sampled where there is
  * no /proc), so it includes the synchronous encodes a poll would miss.
- * `--row-group-size` and `--slice-rows` apply to the streaming runs only.
+ * `--row-group-size` and `--slice-rows` apply to the merge runs only.
  *
  *   ./deno task bench:compact [--rows=1200000] [--files=25] [--runs=1]
  *     [--row-group-size=1000000] [--slice-rows=262144]
@@ -43,7 +47,7 @@ const H = Date.UTC(2026, 10, 28, 10);
 const PARTITION = 0;
 const V8_FLAGS = "--v8-flags=--heap-growing-percent=20,--max-semi-space-size=8";
 
-type Approach = "streaming" | "whole-hour";
+type Approach = "copy" | "merge" | "whole-hour";
 
 interface RunReport {
   ms: number;
@@ -51,6 +55,7 @@ interface RunReport {
   startRss: number;
   rows: number;
   outputBytes: number;
+  rowGroups: number;
 }
 
 /** The compactHour this module replaced: every input decoded into one set of columns. */
@@ -101,14 +106,19 @@ async function child(approach: Approach, dir: string, options: CompactOptions) {
   const startRss = Deno.memoryUsage().rss;
   const rss = sampleRss(10);
   const t0 = performance.now();
-  const r = approach === "streaming"
-    ? await compactHour(store, H, PARTITION, options)
-    : await compactWholeHour(store, H, PARTITION);
+  const r = approach === "whole-hour"
+    ? await compactWholeHour(store, H, PARTITION)
+    : await compactHour(store, H, PARTITION, {
+      ...options,
+      // Above any average: the merge whatever the inputs.
+      copyMinAverageRows: approach === "merge" ? Infinity : undefined,
+    });
   const ms = performance.now() - t0;
   const peakRss = highWaterMark() ?? rss.stop();
   rss.stop();
   const out = await store.size(r.output!);
-  const report: RunReport = { ms, peakRss, startRss, rows: r.rows!, outputBytes: out };
+  const rowGroups = (await readFileMetadata(store, r.output!, out)).row_groups.length;
+  const report: RunReport = { ms, peakRss, startRss, rows: r.rows!, outputBytes: out, rowGroups };
   console.log(JSON.stringify(report));
 }
 
@@ -154,16 +164,36 @@ async function copyDir(from: string, to: string) {
   }
 }
 
-async function run(approach: Approach, lake: string, options: string[]): Promise<RunReport> {
+/** Runs this script with `args` in a fresh process, returning its JSON report. */
+async function spawn(args: string[]) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", V8_FLAGS, import.meta.filename!, ...args],
+    stderr: "inherit",
+  }).output();
+  if (!out.success) throw new Error(`${args.join(" ")} failed (exit ${out.code})`);
+  return JSON.parse(new TextDecoder().decode(out.stdout));
+}
+
+/** Child process: reads the compacted hour as the batch layer does, its time as JSON. */
+async function readChild(dir: string) {
+  const t0 = performance.now();
+  const h = await readHour(new LocalStore(dir), H);
+  console.log(JSON.stringify({ ms: performance.now() - t0, rows: h.rows }));
+}
+
+async function run(
+  approach: Approach,
+  lake: string,
+  options: string[],
+): Promise<RunReport & { readMs: number }> {
   const dir = await Deno.makeTempDir({ prefix: "compact_run_" });
   try {
     await copyDir(lake, dir);
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", V8_FLAGS, import.meta.filename!, "--child", approach, dir, ...options],
-      stderr: "inherit",
-    }).output();
-    if (!out.success) throw new Error(`${approach} run failed (exit ${out.code})`);
-    return JSON.parse(new TextDecoder().decode(out.stdout));
+    const report: RunReport = await spawn(["--child", approach, dir, ...options]);
+    // The output's cost to the batch layer, in another fresh process.
+    const read: { ms: number; rows: number } = await spawn(["--read", dir]);
+    if (read.rows !== report.rows) throw new Error(`read ${read.rows} rows, not ${report.rows}`);
+    return { ...report, readMs: read.ms };
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -201,8 +231,13 @@ async function main() {
     await Deno.remove(scratch, { recursive: true });
 
     const table: string[][] = [];
-    for (const [input, lake] of [["disjoint", disjoint], ["replayed", replayed]] as const) {
-      for (const approach of ["whole-hour", "streaming"] as const) {
+    const plan = [
+      ["disjoint", disjoint, ["whole-hour", "merge", "copy"]],
+      // Overlapping inputs cannot be copied: compactHour merges them.
+      ["replayed", replayed, ["whole-hour", "merge"]],
+    ] as const;
+    for (const [input, lake, approaches] of plan) {
+      for (const approach of approaches) {
         for (let i = 0; i < runs; i++) {
           const r = await run(approach, lake, childOptions);
           if (r.rows !== rows) throw new Error(`${approach} kept ${r.rows} rows, not ${rows}`);
@@ -213,12 +248,14 @@ async function main() {
             mb(r.peakRss),
             mb(r.peakRss - r.startRss),
             (r.outputBytes / 1e6).toFixed(1),
+            String(r.rowGroups),
+            (r.readMs / 1000).toFixed(2),
           ]);
           console.log(table.at(-1)!.join("  "));
         }
       }
     }
-    // The streamed output reads back as the hour.
+    // compactHour's output (a copy) reads back as the hour.
     const check = await Deno.makeTempDir({ prefix: "compact_lake_" });
     await copyDir(disjoint, check);
     await compactHour(new LocalStore(check), H, PARTITION);
@@ -230,7 +267,16 @@ async function main() {
       `\n${rows} rows, ${inputs.length} input files (${(inputBytes / 1e6).toFixed(1)} MB)\n`,
     );
     console.log(markdownTable(
-      ["inputs", "approach", "wall s", "peak RSS MB", "RSS growth MB", "output MB"],
+      [
+        "inputs",
+        "approach",
+        "wall s",
+        "peak RSS MB",
+        "RSS growth MB",
+        "output MB",
+        "row groups",
+        "read s",
+      ],
       table,
     ));
   } finally {
@@ -245,4 +291,5 @@ if (Deno.args[0] === "--child") {
     rowGroupSize: rowGroupSize ? Number(rowGroupSize) : undefined,
     sliceRows: sliceRows ? Number(sliceRows) : undefined,
   });
-} else await main();
+} else if (Deno.args[0] === "--read") await readChild(Deno.args[1]);
+else await main();
