@@ -19,7 +19,7 @@ import type { Logger } from "../src/log.ts";
 import { Registry } from "../src/metrics.ts";
 import { createGenerator } from "../src/simulator/generator.ts";
 import { type SpeedLayer, startSpeedLayer } from "../src/speed/mod.ts";
-import { FAKE_GCS_BINARY } from "../src/stack/gcs.ts";
+import { FAKE_GCS_BINARY, gcsReady } from "../src/stack/gcs.ts";
 import { freshDatabase, freshTopic, uniqueName } from "./_services.ts";
 import {
   produce,
@@ -107,15 +107,7 @@ async function gcsOutage(): Promise<Outage> {
     c.status.then((s) => exit = s);
     await waitFor("the private fake-gcs-server", async () => {
       if (exit) throw new Error(`fake-gcs-server exited with code ${exit.code}`);
-      try {
-        const res = await fetch(`${endpoint}/storage/v1/b?project=test`, {
-          signal: AbortSignal.timeout(3_000),
-        });
-        await res.body?.cancel();
-        return res.ok;
-      } catch {
-        return false;
-      }
+      return await gcsReady(endpoint);
     }, 60_000);
   };
   const kill = async () => {

@@ -59,10 +59,10 @@ async function install(): Promise<void> {
   await Deno.writeTextFile(VERSION_FILE, FAKE_GCS_VERSION + "\n");
 }
 
-/** True once the emulator answers the JSON API's bucket listing. */
-export async function gcsReady(): Promise<boolean> {
+/** True once the emulator at `endpoint` answers the JSON API's bucket listing. */
+export async function gcsReady(endpoint = GCS_ENDPOINT): Promise<boolean> {
   try {
-    const res = await fetch(`${GCS_ENDPOINT}/storage/v1/b?project=test`, {
+    const res = await fetch(`${endpoint}/storage/v1/b?project=test`, {
       signal: AbortSignal.timeout(3000),
     });
     await res.body?.cancel();
