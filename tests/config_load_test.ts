@@ -48,6 +48,7 @@ Deno.test("loadPlan() compiles the repo's pipeline.yaml with no env to the embed
   assert.equal(plan.api.token, undefined);
   assert.equal(plan.speed.windowMs, 300_000);
   assert.equal(plan.speed.allowedLatenessMs, 15_000);
+  assert.deepEqual(plan.lake.compaction, { enabled: true, afterMs: 300_000, copyMinRows: 20_000 });
   assert.equal(plan.schema.minTimestampMs, Date.UTC(2000, 0, 1));
   assert.deepEqual(plan.speed.metrics.map((m) => [m.name, m.groupBy, m.aggregation, m.field]), [
     ["antenna_bytes_total", ["antenna_id"], "sum", "bytes"],

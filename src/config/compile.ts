@@ -54,7 +54,11 @@ function compileLake(c: PipelineConfig["lake"], baseDir: string): LakePlan {
     gcsEndpoint: c.gcs_endpoint,
     gcsProjectId: c.gcs_project_id,
     roll: { maxRows: c.roll.max_rows, maxBytes: c.roll.max_bytes, maxAgeMs: c.roll.max_age },
-    compaction: { enabled: c.compaction.enabled, afterMs: c.compaction.after },
+    compaction: {
+      enabled: c.compaction.enabled,
+      afterMs: c.compaction.after,
+      copyMinRows: c.compaction.copy_min_rows,
+    },
   };
   if (c.uri.startsWith("gs://")) {
     const rest = c.uri.slice("gs://".length);

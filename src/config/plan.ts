@@ -116,6 +116,8 @@ export interface LakePlan {
     readonly enabled: boolean;
     /** An hour is compacted once the watermark is this far past its end. */
     readonly afterMs: number;
+    /** Inputs averaging at least this many rows are copied row group by row group. */
+    readonly copyMinRows: number;
   };
 }
 

@@ -410,6 +410,13 @@ export const PIPELINE_SPEC: ObjectSpec = {
               description: "An hour is compacted once the watermark is this far past its end.",
               default: "5m",
             },
+            copy_min_rows: {
+              type: "int",
+              description:
+                "Files averaging at least this many rows are joined by copying their row groups (fast, no re-encoding, but each keeps its own dictionaries: a bigger file); smaller ones are merged into 1,000,000-row groups.",
+              default: 20_000,
+              min: 0,
+            },
           },
         },
       },

@@ -154,6 +154,8 @@ export interface RawLakeConfig {
     readonly enabled?: boolean | Interpolated;
     /** An hour is compacted once the watermark is this far past its end. Default: `5m`. */
     readonly after?: string;
+    /** Files averaging at least this many rows are joined by copying their row groups (fast, no re-encoding, but each keeps its own dictionaries: a bigger file); smaller ones are merged into 1,000,000-row groups. Default: `20000`. */
+    readonly copy_min_rows?: number | Interpolated;
   };
 }
 
@@ -441,6 +443,8 @@ export interface LakeConfig {
     readonly enabled: boolean;
     /** An hour is compacted once the watermark is this far past its end. Default: `5m`. */
     readonly after: number;
+    /** Files averaging at least this many rows are joined by copying their row groups (fast, no re-encoding, but each keeps its own dictionaries: a bigger file); smaller ones are merged into 1,000,000-row groups. Default: `20000`. */
+    readonly copy_min_rows: number;
   };
 }
 

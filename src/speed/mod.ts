@@ -73,7 +73,10 @@ export async function startSpeedLayer(deps: SpeedDeps): Promise<SpeedLayer> {
     db: deps.db,
     lake,
     compactHour: deps.compactHour ??
-      (async (hour, partition) => void await compactHour(deps.store, hour, partition)),
+      (async (hour, partition) =>
+        void await compactHour(deps.store, hour, partition, {
+          copyMinAverageRows: deps.plan.lake.compaction.copyMinRows,
+        })),
     source: deps.source,
     deadLetters: deps.deadLetters,
     log,
