@@ -170,7 +170,7 @@ Deno.test("openStore() opens a file:// lake, creating its folder", async () => {
       root,
       prefix: "",
       roll: { maxRows: 1, maxBytes: 1, maxAgeMs: 1 },
-      compaction: { enabled: false, afterMs: 0 },
+      compaction: { enabled: false, afterMs: 0, copyMinRows: 20_000 },
     });
     assert.ok(Deno.statSync(root).isDirectory);
     await store.put("a/b", enc("x"));
@@ -190,7 +190,7 @@ Deno.test("openStore() opens a gs:// lake on the emulator, creating the bucket",
     gcsEndpoint: gcsEndpoint(),
     gcsProjectId: "test",
     roll: { maxRows: 1, maxBytes: 1, maxAgeMs: 1 },
-    compaction: { enabled: false, afterMs: 0 },
+    compaction: { enabled: false, afterMs: 0, copyMinRows: 20_000 },
   });
   assert.equal(store.uri, `gs://${bucket}/raw`);
   await store.put("a/b", enc("x"));
