@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { main } from "../src/db/cli.ts";
-import { openDb, SQL_DIR } from "../src/db/mod.ts";
+import { openDb, seedUsers, SQL_DIR } from "../src/db/mod.ts";
 import { freshDatabase } from "./_services.ts";
 
 const testdata = new URL("./testdata/", import.meta.url).pathname;
@@ -53,6 +53,44 @@ Deno.test({
         "SELECT email FROM user_metadata WHERE quota = 20000000 ORDER BY email",
       );
       assert.deepEqual(low.map((r) => r.email), ["user10@example.com", "user5@example.com"]);
+    } finally {
+      await db.close();
+      await fresh.drop();
+      await Deno.remove(config);
+    }
+  },
+});
+
+Deno.test({
+  name: "provision (and start's seeding) keeps an edited simulated user as it is",
+  ...opts,
+  async fn() {
+    const fresh = await freshDatabase("prov_keep");
+    const config = await Deno.makeTempFile({ suffix: ".yaml" });
+    await Deno.writeTextFile(config, "source:\n  simulator:\n    devices: 12\n");
+    const db = await openDb({ url: fresh.url });
+    try {
+      assert.equal(await main(["--config", config, "--database-url", fresh.url]), 0);
+      const first = "00000000-0000-0000-0000-000000000001";
+      await db.query(
+        "UPDATE user_metadata SET quota = 123, email = 'ops@example.com' WHERE id = $1",
+        [first],
+      );
+      await db.query("DELETE FROM user_metadata WHERE id = $1", [
+        "00000000-0000-0000-0000-000000000002",
+      ]);
+      assert.equal(await seedUsers(db, { devices: 12 }), 1, "only the deleted user comes back");
+      assert.equal(await main(["--config", config, "--database-url", fresh.url]), 0);
+      const rows = await db.query<{ id: string; email: string; quota: number }>(
+        "SELECT id, email, quota FROM user_metadata WHERE id = ANY($1::text[]) ORDER BY id",
+        [[first, "00000000-0000-0000-0000-000000000002"]],
+      );
+      assert.deepEqual(rows, [
+        { id: first, email: "ops@example.com", quota: 123 },
+        { id: "00000000-0000-0000-0000-000000000002", email: "user2@example.com", quota: 1e9 },
+      ]);
+      const [{ n }] = await db.query<{ n: number }>("SELECT count(*)::int AS n FROM user_metadata");
+      assert.equal(n, 12);
     } finally {
       await db.close();
       await fresh.drop();

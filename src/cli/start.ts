@@ -76,7 +76,7 @@ export async function main(args: string[]): Promise<number> {
     log.info("database ready", { backend: db.kind, migrations_applied: applied.applied });
     if (plan.source.kind === "simulator") {
       const n = await seedUsers(db, { devices: plan.source.simulator.devices });
-      log.info("simulator users seeded", { users: n });
+      log.info("simulator users seeded", { inserted: n, devices: plan.source.simulator.devices });
     }
     if (!plan.database.url && plan.database.embedded.port > 0) {
       const server = await serveEmbedded(db, {

@@ -130,7 +130,7 @@ export async function main(argv: string[]): Promise<number> {
       if (args.seed) {
         const seeded = await seedUsers(db, { devices });
         console.log(
-          `seed: ${seeded} simulated users upserted (every 5th with a ${
+          `seed: ${seeded} of ${devices} simulated users inserted, the others kept as they are (every 5th with a ${
             LOW_QUOTA / 1e6
           } MB hourly quota, others ${HIGH_QUOTA / 1e9} GB)`,
         );

@@ -21,11 +21,13 @@ export function seedQuota(i: number): number {
 }
 
 /**
- * Upserts one user per simulated device; running it again changes nothing.
- * Returns the number of users seeded.
+ * Inserts the simulated devices' users that are missing. A row that exists is
+ * left as it is: `start` seeds on every start with the simulator, and a quota
+ * or email edited since (psql, `provision --users`) must survive restarts.
+ * Returns the number of users inserted.
  *
  * @example
- * await seedUsers(db, { devices: plan.source.simulator.devices }); // 20
+ * await seedUsers(db, { devices: plan.source.simulator.devices }); // 20, then 0
  */
 export async function seedUsers(db: Db, opts: { devices: number }): Promise<number> {
   const n = opts.devices;
@@ -40,12 +42,12 @@ export async function seedUsers(db: Db, opts: { devices: number }): Promise<numb
     emails.push(`user${i + 1}@example.com`);
     quotas.push(seedQuota(i));
   }
-  await db.query(
+  const inserted = await db.query<{ id: string }>(
     `INSERT INTO user_metadata (id, name, email, quota)
      SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])
-     ON CONFLICT (id) DO UPDATE
-       SET name = excluded.name, email = excluded.email, quota = excluded.quota`,
+     ON CONFLICT (id) DO NOTHING
+     RETURNING id`,
     [ids, names, emails, quotas],
   );
-  return n;
+  return inserted.length;
 }
