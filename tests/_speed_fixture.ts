@@ -15,7 +15,7 @@ import { createKafkaSource, type DeadLetterSink } from "../src/kafka/mod.ts";
 import { type ObjectStore, openStore } from "../src/lake/mod.ts";
 import type { Registry } from "../src/metrics.ts";
 import { parquetReadObjects } from "hyparquet";
-import { kafkaBrokers } from "./_services.ts";
+import { freshDatabase, freshTopic, kafkaBrokers } from "./_services.ts";
 
 export interface PlanOptions {
   topic: string;
@@ -46,6 +46,50 @@ export const METRICS_YAML = `
       aggregation: count
       filter: { in: { app: [SKYPE, WHATSAPP, TELEGRAM] } }
 `;
+
+/** A fresh topic, database and local lake, with a speed plan over them. */
+export interface SpeedScene {
+  readonly topic: string;
+  readonly plan: Plan;
+  readonly dbUrl: string;
+  readonly dbName: string;
+  readonly lakeDir: string;
+  /** Drops the database and removes the lake folder. */
+  drop(): Promise<void>;
+}
+
+/**
+ * Creates a `SpeedScene` named after `prefix` (the group is `<topic>-g`);
+ * `options` are passed on to `speedPlan`.
+ */
+export async function speedScene(
+  prefix: string,
+  partitions = 3,
+  options: Omit<PlanOptions, "topic" | "group" | "dbUrl" | "lakeUri"> = {},
+): Promise<SpeedScene> {
+  const name = prefix.replaceAll("-", "_");
+  const topic = await freshTopic(prefix, partitions);
+  const fdb = await freshDatabase(name);
+  const lakeDir = await Deno.makeTempDir({ prefix: `${name}_` });
+  const plan = speedPlan({
+    topic,
+    group: `${topic}-g`,
+    dbUrl: fdb.url,
+    lakeUri: `file://${lakeDir}`,
+    ...options,
+  });
+  return {
+    topic,
+    plan,
+    dbUrl: fdb.url,
+    dbName: fdb.name,
+    lakeDir,
+    async drop() {
+      await fdb.drop();
+      await Deno.remove(lakeDir, { recursive: true });
+    },
+  };
+}
 
 export function speedPlan(o: PlanOptions): Plan {
   return planFromYaml(speedPlanYaml(o), { env: {} });

@@ -10,13 +10,13 @@ import { listHour, openStore } from "../src/lake/mod.ts";
 import { Registry } from "../src/metrics.ts";
 import { createGenerator } from "../src/simulator/generator.ts";
 import { startSpeedLayer } from "../src/speed/mod.ts";
-import { freshDatabase, freshTopic, kafkaBrokers } from "./_services.ts";
+import { kafkaBrokers } from "./_services.ts";
 import {
   produce,
   readBytes,
   referenceTotals,
   sorted,
-  speedPlan,
+  speedScene,
   validEvents,
   waitCommitted,
   waitFor,
@@ -29,18 +29,9 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
-    const topic = await freshTopic("speed-exact", 3);
-    const fdb = await freshDatabase("speed_exact");
-    const lakeDir = await Deno.makeTempDir({ prefix: "speed_exact_" });
     const windowMs = 60_000;
-    const plan = speedPlan({
-      topic,
-      group: `${topic}-g`,
-      dbUrl: fdb.url,
-      lakeUri: `file://${lakeDir}`,
-      windowMs,
-      latenessMs: 5_000,
-    });
+    const scene = await speedScene("speed-exact", 3, { windowMs, latenessMs: 5_000 });
+    const { topic, plan } = scene;
     // Late events up to 8 s: within what the windows still accept (2 x lateness).
     const startMs = Math.floor(Date.now() / HOUR) * HOUR - 2 * HOUR + 50 * 60_000;
     const gen = createGenerator({
@@ -55,7 +46,7 @@ Deno.test({
     const items = Array.from({ length: 3_000 }, () => gen.next());
     await produce(topic, items.map((i) => ({ key: i.key, value: i.value })));
 
-    const db = await openDb({ url: fdb.url });
+    const db = await openDb({ url: scene.dbUrl });
     const registry = new Registry();
     try {
       await migrate(db);
@@ -98,8 +89,7 @@ Deno.test({
       assert.equal(dl[0].n, 0);
     } finally {
       await db.close();
-      await fdb.drop();
-      await Deno.remove(lakeDir, { recursive: true });
+      await scene.drop();
     }
   },
 });

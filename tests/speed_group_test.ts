@@ -8,14 +8,13 @@ import { migrate, openDb } from "../src/db/mod.ts";
 import { Registry } from "../src/metrics.ts";
 import { createGenerator } from "../src/simulator/generator.ts";
 import type { SpeedLayer } from "../src/speed/mod.ts";
-import { freshDatabase, freshTopic } from "./_services.ts";
 import {
   endOffsets,
   produce,
   readBytes,
   referenceTotals,
   sorted,
-  speedPlan,
+  speedScene,
   startOnKafka,
   validEvents,
   waitFor,
@@ -26,16 +25,8 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
-    const topic = await freshTopic("speed-group", 3);
-    const fdb = await freshDatabase("speed_group");
-    const lakeDir = await Deno.makeTempDir({ prefix: "speed_group_" });
-    const plan = speedPlan({
-      topic,
-      group: `${topic}-g`,
-      dbUrl: fdb.url,
-      lakeUri: `file://${lakeDir}`,
-      idleMs: 2_000,
-    });
+    const scene = await speedScene("speed-group", 3, { idleMs: 2_000 });
+    const { topic, plan } = scene;
     const gen = createGenerator({
       seed: 5,
       devices: 300,
@@ -47,7 +38,7 @@ Deno.test({
     const items = Array.from({ length: 20_000 }, () => gen.next());
     await produce(topic, items.map((i) => ({ key: i.key, value: i.value })));
     const ends = await endOffsets(topic);
-    const db = await openDb({ url: fdb.url });
+    const db = await openDb({ url: scene.dbUrl });
     const layers: SpeedLayer[] = [];
     try {
       await migrate(db);
@@ -76,8 +67,7 @@ Deno.test({
     } finally {
       for (const l of layers) await l.stop();
       await db.close();
-      await fdb.drop();
-      await Deno.remove(lakeDir, { recursive: true });
+      await scene.drop();
     }
   },
 });

@@ -13,13 +13,12 @@ import { LakeWriter, openStore } from "../src/lake/mod.ts";
 import { registry } from "../src/metrics.ts";
 import { createGenerator } from "../src/simulator/generator.ts";
 import { type SpeedLake, startSpeedLayer } from "../src/speed/mod.ts";
-import { freshDatabase, freshTopic } from "./_services.ts";
 import {
   produce,
   readBytes,
   referenceTotals,
   sorted,
-  speedPlan,
+  speedScene,
   validEvents,
   waitCommitted,
   waitFor,
@@ -33,21 +32,12 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
-    const topic = await freshTopic("speed-heartbeat", 1);
-    const fdb = await freshDatabase("speed_heartbeat");
-    const lakeDir = await Deno.makeTempDir({ prefix: "speed_heartbeat_" });
-    const plan = speedPlan({
-      topic,
-      group: `${topic}-g`,
-      dbUrl: fdb.url,
-      lakeUri: `file://${lakeDir}`,
-      idleMs: 1_000,
-      maxAgeMs: 500,
-    });
+    const scene = await speedScene("speed-heartbeat", 1, { idleMs: 1_000, maxAgeMs: 500 });
+    const { topic, plan } = scene;
     const gen = createGenerator({ seed: 11, devices: 50, startMs: Date.now() - 3_600_000 });
     const first = Array.from({ length: 2_000 }, () => gen.next());
     const second = Array.from({ length: 500 }, () => gen.next());
-    const db = await openDb({ url: fdb.url });
+    const db = await openDb({ url: scene.dbUrl });
     const store = openStore(plan.lake);
     const writer = new LakeWriter({ store, roll: plan.lake.roll });
     // The real writer, except that while `stalled` it reports a backlog far
@@ -107,8 +97,7 @@ Deno.test({
       }
     } finally {
       await db.close();
-      await fdb.drop();
-      await Deno.remove(lakeDir, { recursive: true });
+      await scene.drop();
     }
   },
 });

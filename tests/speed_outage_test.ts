@@ -9,13 +9,13 @@ import postgres from "postgres";
 import { migrate, openDb } from "../src/db/mod.ts";
 import { Registry } from "../src/metrics.ts";
 import { createGenerator } from "../src/simulator/generator.ts";
-import { freshDatabase, freshTopic, pgAdminUrl } from "./_services.ts";
+import { pgAdminUrl } from "./_services.ts";
 import {
   produce,
   readBytes,
   referenceTotals,
   sorted,
-  speedPlan,
+  speedScene,
   startOnKafka,
   validEvents,
   waitCommitted,
@@ -27,15 +27,8 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
-    const topic = await freshTopic("speed-outage", 3);
-    const fdb = await freshDatabase("speed_outage");
-    const lakeDir = await Deno.makeTempDir({ prefix: "speed_outage_" });
-    const plan = speedPlan({
-      topic,
-      group: `${topic}-g`,
-      dbUrl: fdb.url,
-      lakeUri: `file://${lakeDir}`,
-    });
+    const scene = await speedScene("speed-outage", 3);
+    const { topic, plan } = scene;
     const gen = createGenerator({
       seed: 21,
       devices: 100,
@@ -44,12 +37,12 @@ Deno.test({
     });
     const items = Array.from({ length: 6_000 }, () => gen.next());
     const admin = postgres(pgAdminUrl(), { max: 1, onnotice: () => {} });
-    const db = await openDb({ url: fdb.url, maxConnections: 2 });
+    const db = await openDb({ url: scene.dbUrl, maxConnections: 2 });
     const block = async (allow: boolean) => {
-      await admin.unsafe(`ALTER DATABASE ${fdb.name} ALLOW_CONNECTIONS ${allow}`);
+      await admin.unsafe(`ALTER DATABASE ${scene.dbName} ALLOW_CONNECTIONS ${allow}`);
       if (!allow) {
         await admin.unsafe(
-          `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '${fdb.name}'`,
+          `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '${scene.dbName}'`,
         );
       }
     };
@@ -79,8 +72,7 @@ Deno.test({
       await block(true).catch(() => {});
       await admin.end();
       await db.close();
-      await fdb.drop();
-      await Deno.remove(lakeDir, { recursive: true });
+      await scene.drop();
     }
   },
 });

@@ -10,14 +10,14 @@ import { migrate, openDb } from "../src/db/mod.ts";
 import { createKafkaDeadLetterSink, DLQ_HEADERS } from "../src/kafka/mod.ts";
 import { Registry } from "../src/metrics.ts";
 import { createGenerator } from "../src/simulator/generator.ts";
-import { freshDatabase, freshTopic, kafkaBrokers } from "./_services.ts";
+import { kafkaBrokers } from "./_services.ts";
 import {
   produce,
   readBytes,
   readLake,
   referenceTotals,
   sorted,
-  speedPlan,
+  speedScene,
   startOnKafka,
   validEvents,
   waitCommitted,
@@ -32,26 +32,16 @@ function event(tsSec: number, bytes: number) {
 }
 
 async function setup(prefix: string, o: { windowMs: number; latenessMs: number; idleMs: number }) {
-  const topic = await freshTopic(prefix, 3);
-  const fdb = await freshDatabase(prefix.replaceAll("-", "_"));
-  const lakeDir = await Deno.makeTempDir({ prefix: `${prefix}_` });
-  const plan = speedPlan({
-    topic,
-    group: `${topic}-g`,
-    dbUrl: fdb.url,
-    lakeUri: `file://${lakeDir}`,
-    ...o,
-  });
-  const db = await openDb({ url: fdb.url });
+  const scene = await speedScene(prefix, 3, o);
+  const db = await openDb({ url: scene.dbUrl });
   await migrate(db);
   return {
-    topic,
-    plan,
+    topic: scene.topic,
+    plan: scene.plan,
     db,
     async cleanup() {
       await db.close();
-      await fdb.drop();
-      await Deno.remove(lakeDir, { recursive: true });
+      await scene.drop();
     },
   };
 }
