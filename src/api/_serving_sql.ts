@@ -19,6 +19,19 @@ export interface MergedHourlyParams {
 }
 
 /**
+ * `value` folded by the aggregation named in the text placeholder `rule`: SUM
+ * for sum and count, MIN / MAX for min and max, MAX for count_distinct (a
+ * lower bound: members are not kept across windows).
+ *
+ * @example
+ * foldSql("$5") // (CASE $5::text WHEN 'min' THEN min(value) … END)::bigint
+ */
+export function foldSql(rule: string): string {
+  return `(CASE ${rule}::text WHEN 'min' THEN min(value) WHEN 'max' THEN max(value)
+        WHEN 'count_distinct' THEN max(value) ELSE sum(value) END)::bigint`;
+}
+
+/**
  * The speed layer's 5-minute windows of type `$1` in [`$2`, `$3`) folded into
  * hours, as serving_hourly folds them: SUM for sum and count, MIN / MAX for
  * min and max, MAX for count_distinct (a lower bound).
@@ -27,9 +40,7 @@ export interface MergedHourlyParams {
  * speedHourlySql({ id: "$4", fold: "$5" }) // SELECT date_trunc('hour', timestamp) AS timestamp, …
  */
 export function speedHourlySql(p: MergedHourlyParams): string {
-  return `SELECT date_trunc('hour', timestamp) AS timestamp, id,
-      (CASE ${p.fold}::text WHEN 'min' THEN min(value) WHEN 'max' THEN max(value)
-        WHEN 'count_distinct' THEN max(value) ELSE sum(value) END)::bigint AS value
+  return `SELECT date_trunc('hour', timestamp) AS timestamp, id, ${foldSql(p.fold)} AS value
     FROM bytes
     WHERE type = $1 AND timestamp >= $2::timestamp AND timestamp < $3::timestamp${
     p.id ? ` AND id = ${p.id}` : ""

@@ -8,14 +8,12 @@ import type { ApiContext } from "./context.ts";
 import { DAY_MS, HOUR_MS, iso, parseLimit, parseRange } from "./params.ts";
 import { FROM_PARAM, METRIC_PARAM, type RouteDef, TO_PARAM } from "./route.ts";
 import { numOf, requireMetric } from "./_util.ts";
-import { mergedHourlySql } from "./_serving_sql.ts";
+import { foldSql, mergedHourlySql } from "./_serving_sql.ts";
 
 // The merged hourly rows come from the views' tables with a raw time range
 // (_serving_sql.ts), which the BRIN index on speed_partials serves; `$4` is
 // the total's rule, `$6` the fold of the speed windows into hours.
-const TOP_SQL = `SELECT id,
-    (CASE $4::text WHEN 'min' THEN min(value) WHEN 'max' THEN max(value)
-      WHEN 'count_distinct' THEN max(value) ELSE sum(value) END)::bigint AS total,
+const TOP_SQL = `SELECT id, ${foldSql("$4")} AS total,
     count(*)::int AS hours,
     count(*) FILTER (WHERE source = 'batch')::int AS batch_hours
   FROM (${mergedHourlySql({ fold: "$6" })}) m
