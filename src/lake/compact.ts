@@ -164,7 +164,7 @@ export async function compactHour(
     await replace(store, files, output, copier.finish());
     return { inputs: files.length, output, rows: copier.rows };
   }
-  return await merge(store, files, inputs, output, options);
+  return await merge(store, files, inputs, inputRows, output, options);
 }
 
 /** The merge path: inputs decoded a slice at a time, merged by offset and encoded. */
@@ -172,11 +172,11 @@ async function merge(
   store: ObjectStore,
   files: LakeFile[],
   inputs: { file: LakeFile; rows: number }[],
+  inputRows: number,
   output: string,
   options: CompactOptions,
 ): Promise<CompactResult> {
   const sliceRows = options.sliceRows ?? 262_144;
-  const inputRows = inputs.reduce((n, f) => n + f.rows, 0);
   const pending = inputs.map((f) => new Input(f.file, f.rows));
 
   // Each distinct string is decoded once for the whole hour; slices hold codes.
