@@ -124,6 +124,14 @@ export function createKafkaSource(opts: KafkaSourceOptions): EventSource {
   const waitIdle = (): Promise<void> =>
     inflight === 0 ? Promise.resolve() : new Promise((r) => idleWaiters.push(r));
 
+  async function topicOffsets() {
+    if (!adminConnected) {
+      await admin.connect();
+      adminConnected = true;
+    }
+    return await admin.fetchTopicOffsets(topic);
+  }
+
   function seek(partition: number, offset: number): void {
     consumer.seek({ topic, partition, offset: String(offset) });
   }
@@ -307,11 +315,7 @@ export function createKafkaSource(opts: KafkaSourceOptions): EventSource {
     async lag(): Promise<ReadonlyMap<number, number>> {
       const lag = new Map<number, number>();
       if (owned.size === 0) return lag;
-      if (!adminConnected) {
-        await admin.connect();
-        adminConnected = true;
-      }
-      const ends = await admin.fetchTopicOffsets(topic);
+      const ends = await topicOffsets();
       let committed: Map<number, number> | undefined;
       if ([...owned].some((p) => !position.has(p))) {
         const [res] = await admin.fetchOffsets({ groupId: group, topics: [topic] });
@@ -327,6 +331,10 @@ export function createKafkaSource(opts: KafkaSourceOptions): EventSource {
         lag.set(e.partition, Math.max(0, high - pos));
       }
       return lag;
+    },
+
+    async endOffsets(): Promise<ReadonlyMap<number, number>> {
+      return new Map((await topicOffsets()).map((e) => [e.partition, Number(e.high)]));
     },
 
     async stop(): Promise<void> {

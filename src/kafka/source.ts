@@ -46,6 +46,12 @@ export interface EventSource {
   resume(): void;
   /** Messages not yet consumed, per assigned partition. */
   lag(): Promise<ReadonlyMap<number, number>>;
+  /**
+   * The end of the log of every partition of the topic, owned by this
+   * instance or not (the next offset the broker will assign): how many
+   * partitions the topic has, and whether a partition is fully consumed.
+   */
+  endOffsets(): Promise<ReadonlyMap<number, number>>;
   stop(): Promise<void>;
 }
 

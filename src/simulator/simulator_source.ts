@@ -186,6 +186,10 @@ export function createSimulatorSource(opts: SimulatorSourceOptions): SimulatorSo
       return Promise.resolve(new Map(all.map((p) => [p, 0])));
     },
 
+    endOffsets(): Promise<ReadonlyMap<number, number>> {
+      return Promise.resolve(new Map(nextOffset));
+    },
+
     committed: () => new Map(committed),
 
     async stop(): Promise<void> {
