@@ -157,7 +157,13 @@ Deno.test("the scheduler catches up missed hours oldest first, once each, by the
   try {
     await migrate(db);
     await insertUsers(db, USERS);
-    const plan = testPlan({ lakeUri: `file://${dir}`, graceMinutes: 10, catchUpHours: 3 });
+    // The lake is written by hand, not by a speed layer: the wall clock decides.
+    const plan = testPlan({
+      lakeUri: `file://${dir}`,
+      graceMinutes: 10,
+      catchUpHours: 3,
+      speedEnabled: false,
+    });
     let now = H0 + 5 * HOUR + 9 * 60_000; // 05:09: hour 04 is still in its grace
     const r = createBatchRunner({ plan, db, store, log: quiet, clock: () => now });
     const first = await r.runDue();

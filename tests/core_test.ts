@@ -226,6 +226,29 @@ Deno.test("PartitionWindows deltas, lateness and the restored clock", () => {
   assert.equal(restored.add(row({ timestamp: base, bytes: 16 })), "late_dropped");
 });
 
+Deno.test("PartitionWindows.takeDropped() sums what late-dropped events add to additive metrics, per hour", () => {
+  const W = 300_000, L = 15_000;
+  const metrics = [
+    metric({ name: "s" }),
+    metric({ name: "c", aggregation: "count" }),
+    metric({ name: "skype", filter: { in: { app: ["SKYPE"] } } }),
+    metric({ name: "mx", aggregation: "max" }),
+  ].map(compileMetric);
+  const pw = new PartitionWindows(metrics, { windowMs: W, allowedLatenessMs: L });
+  const hour = Date.UTC(2026, 10, 28, 10) / 1000;
+  pw.add(row({ timestamp: hour + 3_600 + 60 })); // the clock is in the next hour
+  assert.deepEqual(pw.takeDropped(), [], "nothing dropped yet");
+  assert.equal(pw.add(row({ timestamp: hour + 10, bytes: 7 })), "late_dropped");
+  assert.equal(pw.add(row({ timestamp: hour + 20, bytes: 5, app: "WHATSAPP" })), "late_dropped");
+  const byMetric = Object.fromEntries(pw.takeDropped().map((d) => [d.metric, d]));
+  // max is not additive: its difference cannot be explained by a sum.
+  assert.deepEqual(Object.keys(byMetric).sort(), ["c", "s", "skype"]);
+  assert.deepEqual(byMetric.s, { metric: "s", hourMs: hour * 1000, value: 12, events: 2 });
+  assert.deepEqual(byMetric.c, { metric: "c", hourMs: hour * 1000, value: 2, events: 2 });
+  assert.deepEqual(byMetric.skype, { metric: "skype", hourMs: hour * 1000, value: 7, events: 1 });
+  assert.deepEqual(pw.takeDropped(), [], "taken once");
+});
+
 Deno.test("PartitionWindows.closeIdle() writes the newest open window", () => {
   const W = 300_000, L = 15_000;
   const pw = new PartitionWindows([compileMetric(metric())], { windowMs: W, allowedLatenessMs: L });

@@ -33,8 +33,10 @@ export function foldSql(rule: string): string {
 
 /**
  * The speed layer's 5-minute windows of type `$1` in [`$2`, `$3`) folded into
- * hours, as serving_hourly folds them: SUM for sum and count, MIN / MAX for
- * min and max, MAX for count_distinct (a lower bound).
+ * hours, as serving_hourly folds them (sql/007_complete_hours.sql): SUM for
+ * sum and count, MIN / MAX for min and max; a count_distinct metric counts
+ * the distinct members of the hour's visible windows (speed_distinct). The
+ * branch the fold does not take is cut by a one-time filter, never scanned.
  *
  * @example
  * speedHourlySql({ id: "$4", fold: "$5" }) // SELECT date_trunc('hour', timestamp) AS timestamp, …
@@ -42,17 +44,29 @@ export function foldSql(rule: string): string {
 export function speedHourlySql(p: MergedHourlyParams): string {
   return `SELECT date_trunc('hour', timestamp) AS timestamp, id, ${foldSql(p.fold)} AS value
     FROM bytes
-    WHERE type = $1 AND timestamp >= $2::timestamp AND timestamp < $3::timestamp${
+    WHERE ${p.fold}::text <> 'count_distinct'
+      AND type = $1 AND timestamp >= $2::timestamp AND timestamp < $3::timestamp${
     p.id ? ` AND id = ${p.id}` : ""
+  }
+    GROUP BY 1, 2
+  UNION ALL
+  SELECT date_trunc('hour', d."timestamp") AS timestamp, d.id,
+      count(DISTINCT d.member)::bigint AS value
+    FROM speed_distinct d
+    JOIN speed_watermarks w ON w."partition" = d."partition" AND d.window_end <= w.watermark
+    WHERE ${p.fold}::text = 'count_distinct'
+      AND d.type = $1 AND d."timestamp" >= $2::timestamp AND d."timestamp" < $3::timestamp${
+    p.id ? ` AND d.id = ${p.id}` : ""
   }
     GROUP BY 1, 2`;
 }
 
 /**
  * serving_hourly's rows (timestamp, id, value, source) of type `$1` in
- * [`$2`, `$3`), both whole hours: the batch value where the hour is in
- * batch_hours, else the folded speed windows (which stay in batched hours
- * for a type the batch layer does not compute).
+ * [`$2`, `$3`), both whole hours: the batch value where the hour's batch is
+ * current (batch_hours_current: batched, and the lake unchanged since), else
+ * the folded speed windows (which stay in batched hours for a type the batch
+ * layer does not compute).
  *
  * @example
  * `SELECT * FROM (${mergedHourlySql({ fold: "$5" })}) m ORDER BY timestamp, id`
@@ -63,12 +77,12 @@ export function mergedHourlySql(p: MergedHourlyParams): string {
     WHERE h.type = $1 AND h.timestamp >= $2::timestamp AND h.timestamp < $3::timestamp${
     p.id ? ` AND h.id = ${p.id}` : ""
   }
-      AND EXISTS (SELECT 1 FROM batch_hours bh WHERE bh.hour = h.timestamp)
+      AND EXISTS (SELECT 1 FROM batch_hours_current bh WHERE bh.hour = h.timestamp)
   UNION ALL
   SELECT s.timestamp, s.id, s.value, 'speed'::text AS source
     FROM (${speedHourlySql(p)}) s
     WHERE NOT EXISTS (
-      SELECT 1 FROM batch_hours bh
+      SELECT 1 FROM batch_hours_current bh
       JOIN metric_catalog bc ON bc.layer = 'batch' AND bc.type = $1
       WHERE bh.hour = s.timestamp)`;
 }

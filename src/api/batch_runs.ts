@@ -48,6 +48,7 @@ export function runJson(r: RunRecord) {
       unknownDevices: r.unknownDevices ?? null,
       unknownRows: r.unknownRows ?? null,
     },
+    lakeComplete: r.lakeComplete ?? null,
     note: r.note ?? null,
     error: r.error ?? null,
   };

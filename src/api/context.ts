@@ -10,7 +10,13 @@ import type { ObjectStore } from "../lake/mod.ts";
 import type { EventSource } from "../kafka/source.ts";
 import type { Registry } from "../metrics.ts";
 import type { SpeedStatus } from "../speed/mod.ts";
-import type { ListRunsOptions, RunRecord, Trigger } from "../batch/mod.ts";
+import type {
+  HoursReport,
+  HoursSummary,
+  ListRunsOptions,
+  RunRecord,
+  Trigger,
+} from "../batch/mod.ts";
 import { log as rootLog, type Logger } from "../log.ts";
 
 /** The part of the speed layer the API reads. */
@@ -24,6 +30,8 @@ export interface BatchControl {
   getRun(runId: string): Promise<RunRecord | undefined>;
   listRuns(opts?: ListRunsOptions): Promise<RunRecord[]>;
   lastCompletedHour(): Promise<number | undefined>;
+  hours(from: number, to: number): Promise<HoursReport>;
+  hoursSummary(): Promise<HoursSummary>;
 }
 
 /** The part of the event source the API reads. */

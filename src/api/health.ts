@@ -74,11 +74,20 @@ export function healthRoutes(ctx: ApiContext): RouteDef[] {
   const scheduler = () =>
     probe("scheduler", async () => {
       if (!ctx.batch) return { ok: true, configured: false };
-      const last = await ctx.batch.lastCompletedHour();
+      const [last, hours] = await Promise.all([
+        ctx.batch.lastCompletedHour(),
+        ctx.batch.hoursSummary(),
+      ]);
+      const iso = (
+        ms: number | undefined,
+      ) => (ms === undefined ? null : new Date(ms).toISOString());
       return {
         ok: true,
         enabled: ctx.plan.batch.enabled,
-        lastCompletedHour: last === undefined ? null : new Date(last).toISOString(),
+        rule: hours.rule,
+        lastCompletedHour: iso(last),
+        oldestIncompleteHour: iso(hours.oldestIncompleteHour),
+        staleHours: hours.staleHours,
       };
     });
 

@@ -59,6 +59,8 @@ async function refreshGauges(ctx: ApiContext): Promise<void> {
   }
   if (ctx.batch) {
     try {
+      // Sets the oldest-incomplete-hour and stale-hours gauges (src/batch/telemetry.ts).
+      await withTimeout(ctx.batch.hoursSummary(), ctx.probeTimeoutMs, "batch");
       const last = await withTimeout(ctx.batch.lastCompletedHour(), ctx.probeTimeoutMs, "batch");
       if (last !== undefined) {
         ctx.registry.gauge(

@@ -19,6 +19,7 @@ import { configRoutes } from "./config.ts";
 import { type ApiContext, apiContext, type AppDeps } from "./context.ts";
 import { deadLetterRoutes } from "./dead_letters.ts";
 import { healthRoutes } from "./health.ts";
+import { hoursRoutes } from "./hours.ts";
 import { matchedRoute, metricsRoutes, requestMetrics } from "./metrics.ts";
 import { openApiRoutes } from "./openapi.ts";
 import { quotaRoutes } from "./quota.ts";
@@ -54,6 +55,7 @@ export function routeTable(ctx: ApiContext): RouteDef[] {
     ...reconciliationRoutes(ctx),
     ...deadLetterRoutes(ctx),
     ...batchRunRoutes(ctx),
+    ...hoursRoutes(ctx),
   );
   return routes;
 }

@@ -9,12 +9,15 @@
 import type { Plan } from "../config/plan.ts";
 import type { Db } from "../db/db.ts";
 import type { ObjectStore } from "../lake/mod.ts";
+import { hourComplete } from "../core/completeness.ts";
 import { HOUR_MS } from "../core/window.ts";
 import type { Logger } from "../log.ts";
 import { computeHour, type HourColumns, neededColumns } from "./compute.ts";
 import { UnknownDevicesError } from "./errors.ts";
+import { drawLakeSeq, readRule } from "./hour_state.ts";
 import { hourLabel } from "./hours.ts";
-import { markFailed, renewLease, type RunStats } from "./runs.ts";
+import { markFailed, markLakeComplete, renewLease, type RunStats } from "./runs.ts";
+import type { BatchTelemetry } from "./telemetry.ts";
 import type { RunSummary, Trigger } from "./types.ts";
 import { loadUsers } from "./users.ts";
 import { writeHour } from "./write.ts";
@@ -42,6 +45,7 @@ export interface JobDeps {
   readonly clock: () => number;
   /** How long a running run holds the hour without renewing. */
   readonly leaseMs: number;
+  readonly telemetry: BatchTelemetry;
 }
 
 function fileCount(files: number | readonly unknown[]): number {
@@ -81,6 +85,12 @@ export async function runJob(
       phases[name] = Math.round(performance.now() - mark);
       return value;
     };
+    // The change number first: a lake change stamped after it may be missing
+    // from what is read next, and then makes the hour stale.
+    const lakeSeq = await drawLakeSeq(db);
+    const lakeComplete = await isComplete(deps, hour);
+    await markLakeComplete(db, runId, lakeComplete);
+    lap("seq_ms");
     const [users, data] = await Promise.all([
       timed("users_ms", loadUsers(db)),
       timed(
@@ -108,10 +118,22 @@ export async function runJob(
     // An empty past hour is a success, but say the partition was not there:
     // lost lake files and a quiet hour should not look the same.
     let note: string | undefined;
+    if (lakeComplete === false) {
+      // A run by hand (the scheduler waits): the rest of the hour makes it stale.
+      note = "the lake did not hold all of the hour yet: it runs again when the rest arrives";
+      log.warn("batch hour read before the lake holds all of it", {
+        hour: label,
+        run_id: runId,
+        trigger,
+      });
+    }
     if (data.missing || (data.rows === 0 && stats.filesRead === 0)) {
-      note = hour + HOUR_MS <= deps.clock()
-        ? "no lake partition for this hour (missing)"
-        : "no lake partition for this hour yet";
+      note = [
+        note,
+        hour + HOUR_MS <= deps.clock()
+          ? "no lake partition for this hour (missing)"
+          : "no lake partition for this hour yet",
+      ].filter(Boolean).join("; ");
       log.warn("lake partition missing", { hour: label, run_id: runId, lake: store.uri });
     }
     if (result.unknownDevices > 0 && plan.batch.unknownDevice.policy === "drop") {
@@ -121,14 +143,26 @@ export async function runJob(
       ]
         .filter(Boolean).join("; ");
     }
-    const { rowsWritten } = await writeHour(db, plan, hour, runId, result, {
+    const { rowsWritten, unexplained } = await writeHour(db, plan, hour, runId, result, {
       rowsRead: data.rows,
       filesRead: stats.filesRead,
       unknownDevices: result.unknownDevices,
       unknownRows: result.unknownRows,
       note,
-    });
+    }, lakeSeq);
     lap("write_ms");
+    for (const u of unexplained) {
+      deps.telemetry.unexplainedDifferences.inc({ metric: u.metric });
+      log.warn("batch and speed differ by more than the late-dropped events explain", {
+        hour: label,
+        run_id: runId,
+        metric: u.metric,
+        speed_metric: u.speedMetric,
+        difference: u.difference,
+        late_dropped: u.lateDropped,
+        unexplained: u.unexplained,
+      });
+    }
     const summary: RunSummary = {
       runId,
       hour,
@@ -142,7 +176,9 @@ export async function runJob(
       unknownRows: result.unknownRows,
       durationMs: Math.round(performance.now() - started),
       note,
+      lakeComplete,
     };
+    deps.telemetry.runs.inc({ trigger, status: "succeeded" });
     log.info("batch hour succeeded", { ...summaryFields(summary), ...phases });
     return summary;
   } catch (err) {
@@ -169,11 +205,19 @@ export async function runJob(
       durationMs: Math.round(performance.now() - started),
       error: message,
     };
+    deps.telemetry.runs.inc({ trigger, status: "failed" });
     log.error("batch hour failed", { ...summaryFields(summary) });
     return summary;
   } finally {
     clearInterval(heartbeat);
   }
+}
+
+/** Whether the lake holds all of `hour` now; undefined when the wall clock rules (readRule). */
+async function isComplete(deps: JobDeps, hour: number): Promise<boolean | undefined> {
+  const { completeness } = await readRule(deps.db, deps.plan);
+  if (!completeness) return undefined;
+  return hourComplete(hour, completeness.completeMs, deps.plan.speed.allowedLatenessMs);
 }
 
 function summaryFields(s: RunSummary): Record<string, unknown> {
@@ -188,6 +232,7 @@ function summaryFields(s: RunSummary): Record<string, unknown> {
     breaches: s.breaches,
     unknown_devices: s.unknownDevices,
     duration_ms: s.durationMs,
+    ...(s.lakeComplete !== undefined ? { lake_complete: s.lakeComplete } : {}),
     ...(s.note ? { note: s.note } : {}),
     ...(s.error ? { error: s.error } : {}),
   };

@@ -17,18 +17,56 @@ import { readHour as lakeReadHour } from "../lake/mod.ts";
 import type { ObjectStore } from "../lake/mod.ts";
 import { log as rootLog, type Logger } from "../log.ts";
 import { UserError } from "../errors.ts";
+import type { Registry } from "../metrics.ts";
 import { upsertCatalog } from "./catalog.ts";
 import { HourBusyError } from "./errors.ts";
-import { hourLabel } from "./hours.ts";
+import {
+  type BatchRule,
+  type Completeness,
+  type HourState,
+  hourState,
+  readBatchedHours,
+  readRule,
+  readStaleHours,
+} from "./hour_state.ts";
+import { hourLabel, hourRange } from "./hours.ts";
 import { type HourReader, runJob } from "./job.ts";
 import * as runs from "./runs.ts";
 import { createScheduler } from "./scheduler.ts";
+import { batchTelemetry } from "./telemetry.ts";
 import type { ListRunsOptions, RunRecord, RunSummary, Trigger } from "./types.ts";
 
 export type { ListRunsOptions, RunRecord, RunStatus, RunSummary, Trigger } from "./types.ts";
 export { HourBusyError, UnknownDevicesError } from "./errors.ts";
 export { hourLabel, hourRange, parseHour } from "./hours.ts";
 export type { HourReader } from "./job.ts";
+export type { BatchRule, Completeness, HourState, PartitionCompleteness } from "./hour_state.ts";
+export { type BatchTelemetry, batchTelemetry } from "./telemetry.ts";
+
+/** One hour as `GET /api/v1/hours` shows it. */
+export interface HourReport {
+  readonly hour: number;
+  readonly state: HourState;
+  /** The first lake change the hour's batch has not seen (stale hours). */
+  readonly staleSince?: number;
+  readonly lastRun?: RunRecord;
+}
+
+/** Each hour of a range, and what decides when an hour is batched. */
+export interface HoursReport {
+  /** `completeness` when this pipeline's speed layer writes the lake, else `wall_clock`. */
+  readonly rule: BatchRule;
+  /** The lake's completeness (rule `completeness` only). */
+  readonly completeness?: Completeness;
+  readonly hours: readonly HourReport[];
+}
+
+/** What `/ready` and `/metrics` say about the batch layer's hours. */
+export interface HoursSummary {
+  readonly rule: BatchRule;
+  readonly oldestIncompleteHour?: number;
+  readonly staleHours: number;
+}
 
 export interface BatchRunnerDeps {
   plan: Plan;
@@ -40,10 +78,12 @@ export interface BatchRunnerDeps {
   clock?: () => number;
   /** Lake reader. Default: the lake module's `readHour`. */
   readHour?: HourReader;
-  /** How long a running run holds its hour without renewal. Default 5 minutes. */
+  /** How long a running run holds its hour without renewal. Default `batch.run_lease`. */
   leaseMs?: number;
   /** Scheduler: wait before retrying a failed hour. Default 15 minutes. */
   retryAfterMs?: number;
+  /** Default: the process registry. */
+  registry?: Registry;
 }
 
 export interface BatchRunner {
@@ -59,6 +99,10 @@ export interface BatchRunner {
   runDue(): Promise<RunSummary[]>;
   /** Start of the newest hour the batch layer completed. */
   lastCompletedHour(): Promise<number | undefined>;
+  /** The state of each hour in [from, to] (hour starts, both included). */
+  hours(from: number, to: number): Promise<HoursReport>;
+  /** The oldest incomplete hour and how many hours are stale. */
+  hoursSummary(): Promise<HoursSummary>;
   /** Resolves when every queued run has finished. */
   idle(): Promise<void>;
 }
@@ -73,7 +117,8 @@ export function createBatchRunner(deps: BatchRunnerDeps): BatchRunner {
   const { plan, db, store } = deps;
   const log = deps.log ?? rootLog.child({ component: "batch" });
   const clock = deps.clock ?? Date.now;
-  const leaseMs = deps.leaseMs ?? 5 * 60_000;
+  const leaseMs = deps.leaseMs ?? plan.batch.runLeaseMs;
+  const telemetry = batchTelemetry(deps.registry);
   const jobDeps = {
     plan,
     db,
@@ -81,6 +126,7 @@ export function createBatchRunner(deps: BatchRunnerDeps): BatchRunner {
     log,
     clock,
     leaseMs,
+    telemetry,
     readHour: deps.readHour ?? (lakeReadHour as unknown as HourReader),
   };
   // One hour at a time in this process: a chain every run joins at its end.
@@ -147,10 +193,52 @@ export function createBatchRunner(deps: BatchRunnerDeps): BatchRunner {
     store,
     log,
     clock,
-    run: (h) => runHour(h, "schedule"),
+    run: runHour,
     pending: (h) => pending.has(h),
     retryAfterMs: deps.retryAfterMs,
+    telemetry,
   });
+  async function hours(from: number, to: number): Promise<HoursReport> {
+    checkHour(from);
+    checkHour(to);
+    const [{ rule, completeness }, batched, last] = await Promise.all([
+      readRule(db, plan),
+      readBatchedHours(db, from, to),
+      runs.lastRuns(db, from, to),
+    ]);
+    const byHour = new Map(batched.map((b) => [b.hour, b]));
+    const lastByHour = new Map(last.map((r) => [r.hour, r]));
+    const when = {
+      completeMs: completeness?.completeMs,
+      allowedLatenessMs: plan.speed.allowedLatenessMs,
+      nowMs: clock(),
+      graceMs: plan.batch.graceMs,
+    };
+    return {
+      rule,
+      completeness,
+      hours: hourRange(from, to).map((hour) => {
+        const b = byHour.get(hour);
+        return {
+          hour,
+          state: hourState(hour, b, when),
+          staleSince: b?.stale ? b.staleSince : undefined,
+          lastRun: lastByHour.get(hour),
+        };
+      }),
+    };
+  }
+
+  async function hoursSummary(): Promise<HoursSummary> {
+    const [{ rule, completeness }, stale] = await Promise.all([
+      readRule(db, plan),
+      readStaleHours(db),
+    ]);
+    telemetry.staleHours.set(stale.length);
+    const oldest = completeness?.oldestIncompleteHour;
+    if (completeness) telemetry.oldestIncompleteHour.set((oldest ?? 0) / 1000);
+    return { rule, oldestIncompleteHour: oldest, staleHours: stale.length };
+  }
 
   return {
     runHour,
@@ -160,6 +248,8 @@ export function createBatchRunner(deps: BatchRunnerDeps): BatchRunner {
     startScheduler: () => scheduler.start(),
     runDue: () => scheduler.tick(),
     lastCompletedHour: () => runs.lastCompletedHour(db),
+    hours,
+    hoursSummary,
     idle: () => serial(() => Promise.resolve()),
   };
 }

@@ -26,6 +26,7 @@ interface RunRow {
   breaches: number | null;
   note: string | null;
   error: string | null;
+  lake_complete: boolean | null;
 }
 
 const opt = <T>(v: T | null): T | undefined => (v === null ? undefined : v);
@@ -47,6 +48,7 @@ function toRecord(r: RunRow): RunRecord {
     breaches: opt(r.breaches),
     note: opt(r.note),
     error: opt(r.error),
+    lakeComplete: opt(r.lake_complete),
   };
 }
 
@@ -156,6 +158,18 @@ export async function claimQueued(
   throw busy;
 }
 
+/** Records whether the lake held all of the run's hour when the run started reading it. */
+export async function markLakeComplete(
+  db: Queryable,
+  runId: string,
+  complete: boolean | undefined,
+): Promise<void> {
+  await db.query("UPDATE batch_runs SET lake_complete = $2 WHERE run_id = $1", [
+    runId,
+    complete ?? null,
+  ]);
+}
+
 /** Extends the lease of a running run; false when the run lost it (expired and taken over). */
 export async function renewLease(db: Queryable, runId: string, leaseMs: number): Promise<boolean> {
   const rows = await db.query(
@@ -219,7 +233,7 @@ export async function markFailed(
 }
 
 const COLUMNS = `run_id, hour, trigger, status, queued_at, started_at, finished_at, rows_read,
-  files_read, rows_written, unknown_devices, unknown_rows, breaches, note, error`;
+  files_read, rows_written, unknown_devices, unknown_rows, breaches, note, error, lake_complete`;
 
 export async function getRun(db: Queryable, runId: string): Promise<RunRecord | undefined> {
   if (!/^\d{1,18}$/.test(runId)) return undefined;
@@ -252,6 +266,17 @@ export async function listRuns(db: Queryable, o: ListRunsOptions = {}): Promise<
 export async function isRunning(db: Queryable, hour: number): Promise<string | undefined> {
   await expireStale(db, hour);
   return await runningId(db, hour);
+}
+
+/** The newest run of each hour in [from, to]. */
+export async function lastRuns(db: Queryable, from: number, to: number): Promise<RunRecord[]> {
+  const rows = await db.query<RunRow>(
+    `SELECT DISTINCT ON (hour) ${COLUMNS} FROM batch_runs
+     WHERE hour >= $1::timestamp AND hour <= $2::timestamp
+     ORDER BY hour, run_id DESC`,
+    [sqlHour(from), sqlHour(to)],
+  );
+  return rows.map(toRecord);
 }
 
 /** Start of the newest hour in `batch_hours`. */

@@ -1,21 +1,32 @@
 /**
- * The batch schedule inside `start`: hour H runs once it has ended plus
- * `batch.grace`; after downtime every missed hour of the last
- * `batch.catch_up_hours` runs, oldest first. An hour is missed when it is not
- * in batch_hours and either the lake holds files for it or it is at or after
- * the first speed-layer window (so an hour whose lake files went missing is
- * still run, and reported). The clock is injected; runs go through the
- * runner's one serial queue, so never two at once in this process. A failed
- * hour is retried after `retryAfterMs`, not on every tick.
+ * The batch schedule inside `start`. Hour H runs once it has ended plus
+ * `batch.grace` and, when the speed layer writes the lake, once the lake
+ * holds all of it (complete, src/core/completeness.ts): while the speed layer
+ * catches up on a backlog, hours run one after the other as they complete,
+ * oldest first, never before. With the speed layer off (the lake is written
+ * by someone else) the wall clock alone decides. After downtime every missed
+ * hour of the last `batch.catch_up_hours` runs, oldest first. An hour is
+ * missed when it is not in batch_hours and either the lake holds files for it
+ * or it is at or after the first speed-layer window (so an hour whose lake
+ * files went missing is still run, and reported). A batched hour whose lake
+ * has changed since its run read it (late events) is stale and runs again
+ * `batch.rerun_after` after the first such change, whatever its age.
+ *
+ * The clock is injected; runs go through the runner's one serial queue, so
+ * never two at once in this process. A failed hour is retried after
+ * `retryAfterMs`, not on every tick.
  */
 import type { Plan } from "../config/plan.ts";
 import type { Db } from "../db/db.ts";
+import { hourComplete } from "../core/completeness.ts";
 import { HOUR_MS, hourStart } from "../core/window.ts";
 import { listHour, type ObjectStore } from "../lake/mod.ts";
 import type { Logger } from "../log.ts";
 import { HourBusyError } from "./errors.ts";
+import { readRule, readStaleHours } from "./hour_state.ts";
 import { hourLabel, sqlHour } from "./hours.ts";
-import type { RunSummary } from "./types.ts";
+import type { BatchTelemetry } from "./telemetry.ts";
+import type { RunSummary, Trigger } from "./types.ts";
 
 export interface SchedulerDeps {
   readonly plan: Plan;
@@ -23,8 +34,9 @@ export interface SchedulerDeps {
   readonly store: ObjectStore;
   readonly log: Logger;
   readonly clock: () => number;
-  /** Runs one hour (the runner's runHour with trigger `schedule`). */
-  readonly run: (hour: number) => Promise<RunSummary>;
+  /** Runs one hour (the runner's runHour): `schedule` the first time, `rerun` when stale. */
+  readonly run: (hour: number, trigger: Trigger) => Promise<RunSummary>;
+  readonly telemetry: BatchTelemetry;
   /** True when the hour is already queued in this process (e.g. by the API). */
   readonly pending?: (hour: number) => boolean;
   /** Wait before retrying a failed hour. Default 15 minutes. */
@@ -76,23 +88,35 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
     }
   }
 
-  async function dueHours(): Promise<number[]> {
-    const now = clock();
+  const waiting = (h: number, now: number) => {
+    if (deps.pending?.(h)) return true;
+    const failed = failedAt.get(h);
+    return failed !== undefined && now - failed < retryAfterMs;
+  };
+
+  /** Hours never batched that are due, oldest first; with completeness, only complete ones. */
+  async function firstRuns(now: number): Promise<number[]> {
+    if (plan.batch.catchUpHours < 1) return [];
     const latest = latestDueHour(now, plan.batch.graceMs);
     const oldest = latest - (plan.batch.catchUpHours - 1) * HOUR_MS;
-    if (plan.batch.catchUpHours < 1) return [];
     const done = new Set(
       (await db.query<{ hour: Date }>(
         "SELECT hour FROM batch_hours WHERE hour >= $1::timestamp AND hour <= $2::timestamp",
         [sqlHour(oldest), sqlHour(latest)],
       )).map((r) => r.hour.getTime()),
     );
+    let completeMs = Infinity;
+    const { completeness: c } = await readRule(db, plan);
+    if (c) {
+      completeMs = c.completeMs;
+      deps.telemetry.oldestIncompleteHour.set((c.oldestIncompleteHour ?? 0) / 1000);
+    }
     const speedFrom = await speedStart();
     const due: number[] = [];
     for (let h = oldest; h <= latest; h += HOUR_MS) {
-      if (done.has(h) || deps.pending?.(h)) continue;
-      const failed = failedAt.get(h);
-      if (failed !== undefined && now - failed < retryAfterMs) continue;
+      // Hours complete in order: the first incomplete one ends the list.
+      if (!hourComplete(h, completeMs, plan.speed.allowedLatenessMs)) break;
+      if (done.has(h) || waiting(h, now)) continue;
       if (speedFrom !== undefined && h >= speedFrom) {
         due.push(h);
         continue;
@@ -102,19 +126,40 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
     return due;
   }
 
+  /** Stale hours whose first unseen lake change is `batch.rerun_after` old. */
+  async function reruns(now: number): Promise<number[]> {
+    const stale = await readStaleHours(db);
+    deps.telemetry.staleHours.set(stale.length);
+    return stale
+      .filter((s) => now - (s.staleSince ?? 0) >= plan.batch.rerunAfterMs && !waiting(s.hour, now))
+      .map((s) => s.hour);
+  }
+
+  async function dueHours(): Promise<{ hour: number; trigger: Trigger }[]> {
+    const now = clock();
+    const [first, again] = await Promise.all([firstRuns(now), reruns(now)]);
+    return [
+      ...first.map((hour) => ({ hour, trigger: "schedule" as const })),
+      ...again.map((hour) => ({ hour, trigger: "rerun" as const })),
+    ].sort((a, b) => a.hour - b.hour);
+  }
+
   async function tick(): Promise<RunSummary[]> {
     const due = await dueHours();
     if (due.length > 1) {
       log.info("batch scheduler catching up", {
         hours: due.length,
-        from: hourLabel(due[0]),
-        to: hourLabel(due[due.length - 1]),
+        from: hourLabel(due[0].hour),
+        to: hourLabel(due[due.length - 1].hour),
       });
     }
     const out: RunSummary[] = [];
-    for (const h of due) {
+    for (const { hour: h, trigger } of due) {
+      if (trigger === "rerun") {
+        log.info("batch hour stale: running it again", { hour: hourLabel(h) });
+      }
       try {
-        const s = await deps.run(h);
+        const s = await deps.run(h, trigger);
         if (s.status === "failed") failedAt.set(h, clock());
         else failedAt.delete(h);
         out.push(s);
@@ -143,7 +188,11 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
         });
     };
     log.info("batch scheduler started", {
+      rule: plan.speed.enabled
+        ? "complete hours"
+        : "complete hours if a speed layer writes the lake, else wall clock",
       grace_ms: plan.batch.graceMs,
+      rerun_after_ms: plan.batch.rerunAfterMs,
       tick_ms: plan.batch.tickMs,
       catch_up_hours: plan.batch.catchUpHours,
     });

@@ -27,6 +27,8 @@ export interface TestPlanOptions {
   catchUpHours?: number;
   /** Extra YAML lines appended under `batch.metrics` (already indented by 4). */
   extraMetricsYaml?: string;
+  /** speed.enabled; false = the lake is written by someone else (wall-clock schedule). Default true. */
+  speedEnabled?: boolean;
 }
 
 const DEFAULT_METRICS =
@@ -39,7 +41,9 @@ const DEFAULT_METRICS =
 export function testPlan(o: TestPlanOptions): Plan {
   const yaml = `lake:
   uri: ${o.lakeUri}
-${o.gcsEndpoint ? `  gcs_endpoint: ${o.gcsEndpoint}\n  gcs_project_id: test\n` : ""}batch:
+${o.gcsEndpoint ? `  gcs_endpoint: ${o.gcsEndpoint}\n  gcs_project_id: test\n` : ""}${
+    o.speedEnabled === false ? "speed:\n  enabled: false\n" : ""
+  }batch:
   grace: ${o.graceMinutes ?? 10}m
   catch_up_hours: ${o.catchUpHours ?? 24}
   unknown_device:

@@ -3,8 +3,8 @@
  * Hours are epoch ms of a UTC hour start; run ids are strings (BIGSERIAL).
  */
 
-/** What started a run. */
-export type Trigger = "schedule" | "manual" | "backfill" | "api";
+/** What started a run: `rerun` is the scheduler running a stale hour again. */
+export type Trigger = "schedule" | "rerun" | "manual" | "backfill" | "api";
 
 export type RunStatus = "queued" | "running" | "succeeded" | "failed" | "conflict";
 
@@ -24,6 +24,8 @@ export interface RunSummary {
   /** Not an error: e.g. the hour's lake partition is missing. */
   readonly note?: string;
   readonly error?: string;
+  /** Whether the lake held all of the hour when the run read it; undefined when unknown (speed layer off). */
+  readonly lakeComplete?: boolean;
 }
 
 /** A row of `batch_runs`. Times are epoch ms. */
@@ -43,6 +45,8 @@ export interface RunRecord {
   readonly breaches?: number;
   readonly note?: string;
   readonly error?: string;
+  /** Whether the lake held all of the hour when the run read it; undefined when unknown. */
+  readonly lakeComplete?: boolean;
 }
 
 export interface ListRunsOptions {

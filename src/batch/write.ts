@@ -3,8 +3,9 @@
  * the new one, never half: replace the hour's rows of the plan's batch metric
  * types in `bytes_hourly` and its rows in `user_quota_limit`, upsert the
  * reconciliation with the speed layer, mark the run succeeded and the hour
- * completed. The run's lease is checked first: a run that lost its lease (its
- * process was presumed dead and another took the hour) must not write.
+ * completed at the lake change number the run read the lake at (a later change
+ * makes it stale). The run's lease is checked first: a run that lost its lease
+ * (its process was presumed dead and another took the hour) must not write.
  */
 import type { Plan } from "../config/plan.ts";
 import type { Db } from "../db/db.ts";
@@ -13,8 +14,19 @@ import type { HourResult } from "./compute.ts";
 import { sqlHour } from "./hours.ts";
 import { markSucceeded, type RunStats } from "./runs.ts";
 
+/** A reconciled metric whose difference the speed layer's late-dropped events do not explain. */
+export interface Unexplained {
+  readonly metric: string;
+  readonly speedMetric: string;
+  readonly difference: number;
+  readonly lateDropped: number;
+  readonly unexplained: number;
+}
+
 export interface WriteOutcome {
   readonly rowsWritten: number;
+  /** Reconciled metrics with an unexplained difference (data went missing). */
+  readonly unexplained: readonly Unexplained[];
 }
 
 export class LeaseLostError extends Error {
@@ -31,6 +43,8 @@ export async function writeHour(
   runId: string,
   result: HourResult,
   stats: Omit<RunStats, "rowsWritten" | "breaches">,
+  /** The lake change number drawn before the lake was read (hour_state.ts drawLakeSeq). */
+  lakeSeq: number,
 ): Promise<WriteOutcome> {
   const h = sqlHour(hour);
   const types = plan.batch.metrics.map((m) => m.name);
@@ -85,31 +99,59 @@ export async function writeHour(
       }
     }
     await tx.query("DELETE FROM batch_reconciliation_t WHERE hour = $1::timestamp", [h]);
+    let unexplained: Unexplained[] = [];
     if (pairs.length) {
       // The speed side is read in this transaction: the stored difference is
-      // what the two layers said at the same moment.
-      await tx.query(
+      // what the two layers said at the same moment. What the speed layer
+      // dropped as too late explains a positive difference; the rest is lost data.
+      const rows = await tx.query<{
+        metric: string;
+        speed_metric: string;
+        difference: number | string;
+        late_dropped: number | string;
+        unexplained: number | string;
+      }>(
         `INSERT INTO batch_reconciliation_t
-           (hour, metric, speed_metric, batch_value, speed_value, difference, computed_at)
+           (hour, metric, speed_metric, batch_value, speed_value, difference, late_dropped,
+            unexplained, computed_at)
          SELECT $1::timestamp, u.metric, u.speed_metric, u.batch_value, s.v,
-           u.batch_value - s.v, now()
+           u.batch_value - s.v, l.v, u.batch_value - s.v - l.v, now()
          FROM unnest($2::text[], $3::text[], $4::bigint[]) AS u(metric, speed_metric, batch_value)
          CROSS JOIN LATERAL (
            SELECT COALESCE(sum(b.value), 0)::bigint AS v FROM bytes b
            WHERE b.type = u.speed_metric AND b.timestamp >= $1::timestamp
              AND b.timestamp < $1::timestamp + interval '1 hour'
-         ) s`,
+         ) s
+         CROSS JOIN LATERAL (
+           SELECT COALESCE(sum(d.value), 0)::bigint AS v FROM speed_late_dropped d
+           WHERE d.type = u.speed_metric AND d.hour = $1::timestamp
+         ) l
+         RETURNING metric, speed_metric, difference, late_dropped, unexplained`,
         [h, pairs.map((p) => p.metric), pairs.map((p) => p.speedMetric), totals],
       );
+      unexplained = rows.filter((r) => Number(r.unexplained) !== 0).map((r) => ({
+        metric: r.metric,
+        speedMetric: r.speed_metric,
+        difference: Number(r.difference),
+        lateDropped: Number(r.late_dropped),
+        unexplained: Number(r.unexplained),
+      }));
     }
     await upsertCatalog(tx, plan);
     await markSucceeded(tx, runId, { ...stats, rowsWritten: ids.length, breaches });
     await tx.query(
-      `INSERT INTO batch_hours (hour, last_run_id, completed_at) VALUES ($1::timestamp, $2, now())
+      `INSERT INTO batch_hours (hour, last_run_id, completed_at, lake_seq)
+       VALUES ($1::timestamp, $2, now(), $3)
        ON CONFLICT (hour) DO UPDATE SET last_run_id = EXCLUDED.last_run_id,
-         completed_at = EXCLUDED.completed_at`,
-      [h, runId],
+         completed_at = EXCLUDED.completed_at, lake_seq = EXCLUDED.lake_seq`,
+      [h, runId, lakeSeq],
     );
-    return { rowsWritten: ids.length };
+    // Changes this run read are seen; a later one keeps the hour stale.
+    await tx.query(
+      `UPDATE lake_hour_changes SET pending_since = NULL
+       WHERE hour = $1::timestamp AND seq <= $2 AND pending_since IS NOT NULL`,
+      [h, lakeSeq],
+    );
+    return { rowsWritten: ids.length, unexplained };
   });
 }

@@ -133,6 +133,8 @@ export function compilePlan(c: PipelineConfig, file: string): Plan {
       graceMs: c.batch.grace,
       tickMs: c.batch.tick,
       catchUpHours: c.batch.catch_up_hours,
+      rerunAfterMs: c.batch.rerun_after,
+      runLeaseMs: c.batch.run_lease,
       unknownDevice: { policy: c.batch.unknown_device.policy, id: c.batch.unknown_device.id },
       metrics: c.batch.metrics.map((m) => ({
         ...compileMetric(m),

@@ -137,6 +137,10 @@ export interface BatchPlan {
   readonly tickMs: number;
   /** How far back the scheduler catches up after downtime. */
   readonly catchUpHours: number;
+  /** A stale hour runs again this long after the first lake change its batch did not see. */
+  readonly rerunAfterMs: number;
+  /** How long a running run holds its hour without renewing its lease. */
+  readonly runLeaseMs: number;
   readonly unknownDevice: {
     readonly policy: UnknownDevicePolicy;
     /** Value used for joined fields when policy is `unknown_id`. */

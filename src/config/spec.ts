@@ -430,8 +430,22 @@ export const PIPELINE_SPEC: ObjectSpec = {
         enabled: { type: "bool", description: "Run the scheduler in `start`.", default: true },
         grace: {
           type: "duration",
-          description: "Hour H runs once H has ended plus this (late events, compaction).",
+          description:
+            "Hour H runs once H has ended plus this (late events, compaction) and, with the speed layer on, once the lake holds all of H (every partition complete past its end plus speed.allowed_lateness).",
           default: "10m",
+        },
+        rerun_after: {
+          type: "duration",
+          description:
+            "A batched hour that gets lake rows after its run read the lake (events later than the grace) is stale; it runs again this long after the first such change, so a trickle of late events causes one re-run, not one per event.",
+          default: "5m",
+        },
+        run_lease: {
+          type: "duration",
+          description:
+            "How long a running batch run holds its hour without renewing (it renews every third of it); a run of a process that died is taken over once its lease has passed.",
+          default: "5m",
+          min: 1_000,
         },
         tick: {
           type: "duration",

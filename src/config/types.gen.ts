@@ -229,8 +229,12 @@ export interface RawBatchMetricConfig {
 export interface RawBatchConfig {
   /** Run the scheduler in `start`. Default: `true`. */
   readonly enabled?: boolean | Interpolated;
-  /** Hour H runs once H has ended plus this (late events, compaction). Default: `10m`. */
+  /** Hour H runs once H has ended plus this (late events, compaction) and, with the speed layer on, once the lake holds all of H (every partition complete past its end plus speed.allowed_lateness). Default: `10m`. */
   readonly grace?: string;
+  /** A batched hour that gets lake rows after its run read the lake (events later than the grace) is stale; it runs again this long after the first such change, so a trickle of late events causes one re-run, not one per event. Default: `5m`. */
+  readonly rerun_after?: string;
+  /** How long a running batch run holds its hour without renewing (it renews every third of it); a run of a process that died is taken over once its lease has passed. Default: `5m`. */
+  readonly run_lease?: string;
   /** How often the scheduler wakes. Default: `30s`. */
   readonly tick?: string;
   /** How many past hours the scheduler catches up after downtime. Default: `24`. */
@@ -509,8 +513,12 @@ export interface BatchMetricConfig {
 export interface BatchConfig {
   /** Run the scheduler in `start`. Default: `true`. */
   readonly enabled: boolean;
-  /** Hour H runs once H has ended plus this (late events, compaction). Default: `10m`. */
+  /** Hour H runs once H has ended plus this (late events, compaction) and, with the speed layer on, once the lake holds all of H (every partition complete past its end plus speed.allowed_lateness). Default: `10m`. */
   readonly grace: number;
+  /** A batched hour that gets lake rows after its run read the lake (events later than the grace) is stale; it runs again this long after the first such change, so a trickle of late events causes one re-run, not one per event. Default: `5m`. */
+  readonly rerun_after: number;
+  /** How long a running batch run holds its hour without renewing (it renews every third of it); a run of a process that died is taken over once its lease has passed. Default: `5m`. */
+  readonly run_lease: number;
   /** How often the scheduler wakes. Default: `30s`. */
   readonly tick: number;
   /** How many past hours the scheduler catches up after downtime. Default: `24`. */

@@ -10,3 +10,4 @@ export * from "./window.ts";
 export * from "./partition_windows.ts";
 export * from "./hour_aggregate.ts";
 export * from "./quota.ts";
+export * from "./completeness.ts";

@@ -14,7 +14,7 @@
  */
 import { GroupAccumulator } from "./aggregate.ts";
 import type { CompiledMetric, MetricRow } from "./metric.ts";
-import { classify, type Lateness, windowStart } from "./window.ts";
+import { classify, hourStart, type Lateness, windowStart } from "./window.ts";
 
 export interface WindowOptions {
   readonly windowMs: number;
@@ -32,6 +32,18 @@ export interface WindowDelta {
   readonly members?: readonly string[];
 }
 
+/**
+ * What the events one metric lost to the lateness rule in one hour add up to
+ * (additive metrics: sum and count), so a batch-speed difference can be
+ * told apart from lost data.
+ */
+export interface DroppedValue {
+  readonly metric: string;
+  readonly hourMs: number;
+  readonly value: number;
+  readonly events: number;
+}
+
 export interface AddCounts {
   on_time: number;
   late_updated: number;
@@ -43,6 +55,8 @@ export class PartitionWindows {
   #maxWindowEnd = -Infinity;
   // window start → one accumulator per metric, holding changes since the last take
   #dirty = new Map<number, GroupAccumulator[]>();
+  // metric and hour → what dropped events added up to since the last take
+  #dropped = new Map<string, { metric: string; hourMs: number; value: number; events: number }>();
 
   constructor(
     readonly metrics: readonly CompiledMetric[],
@@ -80,7 +94,8 @@ export class PartitionWindows {
 
   /**
    * Adds one valid event (in offset order) and says how late it was. A
-   * late_dropped event changes nothing but the counters.
+   * late_dropped event changes no window; what it adds to additive metrics is
+   * noted per hour (`takeDropped`).
    */
   add(row: MetricRow): Lateness {
     const tMs = row.timestamp * 1000;
@@ -97,9 +112,27 @@ export class PartitionWindows {
         if (this.metrics[i].accepts(row)) accs[i].add(row);
       }
       if (start + windowMs > this.#maxWindowEnd) this.#maxWindowEnd = start + windowMs;
-    }
+    } else this.#drop(row, hourStart(tMs));
     if (tMs > this.#clockMs) this.#clockMs = tMs;
     return lateness;
+  }
+
+  #drop(row: MetricRow, hourMs: number): void {
+    for (const m of this.metrics) {
+      if ((m.aggregation !== "sum" && m.aggregation !== "count") || !m.accepts(row)) continue;
+      const key = `${m.name}\u0000${hourMs}`;
+      let d = this.#dropped.get(key);
+      if (!d) this.#dropped.set(key, d = { metric: m.name, hourMs, value: 0, events: 0 });
+      d.value += m.value(row);
+      d.events++;
+    }
+  }
+
+  /** What late_dropped events added up to since the last call, per metric and hour; forgets it. */
+  takeDropped(): DroppedValue[] {
+    const out = [...this.#dropped.values()];
+    this.#dropped.clear();
+    return out;
   }
 
   /** Adds events in order and counts them by lateness. */

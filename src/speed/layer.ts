@@ -22,11 +22,13 @@ import type { Db } from "../db/db.ts";
 import type { DeadLetter, DeadLetterSink, EventSource, SourceBatch } from "../kafka/source.ts";
 import type { Logger } from "../log.ts";
 import type { CompactHour, SpeedLake } from "./lake_port.ts";
+import { LakeTrail } from "./lake_trail.ts";
 import { type RetryHooks, retrying } from "./retry.ts";
 import {
   type Aggregations,
   type PartitionFlush,
   readProgress,
+  recordTopic,
   upsertMetrics,
   writeFlush,
 } from "./sink.ts";
@@ -97,6 +99,12 @@ class PartitionState {
   lastHour = NaN;
   /** Partial rows PostgreSQL may hold, so new ones are inserted rather than upserted. */
   readonly written: WrittenRows;
+  /** The lake's completeness and changed hours, as the next flush records them. */
+  readonly trail: LakeTrail;
+  /** What PostgreSQL holds of the lake's progress (a flush with no change skips it). */
+  storedLake: number;
+  storedLakeClock: number;
+  storedCaughtUp: number;
 
   constructor(
     readonly partition: number,
@@ -104,11 +112,16 @@ class PartitionState {
     /** Offsets below were applied before this session: lake only. */
     readonly skipBelow: number,
     now: number,
+    restored?: { lakeOffset: number; lakeClockMs: number; caughtUpMs: number },
   ) {
     this.stored = skipBelow;
     this.storedClock = windows.clockMs;
     this.lastEventWall = now;
     this.written = new WrittenRows(windows.clockMs, windows.options.windowMs);
+    this.storedLake = restored?.lakeOffset ?? -1;
+    this.storedLakeClock = restored?.lakeClockMs ?? -Infinity;
+    this.storedCaughtUp = restored?.caughtUpMs ?? -Infinity;
+    this.trail = new LakeTrail(this.storedLakeClock, this.storedCaughtUp);
   }
 
   /** The earliest open window has been passed by the watermark. */
@@ -120,6 +133,12 @@ class PartitionState {
 }
 
 const EARLY_FLUSH_MIN_MS = 50;
+/**
+ * How often the end of every partition's log is read, so a quiet, fully
+ * consumed partition keeps counting as complete (src/core/completeness.ts):
+ * the idle timeout, at most 5 s.
+ */
+const END_POLL_MAX_MS = 5_000;
 
 export class Layer {
   readonly #d: LayerDeps;
@@ -143,6 +162,10 @@ export class Layer {
   #lastFlush = 0;
   #loop: Promise<void> | undefined;
   #idleTimer: ReturnType<typeof setInterval> | undefined;
+  #endTimer: ReturnType<typeof setInterval> | undefined;
+  #polling = false;
+  /** Partitions of the topic as last recorded in speed_topics. */
+  #topicPartitions = 0;
   #counters = {
     consumed: 0,
     valid: 0,
@@ -187,6 +210,11 @@ export class Layer {
       onAssign: (p) => this.#onAssign(p),
       onRevoke: (p) => this.#onRevoke(p),
     });
+    await this.#pollEnds();
+    this.#endTimer = setInterval(
+      () => void this.#pollEnds(),
+      Math.min(END_POLL_MAX_MS, d.plan.speed.idleTimeoutMs),
+    );
     d.log.info("speed layer started", {
       topic: d.topic,
       source: d.source.kind,
@@ -212,7 +240,7 @@ export class Layer {
     for (const p of partitions) {
       const pr = progress.get(p);
       const windows = new PartitionWindows(this.#metrics, opts, pr?.clockMs ?? -Infinity);
-      const st = new PartitionState(p, windows, pr?.nextOffset ?? 0, d.clock());
+      const st = new PartitionState(p, windows, pr?.nextOffset ?? 0, d.clock(), pr);
       if (pr) {
         // Resume where both sinks are durable: PostgreSQL replays are skipped,
         // the lake rewrites what a crash left unfinished.
@@ -271,6 +299,7 @@ export class Layer {
           offset: msg.offset,
         };
         events.push(ev);
+        st.trail.event(msg.offset, e.timestamp * 1000);
         const hour = hourStart(e.timestamp * 1000);
         if (hour !== st.lastHour) {
           st.hours.add(hour);
@@ -298,6 +327,7 @@ export class Layer {
       }
       st.next = msg.offset + 1;
     }
+    st.trail.mark(st.next);
     if (consumed) st.lastEventWall = now;
     this.#counters.consumed += consumed;
     this.#counters.valid += valid;
@@ -401,11 +431,15 @@ export class Layer {
       st.letters = [];
       const nextOffset = Math.max(st.next, st.stored);
       const clockMs = st.windows.clockMs;
+      const lakeOffset = Math.min(nextOffset, d.lake.durableOffset(st.partition) ?? st.stored);
+      const lake = st.trail.take(lakeOffset);
+      const dropped = st.windows.takeDropped();
       if (
         deltas.length === 0 && inserts.length === 0 && letters.length === 0 &&
-        nextOffset === st.stored && clockMs === st.storedClock
+        nextOffset === st.stored && clockMs === st.storedClock && lakeOffset === st.storedLake &&
+        lake.clockMs === st.storedLakeClock && lake.caughtUpMs === st.storedCaughtUp &&
+        lake.hours.length === 0 && dropped.length === 0
       ) continue;
-      const lakeOffset = Math.min(nextOffset, d.lake.durableOffset(st.partition) ?? st.stored);
       snap.push({
         st,
         part: {
@@ -417,6 +451,10 @@ export class Layer {
           lakeOffset,
           clockMs,
           watermarkMs: st.windows.watermarkMs,
+          lakeClockMs: lake.clockMs,
+          caughtUpMs: lake.caughtUpMs,
+          lakeHours: lake.hours,
+          dropped,
         },
       });
     }
@@ -461,6 +499,9 @@ export class Layer {
       for (const { st, part } of snap) {
         st.stored = part.nextOffset;
         st.storedClock = part.clockMs;
+        st.storedLake = part.lakeOffset;
+        st.storedLakeClock = part.lakeClockMs!;
+        st.storedCaughtUp = part.caughtUpMs!;
         let written = 0;
         for (const s of st.open) {
           if (s + windowMs <= part.watermarkMs) {
@@ -561,6 +602,31 @@ export class Layer {
     }
   }
 
+  /**
+   * Reads the end of every partition's log: how many partitions the topic
+   * has (recorded once it changes) and, for the owned ones, an end that the
+   * next flushes compare with the lake's durable offset. A failure only
+   * delays completeness; the next poll tries again.
+   */
+  async #pollEnds(): Promise<void> {
+    if (this.#polling || this.#stopping) return;
+    this.#polling = true;
+    const d = this.#d;
+    try {
+      const at = d.clock();
+      const ends = await d.source.endOffsets();
+      if (ends.size > 0 && ends.size !== this.#topicPartitions) {
+        await recordTopic(d.db, d.topic, ends.size);
+        this.#topicPartitions = ends.size;
+      }
+      for (const [p, end] of ends) this.#parts.get(p)?.trail.sawEnd(end, at);
+    } catch (error) {
+      d.log.debug("could not read the end of the source's partitions", { error });
+    } finally {
+      this.#polling = false;
+    }
+  }
+
   #checkIdle(): void {
     const d = this.#d;
     const now = d.clock();
@@ -585,6 +651,7 @@ export class Layer {
     this.#abortAt = Date.now() + deadlineMs;
     const d = this.#d;
     clearInterval(this.#idleTimer);
+    clearInterval(this.#endTimer);
     try {
       d.source.pause();
       await this.#lake("lake", () => d.lake.flush());

@@ -17,7 +17,7 @@
 import { Buffer } from "node:buffer";
 import type { Aggregation, SpeedPlan } from "../config/plan.ts";
 import { combineSql } from "../core/aggregate.ts";
-import type { WindowDelta } from "../core/partition_windows.ts";
+import type { DroppedValue, WindowDelta } from "../core/partition_windows.ts";
 import type { Db, Queryable } from "../db/db.ts";
 import type { DeadLetter } from "../kafka/source.ts";
 
@@ -36,6 +36,14 @@ export interface PartitionFlush {
   /** Event-time clock, epoch ms (-Infinity before the first event). */
   readonly clockMs: number;
   readonly watermarkMs: number;
+  /** Event-time clock over the events below `lakeOffset` (-Infinity: none). */
+  readonly lakeClockMs?: number;
+  /** Wall time the whole log was found durable in the lake (-Infinity: never). */
+  readonly caughtUpMs?: number;
+  /** Hours that got lake rows below `lakeOffset` since the last flush: stamped as changed. */
+  readonly lakeHours?: readonly number[];
+  /** What late-dropped events of additive metrics added up to, per metric and hour. */
+  readonly dropped?: readonly DroppedValue[];
 }
 
 /** What `speed_progress` says about a partition. */
@@ -43,6 +51,9 @@ export interface Progress {
   readonly nextOffset: number;
   readonly lakeOffset: number;
   readonly clockMs: number;
+  /** -Infinity when unknown. */
+  readonly lakeClockMs: number;
+  readonly caughtUpMs: number;
 }
 
 // Epoch ms → TIMESTAMP (UTC wall clock) without going through floats or strings.
@@ -72,14 +83,38 @@ const LETTERS_SQL =
    FROM unnest($2::int[], $3::bigint[], $4::text[], $5::text[], $6::text[]) AS u(p, o, r, d, b)
    ON CONFLICT DO NOTHING`;
 
+// The lake's completeness only moves forward (a former owner's late write
+// must not take it back): GREATEST with what is stored.
 const PROGRESS_SQL = `INSERT INTO speed_progress AS target
-     (topic, "partition", next_offset, lake_offset, clock_ms, watermark, updated_at)
-   SELECT $1, u.p, u.n, u.l, u.c, ${TS("u.w")}, now()
-   FROM unnest($2::int[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[]) AS u(p, n, l, c, w)
+     (topic, "partition", next_offset, lake_offset, clock_ms, watermark, lake_clock_ms,
+      caught_up_ms, updated_at)
+   SELECT $1, u.p, u.n, u.l, u.c, ${TS("u.w")}, u.lc, u.cu, now()
+   FROM unnest($2::int[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[],
+     $7::bigint[], $8::bigint[]) AS u(p, n, l, c, w, lc, cu)
    ON CONFLICT (topic, "partition") DO UPDATE SET next_offset = EXCLUDED.next_offset,
      lake_offset = EXCLUDED.lake_offset,
-     clock_ms = EXCLUDED.clock_ms, watermark = EXCLUDED.watermark, updated_at = now()
+     clock_ms = EXCLUDED.clock_ms, watermark = EXCLUDED.watermark,
+     lake_clock_ms = GREATEST(target.lake_clock_ms, EXCLUDED.lake_clock_ms),
+     caught_up_ms = GREATEST(target.caught_up_ms, EXCLUDED.caught_up_ms), updated_at = now()
    WHERE target.next_offset <= EXCLUDED.next_offset`;
+
+// One row per hour and partition, so concurrent partition transactions never
+// wait on each other; the sequence orders changes against batch runs
+// (sql/007_complete_hours.sql).
+const LAKE_HOURS_SQL = `INSERT INTO lake_hour_changes AS c
+     (hour, topic, "partition", seq, changed_at, pending_since)
+   SELECT ${TS("u.h")}, $1, u.p, nextval('lake_change_seq'), now(), now()
+   FROM unnest($2::bigint[], $3::int[]) AS u(h, p)
+   ON CONFLICT (hour, topic, "partition") DO UPDATE SET seq = EXCLUDED.seq,
+     changed_at = EXCLUDED.changed_at,
+     pending_since = COALESCE(c.pending_since, EXCLUDED.pending_since)`;
+
+const DROPPED_SQL =
+  `INSERT INTO speed_late_dropped AS d (type, hour, topic, "partition", value, events)
+   SELECT u.t, ${TS("u.h")}, $1, u.p, u.v, u.e
+   FROM unnest($2::text[], $3::bigint[], $4::int[], $5::bigint[], $6::bigint[]) AS u(t, h, p, v, e)
+   ON CONFLICT (type, hour, topic, "partition") DO UPDATE SET value = d.value + EXCLUDED.value,
+     events = d.events + EXCLUDED.events`;
 
 type Numeric = Exclude<Aggregation, "count_distinct">;
 
@@ -112,6 +147,16 @@ export function intArray(values: readonly (number | null)[]): string {
   return "{" + values.map((v) => (v === null ? "NULL" : String(v))).join(",") + "}";
 }
 
+/** Records how many partitions `topic` has (completeness needs every one of them). */
+export async function recordTopic(db: Queryable, topic: string, partitions: number): Promise<void> {
+  await db.query(
+    `INSERT INTO speed_topics (topic, partitions, updated_at) VALUES ($1, $2, now())
+     ON CONFLICT (topic) DO UPDATE SET partitions = EXCLUDED.partitions, updated_at = now()
+     WHERE speed_topics.partitions <> EXCLUDED.partitions`,
+    [topic, partitions],
+  );
+}
+
 /** Declares the plan's speed metrics, so the `bytes` view knows how to combine them. */
 export async function upsertMetrics(db: Db, speed: SpeedPlan): Promise<void> {
   if (speed.metrics.length === 0) return;
@@ -134,17 +179,25 @@ export async function readProgress(
   topic: string,
   partitions: readonly number[],
 ): Promise<Map<number, Progress>> {
-  const rows = await db.query<
-    { partition: number; next_offset: number; lake_offset: number; clock_ms: number | null }
-  >(
-    `SELECT "partition", next_offset, lake_offset, clock_ms FROM speed_progress
-     WHERE topic = $1 AND "partition" = ANY($2::int[])`,
+  const rows = await db.query<{
+    partition: number;
+    next_offset: number;
+    lake_offset: number;
+    clock_ms: number | null;
+    lake_clock_ms: number | null;
+    caught_up_ms: number | null;
+  }>(
+    `SELECT "partition", next_offset, lake_offset, clock_ms, lake_clock_ms, caught_up_ms
+     FROM speed_progress WHERE topic = $1 AND "partition" = ANY($2::int[])`,
     [topic, [...partitions]],
   );
+  const ms = (v: number | null) => (v === null ? -Infinity : Number(v));
   return new Map(rows.map((r) => [Number(r.partition), {
     nextOffset: Number(r.next_offset),
     lakeOffset: Number(r.lake_offset),
-    clockMs: r.clock_ms === null ? -Infinity : Number(r.clock_ms),
+    clockMs: ms(r.clock_ms),
+    lakeClockMs: ms(r.lake_clock_ms),
+    caughtUpMs: ms(r.caught_up_ms),
   }]));
 }
 
@@ -269,6 +322,25 @@ async function writeFlushOnce(
         textArray(letters[4]),
       ]);
     }
+    const hours = parts.flatMap((p) => (p.lakeHours ?? []).map((h) => [h, p.partition]));
+    if (hours.length) {
+      await tx.query(LAKE_HOURS_SQL, [
+        topic,
+        intArray(hours.map((x) => x[0])),
+        intArray(hours.map((x) => x[1])),
+      ]);
+    }
+    const dropped = parts.flatMap((p) => (p.dropped ?? []).map((d) => ({ d, p: p.partition })));
+    if (dropped.length) {
+      await tx.query(DROPPED_SQL, [
+        topic,
+        textArray(dropped.map((x) => x.d.metric)),
+        intArray(dropped.map((x) => x.d.hourMs)),
+        intArray(dropped.map((x) => x.p)),
+        intArray(dropped.map((x) => x.d.value)),
+        intArray(dropped.map((x) => x.d.events)),
+      ]);
+    }
     await tx.query(PROGRESS_SQL, [
       topic,
       intArray(parts.map((p) => p.partition)),
@@ -276,6 +348,8 @@ async function writeFlushOnce(
       intArray(parts.map((p) => p.lakeOffset)),
       intArray(parts.map((p) => finite(p.clockMs))),
       intArray(parts.map((p) => finite(p.watermarkMs))),
+      intArray(parts.map((p) => finite(p.lakeClockMs ?? -Infinity))),
+      intArray(parts.map((p) => finite(p.caughtUpMs ?? -Infinity))),
     ]);
   });
 }
