@@ -60,6 +60,10 @@ ALTER TABLE batch_hours ADD COLUMN IF NOT EXISTS lake_seq BIGINT;
 -- speed layer does not run, so completeness is unknown) and re-runs of stale
 -- hours have a trigger of their own.
 ALTER TABLE batch_runs ADD COLUMN IF NOT EXISTS lake_complete BOOLEAN;
+-- Which process runs it (host:pid): a run whose process is gone from this
+-- host is taken over at once instead of after its lease (a restart after a
+-- crash runs the hour again straight away).
+ALTER TABLE batch_runs ADD COLUMN IF NOT EXISTS holder TEXT;
 ALTER TABLE batch_runs DROP CONSTRAINT IF EXISTS batch_runs_trigger_check;
 ALTER TABLE batch_runs ADD CONSTRAINT batch_runs_trigger_check
   CHECK (trigger IN ('schedule', 'rerun', 'manual', 'backfill', 'api'));

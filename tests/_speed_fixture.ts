@@ -30,6 +30,8 @@ export interface PlanOptions {
   maxAgeMs?: number;
   gcsEndpoint?: string;
   compaction?: boolean;
+  /** More top-level YAML sections (e.g. `batch:`), appended as they are. */
+  extraYaml?: string;
 }
 
 /** Every aggregation, a filter and a two-field key, beside the three default metrics. */
@@ -122,7 +124,7 @@ lake:
   compaction: { enabled: ${o.compaction ?? false}, after: 1m }
 database:
   url: ${o.dbUrl}
-`
+${o.extraYaml ?? ""}`
   );
 }
 

@@ -84,6 +84,8 @@ export interface BatchRunnerDeps {
   retryAfterMs?: number;
   /** Default: the process registry. */
   registry?: Registry;
+  /** Who runs this runner's runs. Default: this process (host:pid). */
+  holder?: runs.RunHolder;
 }
 
 export interface BatchRunner {
@@ -93,8 +95,11 @@ export interface BatchRunner {
   submit(hours: number[], trigger: Trigger): Promise<{ runIds: string[] }>;
   getRun(runId: string): Promise<RunRecord | undefined>;
   listRuns(opts?: ListRunsOptions): Promise<RunRecord[]>;
-  /** Starts the hourly schedule (with catch-up); `stop()` waits for the current pass. */
-  startScheduler(): { stop(): Promise<void> };
+  /**
+   * Starts the hourly schedule (with catch-up); `stop()` waits for the
+   * current pass, `wake()` runs a pass now (the lake completed an hour).
+   */
+  startScheduler(): { stop(): Promise<void>; wake(): void };
   /** One scheduler pass now: runs every due hour, oldest first. */
   runDue(): Promise<RunSummary[]>;
   /** Start of the newest hour the batch layer completed. */
@@ -118,6 +123,7 @@ export function createBatchRunner(deps: BatchRunnerDeps): BatchRunner {
   const log = deps.log ?? rootLog.child({ component: "batch" });
   const clock = deps.clock ?? Date.now;
   const leaseMs = deps.leaseMs ?? plan.batch.runLeaseMs;
+  const holder = deps.holder ?? runs.processHolder();
   const telemetry = batchTelemetry(deps.registry);
   const jobDeps = {
     plan,
@@ -147,7 +153,7 @@ export function createBatchRunner(deps: BatchRunnerDeps): BatchRunner {
     checkHour(hour);
     return await serial(async () => {
       await catalog();
-      const runId = await runs.claimNew(db, hour, trigger, leaseMs);
+      const runId = await runs.claimNew(db, hour, trigger, leaseMs, holder);
       return await runJob(jobDeps, hour, runId, trigger);
     });
   };
@@ -158,8 +164,8 @@ export function createBatchRunner(deps: BatchRunnerDeps): BatchRunner {
     if (list.length === 0) throw new UserError("no hour to run");
     for (const h of list) {
       if (pending.has(h)) throw new HourBusyError(h);
-      const holder = await runs.isRunning(db, h);
-      if (holder) throw new HourBusyError(h, holder);
+      const running = await runs.isRunning(db, h, holder);
+      if (running) throw new HourBusyError(h, running);
     }
     const runIds = await runs.enqueue(db, list, trigger);
     list.forEach((h, i) => {
@@ -168,7 +174,7 @@ export function createBatchRunner(deps: BatchRunnerDeps): BatchRunner {
       serial(async () => {
         try {
           await catalog();
-          await runs.claimQueued(db, runId, h, leaseMs);
+          await runs.claimQueued(db, runId, h, leaseMs, holder);
           await runJob(jobDeps, h, runId, trigger);
         } finally {
           pending.delete(h);

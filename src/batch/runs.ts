@@ -4,6 +4,8 @@
  * both run an hour, on PostgreSQL and on PGlite alike. A running row holds a
  * lease the job keeps renewing; a row whose lease has passed belongs to a
  * process that died, and the next claimant marks it failed and takes over.
+ * A row also names its process (`holder`, host:pid): one whose process is
+ * known to be gone (same host, no such pid) is taken over at once.
  */
 import type { Queryable } from "../db/db.ts";
 import { HourBusyError } from "./errors.ts";
@@ -52,14 +54,71 @@ function toRecord(r: RunRow): RunRecord {
   };
 }
 
-/** Marks running rows of `hour` whose lease has passed as failed (their process died). */
-async function expireStale(db: Queryable, hour: number): Promise<void> {
+/** Who runs a run, and whether the process behind another run's holder is gone. */
+export interface RunHolder {
+  /** host:pid of this process. */
+  readonly id: string;
+  /** True only when `holder` names a process known not to exist any more. */
+  gone(holder: string): boolean;
+}
+
+/**
+ * This process as a holder: another holder is gone when it is on this host
+ * and its pid is not a running process (Linux `/proc`; elsewhere only
+ * leases expire runs). This process's own pid is never gone.
+ */
+export function processHolder(): RunHolder {
+  const host = Deno.hostname();
+  const id = `${host}:${Deno.pid}`;
+  return {
+    id,
+    gone(holder: string): boolean {
+      const at = holder.lastIndexOf(":");
+      const pid = Number(holder.slice(at + 1));
+      if (holder.slice(0, at) !== host || !Number.isSafeInteger(pid) || pid === Deno.pid) {
+        return false;
+      }
+      try {
+        Deno.statSync("/proc/self");
+      } catch {
+        return false; // no /proc here: cannot tell
+      }
+      try {
+        Deno.statSync(`/proc/${pid}`);
+        return false;
+      } catch {
+        return true;
+      }
+    },
+  };
+}
+
+/**
+ * Marks running rows of `hour` as failed whose lease has passed or whose
+ * process is gone (their process died before finishing).
+ */
+async function expireStale(db: Queryable, hour: number, holder?: RunHolder): Promise<void> {
   await db.query(
     `UPDATE batch_runs SET status = 'failed', finished_at = now(), lease_until = NULL,
        error = 'lease expired: the process running it stopped before finishing'
      WHERE hour = $1::timestamp AND status = 'running' AND lease_until < now()`,
     [sqlHour(hour)],
   );
+  if (!holder) return;
+  const held = await db.query<{ run_id: number; holder: string }>(
+    `SELECT run_id, holder FROM batch_runs
+     WHERE hour = $1::timestamp AND status = 'running' AND holder IS NOT NULL`,
+    [sqlHour(hour)],
+  );
+  for (const r of held) {
+    if (!holder.gone(r.holder)) continue;
+    await db.query(
+      `UPDATE batch_runs SET status = 'failed', finished_at = now(), lease_until = NULL,
+         error = $2
+       WHERE run_id = $1 AND status = 'running'`,
+      [r.run_id, `the process running it (${r.holder}) is gone: it stopped before finishing`],
+    );
+  }
 }
 
 async function runningId(db: Queryable, hour: number): Promise<string | undefined> {
@@ -97,14 +156,16 @@ export async function claimNew(
   hour: number,
   trigger: Trigger,
   leaseMs: number,
+  holder?: RunHolder,
 ): Promise<string> {
-  await expireStale(db, hour);
+  await expireStale(db, hour, holder);
   const rows = await db.query<{ run_id: number }>(
-    `INSERT INTO batch_runs (hour, trigger, status, started_at, lease_until)
-     VALUES ($1::timestamp, $2, 'running', now(), now() + $3::bigint * interval '1 millisecond')
+    `INSERT INTO batch_runs (hour, trigger, status, started_at, lease_until, holder)
+     VALUES ($1::timestamp, $2, 'running', now(), now() + $3::bigint * interval '1 millisecond',
+       $4)
      ON CONFLICT (hour) WHERE status = 'running' DO NOTHING
      RETURNING run_id`,
-    [sqlHour(hour), trigger, leaseMs],
+    [sqlHour(hour), trigger, leaseMs, holder?.id ?? null],
   );
   if (rows.length) return String(rows[0].run_id);
   throw await refuse(db, hour, trigger);
@@ -131,16 +192,17 @@ export async function claimQueued(
   runId: string,
   hour: number,
   leaseMs: number,
+  holder?: RunHolder,
 ): Promise<void> {
-  await expireStale(db, hour);
+  await expireStale(db, hour, holder);
   let claimed = false;
   try {
     const rows = await db.query(
       `UPDATE batch_runs SET status = 'running', started_at = now(),
-         lease_until = now() + $2::bigint * interval '1 millisecond'
+         lease_until = now() + $2::bigint * interval '1 millisecond', holder = $3
        WHERE run_id = $1 AND status = 'queued'
        RETURNING run_id`,
-      [runId, leaseMs],
+      [runId, leaseMs, holder?.id ?? null],
     );
     claimed = rows.length > 0;
     if (!claimed) throw new Error(`run ${runId} is no longer queued`);
@@ -148,8 +210,7 @@ export async function claimQueued(
     if (!isUniqueViolation(err)) throw err;
   }
   if (claimed) return;
-  const holder = await runningId(db, hour);
-  const busy = new HourBusyError(hour, holder);
+  const busy = new HourBusyError(hour, await runningId(db, hour));
   await db.query(
     `UPDATE batch_runs SET status = 'conflict', started_at = now(), finished_at = now(), error = $2
      WHERE run_id = $1`,
@@ -262,9 +323,13 @@ export async function listRuns(db: Queryable, o: ListRunsOptions = {}): Promise<
   return rows.map(toRecord);
 }
 
-/** Whether a run of `hour` is running now (any process), after expiring stale leases. */
-export async function isRunning(db: Queryable, hour: number): Promise<string | undefined> {
-  await expireStale(db, hour);
+/** Whether a run of `hour` is running now (any process), after expiring dead runs. */
+export async function isRunning(
+  db: Queryable,
+  hour: number,
+  holder?: RunHolder,
+): Promise<string | undefined> {
+  await expireStale(db, hour, holder);
   return await runningId(db, hour);
 }
 

@@ -46,8 +46,11 @@ export interface SchedulerDeps {
 export interface Scheduler {
   /** One pass: runs every due hour, oldest first. */
   tick(): Promise<RunSummary[]>;
-  /** Ticks now and every `batch.tick` until stopped. */
-  start(): { stop(): Promise<void> };
+  /**
+   * Ticks now and every `batch.tick` until stopped; `wake()` ticks at once
+   * (after the current pass), e.g. when the lake completes another hour.
+   */
+  start(): { stop(): Promise<void>; wake(): void };
 }
 
 /** The newest hour whose end plus grace has passed at `nowMs`. */
@@ -179,12 +182,20 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
     let stopped = false;
     let timer: ReturnType<typeof setTimeout> | undefined;
     let current: Promise<unknown> = Promise.resolve();
+    let ticking = false;
+    let again = false;
     const loop = () => {
       if (stopped) return;
+      ticking = true;
       current = tick()
         .catch((err) => log.error("batch scheduler tick failed", { error: err }))
         .finally(() => {
-          if (!stopped) timer = setTimeout(loop, plan.batch.tickMs);
+          ticking = false;
+          if (stopped) return;
+          if (again) {
+            again = false;
+            loop();
+          } else timer = setTimeout(loop, plan.batch.tickMs);
         });
     };
     log.info("batch scheduler started", {
@@ -202,6 +213,15 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
         stopped = true;
         if (timer !== undefined) clearTimeout(timer);
         await current;
+      },
+      wake() {
+        if (stopped) return;
+        if (ticking) {
+          again = true;
+          return;
+        }
+        clearTimeout(timer);
+        loop();
       },
     };
   }

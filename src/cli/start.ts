@@ -91,6 +91,9 @@ export async function main(args: string[]): Promise<number> {
     const { source, deadLetters } = await openSource(plan);
     if (deadLetters) stops.push({ name: "dead-letters", stop: () => deadLetters.close() });
 
+    // The scheduler starts after the speed layer (which records the topic's
+    // partitions first) and is woken whenever the lake completes another hour.
+    let wakeScheduler = () => {};
     const speed = plan.speed.enabled
       ? await startSpeedLayer({
         plan,
@@ -99,6 +102,7 @@ export async function main(args: string[]): Promise<number> {
         source,
         deadLetters,
         log: log.child({ component: "speed" }),
+        onLakeHour: () => wakeScheduler(),
       })
       : undefined;
     if (speed) stops.push({ name: "speed", stop: () => speed.stop() });
@@ -106,6 +110,7 @@ export async function main(args: string[]): Promise<number> {
     const batch = createBatchRunner({ plan, db, store, log: log.child({ component: "batch" }) });
     if (plan.batch.enabled) {
       const scheduler = batch.startScheduler();
+      wakeScheduler = () => scheduler.wake();
       stops.push({ name: "scheduler", stop: () => scheduler.stop() });
     }
 

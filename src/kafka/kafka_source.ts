@@ -17,8 +17,8 @@
  *   delivery stopped: kafkajs itself would restart them from the committed
  *   offset and deliver twice what the speed layer already holds.
  * - eachBatch waits for pending assign/revoke work, then skips (without
- *   resolving, so it is fetched again) any batch of a partition we do not own
- *   or that a seek has made stale.
+ *   resolving, so it is fetched again) any batch of a partition we do not own,
+ *   that a seek has made stale, or that arrives while the source is paused.
  * - `commit` only sends partitions still owned: the classic group protocol does
  *   not check ownership, and a late commit from a former owner would move the
  *   new owner's offset. A commit lost to a rebalance is logged, not thrown:
@@ -218,8 +218,10 @@ export function createKafkaSource(opts: KafkaSourceOptions): EventSource {
   ): Promise<void> {
     await lifecycle;
     const partition = batch.partition;
-    // Left unresolved: kafkajs fetches it again from the right place.
-    if (stopping || !isRunning() || isStale() || !owned.has(partition)) return;
+    // Left unresolved: kafkajs fetches it again from the right place. A batch
+    // fetched before a pause took effect (or before it was reapplied after a
+    // rejoin, which resumes kept partitions) waits for the resume the same way.
+    if (stopping || paused || !isRunning() || isStale() || !owned.has(partition)) return;
     const pos = position.get(partition) ?? -1;
     const messages: SourceMessage[] = [];
     for (const m of batch.messages) {

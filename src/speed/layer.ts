@@ -15,6 +15,7 @@
 import type { Plan } from "../config/plan.ts";
 import { compileMetric } from "../core/metric.ts";
 import { PartitionWindows } from "../core/partition_windows.ts";
+import { partitionCompleteMs } from "../core/completeness.ts";
 import type { SourcedEvent } from "../core/event.ts";
 import { validateMessage } from "../core/validate.ts";
 import { HOUR_MS, hourStart, windowStart } from "../core/window.ts";
@@ -79,6 +80,8 @@ export interface LayerDeps {
   readonly clock: () => number;
   readonly topic: string;
   readonly telemetry: SpeedTelemetry;
+  /** Called after a flush that made a partition's lake complete past another hour's end. */
+  readonly onLakeHour?: () => void;
 }
 
 /** State of one owned partition. */
@@ -496,7 +499,10 @@ export class Layer {
       });
       this.#counters.flushes++;
       d.telemetry.flushes.inc();
+      let lakeHour = false;
       for (const { st, part } of snap) {
+        lakeHour ||= this.#lakeHour(st.storedLakeClock, st.storedCaughtUp) <
+          this.#lakeHour(part.lakeClockMs!, part.caughtUpMs!);
         st.stored = part.nextOffset;
         st.storedClock = part.clockMs;
         st.storedLake = part.lakeOffset;
@@ -514,9 +520,17 @@ export class Layer {
           d.telemetry.windowsWritten.inc(undefined, written);
         }
       }
+      if (lakeHour) d.onLakeHour?.();
     }
     await this.#commit();
     this.#scheduleCompaction();
+  }
+
+  /** The hour a partition's lake is complete into (src/core/completeness.ts), for onLakeHour. */
+  #lakeHour(lakeClockMs: number, caughtUpMs: number): number {
+    const lateness = this.#d.plan.speed.allowedLatenessMs;
+    const complete = partitionCompleteMs({ partition: 0, lakeClockMs, caughtUpMs }, lateness);
+    return Number.isFinite(complete) ? hourStart(complete - lateness) : -Infinity;
   }
 
   async #commit(): Promise<void> {

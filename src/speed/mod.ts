@@ -39,6 +39,8 @@ export interface SpeedDeps {
   readonly lake?: SpeedLake;
   /** Overrides hour compaction (default: src/lake's compactHour when compaction is enabled). */
   readonly compactHour?: CompactHour;
+  /** Called after a flush that made a partition's lake complete past another hour (wake the batch scheduler). */
+  readonly onLakeHour?: () => void;
 }
 
 export interface SpeedLayer {
@@ -83,6 +85,7 @@ export async function startSpeedLayer(deps: SpeedDeps): Promise<SpeedLayer> {
     clock,
     topic: deps.topic ?? deps.plan.source.kafka.topic,
     telemetry: speedTelemetry(deps.registry),
+    onLakeHour: deps.onLakeHour,
   });
   await layer.start();
   return {
