@@ -20,7 +20,7 @@ import {
   insertUsers,
   testPlan,
   writeLakeHour,
-} from "../src/batch/testing.ts";
+} from "../tests/_support/batch.ts";
 import { createLogger } from "../src/log.ts";
 import { reexecWithStartFlags, startV8Flags, writeSection } from "./_util.ts";
 import { DEFAULT_APPS } from "../src/simulator/ids.ts";

@@ -16,13 +16,13 @@ import {
   insertUsers,
   type TestUser,
   writeLakeHour,
-} from "../src/batch/testing.ts";
+} from "./_support/batch.ts";
 import type { Plan } from "../src/config/plan.ts";
 import { createLogger } from "../src/log.ts";
 import { Registry } from "../src/metrics.ts";
 import { createApp } from "../src/api/mod.ts";
 import type { AppDeps } from "../src/api/mod.ts";
-import { apiTestPlan, insertSpeedRows, speedRowsOf } from "../src/api/testing.ts";
+import { apiTestPlan, insertSpeedRows, speedRowsOf } from "./_support/api.ts";
 
 /** First generated hour; H + 1 h is the second. */
 export const H = Date.UTC(2026, 10, 28, 10);

@@ -17,7 +17,7 @@ import {
   type TestPlanOptions,
   type TestUser,
   writeLakeHour,
-} from "../src/batch/testing.ts";
+} from "./_support/batch.ts";
 import type { UnknownDevicePolicy } from "../src/config/plan.ts";
 import { createLogger } from "../src/log.ts";
 

@@ -20,7 +20,7 @@ import {
   insertUsers,
   type TestUser,
   writeLakeHour,
-} from "../src/batch/testing.ts";
+} from "./_support/batch.ts";
 import { planFromYaml } from "../src/config/mod.ts";
 import type { UnknownDevicePolicy } from "../src/config/plan.ts";
 import { createLogger } from "../src/log.ts";

@@ -5,9 +5,9 @@
  * segment names, several files per Kafka partition, rows in offset order).
  * Not used by the pipeline itself.
  */
-import { planFromYaml } from "../config/mod.ts";
-import type { Plan, UnknownDevicePolicy } from "../config/plan.ts";
-import type { Queryable } from "../db/db.ts";
+import { planFromYaml } from "../../src/config/mod.ts";
+import type { Plan, UnknownDevicePolicy } from "../../src/config/plan.ts";
+import type { Queryable } from "../../src/db/db.ts";
 import {
   allocColumns,
   encodeColumns,
@@ -16,7 +16,7 @@ import {
   type ObjectStore,
   pickRows,
   segmentFileName,
-} from "../lake/mod.ts";
+} from "../../src/lake/mod.ts";
 
 export interface TestPlanOptions {
   /** `file:///…` or `gs://bucket/prefix`. */

@@ -3,12 +3,12 @@
  * on a given lake, and speed-layer windows written the way the speed layer
  * stores them (partial rows per Kafka partition in speed_partials, a
  * watermark per partition in speed_progress that makes them visible in the
- * `bytes` view). Not used by the pipeline itself.
+ * `bytes` view).
  */
-import { planFromYaml } from "../config/mod.ts";
-import type { Plan } from "../config/plan.ts";
-import type { Queryable } from "../db/db.ts";
-import type { EventColumns } from "../lake/mod.ts";
+import { planFromYaml } from "../../src/config/mod.ts";
+import type { Plan } from "../../src/config/plan.ts";
+import type { Queryable } from "../../src/db/db.ts";
+import type { EventColumns } from "../../src/lake/mod.ts";
 
 export interface ApiPlanOptions {
   /** `file:///…` lake. */
