@@ -10,13 +10,8 @@ import { type Db, migrate, openDb } from "../src/db/mod.ts";
 import { type ObjectStore, openStore } from "../src/lake/mod.ts";
 import type { EventColumns } from "../src/lake/mod.ts";
 import { type BatchRunner, createBatchRunner } from "../src/batch/mod.ts";
-import {
-  deviceId,
-  generateHour,
-  insertUsers,
-  type TestUser,
-  writeLakeHour,
-} from "./_support/batch.ts";
+import { generateHour, insertUsers, type TestUser, writeLakeHour } from "./_support/batch.ts";
+import { deviceId } from "../src/simulator/mod.ts";
 import type { Plan } from "../src/config/plan.ts";
 import { createLogger } from "../src/log.ts";
 import { Registry } from "../src/metrics.ts";

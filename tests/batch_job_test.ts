@@ -10,7 +10,6 @@ import { type ObjectStore, openStore } from "../src/lake/mod.ts";
 import type { EventColumns } from "../src/lake/mod.ts";
 import { createBatchRunner, HourBusyError } from "../src/batch/mod.ts";
 import {
-  deviceId,
   generateHour,
   insertUsers,
   testPlan,
@@ -18,6 +17,7 @@ import {
   type TestUser,
   writeLakeHour,
 } from "./_support/batch.ts";
+import { deviceId } from "../src/simulator/mod.ts";
 import type { UnknownDevicePolicy } from "../src/config/plan.ts";
 import { createLogger } from "../src/log.ts";
 
@@ -218,7 +218,7 @@ Deno.test("runHour() handles devices without metadata by policy, never silently"
       const before = await hourlyRows(env.db);
       const s = await runner(env, { policy: "fail" }).runHour(H, "manual");
       assert.equal(s.status, "failed");
-      assert.match(s.error!, /1 devices have no user metadata.*000000000077/);
+      assert.match(s.error!, new RegExp(`1 devices have no user metadata.*${deviceId(77)}`));
       assert.deepEqual(await hourlyRows(env.db), before); // the previous result stands
     });
   } finally {

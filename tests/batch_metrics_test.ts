@@ -14,13 +14,8 @@ import { freshDatabase } from "./_services.ts";
 import { type Db, migrate, openDb } from "../src/db/mod.ts";
 import { type EventColumns, openStore } from "../src/lake/mod.ts";
 import { createBatchRunner } from "../src/batch/mod.ts";
-import {
-  deviceId,
-  generateHour,
-  insertUsers,
-  type TestUser,
-  writeLakeHour,
-} from "./_support/batch.ts";
+import { generateHour, insertUsers, type TestUser, writeLakeHour } from "./_support/batch.ts";
+import { deviceId } from "../src/simulator/mod.ts";
 import { planFromYaml } from "../src/config/mod.ts";
 import type { UnknownDevicePolicy } from "../src/config/plan.ts";
 import { createLogger } from "../src/log.ts";
