@@ -78,7 +78,7 @@ export async function apiEnv(o: { token?: string; speedData?: boolean } = {}): P
   );
   for (let k = 0; k < hours.length; k++) await writeLakeHour(store, H + k * HOUR, hours[k], 1);
   if (o.speedData !== false) {
-    for (const c of hours) await insertSpeedRows(db, speedRowsOf(c, speedKeeps));
+    for (const c of hours) await insertSpeedRows(db, plan, speedRowsOf(c, speedKeeps));
   }
   return {
     db,

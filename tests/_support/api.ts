@@ -1,14 +1,19 @@
 /**
  * Test and benchmark support for the API: a plan with the default metrics
- * on a given lake, and speed-layer windows written the way the speed layer
- * stores them (partial rows per Kafka partition in speed_partials, a
- * watermark per partition in speed_progress that makes them visible in the
- * `bytes` view).
+ * on a given lake, and speed-layer windows written through the speed layer's
+ * sink (partial rows per Kafka partition in speed_partials, a watermark per
+ * partition in speed_progress that makes them visible in the `bytes` view).
  */
-import { planFromYaml } from "../../src/config/mod.ts";
-import type { Plan } from "../../src/config/plan.ts";
-import type { Queryable } from "../../src/db/db.ts";
+import { type Plan, planFromYaml } from "../../src/config/mod.ts";
+import { type WindowDelta, windowStart } from "../../src/core/mod.ts";
+import type { Db } from "../../src/db/mod.ts";
 import type { EventColumns } from "../../src/lake/mod.ts";
+import {
+  type PartitionFlush,
+  readProgress,
+  upsertMetrics,
+  writeFlush,
+} from "../../src/speed/sink.ts";
 
 export interface ApiPlanOptions {
   /** `file:///…` lake. */
@@ -40,7 +45,8 @@ ${o.token ? `  token: ${o.token}\n` : ""}`;
   return planFromYaml(yaml, { env: {} });
 }
 
-export const WINDOW_MS = 5 * 60_000;
+/** The plan's `speed.window`. */
+const WINDOW_MS = 5 * 60_000;
 
 export interface SpeedRow {
   type: string;
@@ -66,7 +72,7 @@ export function speedRowsOf(
   };
   for (let i = 0; i < c.id.length; i++) {
     if (!keep(i)) continue;
-    const ts = Math.floor(c.timestamp[i] / WINDOW_MS) * WINDOW_MS;
+    const ts = windowStart(c.timestamp[i], WINDOW_MS);
     const p = c.partition[i];
     add("antenna_bytes_total", ts, c.antenna_id[i], p, c.bytes[i]);
     add("user_bytes_total", ts, c.id[i], p, c.bytes[i]);
@@ -76,55 +82,47 @@ export function speedRowsOf(
 }
 
 /**
- * Writes speed windows as partial rows and moves each partition's watermark
- * past them, so the `bytes` view shows them. Metrics are registered as sums.
+ * Writes speed windows the way the speed layer does, through its sink: the
+ * plan's speed metrics declared, the rows as one flush (per partition, merged
+ * into what is stored by each metric's combine rule), and each partition's
+ * watermark moved past its rows (only ever raised) so the `bytes` view shows
+ * them. Every row's type must be a speed metric of the plan.
  */
-export async function insertSpeedRows(db: Queryable, rows: readonly SpeedRow[]): Promise<void> {
-  const types = [...new Set(rows.map((r) => r.type))];
-  await db.query(
-    `INSERT INTO speed_metrics (type, aggregation, window_ms)
-     SELECT t, 'sum', $2 FROM unnest($1::text[]) AS t ON CONFLICT (type) DO NOTHING`,
-    [types, WINDOW_MS],
-  );
-  for (let i = 0; i < rows.length; i += 20_000) {
-    const chunk = rows.slice(i, i + 20_000);
-    await db.query(
-      `INSERT INTO speed_partials (type, "timestamp", id, "partition", value, window_end)
-       SELECT t, to_timestamp(ts / 1000.0) AT TIME ZONE 'UTC', id, p, v,
-         to_timestamp((ts + $6) / 1000.0) AT TIME ZONE 'UTC'
-       FROM unnest($1::text[], $2::float8[], $3::text[], $4::int[], $5::bigint[]) AS u(t, ts, id, p, v)
-       ON CONFLICT (type, id, "timestamp", "partition") DO UPDATE SET value = EXCLUDED.value`,
-      [
-        chunk.map((r) => r.type),
-        chunk.map((r) => r.timestamp),
-        chunk.map((r) => r.id),
-        chunk.map((r) => r.partition ?? 0),
-        chunk.map((r) => r.value),
-        WINDOW_MS,
-      ],
-    );
-  }
-  const maxEnd = new Map<number, number>();
-  for (const r of rows) {
-    const p = r.partition ?? 0;
-    maxEnd.set(p, Math.max(maxEnd.get(p) ?? 0, r.timestamp + WINDOW_MS));
-  }
-  await advanceWatermarks(db, maxEnd);
-}
-
-/** Sets (only ever raises) each partition's watermark. */
-export async function advanceWatermarks(
-  db: Queryable,
-  watermarks: ReadonlyMap<number, number>,
-  topic = "devices",
+export async function insertSpeedRows(
+  db: Db,
+  plan: Plan,
+  rows: readonly SpeedRow[],
 ): Promise<void> {
-  for (const [p, wm] of watermarks) {
-    await db.query(
-      `INSERT INTO speed_progress (topic, "partition", next_offset, lake_offset, clock_ms, watermark)
-       VALUES ($1, $2, 0, 0, $3::bigint, to_timestamp($3::bigint / 1000.0) AT TIME ZONE 'UTC')
-       ON CONFLICT (topic, "partition") DO UPDATE
-         SET watermark = GREATEST(speed_progress.watermark, EXCLUDED.watermark)`,
-      [topic, p, wm],
-    );
+  const { speed } = plan;
+  const topic = plan.source.kafka.topic;
+  const aggregations = new Map(speed.metrics.map((m) => [m.name, m.aggregation]));
+  const deltas = new Map<number, WindowDelta[]>();
+  const ends = new Map<number, number>();
+  for (const r of rows) {
+    if (!aggregations.has(r.type)) {
+      throw new RangeError(`Speed row type "${r.type}" is not a speed metric of the plan`);
+    }
+    const p = r.partition ?? 0;
+    let list = deltas.get(p);
+    if (!list) deltas.set(p, list = []);
+    list.push({ metric: r.type, windowStart: r.timestamp, key: r.id, value: r.value });
+    ends.set(p, Math.max(ends.get(p) ?? -Infinity, r.timestamp + speed.windowMs));
   }
+  await upsertMetrics(db, speed);
+  const stored = await readProgress(db, topic, [...deltas.keys()]);
+  const parts: PartitionFlush[] = [...deltas].map(([partition, list]) => {
+    const prior = stored.get(partition);
+    // The clock stands at the watermark (no lateness), so it carries the watermark over.
+    const watermarkMs = Math.max(prior?.clockMs ?? -Infinity, ends.get(partition)!);
+    return {
+      partition,
+      deltas: list,
+      letters: [],
+      nextOffset: prior?.nextOffset ?? 0,
+      lakeOffset: prior?.lakeOffset ?? 0,
+      clockMs: watermarkMs,
+      watermarkMs,
+    };
+  });
+  await writeFlush(db, topic, speed.windowMs, aggregations, parts);
 }
