@@ -68,8 +68,9 @@ export interface GenOptions {
 /**
  * One hour of events as lake columns, spread evenly over the hour, with the
  * simulator's ids and random generator. Each event draws its device, antenna
- * and app uniformly (unlike the simulator's generator, whose devices stay at
- * one antenna), so a few events reach every combination of the lists.
+ * and app uniformly (unlike the simulator's generator, whose devices mostly
+ * stay at one antenna), so with enough events the hour holds every device,
+ * antenna and app of the lists, and many combinations of them.
  */
 export function generateHour(o: GenOptions): EventColumns {
   const n = o.events;
