@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import type { MetricPlan, SchemaPlan } from "../src/config/plan.ts";
 import {
-  aggregateRows,
   classify,
   combine,
   compileMetric,
@@ -13,6 +12,7 @@ import {
   validateMessage,
   windowStart,
 } from "../src/core/mod.ts";
+import { aggregateRows } from "./_support/aggregate_rows.ts";
 
 const schema: SchemaPlan = {
   maxPayloadBytes: 512,
