@@ -16,6 +16,7 @@ import type { BatchPlan, EventField, MetricPlan } from "../config/plan.ts";
 import { GroupAccumulator } from "../core/aggregate.ts";
 import { compileMetric, type MetricRow } from "../core/metric.ts";
 import { type QuotaBreach, quotaBreaches, quotasByEmail } from "../core/quota.ts";
+import type { DictionaryColumn } from "../lake/mod.ts";
 import { UnknownDevicesError } from "./errors.ts";
 
 /** One device's user metadata, with this hour's usage added on during a run. */
@@ -24,12 +25,6 @@ export interface UserMeta {
   readonly name: string;
   readonly quota: number;
   usage: number;
-}
-
-/** A string column as codes into its distinct values (the lake reader's dictionary form). */
-export interface DictionaryColumn {
-  readonly dict: readonly string[];
-  readonly codes: ArrayLike<number>;
 }
 
 /**

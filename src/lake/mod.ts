@@ -21,6 +21,8 @@ export {
 export { type FileName, hourPath, parseFileName, parseHourPath, segmentFileName } from "./paths.ts";
 export { LakeWriter, LakeWriterAbortedError, type LakeWriterOptions } from "./writer.ts";
 export {
+  type DictionaryColumn,
+  type DictionaryHourData,
   type HourData,
   type LakeFile,
   listHour,
