@@ -5,6 +5,7 @@
  * layer's format (the lake's own encoder and segment names, several files per
  * Kafka partition, rows in offset order).
  */
+import assert from "node:assert/strict";
 import { type Plan, planFromYaml, type UnknownDevicePolicy } from "../../src/config/mod.ts";
 import type { Queryable } from "../../src/db/mod.ts";
 import {
@@ -124,6 +125,27 @@ export async function writeLakeHour(
     }
   }
   return keys;
+}
+
+/**
+ * The batch layer's rows of one hour in bytes_hourly: metric → id → value.
+ * A metric with two rows for one id fails the assertion.
+ */
+export async function hourlyRows(
+  db: Queryable,
+  hour: number,
+): Promise<Map<string, Map<string, number>>> {
+  const rows = await db.query<{ id: string; value: number; type: string }>(
+    "SELECT id, value, type FROM bytes_hourly WHERE timestamp = $1::timestamp",
+    [new Date(hour)],
+  );
+  const out = new Map<string, Map<string, number>>();
+  for (const r of rows) {
+    if (!out.has(r.type)) out.set(r.type, new Map());
+    assert.ok(!out.get(r.type)!.has(r.id), `duplicate row ${r.type} ${r.id}`);
+    out.get(r.type)!.set(r.id, Number(r.value));
+  }
+  return out;
 }
 
 export interface TestUser {
