@@ -18,7 +18,7 @@ import { parseArgs } from "node:util";
 import { stackUp } from "../src/stack/mod.ts";
 import { type Db, migrate, openDb } from "../src/db/mod.ts";
 import { createApp } from "../src/api/mod.ts";
-import { apiTestPlan } from "../src/api/testing.ts";
+import { apiTestPlan } from "../tests/_support/api.ts";
 import { Registry } from "../src/metrics.ts";
 import { createLogger } from "../src/log.ts";
 import { markdownTable, percentile, writeSection } from "./_util.ts";

@@ -14,16 +14,10 @@ import { stackUp } from "../src/stack/mod.ts";
 import { migrate, openDb } from "../src/db/mod.ts";
 import { listHour, openStore, readHour } from "../src/lake/mod.ts";
 import { createBatchRunner } from "../src/batch/mod.ts";
-import {
-  deviceId,
-  generateHour,
-  insertUsers,
-  testPlan,
-  writeLakeHour,
-} from "../src/batch/testing.ts";
+import { generateHour, insertUsers, testPlan, writeLakeHour } from "../tests/_support/batch.ts";
+import { DEFAULT_APPS, deviceId } from "../src/simulator/mod.ts";
 import { createLogger } from "../src/log.ts";
 import { reexecWithStartFlags, startV8Flags, writeSection } from "./_util.ts";
-import { DEFAULT_APPS } from "../src/simulator/ids.ts";
 
 const H = Date.UTC(2026, 10, 28, 10);
 const EVENTS = 3_600_000;

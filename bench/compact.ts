@@ -21,6 +21,7 @@
  *     [--row-group-size=1000000] [--slice-rows=262144]
  */
 import { parseArgs } from "node:util";
+import { parquetMetadata } from "hyparquet";
 import { markdownTable, mb, sampleRss } from "./_util.ts";
 import {
   allocColumns,
@@ -30,18 +31,13 @@ import {
   type EventColumns,
   hourPath,
   LAKE_COLUMNS,
+  listHour,
   LocalStore,
   type ObjectStore,
   readHour,
   segmentFileName,
 } from "../src/lake/mod.ts";
-import {
-  allocColumn,
-  type FileColumns,
-  readFileInto,
-  readFileMetadata,
-} from "../src/lake/read_file.ts";
-import { listHour, mergeDedupe, overlapRuns } from "../src/lake/reader.ts";
+import { createRandom } from "../src/simulator/mod.ts";
 
 const H = Date.UTC(2026, 10, 28, 10);
 const PARTITION = 0;
@@ -58,36 +54,24 @@ interface RunReport {
   rowGroups: number;
 }
 
-/** The compactHour this module replaced: every input decoded into one set of columns. */
+/**
+ * The compactHour the streaming merge replaced: every input decoded into one
+ * set of columns (the lake's `readHour`, one file at a time, deduplicating
+ * overlapping files), then one `encodeColumns`. For hours of one partition.
+ */
 async function compactWholeHour(store: ObjectStore, hourStartMs: number, partition: number) {
-  const files = (await listHour(store, hourStartMs)).filter((f) => f.partition === partition);
-  if (files.length <= 1) return { inputs: 0 };
-  let cols: FileColumns;
-  let rows: number;
-  const runs = overlapRuns(files);
-  if (runs.every((r) => r.length === 1)) {
-    const metas = await Promise.all(files.map((f) => readFileMetadata(store, f.key, f.size)));
-    const counts = metas.map((m) => Number(m.num_rows));
-    rows = counts.reduce((a, b) => a + b, 0);
-    cols = Object.fromEntries(LAKE_COLUMNS.map((c) => [c, allocColumn(c, rows)]));
-    let at = 0;
-    for (let i = 0; i < files.length; i++) {
-      await readFileInto(store, files[i].key, files[i].size, LAKE_COLUMNS, { cols, at }, metas[i]);
-      at += counts[i];
-    }
-  } else {
-    const parts = [];
-    for (const f of files) parts.push(await readFileInto(store, f.key, f.size, LAKE_COLUMNS));
-    const capacity = parts.reduce((n, p) => n + p.rows, 0);
-    cols = Object.fromEntries(LAKE_COLUMNS.map((c) => [c, allocColumn(c, capacity)]));
-    rows = mergeDedupe(parts, LAKE_COLUMNS, cols, 0);
+  const files = await listHour(store, hourStartMs);
+  if (files.some((f) => f.partition !== partition)) {
+    throw new RangeError(`The whole-hour baseline compacts hours of partition ${partition} only`);
   }
+  if (files.length <= 1) return { inputs: 0 };
+  const hour = await readHour(store, hourStartMs, LAKE_COLUMNS, { concurrency: 1 });
   const first = Math.min(...files.map((f) => f.firstOffset));
   const last = Math.max(...files.map((f) => f.lastOffset));
   const output = hourPath(hourStartMs) + segmentFileName(partition, first, last);
-  await store.put(output, encodeColumns(cols as unknown as EventColumns, rows));
+  await store.put(output, encodeColumns(hour.columns as EventColumns, hour.rows));
   for (const f of files) if (f.key !== output) await store.delete(f.key);
-  return { inputs: files.length, output, rows };
+  return { inputs: files.length, output, rows: hour.rows };
 }
 
 /** The process's peak RSS from the OS, or undefined without /proc. */
@@ -117,7 +101,8 @@ async function child(approach: Approach, dir: string, options: CompactOptions) {
   const peakRss = highWaterMark() ?? rss.stop();
   rss.stop();
   const out = await store.size(r.output!);
-  const rowGroups = (await readFileMetadata(store, r.output!, out)).row_groups.length;
+  const bytes = await store.get(r.output!);
+  const rowGroups = parquetMetadata(bytes.slice().buffer).row_groups.length;
   const report: RunReport = { ms, peakRss, startRss, rows: r.rows!, outputBytes: out, rowGroups };
   console.log(JSON.stringify(report));
 }
@@ -127,13 +112,7 @@ async function writeHour(store: ObjectStore, rows: number, files: number) {
   const devices = Array.from({ length: 100_000 }, () => crypto.randomUUID());
   const antennas = Array.from({ length: 2_000 }, () => crypto.randomUUID());
   const apps = ["video", "music", "social", "maps", "mail", "web", "games", "news"];
-  let seed = 42;
-  const rnd = () => {
-    seed ^= seed << 13;
-    seed ^= seed >>> 17;
-    seed ^= seed << 5;
-    return (seed >>> 0) / 4294967296;
-  };
+  const rnd = createRandom(42).next;
   const per = Math.ceil(rows / files);
   for (let from = 0; from < rows; from += per) {
     const n = Math.min(per, rows - from);

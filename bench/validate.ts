@@ -4,9 +4,9 @@
  * JSON.parse, schema checks) over 500,000 generated events, three passes.
  * BENCHMARKS.md ("Speed layer") sets it beside kafkajs' own cost per message.
  */
-import { planFromYaml } from "../src/config/load.ts";
-import { validateMessage } from "../src/core/validate.ts";
-import { createGenerator } from "../src/simulator/generator.ts";
+import { planFromYaml } from "../src/config/mod.ts";
+import { validateMessage } from "../src/core/mod.ts";
+import { createGenerator } from "../src/simulator/mod.ts";
 
 const plan = planFromYaml("source: { kind: simulator }\n", { env: {} });
 const gen = createGenerator({ seed: 1, devices: 100_000, startMs: Date.now() - 3_600_000 });

@@ -10,19 +10,14 @@ import { type Db, migrate, openDb } from "../src/db/mod.ts";
 import { type ObjectStore, openStore } from "../src/lake/mod.ts";
 import type { EventColumns } from "../src/lake/mod.ts";
 import { type BatchRunner, createBatchRunner } from "../src/batch/mod.ts";
-import {
-  deviceId,
-  generateHour,
-  insertUsers,
-  type TestUser,
-  writeLakeHour,
-} from "../src/batch/testing.ts";
+import { generateHour, insertUsers, type TestUser, writeLakeHour } from "./_support/batch.ts";
+import { deviceId } from "../src/simulator/mod.ts";
 import type { Plan } from "../src/config/plan.ts";
 import { createLogger } from "../src/log.ts";
 import { Registry } from "../src/metrics.ts";
 import { createApp } from "../src/api/mod.ts";
 import type { AppDeps } from "../src/api/mod.ts";
-import { apiTestPlan, insertSpeedRows, speedRowsOf } from "../src/api/testing.ts";
+import { apiTestPlan, insertSpeedRows, speedRowsOf } from "./_support/api.ts";
 
 /** First generated hour; H + 1 h is the second. */
 export const H = Date.UTC(2026, 10, 28, 10);
@@ -83,7 +78,7 @@ export async function apiEnv(o: { token?: string; speedData?: boolean } = {}): P
   );
   for (let k = 0; k < hours.length; k++) await writeLakeHour(store, H + k * HOUR, hours[k], 1);
   if (o.speedData !== false) {
-    for (const c of hours) await insertSpeedRows(db, speedRowsOf(c, speedKeeps));
+    for (const c of hours) await insertSpeedRows(db, plan, speedRowsOf(c, speedKeeps));
   }
   return {
     db,

@@ -1,6 +1,6 @@
 /**
  * Addresses of the real services the tests use, set by `deno task test`
- * (src/stack/test_runner.ts) after it has started the local stack. A test that
+ * (tests/_support/test_runner.ts) after it has started the local stack. A test that
  * needs a service fails loudly when its variable is missing: never a silent skip.
  *
  * - TEST_KAFKA_BROKERS  e.g. 127.0.0.1:19092

@@ -7,7 +7,7 @@
  * list, and every 400/404 the parameters can cause.
  */
 import assert from "node:assert/strict";
-import { antennaId } from "../src/batch/testing.ts";
+import { antennaId } from "../src/simulator/mod.ts";
 import { apiEnv, getJson, H, HOUR, speedKeeps, totals } from "./_api_env.ts";
 
 type Point = { timestamp: string; id: string; value: number; source: string };

@@ -163,7 +163,7 @@ Deno.test("mutating routes: bearer token when configured (401), else loopback on
     const ok = await post(withToken, { authorization: "Bearer tok-123" }, REMOTE);
     assert.equal(ok.status, 202);
 
-    const { apiTestPlan } = await import("../src/api/testing.ts");
+    const { apiTestPlan } = await import("./_support/api.ts");
     const open = env.app({ plan: apiTestPlan({ lakeUri: "file:///tmp/unused" }) });
     assert.equal((await post(open, {}, REMOTE)).status, 403);
     assert.equal((await post(open, {}, undefined)).status, 403); // no connection info: remote

@@ -10,14 +10,15 @@ import { type ObjectStore, openStore } from "../src/lake/mod.ts";
 import type { EventColumns } from "../src/lake/mod.ts";
 import { createBatchRunner, HourBusyError } from "../src/batch/mod.ts";
 import {
-  deviceId,
   generateHour,
+  hourlyRows,
   insertUsers,
   testPlan,
   type TestPlanOptions,
   type TestUser,
   writeLakeHour,
-} from "../src/batch/testing.ts";
+} from "./_support/batch.ts";
+import { deviceId } from "../src/simulator/mod.ts";
 import type { UnknownDevicePolicy } from "../src/config/plan.ts";
 import { createLogger } from "../src/log.ts";
 
@@ -86,19 +87,6 @@ function reference(c: EventColumns, users: Map<string, TestUser>, policy: Unknow
   return { out, breaches };
 }
 
-async function hourlyRows(db: Db, hour = H): Promise<Map<string, Map<string, number>>> {
-  const rows = await db.query<{ id: string; value: number; type: string }>(
-    "SELECT id, value, type FROM bytes_hourly WHERE timestamp = $1::timestamp",
-    [new Date(hour)],
-  );
-  const out = new Map<string, Map<string, number>>();
-  for (const r of rows) {
-    if (!out.has(r.type)) out.set(r.type, new Map());
-    out.get(r.type)!.set(r.id, r.value);
-  }
-  return out;
-}
-
 function makeUsers(n: number, quota: (i: number) => number): TestUser[] {
   // Two devices per email: quotas are per user, usage sums over devices.
   return Array.from({ length: n }, (_, i) => ({
@@ -125,7 +113,7 @@ Deno.test("runHour() computes exact totals and breaches, and a rerun changes not
     assert.equal(s1.rowsRead, 5000);
     assert.equal(s1.filesRead, 6);
     assert.equal(s1.unknownDevices, 2);
-    assert.deepEqual(await hourlyRows(env.db), ref.out);
+    assert.deepEqual(await hourlyRows(env.db, H), ref.out);
     const breaches = await env.db.query<{ email: string }>(
       "SELECT email FROM user_quota_limit WHERE timestamp = $1::timestamp ORDER BY email",
       [new Date(H)],
@@ -152,7 +140,7 @@ Deno.test("runHour() computes exact totals and breaches, and a rerun changes not
     const s2 = await r.runHour(H, "manual");
     assert.equal(s2.status, "succeeded");
     assert.equal(await count(), before);
-    assert.deepEqual(await hourlyRows(env.db), ref.out);
+    assert.deepEqual(await hourlyRows(env.db, H), ref.out);
     assert.equal(s2.rowsWritten, s1.rowsWritten);
 
     const runs = await r.listRuns({ hour: H });
@@ -208,18 +196,18 @@ Deno.test("runHour() handles devices without metadata by policy, never silently"
         assert.equal(s.status, "succeeded", s.error ?? "");
         assert.equal(s.unknownDevices, 1);
         assert.equal(s.unknownRows, unknownRows);
-        assert.deepEqual(await hourlyRows(env.db), reference(cols, byId, policy).out);
+        assert.deepEqual(await hourlyRows(env.db, H), reference(cols, byId, policy).out);
         const run = await runner(env).getRun(s.runId);
         assert.equal(run?.unknownDevices, 1);
         if (policy === "drop") assert.match(run?.note ?? "", /dropped/);
       });
     }
     await t.step("fail", async () => {
-      const before = await hourlyRows(env.db);
+      const before = await hourlyRows(env.db, H);
       const s = await runner(env, { policy: "fail" }).runHour(H, "manual");
       assert.equal(s.status, "failed");
-      assert.match(s.error!, /1 devices have no user metadata.*000000000077/);
-      assert.deepEqual(await hourlyRows(env.db), before); // the previous result stands
+      assert.match(s.error!, new RegExp(`1 devices have no user metadata.*${deviceId(77)}`));
+      assert.deepEqual(await hourlyRows(env.db, H), before); // the previous result stands
     });
   } finally {
     await env.done();
@@ -245,7 +233,7 @@ Deno.test("runHour() fails an hour with a corrupt file, naming it, and writes no
     const s = await r.runHour(H, "manual");
     assert.equal(s.status, "failed");
     assert.ok(s.error!.includes(bad), s.error ?? "");
-    assert.equal((await hourlyRows(env.db)).size, 0);
+    assert.equal((await hourlyRows(env.db, H)).size, 0);
     const run = await r.getRun(s.runId);
     assert.equal(run?.status, "failed");
     assert.ok(run?.error?.includes(bad));

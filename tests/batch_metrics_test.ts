@@ -15,12 +15,13 @@ import { type Db, migrate, openDb } from "../src/db/mod.ts";
 import { type EventColumns, openStore } from "../src/lake/mod.ts";
 import { createBatchRunner } from "../src/batch/mod.ts";
 import {
-  deviceId,
   generateHour,
+  hourlyRows,
   insertUsers,
   type TestUser,
   writeLakeHour,
-} from "../src/batch/testing.ts";
+} from "./_support/batch.ts";
+import { deviceId } from "../src/simulator/mod.ts";
 import { planFromYaml } from "../src/config/mod.ts";
 import type { UnknownDevicePolicy } from "../src/config/plan.ts";
 import { createLogger } from "../src/log.ts";
@@ -241,20 +242,6 @@ function expectedRows(rows: readonly Row[]): Map<string, Map<string, number>> {
     }
     for (const [k, s] of members) values.set(k, s.size);
     if (values.size > 0) out.set(m.name, values);
-  }
-  return out;
-}
-
-async function hourlyRows(db: Db, hour: number): Promise<Map<string, Map<string, number>>> {
-  const rows = await db.query<{ id: string; value: number; type: string }>(
-    "SELECT id, value, type FROM bytes_hourly WHERE timestamp = $1::timestamp",
-    [new Date(hour)],
-  );
-  const out = new Map<string, Map<string, number>>();
-  for (const r of rows) {
-    if (!out.has(r.type)) out.set(r.type, new Map());
-    assert.ok(!out.get(r.type)!.has(r.id), `duplicate row ${r.type} ${r.id}`);
-    out.get(r.type)!.set(r.id, Number(r.value));
   }
   return out;
 }

@@ -9,13 +9,8 @@ import { type Db, migrate, openDb } from "../src/db/mod.ts";
 import { type ObjectStore, openStore, readHour } from "../src/lake/mod.ts";
 import { createBatchRunner, HourBusyError, type HourReader } from "../src/batch/mod.ts";
 import { main as batchCli } from "../src/batch/cli.ts";
-import {
-  deviceId,
-  generateHour,
-  insertUsers,
-  testPlan,
-  writeLakeHour,
-} from "../src/batch/testing.ts";
+import { generateHour, insertUsers, testPlan, writeLakeHour } from "./_support/batch.ts";
+import { deviceId } from "../src/simulator/mod.ts";
 import { createLogger } from "../src/log.ts";
 
 const HOUR = 3_600_000;

@@ -1,11 +1,12 @@
 import assert from "node:assert/strict";
 import type { MetricPlan, SchemaPlan } from "../src/config/plan.ts";
 import {
-  aggregateRows,
   classify,
   combine,
   compileMetric,
   GroupAccumulator,
+  type MetricFields,
+  metricFields,
   type MetricRow,
   PartitionWindows,
   quotaBreaches,
@@ -13,6 +14,7 @@ import {
   validateMessage,
   windowStart,
 } from "../src/core/mod.ts";
+import { aggregateRows } from "./_support/aggregate_rows.ts";
 
 const schema: SchemaPlan = {
   maxPayloadBytes: 512,
@@ -114,6 +116,37 @@ Deno.test("compileMetric() applies in and not_in filters", () => {
   assert.equal(n.accepts(row({ app: "SKYPE", bytes: 5 })), false);
   assert.equal(n.accepts(row({ app: "X", bytes: 6 })), false);
 });
+
+const fieldCases: [string, Partial<MetricPlan>, MetricFields][] = [
+  ["gives a sum's key fields and summed field", {}, {
+    key: ["antenna_id"],
+    filter: [],
+    value: "bytes",
+  }],
+  ["gives a count no value field", { aggregation: "count", groupBy: ["email", "app"] }, {
+    key: ["email", "app"],
+    filter: [],
+    value: undefined,
+  }],
+  ["gives count_distinct the counted field as its value", {
+    aggregation: "count_distinct",
+    field: "id",
+  }, {
+    key: ["antenna_id"],
+    filter: [],
+    value: "id",
+  }],
+  [
+    "lists every field a filter tests once, in and not_in together",
+    { filter: { in: { app: ["SKYPE"], bytes: [5] }, notIn: { app: ["X"], name: ["n"] } } },
+    { key: ["antenna_id"], filter: ["app", "bytes", "name"], value: "bytes" },
+  ],
+];
+for (const [what, over, expected] of fieldCases) {
+  Deno.test(`metricFields() ${what}`, () => {
+    assert.deepEqual(metricFields(metric(over)), expected);
+  });
+}
 
 Deno.test("combine() adds sums and counts and picks min and max", () => {
   assert.equal(combine("sum", 2, 3), 5);

@@ -10,13 +10,8 @@ import { freshDatabase } from "./_services.ts";
 import { migrate, openDb } from "../src/db/mod.ts";
 import { openStore } from "../src/lake/mod.ts";
 import { createBatchRunner } from "../src/batch/mod.ts";
-import {
-  deviceId,
-  generateHour,
-  insertUsers,
-  testPlan,
-  writeLakeHour,
-} from "../src/batch/testing.ts";
+import { generateHour, insertUsers, testPlan, writeLakeHour } from "./_support/batch.ts";
+import { deviceId } from "../src/simulator/mod.ts";
 import { createLogger } from "../src/log.ts";
 import { mergedHourlySql } from "../src/api/_serving_sql.ts";
 

@@ -1,5 +1,5 @@
 /**
- * Crash safety of the speed layer: a child process (src/speed/run_child.ts)
+ * Crash safety of the speed layer: a child process (tests/_support/speed_child.ts)
  * is killed with SIGKILL at random moments while it consumes, and restarted;
  * the final `bytes` rows, dead letters and lake (rows and file names) equal an
  * uninterrupted run over the same topic into another database and lake.
@@ -29,7 +29,7 @@ import {
   waitFor,
 } from "./_speed_fixture.ts";
 
-const CHILD = new URL("../src/speed/run_child.ts", import.meta.url).pathname;
+const CHILD = new URL("./_support/speed_child.ts", import.meta.url).pathname;
 
 interface Child {
   proc: Deno.ChildProcess;

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { Kafka, logLevel } from "kafkajs";
 import postgres from "postgres";
 import { Storage } from "@google-cloud/storage";
-import { countJUnit, summaryLine } from "../src/stack/junit.ts";
+import { countJUnit, summaryLine } from "./_support/junit.ts";
 import { freshDatabase, freshTopic, gcsEndpoint, kafkaBrokers, uniqueName } from "./_services.ts";
 
 Deno.test({

@@ -8,7 +8,8 @@
 import { UserError } from "../errors.ts";
 import { hourRange, parseHour, type RunRecord, type RunStatus } from "../batch/mod.ts";
 import type { ApiContext, BatchControl } from "./context.ts";
-import { HOUR_MS, parseChoice, parseLimit } from "./params.ts";
+import { HOUR_MS } from "../core/window.ts";
+import { parseChoice, parseLimit } from "./params.ts";
 import type { RouteDef } from "./route.ts";
 
 /** Longest range one request may queue: a month of hours. */

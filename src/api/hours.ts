@@ -8,7 +8,8 @@
 import type { Completeness, HourReport } from "../batch/mod.ts";
 import { UserError } from "../errors.ts";
 import type { ApiContext } from "./context.ts";
-import { DAY_MS, HOUR_MS, iso, parseRange } from "./params.ts";
+import { HOUR_MS } from "../core/window.ts";
+import { DAY_MS, iso, parseRange } from "./params.ts";
 import { FROM_PARAM, type RouteDef, TO_PARAM } from "./route.ts";
 import { runJson } from "./batch_runs.ts";
 

@@ -3,9 +3,9 @@
  * (400) whose message names the parameter and quotes what was sent, so a
  * client never gets a 500 (or a PostgreSQL error) for its own mistake.
  */
+import { HOUR_MS } from "../core/window.ts";
 import { UserError } from "../errors.ts";
 
-export const HOUR_MS = 3_600_000;
 export const DAY_MS = 24 * HOUR_MS;
 
 // Date-only, the batch layer's hour label (2026-11-28T10), or a full time with

@@ -4,7 +4,8 @@
  */
 import { UserError } from "../errors.ts";
 import type { ApiContext } from "./context.ts";
-import { DAY_MS, HOUR_MS, iso, parseRange, parseText, parseTime } from "./params.ts";
+import { HOUR_MS, hourStart } from "../core/window.ts";
+import { DAY_MS, iso, parseRange, parseText, parseTime } from "./params.ts";
 import { FROM_PARAM, type RouteDef, TO_PARAM } from "./route.ts";
 import { isoOf, numOf } from "./_util.ts";
 
@@ -47,7 +48,7 @@ export function quotaRoutes(ctx: ApiContext): RouteDef[] {
           throw new UserError("hour: give either hour or from/to, not both");
         }
         const t = parseTime("hour", hourText);
-        from = Math.floor(t / HOUR_MS) * HOUR_MS;
+        from = hourStart(t);
         to = from + HOUR_MS;
       } else {
         ({ from, to } = parseRange(q, {

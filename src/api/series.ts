@@ -8,7 +8,8 @@
  */
 import { UserError } from "../errors.ts";
 import type { ApiContext, MetricInfo } from "./context.ts";
-import { DAY_MS, HOUR_MS, iso, parseChoice, parseRange, parseText } from "./params.ts";
+import { HOUR_MS } from "../core/window.ts";
+import { DAY_MS, iso, parseChoice, parseRange, parseText } from "./params.ts";
 import { FROM_PARAM, METRIC_PARAM, type RouteDef, TO_PARAM } from "./route.ts";
 import { isoOf, numOf, requireMetric } from "./_util.ts";
 import { mergedHourlySql, speedHourlySql } from "./_serving_sql.ts";

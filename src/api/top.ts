@@ -5,7 +5,8 @@
  * max), as the views fold windows.
  */
 import type { ApiContext } from "./context.ts";
-import { DAY_MS, HOUR_MS, iso, parseLimit, parseRange } from "./params.ts";
+import { HOUR_MS, hourStart } from "../core/window.ts";
+import { DAY_MS, iso, parseLimit, parseRange } from "./params.ts";
 import { FROM_PARAM, METRIC_PARAM, type RouteDef, TO_PARAM } from "./route.ts";
 import { numOf, requireMetric } from "./_util.ts";
 import { foldSql, mergedHourlySql } from "./_serving_sql.ts";
@@ -52,7 +53,7 @@ export function topRoutes(ctx: ApiContext): RouteDef[] {
         maxMs: 366 * DAY_MS,
         now: ctx.clock(),
       });
-      from = Math.floor(from / HOUR_MS) * HOUR_MS;
+      from = hourStart(from);
       to = Math.ceil(to / HOUR_MS) * HOUR_MS;
       const rows = await ctx.db.query<
         { id: string; total: unknown; hours: number; batch_hours: number }

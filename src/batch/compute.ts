@@ -14,8 +14,9 @@
  */
 import type { BatchPlan, EventField, MetricPlan } from "../config/plan.ts";
 import { GroupAccumulator } from "../core/aggregate.ts";
-import { compileMetric, type MetricRow } from "../core/metric.ts";
+import { compileMetric, metricFields, type MetricRow } from "../core/metric.ts";
 import { type QuotaBreach, quotaBreaches, quotasByEmail } from "../core/quota.ts";
+import type { DictionaryColumn } from "../lake/mod.ts";
 import { UnknownDevicesError } from "./errors.ts";
 
 /** One device's user metadata, with this hour's usage added on during a run. */
@@ -24,12 +25,6 @@ export interface UserMeta {
   readonly name: string;
   readonly quota: number;
   usage: number;
-}
-
-/** A string column as codes into its distinct values (the lake reader's dictionary form). */
-export interface DictionaryColumn {
-  readonly dict: readonly string[];
-  readonly codes: ArrayLike<number>;
 }
 
 /**
@@ -53,17 +48,15 @@ export interface HourResult {
 
 const EVENT_FIELDS: readonly EventField[] = ["bytes", "timestamp", "app", "id", "antenna_id"];
 
-/** The lake columns an hour's batch needs: fields the metrics use, `id` for the join, `bytes` for quotas. */
+/** The lake columns an hour's batch needs: fields the metrics read, `id` for the join, `bytes` for quotas. */
 export function neededColumns(batch: BatchPlan): EventField[] {
   const used = new Set<string>(["id"]);
   if (batch.quota.enabled) used.add("bytes");
-  const note = (m: MetricPlan) => {
-    for (const f of m.groupBy) used.add(f);
-    if (m.aggregation !== "count") used.add(m.field);
-    for (const f of Object.keys(m.filter?.in ?? {})) used.add(f);
-    for (const f of Object.keys(m.filter?.notIn ?? {})) used.add(f);
-  };
-  batch.metrics.forEach(note);
+  for (const m of batch.metrics) {
+    const { key, filter, value } = metricFields(m);
+    for (const f of [...key, ...filter]) used.add(f);
+    if (value !== undefined) used.add(value);
+  }
   return EVENT_FIELDS.filter((f) => used.has(f));
 }
 
@@ -117,15 +110,10 @@ type StringField = "id" | "antenna_id" | "app";
  * more than its aggregated value.
  */
 function foldFields(m: MetricPlan): StringField[] | undefined {
-  const read = new Set<string>([
-    ...m.groupBy,
-    ...Object.keys(m.filter?.in ?? {}),
-    ...Object.keys(m.filter?.notIn ?? {}),
-  ]);
-  if (m.aggregation === "count_distinct") read.add(m.field);
-  else if (m.aggregation !== "count" && m.field !== "bytes" && m.field !== "timestamp") {
-    return undefined;
-  }
+  const { key, filter, value } = metricFields(m);
+  const read = new Set<string>([...key, ...filter]);
+  if (m.aggregation === "count_distinct") read.add(value!);
+  else if (value !== undefined && value !== "bytes" && value !== "timestamp") return undefined;
   const out = new Set<StringField>();
   for (const f of read) {
     if (f === "email" || f === "name" || f === "id") out.add("id");

@@ -133,7 +133,7 @@ export function createBatchRunner(deps: BatchRunnerDeps): BatchRunner {
     clock,
     leaseMs,
     telemetry,
-    readHour: deps.readHour ?? (lakeReadHour as unknown as HourReader),
+    readHour: deps.readHour ?? lakeReadHour,
   };
   // One hour at a time in this process: a chain every run joins at its end.
   let tail: Promise<unknown> = Promise.resolve();

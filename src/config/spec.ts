@@ -6,6 +6,7 @@
  * setting means adding it here (and mapping it onto the Plan in compile.ts).
  */
 
+import { HOUR_MS } from "../core/window.ts";
 import { DEFAULT_APPS } from "../simulator/ids.ts";
 import type { PipelineConfig } from "./types.gen.ts";
 import type { FieldSpec, LintRule, ObjectSpec } from "./spec_types.ts";
@@ -582,9 +583,6 @@ export const PIPELINE_SPEC: ObjectSpec = {
     },
   },
 };
-
-/** The numbers one hour divides into evenly is what the batch reconciliation needs. */
-const HOUR_MS = 3_600_000;
 
 /** Cross-field rules, run after every field is checked on its own. */
 export const RULES: readonly LintRule<PipelineConfig>[] = [

@@ -34,11 +34,43 @@ export interface CompiledMetric {
 /** Separator of multi-field keys; ids and apps never contain it in practice. */
 export const KEY_SEPARATOR = "|";
 
-type Field = EventField | JoinedField;
+/** A field a metric can read: an event's, or (batch layer) one joined from user metadata. */
+export type MetricField = EventField | JoinedField;
+
+/** The fields a metric reads, by what it reads them for. */
+export interface MetricFields {
+  /** Group key fields, in key order. */
+  readonly key: readonly MetricField[];
+  /** Fields its filter tests (`in` and `not_in`), each once. */
+  readonly filter: readonly MetricField[];
+  /** The field it aggregates; undefined for `count`, which counts rows. */
+  readonly value: MetricField | undefined;
+}
+
+/**
+ * The fields a metric reads: what the batch layer fetches from the lake, and
+ * what rows must agree on to be folded together.
+ *
+ * @example
+ * metricFields({ name: "m", groupBy: ["app"], aggregation: "count", field: "bytes",
+ *   filter: { notIn: { antenna_id: ["a"] } } })
+ * // { key: ["app"], filter: ["antenna_id"], value: undefined }
+ */
+export function metricFields(plan: MetricPlan): MetricFields {
+  const filter = new Set([
+    ...Object.keys(plan.filter?.in ?? {}),
+    ...Object.keys(plan.filter?.notIn ?? {}),
+  ] as MetricField[]);
+  return {
+    key: plan.groupBy,
+    filter: [...filter],
+    value: plan.aggregation === "count" ? undefined : plan.field,
+  };
+}
 
 // One closure per field with a fixed property name: `row[field]` would be a
 // megamorphic keyed load on the speed layer's per-event path.
-function getter(field: Field): (row: MetricRow) => string | number | undefined {
+function getter(field: MetricField): (row: MetricRow) => string | number | undefined {
   switch (field) {
     case "bytes":
       return (row) => row.bytes;
@@ -60,12 +92,12 @@ function getter(field: Field): (row: MetricRow) => string | number | undefined {
 function compileFilter(plan: MetricPlan): (row: MetricRow) => boolean {
   const checks: ((row: MetricRow) => boolean)[] = [];
   for (const [field, values] of Object.entries(plan.filter?.in ?? {})) {
-    const get = getter(field as Field);
+    const get = getter(field as MetricField);
     const set = new Set((values ?? []).map(String));
     checks.push((row) => set.has(String(get(row))));
   }
   for (const [field, values] of Object.entries(plan.filter?.notIn ?? {})) {
-    const get = getter(field as Field);
+    const get = getter(field as MetricField);
     const set = new Set((values ?? []).map(String));
     checks.push((row) => !set.has(String(get(row))));
   }
@@ -74,7 +106,7 @@ function compileFilter(plan: MetricPlan): (row: MetricRow) => boolean {
   return (row) => checks.every((c) => c(row));
 }
 
-function compileKey(groupBy: readonly Field[]): (row: MetricRow) => string {
+function compileKey(groupBy: readonly MetricField[]): (row: MetricRow) => string {
   if (groupBy.length === 1) {
     const get = getter(groupBy[0]);
     return (row) => String(get(row));

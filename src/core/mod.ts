@@ -8,6 +8,5 @@ export * from "./metric.ts";
 export * from "./aggregate.ts";
 export * from "./window.ts";
 export * from "./partition_windows.ts";
-export * from "./hour_aggregate.ts";
 export * from "./quota.ts";
 export * from "./completeness.ts";

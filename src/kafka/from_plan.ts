@@ -1,10 +1,12 @@
 /**
  * The Kafka side of a plan, opened the same way wherever the speed layer runs
- * (`start`, the standalone child of tests and benchmarks): topics created when
+ * (`start`, the standalone child of the kill tests): topics created when
  * the plan says so, the consumer-group source, and the dead-letter sink.
  */
 import type { KafkaSourcePlan } from "../config/plan.ts";
-import { createKafkaDeadLetterSink, createKafkaSource, ensureTopics } from "./mod.ts";
+import { createKafkaDeadLetterSink } from "./dead_letter_sink.ts";
+import { createKafkaSource } from "./kafka_source.ts";
+import { ensureTopics } from "./topics.ts";
 import type { DeadLetterSink, EventSource } from "./source.ts";
 
 export async function openKafkaFromPlan(

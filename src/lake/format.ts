@@ -173,8 +173,9 @@ export class LakeFileEncoder {
       schema: SCHEMA,
       codec: options.codec ?? "SNAPPY",
       createdBy: CREATED_BY,
-      // Min/max statistics cost ~40% of the encode time and nothing reads them:
-      // a file's offset range is in its name, its hour in its folder.
+      // Min/max statistics are a large share of the encode time (BENCHMARKS.md,
+      // "Measurements behind the code") and nothing reads them: a file's offset
+      // range is in its name, its hour in its folder.
       statistics: false,
     });
   }
@@ -207,15 +208,15 @@ function columnSources(cols: EventColumns, rows: number): ColumnSource[] {
   const strings = (a: string[]) => (a.length === rows ? a : a.slice(0, rows));
   return [
     // Near-sorted times and strictly increasing offsets: delta encoding makes
-    // them almost free on disk (1.2 M rows: 8 MB each → 2 KB).
+    // them almost free on disk.
     { name: "timestamp", data: toBigInts(cols.timestamp, rows), encoding: "DELTA_BINARY_PACKED" },
     // Forced dictionaries: few distinct values per row group, and the reader
     // then decodes each distinct string once instead of once per row.
     { name: "id", data: strings(cols.id), encoding: "RLE_DICTIONARY" },
     { name: "antenna_id", data: strings(cols.antenna_id), encoding: "RLE_DICTIONARY" },
     { name: "app", data: strings(cols.app), encoding: "RLE_DICTIONARY" },
-    // Byte counts barely compress and the writer's JS snappy costs ~0.5 s per
-    // million of them: plain and uncompressed is the fastest to write and read.
+    // Byte counts barely compress and the writer's JS snappy is slow on them:
+    // plain and uncompressed is the fastest to write and read.
     { name: "bytes", data: toBigInts(cols.bytes, rows), encoding: "PLAIN", codec: "UNCOMPRESSED" },
     { name: "partition", data: cols.partition.subarray(0, rows) },
     { name: "offset", data: toBigInts(cols.offset, rows), encoding: "DELTA_BINARY_PACKED" },

@@ -18,17 +18,11 @@ export {
   type LakeColumn,
   pickRows,
 } from "./format.ts";
-export {
-  type FileName,
-  HOUR_MS,
-  hourPath,
-  hourStart,
-  parseFileName,
-  parseHourPath,
-  segmentFileName,
-} from "./paths.ts";
+export { type FileName, hourPath, parseFileName, parseHourPath, segmentFileName } from "./paths.ts";
 export { LakeWriter, LakeWriterAbortedError, type LakeWriterOptions } from "./writer.ts";
 export {
+  type DictionaryColumn,
+  type DictionaryHourData,
   type HourData,
   type LakeFile,
   listHour,

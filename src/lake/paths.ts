@@ -5,13 +5,7 @@
  * zero-padded so names sort by offset and a replay of the same segment
  * produces the same name (and overwrites instead of duplicating).
  */
-
-export const HOUR_MS = 3_600_000;
-
-/** The start (epoch ms) of the UTC hour holding `ms`. */
-export function hourStart(ms: number): number {
-  return Math.floor(ms / HOUR_MS) * HOUR_MS;
-}
+import { HOUR_MS } from "../core/window.ts";
 
 const pad = (n: number, width: number) => String(n).padStart(width, "0");
 

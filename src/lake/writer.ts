@@ -28,7 +28,8 @@ import {
   pickRows,
 } from "./format.ts";
 import { readIntent, type SegmentIntent, writeIntent } from "./intent.ts";
-import { hourPath, hourStart, segmentFileName } from "./paths.ts";
+import { hourPath, segmentFileName } from "./paths.ts";
+import { hourStart } from "../core/window.ts";
 import type { ObjectStore } from "./store.ts";
 
 export interface LakeWriterOptions {

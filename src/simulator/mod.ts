@@ -17,3 +17,4 @@ export { simulate, type SimulateOptions, type SimulateSummary } from "./simulate
 export { MALFORMED_KINDS } from "./malformed.ts";
 export { keyPartition } from "./murmur2.ts";
 export { antennaId, DEFAULT_APPS, deviceId } from "./ids.ts";
+export { createRandom, type Random } from "./prng.ts";

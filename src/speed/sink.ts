@@ -8,11 +8,10 @@
  *
  * Rows known to be new (see written_rows.ts) go in one plain INSERT, the others
  * in an upsert per combine rule, both sorted in primary-key order so the
- * B-tree is walked once. Measured on the local stack (PostgreSQL 15, 900,000
- * rows in windows of 45,000 devices): upsert 31k rows/s, sorted 37-39k,
- * sorted plain INSERT 54k. COPY into a staging table then one merge was no
- * faster than `unnest` (31k unsorted, 41k sorted) and PGlite has no COPY, so
- * arrays it is.
+ * B-tree is walked once: on the local stack sorting made the upsert faster and
+ * a plain INSERT faster still. COPY into a staging table then one merge was no
+ * faster than `unnest` and PGlite has no COPY, so arrays it is. Figures:
+ * BENCHMARKS.md, "Measurements behind the code".
  */
 import { Buffer } from "node:buffer";
 import type { Aggregation, SpeedPlan } from "../config/plan.ts";

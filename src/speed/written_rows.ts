@@ -1,8 +1,9 @@
 /**
  * Which partial rows of one Kafka partition PostgreSQL may already hold, so a
- * flush can write rows it knows to be new with a plain INSERT (about 1.4x
- * faster than `INSERT … ON CONFLICT DO UPDATE`, whose speculative insertion
- * costs an extra index probe per row) and upsert only the others.
+ * flush can write rows it knows to be new with a plain INSERT (faster than
+ * `INSERT … ON CONFLICT DO UPDATE`, whose speculative insertion costs an extra
+ * index probe per row; BENCHMARKS.md, "Measurements behind the code") and
+ * upsert only the others.
  *
  * A row (metric, window, key) of this partition can exist before this session
  * only if an applied event fell in that window, and every applied event is at

@@ -6,7 +6,20 @@
 /** The repository root (this file is `<repo>/src/stack/_paths.ts`). */
 export const REPO_ROOT: string = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
 
-export const STATE_DIR = `${REPO_ROOT}/.state`;
+/**
+ * `<repo>/.state`, with a symlink resolved: worktrees may share one stack
+ * through a `.state` link, and the daemons' command lines (which identify
+ * them) name the real folder.
+ */
+export const STATE_DIR: string = realPath(`${REPO_ROOT}/.state`);
+
+function realPath(path: string): string {
+  try {
+    return Deno.realPathSync(path);
+  } catch {
+    return path; // not created yet
+  }
+}
 
 /** Binaries the stack builds itself (fake-gcs-server). */
 export const BIN_DIR = `${STATE_DIR}/bin`;

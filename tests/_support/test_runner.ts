@@ -6,13 +6,13 @@
  * The exit code is deno test's; a missing report or a stack that cannot start
  * counts as a failure.
  */
-import { REPO_ROOT, STATE_DIR } from "./_paths.ts";
-import { exists, muteKafkajsTimerWarning } from "./_process.ts";
+import { muteKafkajsTimerWarning, REPO_ROOT, stackUp, STATE_DIR } from "../../src/stack/mod.ts";
 import { countJUnit, summaryLine, type TestCounts } from "./junit.ts";
-import { stackUp } from "./mod.ts";
 
 /** Where the report of the latest run is kept, for CI artefacts and humans. */
 export const JUNIT_PATH = `${STATE_DIR}/junit.xml`;
+
+const exists = (path: string) => Deno.stat(path).then(() => true, () => false);
 
 /** Adds the default `tests/` unless some argument names a file or folder. */
 async function testArgs(args: string[]): Promise<string[]> {

@@ -1,11 +1,14 @@
 /**
- * Folds a set of rows into one result per (metric, bucket, key): the batch
- * layer's hour, and the reference computation tests compare the speed layer
- * with. Same compiled metrics, same combine rules as the speed layer.
+ * A plain fold for tests: rows into one result per (metric, bucket, key), one
+ * row at a time through the core's compiled metrics and GroupAccumulator, the
+ * rules both layers apply.
  */
-import { GroupAccumulator } from "./aggregate.ts";
-import type { CompiledMetric, MetricRow } from "./metric.ts";
-import { windowStart } from "./window.ts";
+import {
+  type CompiledMetric,
+  GroupAccumulator,
+  type MetricRow,
+  windowStart,
+} from "../../src/core/mod.ts";
 
 /** metric name → bucket start (epoch ms) → key → value. */
 export type Totals = Map<string, Map<number, Map<string, number>>>;

@@ -1,18 +1,18 @@
 /**
- * A standalone speed layer process for tests and benchmarks that need to kill
- * it (`kill -9`) or run several in one consumer group:
- * `deno run -A src/speed/run_child.ts --config <pipeline.yaml>`. It migrates
+ * A standalone speed layer process for tests that need to kill it (`kill -9`)
+ * or run several in one consumer group:
+ * `deno run -A tests/_support/speed_child.ts --config <pipeline.yaml>`. It migrates
  * the plan's PostgreSQL, consumes the plan's Kafka topic into its lake, prints
  * one `{"status":…}` JSON line to stdout per second, and on SIGTERM/SIGINT
  * flushes, commits and exits 0.
  */
 import { parseArgs } from "node:util";
-import { loadPlan } from "../config/load.ts";
-import { migrate, openDb } from "../db/mod.ts";
-import { openKafkaFromPlan } from "../kafka/from_plan.ts";
-import { openStore } from "../lake/mod.ts";
-import { log } from "../log.ts";
-import { startSpeedLayer } from "./mod.ts";
+import { loadPlan } from "../../src/config/mod.ts";
+import { migrate, openDb } from "../../src/db/mod.ts";
+import { openKafkaFromPlan } from "../../src/kafka/mod.ts";
+import { openStore } from "../../src/lake/mod.ts";
+import { log } from "../../src/log.ts";
+import { startSpeedLayer } from "../../src/speed/mod.ts";
 
 const { values } = parseArgs({ args: Deno.args, options: { config: { type: "string" } } });
 const plan = await loadPlan(values.config, { env: Deno.env.toObject() });

@@ -1,13 +1,13 @@
 /**
  * Test and benchmark support for the batch layer: a plan for a given lake and
- * database, deterministic event columns for one hour, and a writer that puts
- * them into the lake in the speed layer's format (the lake's own encoder and
- * segment names, several files per Kafka partition, rows in offset order).
- * Not used by the pipeline itself.
+ * database, deterministic event columns for one hour (the simulator's ids and
+ * random generator), and a writer that puts them into the lake in the speed
+ * layer's format (the lake's own encoder and segment names, several files per
+ * Kafka partition, rows in offset order).
  */
-import { planFromYaml } from "../config/mod.ts";
-import type { Plan, UnknownDevicePolicy } from "../config/plan.ts";
-import type { Queryable } from "../db/db.ts";
+import assert from "node:assert/strict";
+import { type Plan, planFromYaml, type UnknownDevicePolicy } from "../../src/config/mod.ts";
+import type { Queryable } from "../../src/db/mod.ts";
 import {
   allocColumns,
   encodeColumns,
@@ -16,7 +16,8 @@ import {
   type ObjectStore,
   pickRows,
   segmentFileName,
-} from "../lake/mod.ts";
+} from "../../src/lake/mod.ts";
+import { antennaId, createRandom } from "../../src/simulator/mod.ts";
 
 export interface TestPlanOptions {
   /** `file:///…` or `gs://bucket/prefix`. */
@@ -58,33 +59,27 @@ export interface GenOptions {
   /** Hour start, epoch ms. */
   hour: number;
   events: number;
+  /** Device ids to draw from (the simulator's `deviceId(i)`, or any others). */
   devices: readonly string[];
+  /** Antennas `antennaId(0)` … `antennaId(antennas - 1)` of the simulator. */
   antennas: number;
   apps: readonly string[];
+  /** Seed of the simulator's random generator. Default 1. */
   seed?: number;
+  /** Kafka partitions, assigned round-robin. Default 3. */
   partitions?: number;
 }
 
-/** A small deterministic PRNG (LCG): same seed, same hour. */
-export function rng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32;
-}
-
-/** Antenna ids `00000000-…-a0000000NNNN`. */
-export function antennaId(i: number): string {
-  return `00000000-0000-0000-0000-a${String(i).padStart(11, "0")}`;
-}
-
-/** Device ids `00000000-…-NNNNNNNNNNNN`. */
-export function deviceId(i: number): string {
-  return `00000000-0000-0000-0000-${String(i).padStart(12, "0")}`;
-}
-
-/** One hour of events as lake columns, spread evenly over the hour. */
+/**
+ * One hour of events as lake columns, spread evenly over the hour, with the
+ * simulator's ids and random generator. Each event draws its device, antenna
+ * and app uniformly (unlike the simulator's generator, whose devices mostly
+ * stay at one antenna), so with enough events the hour holds every device,
+ * antenna and app of the lists, and many combinations of them.
+ */
 export function generateHour(o: GenOptions): EventColumns {
   const n = o.events;
-  const r = rng(o.seed ?? 1);
+  const r = createRandom(o.seed ?? 1);
   const partitions = o.partitions ?? 3;
   const antennas = Array.from({ length: o.antennas }, (_, i) => antennaId(i));
   const next = new Float64Array(partitions);
@@ -92,10 +87,10 @@ export function generateHour(o: GenOptions): EventColumns {
   for (let i = 0; i < n; i++) {
     // Whole seconds, as on the wire.
     c.timestamp[i] = o.hour + Math.floor((i * 3600) / n) * 1000;
-    c.id[i] = o.devices[Math.floor(r() * o.devices.length)];
-    c.antenna_id[i] = antennas[Math.floor(r() * antennas.length)];
-    c.app[i] = o.apps[Math.floor(r() * o.apps.length)];
-    c.bytes[i] = Math.floor(r() * 100_000);
+    c.id[i] = o.devices[r.int(o.devices.length)];
+    c.antenna_id[i] = antennas[r.int(antennas.length)];
+    c.app[i] = o.apps[r.int(o.apps.length)];
+    c.bytes[i] = r.int(100_000);
     const p = i % partitions;
     c.partition[i] = p;
     c.offset[i] = next[p]++;
@@ -134,6 +129,27 @@ export async function writeLakeHour(
     }
   }
   return keys;
+}
+
+/**
+ * The batch layer's rows of one hour in bytes_hourly: metric → id → value.
+ * A metric with two rows for one id fails the assertion.
+ */
+export async function hourlyRows(
+  db: Queryable,
+  hour: number,
+): Promise<Map<string, Map<string, number>>> {
+  const rows = await db.query<{ id: string; value: number; type: string }>(
+    "SELECT id, value, type FROM bytes_hourly WHERE timestamp = $1::timestamp",
+    [new Date(hour)],
+  );
+  const out = new Map<string, Map<string, number>>();
+  for (const r of rows) {
+    if (!out.has(r.type)) out.set(r.type, new Map());
+    assert.ok(!out.get(r.type)!.has(r.id), `duplicate row ${r.type} ${r.id}`);
+    out.get(r.type)!.set(r.id, Number(r.value));
+  }
+  return out;
 }
 
 export interface TestUser {
