@@ -77,13 +77,17 @@ CREATE OR REPLACE VIEW batch_hours_current AS
     WHERE c.hour = bh.hour AND c.seq > COALESCE(bh.lake_seq, 0)
   );
 
--- The reconciliation says how much of each difference the speed layer's
--- late-dropped events explain; the rest means data went missing.
+-- The reconciliation says how much of each difference is explained: what the
+-- speed layer dropped as too late (the batch has it), what the batch dropped
+-- of unknown devices under the `drop` policy (the speed layer has it); the
+-- rest, unexplained = difference - late_dropped + unknown_dropped, means data
+-- went missing.
 ALTER TABLE batch_reconciliation_t ADD COLUMN IF NOT EXISTS late_dropped BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE batch_reconciliation_t ADD COLUMN IF NOT EXISTS unknown_dropped BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE batch_reconciliation_t ADD COLUMN IF NOT EXISTS unexplained BIGINT NOT NULL DEFAULT 0;
 CREATE OR REPLACE VIEW batch_reconciliation AS
   SELECT hour, metric, speed_metric, batch_value, speed_value, difference, late_dropped,
-    unexplained
+    unknown_dropped, unexplained
   FROM batch_reconciliation_t;
 
 -- serving_hourly (see 004 for the contract): batch values only for hours

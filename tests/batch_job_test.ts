@@ -200,6 +200,23 @@ Deno.test("runHour() handles devices without metadata by policy, never silently"
         const run = await runner(env).getRun(s.runId);
         assert.equal(run?.unknownDevices, 1);
         if (policy === "drop") assert.match(run?.note ?? "", /dropped/);
+        // The speed layer counts the unknown device's bytes, the batch (drop) does
+        // not: the reconciliation explains that part of the difference.
+        const unknownBytes = cols.id.reduce(
+          (sum, id, i) => (id === deviceId(77) ? sum + cols.bytes[i] : sum),
+          0,
+        );
+        const rec = await env.db.query<
+          { difference: number; unknown_dropped: number; unexplained: number }
+        >("SELECT difference, unknown_dropped, unexplained FROM batch_reconciliation");
+        assert.equal(rec.length, 3);
+        for (const r of rec) {
+          assert.equal(Number(r.unknown_dropped), policy === "drop" ? unknownBytes : 0);
+          assert.equal(
+            Number(r.unexplained),
+            Number(r.difference) + Number(r.unknown_dropped),
+          );
+        }
       });
     }
     await t.step("fail", async () => {

@@ -1,18 +1,22 @@
 /**
  * `GET /api/v1/reconciliation`: per hour and batch metric, the batch total,
- * the sum of the speed windows it reconciles with, and their difference
- * (mostly events later than the speed layer's allowed lateness).
+ * the sum of the speed windows it reconciles with, their difference, the
+ * parts of it explained by the speed layer's late-dropped events and by the
+ * batch's dropped rows of unknown devices, and the rest (non-zero means data
+ * went missing).
  */
 import type { ApiContext } from "./context.ts";
 import { DAY_MS, iso, parseRange } from "./params.ts";
 import { FROM_PARAM, type RouteDef, TO_PARAM } from "./route.ts";
 import { isoOf, numOf, requireMetric } from "./_util.ts";
 
-const SQL = `SELECT hour, metric, speed_metric, batch_value, speed_value, difference
+const COLUMNS =
+  "hour, metric, speed_metric, batch_value, speed_value, difference, late_dropped, unknown_dropped, unexplained";
+const SQL = `SELECT ${COLUMNS}
   FROM batch_reconciliation
   WHERE hour >= $1::timestamp AND hour < $2::timestamp
   ORDER BY hour, metric`;
-const SQL_METRIC = `SELECT hour, metric, speed_metric, batch_value, speed_value, difference
+const SQL_METRIC = `SELECT ${COLUMNS}
   FROM batch_reconciliation
   WHERE hour >= $1::timestamp AND hour < $2::timestamp AND metric = $3
   ORDER BY hour`;
@@ -24,6 +28,9 @@ interface Row {
   batch_value: unknown;
   speed_value: unknown;
   difference: unknown;
+  late_dropped: unknown;
+  unknown_dropped: unknown;
+  unexplained: unknown;
 }
 
 export function reconciliationRoutes(ctx: ApiContext): RouteDef[] {
@@ -45,7 +52,7 @@ export function reconciliationRoutes(ctx: ApiContext): RouteDef[] {
     ],
     responses: {
       200:
-        "`{ from, to, hours: [{ hour, metric, speedMetric, batchValue, speedValue, difference }] }`",
+        "`{ from, to, hours: [{ hour, metric, speedMetric, batchValue, speedValue, difference, lateDropped, unknownDropped, unexplained }] }`",
       400: "A bad parameter.",
       404: "Unknown metric.",
     },
@@ -71,6 +78,9 @@ export function reconciliationRoutes(ctx: ApiContext): RouteDef[] {
           batchValue: numOf(r.batch_value),
           speedValue: numOf(r.speed_value),
           difference: numOf(r.difference),
+          lateDropped: numOf(r.late_dropped),
+          unknownDropped: numOf(r.unknown_dropped),
+          unexplained: numOf(r.unexplained),
         })),
       });
     },

@@ -5,7 +5,7 @@
  * with its `reconcile_with`, or else with a speed metric of the same name;
  * only additive aggregations (sum, count) have comparable hourly totals.
  */
-import type { Plan } from "../config/plan.ts";
+import type { MetricPlan, Plan } from "../config/plan.ts";
 import type { Queryable } from "../db/db.ts";
 
 export interface ReconcilePair {
@@ -29,6 +29,16 @@ export function reconcilePairs(plan: Plan): ReconcilePair[] {
     }
   }
   return out;
+}
+
+/**
+ * The speed metrics of the plan that batch metrics reconcile with: the batch
+ * layer evaluates them over the rows it drops (unknown devices under the
+ * `drop` policy), which the speed layer did count.
+ */
+export function reconciledSpeedMetrics(plan: Plan): MetricPlan[] {
+  const names = new Set(reconcilePairs(plan).map((p) => p.speedMetric));
+  return plan.speed.metrics.filter((m) => names.has(m.name));
 }
 
 /** Upserts the plan's metric types into `metric_catalog`. */

@@ -44,15 +44,25 @@ export interface HourResult {
   readonly unknownSample: string[];
   /** Rows that went into the metrics (rows minus dropped unknown ones). */
   readonly rowsUsed: number;
+  /**
+   * What the rows dropped by the `drop` policy add to each of `computeHour`'s
+   * `dropped` metrics (speed metrics the batch ones reconcile with): the
+   * speed layer counted them, the batch did not.
+   */
+  readonly droppedValues: ReadonlyMap<string, number>;
 }
 
 const EVENT_FIELDS: readonly EventField[] = ["bytes", "timestamp", "app", "id", "antenna_id"];
 
 /** The lake columns an hour's batch needs: fields the metrics read, `id` for the join, `bytes` for quotas. */
-export function neededColumns(batch: BatchPlan): EventField[] {
+export function neededColumns(
+  batch: BatchPlan,
+  /** Speed metrics also evaluated over dropped rows (computeHour's `dropped`). */
+  dropped: readonly MetricPlan[] = [],
+): EventField[] {
   const used = new Set<string>(["id"]);
   if (batch.quota.enabled) used.add("bytes");
-  for (const m of batch.metrics) {
+  for (const m of [...batch.metrics, ...dropped]) {
     const { key, filter, value } = metricFields(m);
     for (const f of [...key, ...filter]) used.add(f);
     if (value !== undefined) used.add(value);
@@ -229,6 +239,7 @@ export function computeHour(
   columns: HourColumns,
   rows: number,
   users: ReadonlyMap<string, UserMeta>,
+  dropped: readonly MetricPlan[] = [],
 ): HourResult {
   const metrics = batch.metrics.map(compileMetric);
   const accs = metrics.map((m) => new GroupAccumulator(m));
@@ -321,6 +332,27 @@ export function computeHour(
   const out = new Map<string, Map<string, number>>();
   for (const acc of accs) out.set(acc.metric.name, acc.results());
 
+  const droppedValues = new Map<string, number>();
+  if (keep && dropped.length > 0) {
+    const speed = dropped.map(compileMetric);
+    for (const m of speed) droppedValues.set(m.name, 0);
+    const row: MetricRow = { bytes: 0, timestamp: 0, app: "", id: "", antenna_id: "" };
+    const antennas = cols.antenna_id;
+    const apps = cols.app;
+    for (let i = 0; i < rows; i++) {
+      const c = idCodes[i];
+      if (keep[c] === 1) continue;
+      row.id = idDict[c];
+      if (bytes) row.bytes = bytes[i];
+      if (ts) row.timestamp = ts[i];
+      if (apps) row.app = apps.dict[apps.codes[i]];
+      if (antennas) row.antenna_id = antennas.dict[antennas.codes[i]];
+      for (const m of speed) {
+        if (m.accepts(row)) droppedValues.set(m.name, droppedValues.get(m.name)! + m.value(row));
+      }
+    }
+  }
+
   let breaches: QuotaBreach[] = [];
   if (batch.quota.enabled) {
     const usage = new Map<string, number>();
@@ -336,5 +368,6 @@ export function computeHour(
     unknownRows,
     unknownSample: unknown.slice(0, 5),
     rowsUsed: rows - (keep ? unknownRows : 0),
+    droppedValues,
   };
 }

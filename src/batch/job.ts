@@ -12,6 +12,7 @@ import type { ObjectStore } from "../lake/mod.ts";
 import { hourComplete } from "../core/completeness.ts";
 import { HOUR_MS } from "../core/window.ts";
 import type { Logger } from "../log.ts";
+import { reconciledSpeedMetrics } from "./catalog.ts";
 import { computeHour, type HourColumns, neededColumns } from "./compute.ts";
 import { UnknownDevicesError } from "./errors.ts";
 import { drawLakeSeq, readRule } from "./hour_state.ts";
@@ -88,6 +89,7 @@ export async function runJob(
     // The change number first: a lake change stamped after it may be missing
     // from what is read next, and then makes the hour stale.
     const lakeSeq = await drawLakeSeq(db);
+    const reconciled = reconciledSpeedMetrics(plan);
     const lakeComplete = await isComplete(deps, hour);
     await markLakeComplete(db, runId, lakeComplete);
     lap("seq_ms");
@@ -95,13 +97,15 @@ export async function runJob(
       timed("users_ms", loadUsers(db)),
       timed(
         "read_ms",
-        deps.readHour(store, hour, neededColumns(plan.batch), { strings: "dictionary" }),
+        deps.readHour(store, hour, neededColumns(plan.batch, reconciled), {
+          strings: "dictionary",
+        }),
       ),
     ]);
     mark = performance.now();
     stats.rowsRead = data.rows;
     stats.filesRead = fileCount(data.files);
-    const result = computeHour(plan.batch, data.columns, data.rows, users);
+    const result = computeHour(plan.batch, data.columns, data.rows, users, reconciled);
     lap("compute_ms");
     stats.unknownDevices = result.unknownDevices;
     stats.unknownRows = result.unknownRows;

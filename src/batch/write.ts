@@ -64,6 +64,7 @@ export async function writeHour(
     for (const v of result.metrics.get(p.metric)?.values() ?? []) sum += v;
     return sum;
   });
+  const unknownDropped = pairs.map((p) => result.droppedValues.get(p.speedMetric) ?? 0);
 
   return await db.transaction(async (tx) => {
     const owned = await tx.query(
@@ -103,7 +104,8 @@ export async function writeHour(
     if (pairs.length) {
       // The speed side is read in this transaction: the stored difference is
       // what the two layers said at the same moment. What the speed layer
-      // dropped as too late explains a positive difference; the rest is lost data.
+      // dropped as too late explains a positive difference, the rows of
+      // unknown devices the batch dropped a negative one; the rest is lost data.
       const rows = await tx.query<{
         metric: string;
         speed_metric: string;
@@ -113,10 +115,12 @@ export async function writeHour(
       }>(
         `INSERT INTO batch_reconciliation_t
            (hour, metric, speed_metric, batch_value, speed_value, difference, late_dropped,
-            unexplained, computed_at)
+            unknown_dropped, unexplained, computed_at)
          SELECT $1::timestamp, u.metric, u.speed_metric, u.batch_value, s.v,
-           u.batch_value - s.v, l.v, u.batch_value - s.v - l.v, now()
-         FROM unnest($2::text[], $3::text[], $4::bigint[]) AS u(metric, speed_metric, batch_value)
+           u.batch_value - s.v, l.v, u.unknown_dropped, u.batch_value - s.v - l.v + u.unknown_dropped,
+           now()
+         FROM unnest($2::text[], $3::text[], $4::bigint[], $5::bigint[])
+           AS u(metric, speed_metric, batch_value, unknown_dropped)
          CROSS JOIN LATERAL (
            SELECT COALESCE(sum(b.value), 0)::bigint AS v FROM bytes b
            WHERE b.type = u.speed_metric AND b.timestamp >= $1::timestamp
@@ -127,7 +131,7 @@ export async function writeHour(
            WHERE d.type = u.speed_metric AND d.hour = $1::timestamp
          ) l
          RETURNING metric, speed_metric, difference, late_dropped, unexplained`,
-        [h, pairs.map((p) => p.metric), pairs.map((p) => p.speedMetric), totals],
+        [h, pairs.map((p) => p.metric), pairs.map((p) => p.speedMetric), totals, unknownDropped],
       );
       unexplained = rows.filter((r) => Number(r.unexplained) !== 0).map((r) => ({
         metric: r.metric,
