@@ -181,6 +181,9 @@ api:
         `SELECT "timestamp", id, value, type FROM bytes`,
       );
       const lake = await readLake(openStore(plan.lake));
+      const users = new Set(
+        (await db.query<{ id: string }>("SELECT id FROM user_metadata")).map((u) => u.id),
+      );
 
       // No parameter change and no pause beyond max_backlog: one segment per partition.
       assert.deepEqual(timeline.map((t) => [t.partition, t.from_offset]), [[0, 0], [1, 0], [2, 0]]);
@@ -225,6 +228,7 @@ api:
         const p = r.partition, o = Number(r.offset);
         const m = messageAt(p, o, issueMs(p, o));
         assert.ok(m.event, `${p}:${o} is valid in the lake but was issued malformed`);
+        assert.ok(users.has(r.id), `device ${r.id} has a seeded user`);
         assert.deepEqual(
           [r.id, r.antenna_id, r.app, Number(r.bytes), r.timestamp.getTime()],
           [m.event.id, m.event.antenna_id, m.event.app, m.event.bytes, m.event.timestamp * 1000],
