@@ -26,7 +26,7 @@ const RECORD_SQL = `INSERT INTO simulator_timeline
 const RESERVE_SQL = `INSERT INTO simulator_issued AS target (topic, "partition", issued_end)
   SELECT $1, u.p, u.e FROM unnest($2::int[], $3::bigint[]) AS u(p, e)
   ON CONFLICT (topic, "partition") DO UPDATE
-    SET issued_end = GREATEST(target.issued_end, EXCLUDED.issued_end), updated_at = now()
+    SET issued_end = EXCLUDED.issued_end, updated_at = now()
   WHERE target.issued_end < EXCLUDED.issued_end`;
 
 /** Reads a recorded `params` value, refusing one this version cannot derive messages from. */

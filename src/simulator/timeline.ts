@@ -147,6 +147,9 @@ export function startSegment(input: StartInput): StartDecision {
   }
   // At the last segment's first offset nothing of it was issued: it may be replaced.
   const from = Math.max(first, last.fromOffset);
+  // Where the old timeline puts `from`: after a quick restart a little ahead of
+  // nowMs (issued ends are reserved ahead), so a new segment waits for it
+  // rather than issue times going backwards.
   const continues = last.rate > 0
     ? Math.ceil(last.originMs + ((from - last.fromOffset) * 1000) / last.rate)
     : Math.max(last.originMs, nowMs);
