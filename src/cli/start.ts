@@ -14,7 +14,7 @@ import { UserError } from "../errors.ts";
 import { createLogger, type Logger } from "../log.ts";
 import { openStore } from "../lake/mod.ts";
 import { type DeadLetterSink, type EventSource, openKafkaFromPlan } from "../kafka/mod.ts";
-import { createSimulatorSource } from "../simulator/simulator_source.ts";
+import { createDbTimelineStore, createSimulatorSource } from "../simulator/mod.ts";
 import { startSpeedLayer } from "../speed/mod.ts";
 import { createBatchRunner } from "../batch/mod.ts";
 import { createApp } from "../api/mod.ts";
@@ -87,7 +87,7 @@ export async function main(args: string[]): Promise<number> {
     }
 
     const store = openStore(plan.lake);
-    const { source, deadLetters } = await openSource(plan);
+    const { source, deadLetters } = await openSource(plan, db);
     if (deadLetters) stops.push({ name: "dead-letters", stop: () => deadLetters.close() });
 
     // The scheduler starts after the speed layer (which records the topic's
@@ -151,9 +151,18 @@ function openDatabase(plan: Plan): Promise<Db> {
 
 async function openSource(
   plan: Plan,
+  db: Db,
 ): Promise<{ source: EventSource; deadLetters?: DeadLetterSink }> {
   if (plan.source.kind === "simulator") {
-    return { source: createSimulatorSource({ simulator: plan.source.simulator, partitions: 3 }) };
+    // The timeline lives beside the speed layer's progress (same topic name),
+    // so offsets it recorded come back with the same messages after a restart.
+    const source = createSimulatorSource({
+      simulator: plan.source.simulator,
+      timeline: createDbTimelineStore(db, plan.source.kafka.topic),
+      partitions: 3,
+      maxPayloadBytes: plan.schema.maxPayloadBytes,
+    });
+    return { source };
   }
   return await openKafkaFromPlan(plan.source.kafka);
 }

@@ -110,6 +110,7 @@ export function compilePlan(c: PipelineConfig, file: string): Plan {
         lateShare: s.late_share,
         malformedShare: s.malformed_share,
         maxLatenessMs: s.max_lateness,
+        maxBacklogMs: s.max_backlog,
       },
     },
     schema: {

@@ -52,7 +52,7 @@ export interface SimulatorPlan {
   readonly antennas: number;
   readonly devices: number;
   readonly apps: readonly string[];
-  /** Events per second; 0 = as fast as possible. */
+  /** Events per second; 0 = as fast as possible (a nominal rate, consumer-bound). */
   readonly rate: number;
   readonly seed: number;
   /** Share (0..1) of events emitted late / out of order. */
@@ -61,6 +61,8 @@ export interface SimulatorPlan {
   readonly malformedShare: number;
   /** Max lateness of a late event, ms. */
   readonly maxLatenessMs: number;
+  /** Longest backlog (downtime) caught up on at start, ms; older gaps are skipped. */
+  readonly maxBacklogMs: number;
 }
 
 export interface SourcePlan {

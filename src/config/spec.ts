@@ -222,7 +222,11 @@ export const PIPELINE_SPEC: ObjectSpec = {
             },
             rate: {
               type: "number",
-              description: "Events per second; 0 = as fast as possible.",
+              description:
+                "Events per second over all partitions (each device sends its equal share). " +
+                "0 = as fast as possible: event times are spaced at a nominal 100 000 events/s, " +
+                "never ahead of the wall clock, the first run starting `max_backlog` in the past, " +
+                "so delivery is as fast as the speed layer consumes and the backlog grows.",
               default: 100,
               min: 0,
             },
@@ -250,6 +254,14 @@ export const PIPELINE_SPEC: ObjectSpec = {
               type: "duration",
               description: "Largest delay of a late event.",
               default: "30s",
+            },
+            max_backlog: {
+              type: "duration",
+              description: "Longest downtime made up for. The simulator replays like a topic: " +
+                "after a restart, the events it would have issued while the pipeline was down " +
+                "are a backlog the speed layer catches up on. When the source starts with more " +
+                "than this behind, the older part of the gap is skipped (and logged).",
+              default: "1h",
             },
           },
         },

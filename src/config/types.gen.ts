@@ -40,7 +40,7 @@ export interface RawSourceConfig {
     readonly devices?: number | Interpolated;
     /** App names events are drawn from. */
     readonly apps?: string[] | string;
-    /** Events per second; 0 = as fast as possible. Default: `100`. */
+    /** Events per second over all partitions (each device sends its equal share). 0 = as fast as possible: event times are spaced at a nominal 100 000 events/s, never ahead of the wall clock, the first run starting `max_backlog` in the past, so delivery is as fast as the speed layer consumes and the backlog grows. Default: `100`. */
     readonly rate?: number | Interpolated;
     /** Seed of the deterministic generator. Default: `42`. */
     readonly seed?: number | Interpolated;
@@ -50,6 +50,8 @@ export interface RawSourceConfig {
     readonly malformed_share?: number | Interpolated;
     /** Largest delay of a late event. Default: `30s`. */
     readonly max_lateness?: string;
+    /** Longest downtime made up for. The simulator replays like a topic: after a restart, the events it would have issued while the pipeline was down are a backlog the speed layer catches up on. When the source starts with more than this behind, the older part of the gap is skipped (and logged). Default: `1h`. */
+    readonly max_backlog?: string;
   };
 }
 
@@ -335,7 +337,7 @@ export interface SourceConfig {
     readonly devices: number;
     /** App names events are drawn from. */
     readonly apps: readonly string[];
-    /** Events per second; 0 = as fast as possible. Default: `100`. */
+    /** Events per second over all partitions (each device sends its equal share). 0 = as fast as possible: event times are spaced at a nominal 100 000 events/s, never ahead of the wall clock, the first run starting `max_backlog` in the past, so delivery is as fast as the speed layer consumes and the backlog grows. Default: `100`. */
     readonly rate: number;
     /** Seed of the deterministic generator. Default: `42`. */
     readonly seed: number;
@@ -345,6 +347,8 @@ export interface SourceConfig {
     readonly malformed_share: number;
     /** Largest delay of a late event. Default: `30s`. */
     readonly max_lateness: number;
+    /** Longest downtime made up for. The simulator replays like a topic: after a restart, the events it would have issued while the pipeline was down are a backlog the speed layer catches up on. When the source starts with more than this behind, the older part of the gap is skipped (and logged). Default: `1h`. */
+    readonly max_backlog: number;
   };
 }
 

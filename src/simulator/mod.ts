@@ -1,6 +1,9 @@
 /**
- * The simulator's front door: the deterministic generator (pure), the
- * in-process EventSource built on it, and the `simulate` producer loop.
+ * The simulator's front door: the deterministic sequential generator (pure,
+ * behind `simulate`, the Kafka producer loop), and the in-process EventSource
+ * that replays like a topic: a recorded timeline per partition (timeline.ts,
+ * kept by a TimelineStore) and messages derived from (seed, partition,
+ * offset) (message_at.ts).
  */
 export {
   createGenerator,
@@ -13,6 +16,20 @@ export {
   type SimulatorSource,
   type SimulatorSourceOptions,
 } from "./simulator_source.ts";
+export {
+  createMemoryTimelineStore,
+  type PartitionTimeline,
+  type TimelineStore,
+} from "./timeline_store.ts";
+export { createDbTimelineStore } from "./db_timeline_store.ts";
+export {
+  endOffsetAt,
+  issueTimeMs,
+  RATE_ZERO_NOMINAL,
+  type Segment,
+  startSegment,
+} from "./timeline.ts";
+export { createMessageAt, type IssuedMessage, type MessageParams } from "./message_at.ts";
 export { simulate, type SimulateOptions, type SimulateSummary } from "./simulate.ts";
 export { MALFORMED_KINDS } from "./malformed.ts";
 export { keyPartition } from "./murmur2.ts";
