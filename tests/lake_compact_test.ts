@@ -25,6 +25,7 @@ import {
   readHour,
   segmentFileName,
   StoreError,
+  unfinishedCompactions,
 } from "../src/lake/mod.ts";
 import { gcsEndpoint, uniqueName } from "./_services.ts";
 
@@ -188,6 +189,7 @@ Deno.test("compactHour() decodes a slice of each input at a time, one input open
 class RecordingStore extends LocalStore {
   calls: string[] = [];
   failPut = false;
+  failDelete = false;
   override async put(key: string, bytes: Uint8Array) {
     this.calls.push(`put ${key}`);
     if (this.failPut) throw new StoreError("put", key, "fault", "injected");
@@ -195,9 +197,12 @@ class RecordingStore extends LocalStore {
   }
   override async delete(key: string) {
     this.calls.push(`delete ${key}`);
+    if (this.failDelete) throw new StoreError("delete", key, "fault", "injected");
     await super.delete(key);
   }
 }
+
+const MARKER = `_staging/compacting-p0003-h${H10}.json`;
 
 Deno.test("compactHour() puts the whole output before deleting, and deletes nothing when it fails", async () => {
   // The merge path (small inputs), and the copy path forced on them.
@@ -214,10 +219,37 @@ Deno.test("compactHour() puts the whole output before deleting, and deletes noth
       store.failPut = false;
       store.calls = [];
       const r = await compactHour(store, H10, P, { copyMinAverageRows });
-      assert.deepEqual(store.calls, [`put ${r.output}`, ...keys.map((k) => `delete ${k}`)]);
+      // Between a marker's put and delete, so a crash in between is found again.
+      assert.deepEqual(store.calls, [
+        `put ${MARKER}`,
+        `put ${r.output}`,
+        ...keys.map((k) => `delete ${k}`),
+        `delete ${MARKER}`,
+      ]);
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
+  }
+});
+
+Deno.test("compactHour() cut short after its output leaves a marker unfinishedCompactions() finds; a second run finishes it", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "lake_compact_" });
+  try {
+    const store = new RecordingStore(dir);
+    const keys = await putSegments(store, 299);
+    assert.deepEqual(await unfinishedCompactions(store, P), []);
+    store.failDelete = true;
+    await assert.rejects(compactHour(store, H10, P), StoreError);
+    assert.deepEqual(await unfinishedCompactions(store, P), [H10]);
+    assert.deepEqual(await unfinishedCompactions(store, P + 1), [], "another partition's");
+    // The output and every input are there: readers deduplicate the overlap.
+    assert.equal((await store.list("year=")).length, keys.length + 1);
+    store.failDelete = false;
+    const r = await compactHour(store, H10, P);
+    assert.deepEqual((await store.list("year=")).map((e) => e.key), [r.output]);
+    assert.deepEqual(await unfinishedCompactions(store, P), []);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });
 

@@ -29,6 +29,7 @@ const PLAN: SimulatorPlan = {
   malformedShare: 0.01,
   maxLatenessMs: 30_000,
   maxBacklogMs: 600_000,
+  historyMs: 0,
 };
 const decoder = new TextDecoder();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

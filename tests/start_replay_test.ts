@@ -1,16 +1,15 @@
 /**
- * Issue 9, item 7, end to end: `main.ts start` on embedded defaults (the
- * in-process simulator, PGlite, a local lake) is SIGKILLed at random moments
- * three times and started again after a pause of a few seconds, then stopped
- * cleanly. The simulator replays like a topic, so at the end the `bytes` view,
- * the lake and the messages the simulator issued agree exactly: every offset
- * of every partition is in the lake (once) or in `dead_letters`, each holds
- * the message the recorded timeline derives for it, the events issued during
- * the pauses were caught up, and `bytes` equals window totals this test
- * computes itself from the lake, with the lateness rule re-derived here.
- *
- * TODO(batch): assert the batch tables too once the lead's complete-hours
- * batching lands (hours of this test are mostly incomplete).
+ * `main.ts start` on embedded defaults (the in-process simulator, PGlite, a
+ * local lake), starting with three hours of simulated history to catch up on,
+ * is SIGKILLed at random moments three times and started again after a pause
+ * of a few seconds, then stopped cleanly. The simulator replays like a topic,
+ * so at the end the `bytes` view, the lake, the batch tables and the messages
+ * the simulator issued agree exactly: every offset of every partition is in
+ * the lake (once) or in `dead_letters`, each holds the message the recorded
+ * timeline derives for it, the events issued during the pauses were caught
+ * up, `bytes` equals window totals this test computes itself from the lake
+ * (with the lateness rule re-derived here), and the past hours were batched
+ * with exactly the totals and quota breaches this test computes from the lake.
  */
 import assert from "node:assert/strict";
 import { loadPlan } from "../src/config/mod.ts";
@@ -20,7 +19,8 @@ import { createMessageAt, type MessageParams } from "../src/simulator/message_at
 import { readLake } from "./_speed_fixture.ts";
 
 const REPO = new URL("..", import.meta.url).pathname;
-const RATE = 400;
+const RATE = 30;
+const HOUR = 3_600_000;
 const WINDOW_MS = 10_000;
 const LATENESS_MS = 2_000;
 
@@ -84,7 +84,8 @@ Deno.test({
       `
 source:
   kind: simulator
-  simulator: { rate: ${RATE}, seed: 11, late_share: 0.05, malformed_share: 0.02, max_lateness: 6s }
+  simulator:
+    { rate: ${RATE}, seed: 11, late_share: 0.05, malformed_share: 0.02, max_lateness: 6s, history: 3h, max_backlog: 3h }
 speed:
   window: ${WINDOW_MS}ms
   allowed_lateness: ${LATENESS_MS}ms
@@ -93,12 +94,18 @@ speed:
 lake:
   uri: file://./lake
   roll: { max_rows: 1500, max_bytes: 64MiB, max_age: 2s }
+  compaction: { after: 30s }
+batch:
+  grace: 40s
+  rerun_after: 1s
 database:
   embedded: { dir: ./pglite, port: 0 }
 api:
   port: ${apiPort}
 `,
     );
+    const startedAt = Date.now();
+    let batchedHours: number[] = [];
     const schedule: string[] = [];
     const pauses: [number, number][] = [];
     const logs: Promise<string>[] = [];
@@ -120,10 +127,25 @@ api:
       }
       logs.push(run.log);
       await waitHealthy(api);
-      // Caught up: the backlog of the last pause is consumed within seconds.
-      const until = Date.now() + 30_000;
+      // Caught up: the history and the backlog of the pauses are consumed.
+      const until = Date.now() + 240_000;
       await sleep(3_000);
       while ((await lags(api)).some((l) => l > RATE) && Date.now() < until) await sleep(200);
+      // The past hours are batched, none stale (late events re-run them at once).
+      const h0 = Math.floor((startedAt - 3 * HOUR) / HOUR) * HOUR;
+      const past = [h0, h0 + HOUR, h0 + 2 * HOUR];
+      const batchedBy = Date.now() + 180_000;
+      while (Date.now() < batchedBy) {
+        const r = await fetch(
+          `${api}/api/v1/hours?from=${new Date(h0).toISOString()}&to=${
+            new Date(h0 + 3 * HOUR).toISOString()
+          }`,
+        );
+        const states = ((await r.json()).hours as { state: string }[]).map((h) => h.state);
+        if (states.every((s) => s === "batched")) break;
+        await sleep(500);
+      }
+      batchedHours = past;
       run.child.kill("SIGTERM");
       const status = await run.child.status;
       const last = await run.log;
@@ -321,6 +343,64 @@ api:
       const sorted = (m: Map<string, number>) => [...m].sort((x, y) => (x[0] < y[0] ? -1 : 1));
       assert.ok(expected.size > 50, `${expected.size} windows expected`);
       assert.deepEqual(sorted(actual), sorted(expected), why);
+
+      // The batch tables: every past hour batched once the lake held all of it,
+      // with the totals and breaches of the lake's events, joined here with the
+      // seeded users (an email's quota is the largest of its devices').
+      const current = new Set(
+        (await db.query<{ hour: Date }>("SELECT hour FROM batch_hours_current")).map((r) =>
+          r.hour.getTime()
+        ),
+      );
+      for (const h of batchedHours) {
+        assert.ok(current.has(h), `hour ${new Date(h).toISOString()} batched (${why})`);
+      }
+      const people = await db.query<{ id: string; email: string; quota: number }>(
+        "SELECT id, email, quota FROM user_metadata",
+      );
+      const emailOf = new Map(people.map((u) => [u.id, u.email]));
+      const quotaOf = new Map<string, number>();
+      for (const u of people) {
+        quotaOf.set(u.email, Math.max(quotaOf.get(u.email) ?? 0, Number(u.quota)));
+      }
+      const hourly = new Map<string, number>();
+      const usage = new Map<string, number>();
+      const add = (m: Map<string, number>, k: string, v: number) => m.set(k, (m.get(k) ?? 0) + v);
+      for (const r of lake) {
+        const h = Math.floor(r.timestamp.getTime() / HOUR) * HOUR;
+        if (!current.has(h)) continue;
+        const b = Number(r.bytes);
+        add(hourly, `antenna_bytes_total|${h}|${r.antenna_id}`, b);
+        add(hourly, `email_bytes_total|${h}|${emailOf.get(r.id)}`, b);
+        add(hourly, `app_bytes_total|${h}|${r.app}`, b);
+        add(usage, `${h}|${emailOf.get(r.id)}`, b);
+      }
+      const hourlyRows = await db.query<
+        { timestamp: Date; id: string; value: number; type: string }
+      >("SELECT timestamp, id, value, type FROM bytes_hourly");
+      assert.deepEqual(
+        sorted(
+          new Map(
+            hourlyRows.map((r) => [`${r.type}|${r.timestamp.getTime()}|${r.id}`, Number(r.value)]),
+          ),
+        ),
+        sorted(hourly),
+        why,
+      );
+      const over = new Map(
+        [...usage].filter(([k, u]) => u > quotaOf.get(k.split("|")[1])!),
+      );
+      assert.ok(over.size > 0, "some simulated users went over their quota");
+      const breaches = await db.query<{ timestamp: Date; email: string; usage: number }>(
+        "SELECT timestamp, email, usage FROM user_quota_limit",
+      );
+      assert.deepEqual(
+        sorted(
+          new Map(breaches.map((r) => [`${r.timestamp.getTime()}|${r.email}`, Number(r.usage)])),
+        ),
+        sorted(over),
+        why,
+      );
     } finally {
       await db.close();
       await Deno.remove(dir, { recursive: true }).catch(() => {});

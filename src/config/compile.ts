@@ -111,6 +111,7 @@ export function compilePlan(c: PipelineConfig, file: string): Plan {
         malformedShare: s.malformed_share,
         maxLatenessMs: s.max_lateness,
         maxBacklogMs: s.max_backlog,
+        historyMs: s.history,
       },
     },
     schema: {

@@ -63,6 +63,8 @@ export interface SimulatorPlan {
   readonly maxLatenessMs: number;
   /** Longest backlog (downtime) caught up on at start, ms; older gaps are skipped. */
   readonly maxBacklogMs: number;
+  /** On a fresh database, the first event time is this far before the wall clock. */
+  readonly historyMs: number;
 }
 
 export interface SourcePlan {

@@ -263,6 +263,14 @@ export const PIPELINE_SPEC: ObjectSpec = {
                 "than this behind, the older part of the gap is skipped (and logged).",
               default: "1h",
             },
+            history: {
+              type: "duration",
+              description: "On a database the simulator has never run against, it starts this " +
+                "far in the past: the pipeline begins with a backlog of simulated history that " +
+                "it catches up on (past hours batched at once, a dashboard with data from the " +
+                "first minute). At most `max_backlog`; ignored with `rate: 0`.",
+              default: "0s",
+            },
           },
         },
       },
@@ -764,6 +772,19 @@ export const RULES: readonly LintRule<PipelineConfig>[] = [
         report(
           "source.simulator.malformed_share",
           "late_share + malformed_share must be at most 1",
+        );
+      }
+    },
+  },
+  {
+    id: "simulator_history",
+    description: "`source.simulator.history` is at most `source.simulator.max_backlog`.",
+    check(c, report) {
+      const s = c.source.simulator;
+      if (s.history > s.max_backlog) {
+        report(
+          "source.simulator.history",
+          "history must be at most source.simulator.max_backlog, which caps any backlog",
         );
       }
     },

@@ -52,6 +52,8 @@ export interface RawSourceConfig {
     readonly max_lateness?: string;
     /** Longest downtime made up for. The simulator replays like a topic: after a restart, the events it would have issued while the pipeline was down are a backlog the speed layer catches up on. When the source starts with more than this behind, the older part of the gap is skipped (and logged). Default: `1h`. */
     readonly max_backlog?: string;
+    /** On a database the simulator has never run against, it starts this far in the past: the pipeline begins with a backlog of simulated history that it catches up on (past hours batched at once, a dashboard with data from the first minute). At most `max_backlog`; ignored with `rate: 0`. Default: `0s`. */
+    readonly history?: string;
   };
 }
 
@@ -349,6 +351,8 @@ export interface SourceConfig {
     readonly max_lateness: number;
     /** Longest downtime made up for. The simulator replays like a topic: after a restart, the events it would have issued while the pipeline was down are a backlog the speed layer catches up on. When the source starts with more than this behind, the older part of the gap is skipped (and logged). Default: `1h`. */
     readonly max_backlog: number;
+    /** On a database the simulator has never run against, it starts this far in the past: the pipeline begins with a backlog of simulated history that it catches up on (past hours batched at once, a dashboard with data from the first minute). At most `max_backlog`; ignored with `rate: 0`. Default: `0s`. */
+    readonly history: number;
   };
 }
 

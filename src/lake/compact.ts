@@ -33,6 +33,7 @@
 import { LakeFileError } from "./errors.ts";
 import { allocColumns, type EventColumns, LAKE_COLUMNS, LakeFileEncoder } from "./format.ts";
 import { canCopyRowGroups, RowGroupCopier } from "./copy_row_groups.ts";
+import { STAGING_PREFIX } from "./intent.ts";
 import { hourPath, segmentFileName } from "./paths.ts";
 import { type FileColumns, readFileMetadata, readRowsInto, StringDictionary } from "./read_file.ts";
 import { type LakeFile, listHour } from "./reader.ts";
@@ -161,15 +162,17 @@ export async function compactHour(
     for (const { file, metadata } of inputs) {
       copier.add(file.key, await store.get(file.key), metadata);
     }
-    await replace(store, files, output, copier.finish());
+    await replace(store, hourStartMs, partition, files, output, copier.finish());
     return { inputs: files.length, output, rows: copier.rows };
   }
-  return await merge(store, files, inputs, inputRows, output, options);
+  return await merge(store, hourStartMs, partition, files, inputs, inputRows, output, options);
 }
 
 /** The merge path: inputs decoded a slice at a time, merged by offset and encoded. */
 async function merge(
   store: ObjectStore,
+  hourStartMs: number,
+  partition: number,
   files: LakeFile[],
   inputs: { file: LakeFile; rows: number }[],
   inputRows: number,
@@ -250,17 +253,55 @@ async function merge(
   encoder.write(group, filled);
 
   const rows = encoder.rows;
-  await replace(store, files, output, encoder.finish());
+  await replace(store, hourStartMs, partition, files, output, encoder.finish());
   return { inputs: files.length, output, rows };
 }
 
-/** Puts the output whole, then deletes the inputs. */
-async function replace(store: ObjectStore, files: LakeFile[], output: string, bytes: Uint8Array) {
+const MARKER_RE = /compacting-p(\d{4,})-h(\d+)\.json$/;
+
+/** The marker a compaction leaves while it replaces an hour's files. */
+function markerKey(partition: number, hourStartMs: number): string {
+  return `${STAGING_PREFIX}compacting-p${String(partition).padStart(4, "0")}-h${hourStartMs}.json`;
+}
+
+/**
+ * Hours of `partition` whose compaction started and did not finish (a crash
+ * between the output's put and the last delete): their readers deduplicate
+ * the overlap, and the speed layer compacts them again when it takes the
+ * partition.
+ */
+export async function unfinishedCompactions(
+  store: ObjectStore,
+  partition: number,
+): Promise<number[]> {
+  const out: number[] = [];
+  for (const e of await store.list(STAGING_PREFIX)) {
+    const m = MARKER_RE.exec(e.key);
+    if (m && Number(m[1]) === partition) out.push(Number(m[2]));
+  }
+  return out.sort((a, b) => a - b);
+}
+
+/**
+ * Puts the output whole, then deletes the inputs, between a marker's put and
+ * delete so a crash in between is found again (unfinishedCompactions).
+ */
+async function replace(
+  store: ObjectStore,
+  hourStartMs: number,
+  partition: number,
+  files: LakeFile[],
+  output: string,
+  bytes: Uint8Array,
+) {
+  const marker = markerKey(partition, hourStartMs);
+  await store.put(marker, new TextEncoder().encode(JSON.stringify({ output })));
   await store.put(output, bytes);
   for (const f of files) {
     // The output may reuse an input's name (that input already covered the range).
     if (f.key !== output) await store.delete(f.key);
   }
+  await store.delete(marker);
 }
 
 function copyRow(input: Input, to: EventColumns, j: number, dicts: Dictionaries): void {

@@ -35,5 +35,6 @@ export {
   type CompactOptions,
   type CompactResult,
   COPY_MIN_AVERAGE_ROWS,
+  unfinishedCompactions,
 } from "./compact.ts";
 export { intentKey, STAGING_PREFIX } from "./intent.ts";

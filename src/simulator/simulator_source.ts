@@ -289,7 +289,7 @@ export function createSimulatorSource(opts: SimulatorSourceOptions): SimulatorSo
           nowMs: now,
           maxBacklogMs: sim.maxBacklogMs,
           // "As fast as possible" starts with a history to read that fast.
-          firstOriginBehindMs: sim.rate > 0 ? 0 : sim.maxBacklogMs,
+          firstOriginBehindMs: sim.rate > 0 ? sim.historyMs : sim.maxBacklogMs,
         });
         decisions.set(p, decision);
         const segments = rec.segments.filter((s) => s.fromOffset !== decision.segment?.fromOffset);

@@ -74,6 +74,8 @@ export interface LayerDeps {
   readonly lake: SpeedLake;
   /** Hour compaction; undefined = off. */
   readonly compactHour?: CompactHour;
+  /** Hours of a partition whose compaction a crash cut short (compacted again on assignment). */
+  readonly unfinishedCompactions?: (partition: number) => Promise<number[]>;
   readonly source: EventSource;
   readonly deadLetters?: DeadLetterSink;
   readonly log: Logger;
@@ -256,6 +258,16 @@ export class Layer {
       const resume = pr ? Math.min(pr.nextOffset, pr.lakeOffset) : 0;
       await this.#lake("lake", () => d.lake.recover(p, resume));
       this.#parts.set(p, st);
+      const unfinished = d.unfinishedCompactions;
+      if (unfinished && d.compactHour && d.plan.lake.compaction.enabled) {
+        for (const hour of await retrying("lake", this.#hooks, () => unfinished(p))) {
+          d.log.info("lake compaction cut short by a crash: compacting again", {
+            hour: new Date(hour).toISOString(),
+            partition: p,
+          });
+          this.#compact(hour, p);
+        }
+      }
     }
     d.log.info("speed partitions assigned", { partitions, starts: Object.fromEntries(starts) });
     return starts;
@@ -592,28 +604,33 @@ export class Layer {
   #scheduleCompaction(): void {
     const d = this.#d;
     const c = d.plan.lake.compaction;
-    const compact = d.compactHour;
-    if (!c.enabled || !compact || this.#stopping) return;
+    if (!c.enabled || !d.compactHour || this.#stopping) return;
     for (const st of this.#parts.values()) {
       const wm = st.windows.watermarkMs;
       for (const hour of st.hours) {
         if (hour + HOUR_MS + c.afterMs > wm) continue;
         st.hours.delete(hour);
         if (st.lastHour === hour) st.lastHour = NaN;
-        const p = st.partition;
-        this.#compactChain = this.#compactChain.then(async () => {
-          if (this.#stopping) return;
-          // Files of the hour must be whole, and recorded as durable in the
-          // progress (so no restart replays into them), before they are merged.
-          await this.#lake("lake", () => d.lake.flush(p));
-          await this.flushNow();
-          await this.#lake("lake", () => compact(hour, p));
-          d.log.info("lake hour compacted", { hour: new Date(hour).toISOString(), partition: p });
-        }).catch((error) => {
-          d.log.error("lake compaction failed", { hour, partition: p, error });
-        });
+        this.#compact(hour, st.partition);
       }
     }
+  }
+
+  /** Queues the compaction of one partition's hour. */
+  #compact(hour: number, p: number): void {
+    const d = this.#d;
+    const compact = d.compactHour!;
+    this.#compactChain = this.#compactChain.then(async () => {
+      if (this.#stopping) return;
+      // Files of the hour must be whole, and recorded as durable in the
+      // progress (so no restart replays into them), before they are merged.
+      await this.#lake("lake", () => d.lake.flush(p));
+      await this.flushNow();
+      await this.#lake("lake", () => compact(hour, p));
+      d.log.info("lake hour compacted", { hour: new Date(hour).toISOString(), partition: p });
+    }).catch((error) => {
+      d.log.error("lake compaction failed", { hour, partition: p, error });
+    });
   }
 
   /**

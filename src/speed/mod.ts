@@ -8,7 +8,7 @@
 import type { Plan } from "../config/plan.ts";
 import type { Db } from "../db/db.ts";
 import type { DeadLetterSink, EventSource } from "../kafka/source.ts";
-import { compactHour, LakeWriter, type ObjectStore } from "../lake/mod.ts";
+import { compactHour, LakeWriter, type ObjectStore, unfinishedCompactions } from "../lake/mod.ts";
 import { log as rootLog, type Logger } from "../log.ts";
 import type { Registry } from "../metrics.ts";
 import type { CompactHour, SpeedLake } from "./lake_port.ts";
@@ -79,6 +79,7 @@ export async function startSpeedLayer(deps: SpeedDeps): Promise<SpeedLayer> {
         void await compactHour(deps.store, hour, partition, {
           copyMinAverageRows: deps.plan.lake.compaction.copyMinRows,
         })),
+    unfinishedCompactions: (partition) => unfinishedCompactions(deps.store, partition),
     source: deps.source,
     deadLetters: deps.deadLetters,
     log,
