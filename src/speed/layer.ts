@@ -23,6 +23,7 @@ import type { Db } from "../db/db.ts";
 import type { DeadLetter, DeadLetterSink, EventSource, SourceBatch } from "../kafka/source.ts";
 import type { Logger } from "../log.ts";
 import type { CompactHour, SpeedLake } from "./lake_port.ts";
+import type { FlushParticipant } from "./participant.ts";
 import { LakeTrail } from "./lake_trail.ts";
 import { type RetryHooks, retrying } from "./retry.ts";
 import {
@@ -84,6 +85,8 @@ export interface LayerDeps {
   readonly telemetry: SpeedTelemetry;
   /** Called after a flush that made a partition's lake complete past another hour's end. */
   readonly onLakeHour?: () => void;
+  /** Ride along the flushes (participant.ts). */
+  readonly participants?: readonly FlushParticipant[];
 }
 
 /** State of one owned partition. */
@@ -281,6 +284,7 @@ export class Layer {
     await this.flushNow();
     for (const p of mine) {
       this.#parts.delete(p);
+      for (const x of d.participants ?? []) x.release?.(p);
       await this.#lake("lake", () => d.lake.release(p));
     }
     d.log.info("speed partitions revoked", { partitions: mine });
@@ -295,6 +299,7 @@ export class Layer {
     const now = d.clock();
     const windows = st.windows;
     const windowMs = d.plan.speed.windowMs;
+    const participants = d.participants ?? [];
     const events: SourcedEvent[] = [];
     let consumed = 0, valid = 0, lateUpdated = 0, lateDropped = 0;
     for (const msg of batch.messages) {
@@ -321,6 +326,7 @@ export class Layer {
           st.lastHour = hour;
         }
         if (msg.offset >= st.skipBelow) {
+          for (const p of participants) p.event(ev);
           const lateness = windows.add(ev);
           if (lateness === "on_time") st.open.add(windowStart(e.timestamp * 1000, windowMs));
           else if (lateness === "late_updated") lateUpdated++;
@@ -449,11 +455,12 @@ export class Layer {
       const lakeOffset = Math.min(nextOffset, d.lake.durableOffset(st.partition) ?? st.stored);
       const lake = st.trail.take(lakeOffset);
       const dropped = st.windows.takeDropped();
+      const writes = (d.participants ?? []).flatMap((p) => p.take(st.partition) ?? []);
       if (
         deltas.length === 0 && inserts.length === 0 && letters.length === 0 &&
         nextOffset === st.stored && clockMs === st.storedClock && lakeOffset === st.storedLake &&
         lake.clockMs === st.storedLakeClock && lake.caughtUpMs === st.storedCaughtUp &&
-        lake.hours.length === 0 && dropped.length === 0
+        lake.hours.length === 0 && dropped.length === 0 && writes.length === 0
       ) continue;
       snap.push({
         st,
@@ -470,6 +477,7 @@ export class Layer {
           caughtUpMs: lake.caughtUpMs,
           lakeHours: lake.hours,
           dropped,
+          writes,
         },
       });
     }
@@ -533,6 +541,7 @@ export class Layer {
         }
       }
       if (lakeHour) d.onLakeHour?.();
+      for (const { part } of snap) for (const w of part.writes ?? []) w.committed?.();
     }
     await this.#commit();
     this.#scheduleCompaction();

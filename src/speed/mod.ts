@@ -13,10 +13,12 @@ import { log as rootLog, type Logger } from "../log.ts";
 import type { Registry } from "../metrics.ts";
 import type { CompactHour, SpeedLake } from "./lake_port.ts";
 import { Layer, type SpeedStatus } from "./layer.ts";
+import type { FlushParticipant } from "./participant.ts";
 import { speedTelemetry } from "./telemetry.ts";
 
 export type { PartitionStatus, SpeedStatus } from "./layer.ts";
 export type { CompactHour, SpeedLake } from "./lake_port.ts";
+export type { FlushParticipant, ParticipantWrite } from "./participant.ts";
 export { type SpeedTelemetry, speedTelemetry } from "./telemetry.ts";
 
 export interface SpeedDeps {
@@ -41,6 +43,8 @@ export interface SpeedDeps {
   readonly compactHour?: CompactHour;
   /** Called after a flush that made a partition's lake complete past another hour (wake the batch scheduler). */
   readonly onLakeHour?: () => void;
+  /** Ride along the flushes: see every applied event, write in its flush transaction. */
+  readonly participants?: readonly FlushParticipant[];
 }
 
 export interface SpeedLayer {
@@ -87,6 +91,7 @@ export async function startSpeedLayer(deps: SpeedDeps): Promise<SpeedLayer> {
     topic: deps.topic ?? deps.plan.source.kafka.topic,
     telemetry: speedTelemetry(deps.registry),
     onLakeHour: deps.onLakeHour,
+    participants: deps.participants,
   });
   await layer.start();
   return {

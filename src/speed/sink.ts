@@ -19,6 +19,7 @@ import { combineSql } from "../core/aggregate.ts";
 import type { DroppedValue, WindowDelta } from "../core/partition_windows.ts";
 import type { Db, Queryable } from "../db/db.ts";
 import type { DeadLetter } from "../kafka/source.ts";
+import type { ParticipantWrite } from "./participant.ts";
 
 /** What one partition contributes to a flush. */
 export interface PartitionFlush {
@@ -43,6 +44,8 @@ export interface PartitionFlush {
   readonly lakeHours?: readonly number[];
   /** What late-dropped events of additive metrics added up to, per metric and hour. */
   readonly dropped?: readonly DroppedValue[];
+  /** Writes of flush participants (participant.ts), in this partition's transaction. */
+  readonly writes?: readonly ParticipantWrite[];
 }
 
 /** What `speed_progress` says about a partition. */
@@ -350,5 +353,6 @@ async function writeFlushOnce(
       intArray(parts.map((p) => finite(p.lakeClockMs ?? -Infinity))),
       intArray(parts.map((p) => finite(p.caughtUpMs ?? -Infinity))),
     ]);
+    for (const part of parts) for (const w of part.writes ?? []) await w.write(tx);
   });
 }
