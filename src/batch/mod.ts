@@ -31,6 +31,7 @@ import {
 } from "./hour_state.ts";
 import { hourLabel, hourRange } from "./hours.ts";
 import { type HourReader, runJob } from "./job.ts";
+import type { HourParticipant } from "./participant.ts";
 import * as runs from "./runs.ts";
 import { createScheduler } from "./scheduler.ts";
 import { batchTelemetry } from "./telemetry.ts";
@@ -40,6 +41,7 @@ export type { ListRunsOptions, RunRecord, RunStatus, RunSummary, Trigger } from 
 export { HourBusyError, UnknownDevicesError } from "./errors.ts";
 export { hourLabel, hourRange, parseHour } from "./hours.ts";
 export type { HourReader } from "./job.ts";
+export type { HourParticipant, HourTotals, HourWrite } from "./participant.ts";
 export type { BatchRule, Completeness, HourState, PartitionCompleteness } from "./hour_state.ts";
 export { type BatchTelemetry, batchTelemetry } from "./telemetry.ts";
 
@@ -86,6 +88,8 @@ export interface BatchRunnerDeps {
   registry?: Registry;
   /** Who runs this runner's runs. Default: this process (host:pid). */
   holder?: runs.RunHolder;
+  /** Ride along each hour's write transaction (participant.ts), e.g. quota alert confirmation. */
+  participants?: readonly HourParticipant[];
 }
 
 export interface BatchRunner {
@@ -134,6 +138,7 @@ export function createBatchRunner(deps: BatchRunnerDeps): BatchRunner {
     leaseMs,
     telemetry,
     readHour: deps.readHour ?? lakeReadHour,
+    participants: deps.participants,
   };
   // One hour at a time in this process: a chain every run joins at its end.
   let tail: Promise<unknown> = Promise.resolve();

@@ -19,6 +19,8 @@ import { speedTelemetry } from "./telemetry.ts";
 export type { PartitionStatus, SpeedStatus } from "./layer.ts";
 export type { CompactHour, SpeedLake } from "./lake_port.ts";
 export type { FlushParticipant, ParticipantWrite } from "./participant.ts";
+// Array literals for bulk statements (`unnest`), for participants' own writes.
+export { intArray, textArray } from "./sink.ts";
 export { type SpeedTelemetry, speedTelemetry } from "./telemetry.ts";
 
 export interface SpeedDeps {

@@ -1,0 +1,89 @@
+/**
+ * The user cache of the alert detector: device id → the email it belongs to
+ * and that email's hourly quota, loaded from `user_metadata` and reloaded
+ * every `refresh_interval`, so a quota or email changed there reaches the
+ * running process without a restart. Quotas are per email as the batch layer
+ * defines them (core/quota.ts: the largest of the email's devices').
+ */
+import type { Queryable } from "../db/db.ts";
+import { quotasByEmail } from "../core/quota.ts";
+import type { Logger } from "../log.ts";
+import { delay } from "./_delay.ts";
+import type { AlertTelemetry } from "./telemetry.ts";
+
+/** One user (email) as the detector sees it; shared by all of its devices. */
+export interface UserEntry {
+  readonly email: string;
+  /** Hourly quota, bytes. */
+  readonly quota: number;
+}
+
+export class UserDirectory {
+  #devices = new Map<string, UserEntry>();
+  #loadedAt = -Infinity;
+  #ac = new AbortController();
+  #loop: Promise<void> | undefined;
+
+  constructor(
+    readonly db: Queryable,
+    readonly log: Logger,
+    readonly telemetry?: AlertTelemetry,
+  ) {}
+
+  /** The user of a device; undefined for a device without metadata (never alerts). */
+  lookup(deviceId: string): UserEntry | undefined {
+    return this.#devices.get(deviceId);
+  }
+
+  /** Wall time of the last successful load (epoch ms). */
+  get loadedAt(): number {
+    return this.#loadedAt;
+  }
+
+  get size(): { devices: number; emails: number } {
+    return {
+      devices: this.#devices.size,
+      emails: new Set([...this.#devices.values()].map((u) => u.email)).size,
+    };
+  }
+
+  /** Loads user_metadata now; the previous cache stays if it fails. */
+  async refresh(): Promise<void> {
+    const rows = await this.db.query<{ id: string; email: string; quota: number }>(
+      "SELECT id, email, quota FROM user_metadata",
+    );
+    const quotas = quotasByEmail(rows.map((r) => ({ email: r.email, quota: Number(r.quota) })));
+    const entries = new Map<string, UserEntry>();
+    for (const [email, quota] of quotas) entries.set(email, { email, quota });
+    const devices = new Map<string, UserEntry>();
+    for (const r of rows) devices.set(r.id, entries.get(r.email)!);
+    this.#devices = devices;
+    this.#loadedAt = Date.now();
+    this.telemetry?.devices.set(devices.size);
+    this.telemetry?.emails.set(entries.size);
+  }
+
+  /** Loads once (throws if that fails), then reloads every `everyMs` until `stop()`. */
+  async start(everyMs: number): Promise<void> {
+    await this.refresh();
+    const signal = this.#ac.signal;
+    this.#loop = (async () => {
+      while (!signal.aborted) {
+        await delay(everyMs, signal);
+        if (signal.aborted) break;
+        try {
+          await this.refresh();
+        } catch (error) {
+          this.log.warn("quota alerts: could not reload user_metadata, keeping the last", {
+            error,
+          });
+        }
+      }
+    })();
+  }
+
+  async stop(): Promise<void> {
+    this.#ac.abort();
+    await this.#loop;
+  }
+}
