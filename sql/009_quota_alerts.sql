@@ -60,9 +60,11 @@ CREATE INDEX IF NOT EXISTS quota_alerts_detected_idx ON quota_alerts (detected_a
 -- The outbox: one row per alert and output (kafka, webhook), inserted with
 -- the alert. Dispatchers claim due pending rows (FOR UPDATE SKIP LOCKED, with
 -- next_attempt_at pushed ahead as a lease), deliver, and record the outcome;
--- a crash in between leaves the row due again after its lease. in_doubt: an
--- attempt may have reached the output without its outcome being recorded
--- (the Kafka output then looks for it on the topic before sending again).
+-- a crash in between leaves the row due again after its lease, or at once
+-- when the claimer (claimed_by, host:pid, set while a claim is in flight) is
+-- a process of this host that is gone. in_doubt: an attempt may have reached
+-- the output without its outcome being recorded (the Kafka output then looks
+-- for it on the topic before sending again).
 CREATE TABLE IF NOT EXISTS quota_alert_deliveries (
   alert_id BIGINT NOT NULL REFERENCES quota_alerts (id) ON DELETE CASCADE,
   output TEXT NOT NULL,
@@ -70,6 +72,7 @@ CREATE TABLE IF NOT EXISTS quota_alert_deliveries (
   attempts INT NOT NULL DEFAULT 0,
   next_attempt_at TIMESTAMPTZ NOT NULL DEFAULT now(),
   claimed_at TIMESTAMPTZ,
+  claimed_by TEXT,
   in_doubt BOOLEAN NOT NULL DEFAULT false,
   delivered_at TIMESTAMPTZ,
   last_error TEXT,

@@ -122,8 +122,10 @@ Deno.test({
       );
 
       // The late alerts go through the same outbox.
-      await waitFor("late alerts delivered", () =>
-        [...receiver.accepted.values()].filter((b) => b.source === "batch").length === 2);
+      await waitFor(
+        "late alerts delivered",
+        () => [...receiver.accepted.values()].filter((b) => b.source === "batch").length === 2,
+      );
 
       const app = createApp({ plan: s.plan, db, registry, alerts: run.alerts.feed });
       const res = await app.request(

@@ -79,8 +79,10 @@ Deno.test({
       assert.equal(first.usage, 1_000);
       assert.equal(typeof first.crossed_at, "string");
       assert.match(String(first.delivery_id), /^quota-alert-\d+-webhook$/);
-      await waitFor("deliveries recorded", async () =>
-        (await readDeliveries(db, "webhook")).every((d) => d.state === "delivered"));
+      await waitFor(
+        "deliveries recorded",
+        async () => (await readDeliveries(db, "webhook")).every((d) => d.state === "delivered"),
+      );
       assert.ok(
         registry.render().includes('quota_alert_deliveries_total{output="webhook"} 20'),
         "delivered count in /metrics",

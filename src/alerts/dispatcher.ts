@@ -9,11 +9,19 @@
  * lease, so nothing raised is ever left undelivered. A worker wakes when this
  * process raises an alert and polls for the rest (other instances, retries).
  */
+import { processHolder, type RunHolder } from "../batch/mod.ts";
 import type { Db } from "../db/db.ts";
 import type { Logger } from "../log.ts";
 import { backoffAfter, delay, Wakeup } from "./_delay.ts";
 import type { AlertOutput } from "./output.ts";
-import { claimDeliveries, type Claimed, type Outcome, recordOutcomes } from "./store.ts";
+import {
+  claimDeliveries,
+  type Claimed,
+  claimHolders,
+  type Outcome,
+  recordOutcomes,
+  releaseClaims,
+} from "./store.ts";
 import type { AlertTelemetry } from "./telemetry.ts";
 
 export interface DispatcherOptions {
@@ -30,6 +38,8 @@ export interface DispatcherOptions {
    * alerts), for the delivery delay histogram; forgotten once delivered.
    */
   readonly consumedAt?: (alertId: number) => number | undefined;
+  /** Who claims (default this process), and how a dead claimer is recognised. */
+  readonly holder?: RunHolder;
 }
 
 export interface Dispatcher {
@@ -41,6 +51,8 @@ export interface Dispatcher {
 
 /** A database fault while claiming or recording: wait this long, doubling to 5 s. */
 const DB_RETRY_MS = 200;
+/** How often claims of processes that died are looked for (and at start). */
+const TAKEOVER_EVERY_MS = 10_000;
 
 export function startDispatcher(o: DispatcherOptions): Dispatcher {
   const pollMs = o.pollMs ?? 1_000;
@@ -48,6 +60,21 @@ export function startDispatcher(o: DispatcherOptions): Dispatcher {
   const stopping = new AbortController();
   const inFlight = new AbortController();
   const wakeups = o.outputs.map(() => new Wakeup());
+  const holder = o.holder ?? processHolder();
+
+  /** Claims of this host's processes that are gone are due at once, not after their lease. */
+  async function takeOver(output: AlertOutput, log: Logger): Promise<void> {
+    for (const h of await claimHolders(o.db, output.name, holder.id)) {
+      if (!holder.gone(h)) continue;
+      const n = await releaseClaims(o.db, output.name, h);
+      if (n > 0) {
+        log.info("quota alert outbox: taking over deliveries of a process that is gone", {
+          holder: h,
+          deliveries: n,
+        });
+      }
+    }
+  }
 
   async function worker(output: AlertOutput, wakeup: Wakeup): Promise<void> {
     const log = o.log.child({ output: output.name });
@@ -57,10 +84,21 @@ export function startDispatcher(o: DispatcherOptions): Dispatcher {
       if (dbFailures === 1) log.warn(`quota alert outbox: could not ${what}, retrying`, { error });
       await delay(Math.min(5_000, DB_RETRY_MS * 2 ** (dbFailures - 1)), stopping.signal);
     };
+    let takenOverAt = -Infinity;
     while (!stopping.signal.aborted) {
       let batch: Claimed[];
       try {
-        batch = await claimDeliveries(o.db, output.name, output.batchSize, output.leaseMs);
+        if (clock() - takenOverAt >= TAKEOVER_EVERY_MS) {
+          await takeOver(output, log);
+          takenOverAt = clock();
+        }
+        batch = await claimDeliveries(
+          o.db,
+          output.name,
+          output.batchSize,
+          output.leaseMs,
+          holder.id,
+        );
       } catch (error) {
         await dbFault("claim deliveries", error);
         continue;

@@ -85,12 +85,14 @@ export async function claimDeliveries(
   output: OutputName,
   limit: number,
   leaseMs: number,
+  /** This process (host:pid): a claim of a process found gone is taken over at once. */
+  holder: string,
 ): Promise<Claimed[]> {
   const rows = await db.query<
     AlertRow & { attempts: number; was_in_doubt: boolean; was_claimed_at: Date | null }
   >(
     `UPDATE quota_alert_deliveries d
-     SET attempts = d.attempts + 1, claimed_at = now(), in_doubt = true,
+     SET attempts = d.attempts + 1, claimed_at = now(), claimed_by = $4, in_doubt = true,
        next_attempt_at = now() + $3::bigint * interval '1 millisecond'
      FROM (
        SELECT alert_id, output, in_doubt AS was_in_doubt, claimed_at AS was_claimed_at
@@ -102,7 +104,7 @@ export async function claimDeliveries(
      ) s, quota_alerts a
      WHERE d.alert_id = s.alert_id AND d.output = s.output AND a.id = d.alert_id
      RETURNING ${ALERT_COLUMNS}, d.attempts, s.was_in_doubt, s.was_claimed_at`,
-    [output, limit, leaseMs],
+    [output, limit, leaseMs, holder],
   );
   return rows.map((r) => ({
     alert: toAlert(r),
@@ -136,7 +138,7 @@ export async function recordOutcomes(
   if (ok.length) {
     await db.query(
       `UPDATE quota_alert_deliveries d SET state = 'delivered', delivered_at = now(),
-         in_doubt = false, last_error = NULL
+         in_doubt = false, last_error = NULL, claimed_by = NULL
        FROM unnest($2::bigint[], $3::int[]) AS u(id, attempts)
        WHERE d.output = $1 AND d.alert_id = u.id AND d.attempts = u.attempts
          AND d.state = 'pending'`,
@@ -151,7 +153,7 @@ export async function recordOutcomes(
     await db.query(
       `UPDATE quota_alert_deliveries d
        SET next_attempt_at = now() + u.delay * interval '1 millisecond', last_error = u.err,
-         in_doubt = $5
+         in_doubt = $5, claimed_by = NULL
        FROM unnest($2::bigint[], $3::int[], $4::text[], $6::bigint[]) AS u(id, attempts, err, delay)
        WHERE d.output = $1 AND d.alert_id = u.id AND d.attempts = u.attempts
          AND d.state = 'pending'`,
@@ -167,7 +169,8 @@ export async function recordOutcomes(
   }
   if (failed.length) {
     await db.query(
-      `UPDATE quota_alert_deliveries d SET state = 'failed', last_error = u.err, in_doubt = $5
+      `UPDATE quota_alert_deliveries d SET state = 'failed', last_error = u.err, in_doubt = $5,
+         claimed_by = NULL
        FROM unnest($2::bigint[], $3::int[], $4::text[]) AS u(id, attempts, err)
        WHERE d.output = $1 AND d.alert_id = u.id AND d.attempts = u.attempts
          AND d.state = 'pending'`,
@@ -180,4 +183,33 @@ export async function recordOutcomes(
       ],
     );
   }
+}
+
+/** Processes holding claims of `output` in flight, other than `self`. */
+export async function claimHolders(
+  db: Queryable,
+  output: OutputName,
+  self: string,
+): Promise<string[]> {
+  const rows = await db.query<{ claimed_by: string }>(
+    `SELECT DISTINCT claimed_by FROM quota_alert_deliveries
+     WHERE output = $1 AND state = 'pending' AND claimed_by IS NOT NULL AND claimed_by <> $2`,
+    [output, self],
+  );
+  return rows.map((r) => r.claimed_by);
+}
+
+/** Makes the claims of a process that is gone due now (their attempt stays in doubt). */
+export async function releaseClaims(
+  db: Queryable,
+  output: OutputName,
+  holder: string,
+): Promise<number> {
+  const rows = await db.query(
+    `UPDATE quota_alert_deliveries SET next_attempt_at = now(), claimed_by = NULL
+     WHERE output = $1 AND claimed_by = $2 AND state = 'pending'
+     RETURNING alert_id`,
+    [output, holder],
+  );
+  return rows.length;
 }

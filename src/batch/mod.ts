@@ -42,6 +42,9 @@ export { HourBusyError, UnknownDevicesError } from "./errors.ts";
 export { hourLabel, hourRange, parseHour } from "./hours.ts";
 export type { HourReader } from "./job.ts";
 export type { HourParticipant, HourTotals, HourWrite } from "./participant.ts";
+// This process as the holder of a claim, and whether another holder's process is gone
+// (also used by the quota alert outbox to take over a dead process's deliveries at once).
+export { processHolder, type RunHolder } from "./runs.ts";
 export type { BatchRule, Completeness, HourState, PartitionCompleteness } from "./hour_state.ts";
 export { type BatchTelemetry, batchTelemetry } from "./telemetry.ts";
 
