@@ -34,6 +34,8 @@ CREATE TABLE IF NOT EXISTS quota_alert_clocks (
 -- layer when it finds a threshold reached that has no alert (source batch,
 -- no crossing event). The batch layer's verdict on each alert of an hour it
 -- ran: confirmed, unconfirmed (the exact usage does not reach it) or late.
+-- raised_by: the process (host:pid) that raised it; the API's stream polls
+-- for the alerts of other processes only (its own reach it in process).
 CREATE TABLE IF NOT EXISTS quota_alerts (
   id BIGSERIAL PRIMARY KEY,
   hour TIMESTAMP NOT NULL,
@@ -48,6 +50,7 @@ CREATE TABLE IF NOT EXISTS quota_alerts (
   "partition" INT,
   "offset" BIGINT,
   consumed_at TIMESTAMPTZ,
+  raised_by TEXT,
   batch_status TEXT CHECK (batch_status IN ('confirmed', 'unconfirmed', 'late')),
   batch_usage BIGINT,
   batch_run_id BIGINT,

@@ -16,6 +16,8 @@ import type { QuotaAlert } from "./types.ts";
 export interface ConfirmOptions {
   readonly thresholds: readonly number[];
   readonly outputs: readonly string[];
+  /** This process (host:pid), recorded as `raised_by`. */
+  readonly raisedBy: string;
   /** Late alerts made durable, after the hour's transaction committed. */
   readonly onRaised: (alerts: readonly QuotaAlert[]) => void;
   /** The hour's agreement, after commit (for the log). */
@@ -27,8 +29,9 @@ const HOUR_ALERTS_SQL =
 
 const RAISE_SQL = `WITH a AS (
     INSERT INTO quota_alerts (hour, email, threshold, quota, usage, source, batch_status,
-      batch_usage, batch_run_id)
-    SELECT $1::timestamp, u.email, u.t::numeric, u.quota, u.usage, 'batch', 'late', u.usage, $6
+      batch_usage, batch_run_id, raised_by)
+    SELECT $1::timestamp, u.email, u.t::numeric, u.quota, u.usage, 'batch', 'late', u.usage, $6,
+      $8
     FROM unnest($2::text[], $3::text[], $4::bigint[], $5::bigint[]) AS u(email, t, quota, usage)
     ORDER BY u.email, u.t::numeric
     ON CONFLICT (hour, email, threshold) DO NOTHING
@@ -104,6 +107,7 @@ export function createConfirmation(o: ConfirmOptions): HourParticipant {
               intArray(rec.raise.map((r) => r.usage)),
               totals.runId,
               textArray([...o.outputs]),
+              o.raisedBy,
             ]);
             raised = rows.map((r) => ({
               id: Number(r.id),

@@ -18,8 +18,8 @@
  */
 import type { Queryable } from "../db/db.ts";
 import type { SourcedEvent } from "../core/event.ts";
-import { countsTowardHour, crossings, reachFloor } from "../core/quota_alerts.ts";
-import { hourStart } from "../core/window.ts";
+import { crossings, hourCutoff, reachFloor } from "../core/quota_alerts.ts";
+import { HOUR_MS } from "../core/window.ts";
 import { intArray, textArray } from "../speed/mod.ts";
 import type { FlushParticipant, ParticipantWrite } from "../speed/mod.ts";
 import type { QuotaAlert } from "./types.ts";
@@ -41,6 +41,8 @@ export interface DetectorOptions {
   readonly topic: string;
   /** Outputs that get an outbox row per alert (kafka, webhook). */
   readonly outputs: readonly string[];
+  /** This process (host:pid), recorded as `raised_by`. */
+  readonly raisedBy: string;
   /** After the flush transaction committed: never throws. */
   readonly onRaised: (alerts: readonly RaisedAlert[]) => void;
   /** Known users' events too late for their hour, after commit. */
@@ -49,27 +51,22 @@ export interface DetectorOptions {
   readonly clock?: () => number;
 }
 
-/** Known users' events of one partition since its last take, as columns. */
+/** The valid events of one partition since its last take, in offset order. */
 class Pending {
-  readonly users: UserEntry[] = [];
-  readonly bytes: number[] = [];
-  readonly ts: number[] = [];
-  /** The partition's clock over this buffer's earlier events (-Infinity: none). */
-  readonly before: number[] = [];
-  readonly wall: number[] = [];
-  readonly offsets: number[] = [];
-  /** Highest event time of every valid event, known user or not. */
-  maxTs = -Infinity;
+  readonly events: SourcedEvent[] = [];
+  /** Index of the first event consumed at each `walls` time (ascending). */
+  readonly wallFrom: number[] = [];
+  readonly walls: number[] = [];
 }
 
+/** What a take's counted events of one (hour, email) add up to. */
 interface Group {
   readonly hour: number;
-  readonly email: string;
-  /** The latest event's user (its quota is the one stored). */
-  user: UserEntry;
-  readonly idx: number[];
+  readonly user: UserEntry;
   sum: number;
-  minQuota: number;
+  events: number;
+  /** The usage upsert said this total may reach an open threshold: look at its events. */
+  candidate: boolean;
 }
 
 const TS = (expr: string) => `(TIMESTAMP 'epoch' + (${expr}) * INTERVAL '1 millisecond')`;
@@ -83,9 +80,10 @@ const SAVE_CLOCK_SQL = `INSERT INTO quota_alert_clocks AS c (topic, "partition",
 
 // Rows in (hour, email) order: every transaction takes the row locks in the
 // same order. Only totals that may reach an open threshold come back.
+// Only totals that may reach an open threshold come back, with their place in the input.
 const USAGE_SQL = `WITH input AS (
     SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[],
-      $6::bigint[]) AS u(h, email, add, quota, events, floor)
+      $6::bigint[]) WITH ORDINALITY AS u(h, email, add, quota, events, floor, n)
   ), up AS (
     INSERT INTO quota_usage AS q (hour, email, usage, quota, events, updated_at)
     SELECT ${TS("i.h")}, i.email, i.add, i.quota, i.events, now() FROM input i
@@ -94,15 +92,15 @@ const USAGE_SQL = `WITH input AS (
       quota = EXCLUDED.quota, events = q.events + EXCLUDED.events, updated_at = EXCLUDED.updated_at
     RETURNING q.hour, q.email, q.usage
   )
-  SELECT ${MS("up.hour")} AS h, up.email, up.usage FROM up
+  SELECT i.n, up.usage FROM up
   JOIN input i ON ${TS("i.h")} = up.hour AND i.email = up.email
   WHERE i.floor IS NOT NULL AND up.usage >= i.floor`;
 
 const ALERTS_SQL = `WITH a AS (
     INSERT INTO quota_alerts (hour, email, threshold, quota, usage, crossed_at, detected_at,
-      source, topic, "partition", "offset", consumed_at)
+      source, topic, "partition", "offset", consumed_at, raised_by)
     SELECT ${TS("u.h")}, u.email, u.t::numeric, u.quota, u.usage, ${TS("u.c")},
-      clock_timestamp(), 'speed', $9, $10, u.o, to_timestamp(u.w / 1000.0)
+      clock_timestamp(), 'speed', $9, $10, u.o, to_timestamp(u.w / 1000.0), $12
     FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[],
       $7::bigint[], $8::bigint[]) AS u(h, email, t, quota, usage, c, o, w)
     ORDER BY u.h, u.email, u.t::numeric
@@ -114,8 +112,6 @@ const ALERTS_SQL = `WITH a AS (
   )
   SELECT id, ${MS("hour")} AS h, email, threshold, detected_at FROM a`;
 
-const keyOf = (email: string, threshold: number) => `${email}\u0000${threshold}`;
-
 /** How far back the detector remembers which alerts exist (hours before the newest). */
 const KNOWN_HOURS = 3;
 
@@ -126,29 +122,35 @@ export class AlertDetector implements FlushParticipant {
   readonly #pending = new Map<number, Pending>();
   /** Each partition's clock as of its last committed write (absent: read it from the table). */
   readonly #clocks = new Map<number, number>();
-  /** hour → email/threshold keys known to have an alert (a filter only: the table decides). */
-  readonly #known = new Map<number, Set<string>>();
-  #newestHour = -Infinity;
+  /** Numbers the takes, for the users' scratch fields. */
+  #take = 0;
+  /** Wall time of the batch being consumed, read once per batch (a microtask resets it). */
+  #wall = 0;
+  #wallValid = false;
+  readonly #endWall = () => {
+    this.#wallValid = false;
+  };
 
   constructor(options: DetectorOptions) {
     this.#o = options;
     this.#clock = options.clock ?? Date.now;
   }
 
+  // The hot path: one push per event (a batch's events share one wall time);
+  // users are looked up per device when the share is written.
   event(e: SourcedEvent): void {
     let b = this.#pending.get(e.partition);
     if (!b) this.#pending.set(e.partition, b = new Pending());
-    const t = e.timestamp * 1000;
-    const user = this.#o.users.lookup(e.id);
-    if (user) {
-      b.users.push(user);
-      b.bytes.push(e.bytes);
-      b.ts.push(t);
-      b.before.push(b.maxTs);
-      b.wall.push(this.#clock());
-      b.offsets.push(e.offset);
+    if (!this.#wallValid) {
+      this.#wall = this.#clock();
+      this.#wallValid = true;
+      queueMicrotask(this.#endWall);
     }
-    if (t > b.maxTs) b.maxTs = t;
+    if (b.walls.at(-1) !== this.#wall) {
+      b.wallFrom.push(b.events.length);
+      b.walls.push(this.#wall);
+    }
+    b.events.push(e);
   }
 
   take(partition: number): ParticipantWrite | undefined {
@@ -163,20 +165,84 @@ export class AlertDetector implements FlushParticipant {
     this.#clocks.delete(partition);
   }
 
-  #alerted(hour: number, email: string, threshold: number): boolean {
-    return this.#known.get(hour)?.has(keyOf(email, threshold)) ?? false;
+  /** Bit mask of the thresholds (by index) known to have an alert for `user` in `hour`. */
+  static #alertedMask(user: UserEntry, hour: number): number {
+    return user.alerted?.get(hour) ?? 0;
   }
 
-  #remember(hour: number, keys: Iterable<string>): void {
-    let set = this.#known.get(hour);
-    if (!set) this.#known.set(hour, set = new Set());
-    for (const k of keys) set.add(k);
-    if (hour > this.#newestHour) {
-      this.#newestHour = hour;
-      for (const h of this.#known.keys()) {
-        if (h < hour - KNOWN_HOURS * 3_600_000) this.#known.delete(h);
-      }
+  #remember(user: UserEntry, hour: number, threshold: number): void {
+    const i = this.#o.thresholds.indexOf(threshold);
+    if (i < 0) return;
+    const known = user.alerted ??= new Map();
+    known.set(hour, (known.get(hour) ?? 0) | (1 << i));
+    // Only recent hours can still get alerts worth filtering.
+    if (known.size > KNOWN_HOURS) known.delete(Math.min(...known.keys()));
+  }
+
+  /** Wall time the `i`-th event of `b` was consumed. */
+  static #wallOf(b: Pending, i: number): number {
+    let lo = 0, hi = b.wallFrom.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (b.wallFrom[mid] <= i) lo = mid;
+      else hi = mid - 1;
     }
+    return b.walls[lo];
+  }
+
+  /**
+   * The counted events of a take summed per (hour, email), each event's
+   * group (undefined: not counted, or a device without a user), and the
+   * partition's clock after them. The hot loop of the detector: per event a
+   * comparison with the hour's cutoff (core/quota_alerts.ts) and one lookup
+   * of its device; the sums live on the users' scratch fields.
+   */
+  #group(b: Pending, clock0: number) {
+    const take = ++this.#take;
+    const lateness = this.#o.allowedLatenessMs;
+    const users = this.#o.users;
+    const ev = b.events;
+    const of: (Group | undefined)[] = new Array(ev.length);
+    const groups: Group[] = [];
+    let spill: Map<string, Group> | undefined; // a user with events of two hours in one take
+    let from = NaN, to = NaN, cutoff = -Infinity;
+    let clock = clock0;
+    let skipped = 0;
+    for (let i = 0; i < ev.length; i++) {
+      const e = ev[i];
+      const t = e.timestamp * 1000;
+      if (!(t >= from && t < to)) {
+        from = Math.floor(t / HOUR_MS) * HOUR_MS;
+        to = from + HOUR_MS;
+        cutoff = hourCutoff(from, lateness);
+      }
+      if (clock < cutoff) {
+        const user = users.lookup(e.id);
+        if (user) {
+          let g: Group | undefined;
+          if (user.take !== take) {
+            user.take = take;
+            user.hour = from;
+            user.group = g = { hour: from, user, sum: 0, events: 0, candidate: false };
+            groups.push(g);
+          } else if (user.hour === from) g = user.group as Group;
+          else {
+            spill ??= new Map();
+            const key = `${from}|${user.email}`;
+            g = spill.get(key);
+            if (!g) {
+              spill.set(key, g = { hour: from, user, sum: 0, events: 0, candidate: false });
+              groups.push(g);
+            }
+          }
+          g.sum += e.bytes;
+          g.events++;
+          of[i] = g;
+        }
+      } else skipped++;
+      if (t > clock) clock = t;
+    }
+    return { groups, of, clock, skipped };
   }
 
   /** One partition's share of a flush; `write` may run more than once, so it only computes. */
@@ -186,7 +252,8 @@ export class AlertDetector implements FlushParticipant {
       | {
         clock: number;
         raised: RaisedAlert[];
-        existing: Map<number, string[]>;
+        existing: { user: UserEntry; hour: number; threshold: number }[];
+        raisedBy: UserEntry[];
         skipped: number;
       }
       | undefined;
@@ -197,50 +264,39 @@ export class AlertDetector implements FlushParticipant {
           const rows = await tx.query<{ clock_ms: number }>(CLOCK_SQL, [o.topic, partition]);
           clock0 = rows.length ? Number(rows[0].clock_ms) : -Infinity;
         }
-        const groups = new Map<number, Map<string, Group>>();
-        let skipped = 0;
-        for (let i = 0; i < b.ts.length; i++) {
-          const clock = Math.max(clock0, b.before[i]);
-          if (!countsTowardHour(b.ts[i], clock, o.allowedLatenessMs)) {
-            skipped++;
-            continue;
-          }
-          const hour = hourStart(b.ts[i]);
-          const user = b.users[i];
-          let byEmail = groups.get(hour);
-          if (!byEmail) groups.set(hour, byEmail = new Map());
-          let g = byEmail.get(user.email);
-          if (!g) {
-            byEmail.set(
-              user.email,
-              g = { hour, email: user.email, user, idx: [], sum: 0, minQuota: user.quota },
-            );
-          }
-          g.user = user;
-          g.idx.push(i);
-          g.sum += b.bytes[i];
-          if (user.quota < g.minQuota) g.minQuota = user.quota;
-        }
-        const list: Group[] = [];
-        for (const h of [...groups.keys()].sort((x, y) => x - y)) {
-          const byEmail = groups.get(h)!;
-          for (const email of [...byEmail.keys()].sort()) list.push(byEmail.get(email)!);
-        }
+        const { groups, of, clock, skipped } = this.#group(b, clock0);
         const raised: RaisedAlert[] = [];
-        const existing = new Map<number, string[]>();
-        if (list.length > 0) {
-          const floors = list.map((g) => {
-            const open = o.thresholds.find((t) => !this.#alerted(g.hour, g.email, t));
-            return open === undefined ? null : reachFloor(g.minQuota, open);
+        const raisedUsers: UserEntry[] = [];
+        const existing: { user: UserEntry; hour: number; threshold: number }[] = [];
+        if (groups.length > 0) {
+          // PostgreSQL sorts them (ORDER BY in USAGE_SQL): every transaction locks in that order.
+          const floors = groups.map((g) => {
+            const mask = AlertDetector.#alertedMask(g.user, g.hour);
+            const open = o.thresholds.findIndex((_, i) => (mask & (1 << i)) === 0);
+            return open < 0 ? null : reachFloor(g.user.quota, o.thresholds[open]);
           });
-          const totals = await tx.query<{ h: number; email: string; usage: number }>(USAGE_SQL, [
-            intArray(list.map((g) => g.hour)),
-            textArray(list.map((g) => g.email)),
-            intArray(list.map((g) => g.sum)),
-            intArray(list.map((g) => g.user.quota)),
-            intArray(list.map((g) => g.idx.length)),
+          const totals = await tx.query<{ n: number; usage: number }>(USAGE_SQL, [
+            intArray(groups.map((g) => g.hour)),
+            textArray(groups.map((g) => g.user.email)),
+            intArray(groups.map((g) => g.sum)),
+            intArray(groups.map((g) => g.user.quota)),
+            intArray(groups.map((g) => g.events)),
             intArray(floors),
           ]);
+          // The events of the candidates, in offset order: one pass over the take.
+          const candidates = new Map<Group, number[]>();
+          for (const g of groups) g.candidate = false;
+          for (const r of totals) {
+            const g = groups[Number(r.n) - 1];
+            g.candidate = true;
+            candidates.set(g, []);
+          }
+          if (candidates.size > 0) {
+            for (let i = 0; i < of.length; i++) {
+              const g = of[i];
+              if (g?.candidate) candidates.get(g)!.push(i);
+            }
+          }
           const cols = {
             h: [] as number[],
             email: [] as string[],
@@ -251,30 +307,25 @@ export class AlertDetector implements FlushParticipant {
             o: [] as number[],
             w: [] as number[],
           };
-          const tried: { hour: number; email: string; threshold: number; i: number }[] = [];
+          const tried: { user: UserEntry; hour: number; threshold: number }[] = [];
           for (const r of totals) {
-            const hour = Number(r.h);
-            const g = groups.get(hour)!.get(r.email)!;
+            const g = groups[Number(r.n) - 1];
             const before = Number(r.usage) - g.sum;
-            const events = g.idx.map((i) => ({ bytes: b.bytes[i], quota: b.users[i].quota }));
-            for (
-              const x of crossings(
-                before,
-                events,
-                o.thresholds,
-                (t) => this.#alerted(hour, g.email, t),
-              )
-            ) {
-              const i = g.idx[x.index];
-              tried.push({ hour, email: g.email, threshold: x.threshold, i });
-              cols.h.push(hour);
-              cols.email.push(g.email);
+            const idx = candidates.get(g)!;
+            const events = idx.map((i) => ({ bytes: b.events[i].bytes, quota: g.user.quota }));
+            const mask = AlertDetector.#alertedMask(g.user, g.hour);
+            const alerted = (t: number) => (mask & (1 << o.thresholds.indexOf(t))) !== 0;
+            for (const x of crossings(before, events, o.thresholds, alerted)) {
+              const i = idx[x.index];
+              tried.push({ user: g.user, hour: g.hour, threshold: x.threshold });
+              cols.h.push(g.hour);
+              cols.email.push(g.user.email);
               cols.t.push(String(x.threshold));
               cols.quota.push(x.quota);
               cols.usage.push(x.usage);
-              cols.c.push(b.ts[i]);
-              cols.o.push(b.offsets[i]);
-              cols.w.push(b.wall[i]);
+              cols.c.push(b.events[i].timestamp * 1000);
+              cols.o.push(b.events[i].offset);
+              cols.w.push(AlertDetector.#wallOf(b, i));
             }
           }
           if (tried.length > 0) {
@@ -292,50 +343,48 @@ export class AlertDetector implements FlushParticipant {
               o.topic,
               partition,
               textArray([...o.outputs]),
+              o.raisedBy,
             ]);
             const inserted = new Map(
-              rows.map((r) => [`${Number(r.h)}\u0000${keyOf(r.email, Number(r.threshold))}`, r]),
+              rows.map((r) => [`${Number(r.h)}|${r.email}|${Number(r.threshold)}`, r]),
             );
             for (let k = 0; k < tried.length; k++) {
               const x = tried[k];
-              const r = inserted.get(`${x.hour}\u0000${keyOf(x.email, x.threshold)}`);
+              const r = inserted.get(`${x.hour}|${x.user.email}|${x.threshold}`);
               if (!r) {
-                // Another partition or instance got there first: it exists.
-                let keys = existing.get(x.hour);
-                if (!keys) existing.set(x.hour, keys = []);
-                keys.push(keyOf(x.email, x.threshold));
+                existing.push(x); // another partition or instance got there first: it exists
                 continue;
               }
+              raisedUsers.push(x.user);
               raised.push({
                 alert: {
                   id: Number(r.id),
-                  email: x.email,
+                  email: x.user.email,
                   hour: x.hour,
                   threshold: x.threshold,
                   quota: cols.quota[k],
                   usage: cols.usage[k],
-                  crossedAt: b.ts[x.i],
+                  crossedAt: cols.c[k],
                   detectedAt: r.detected_at.getTime(),
                   source: "speed",
                   partition,
-                  offset: b.offsets[x.i],
+                  offset: cols.o[k],
                 },
-                consumedAt: b.wall[x.i],
+                consumedAt: cols.w[k],
               });
             }
           }
         }
-        const clock = Math.max(clock0, b.maxTs);
         if (Number.isFinite(clock)) await tx.query(SAVE_CLOCK_SQL, [o.topic, partition, clock]);
-        outcome = { clock, raised, existing, skipped };
+        outcome = { clock, raised, existing, skipped, raisedBy: raisedUsers };
       },
       committed: () => {
         if (!outcome) return;
         if (Number.isFinite(outcome.clock)) this.#clocks.set(partition, outcome.clock);
-        for (const [hour, keys] of outcome.existing) this.#remember(hour, keys);
-        for (const r of outcome.raised) {
-          this.#remember(r.alert.hour, [keyOf(r.alert.email, r.alert.threshold)]);
-        }
+        for (const x of outcome.existing) this.#remember(x.user, x.hour, x.threshold);
+        outcome.raised.forEach((r, k) =>
+          this.#remember(outcome!.raisedBy[k], r.alert.hour, r.alert.threshold)
+        );
         if (outcome.skipped > 0) o.onLateSkipped?.(outcome.skipped);
         if (outcome.raised.length > 0) {
           try {

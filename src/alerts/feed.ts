@@ -1,11 +1,11 @@
 /**
  * The live feed behind the API's Server-Sent Events stream: every alert once,
  * as soon as it is durable. This process's alerts come straight from the
- * commit that made them durable; the others (another instance's, or raised
- * while nobody listened) from a poll of `quota_alerts` by detection time
- * that runs only while someone listens. Ids are not in commit order across
- * concurrent transactions, so the poll reads a window back in time and the
- * feed drops what it already sent.
+ * commit that made them durable; another instance's from a poll of
+ * `quota_alerts` by detection time (`raised_by` another process) that runs
+ * only while someone listens. Ids are not in commit order across concurrent
+ * transactions, so the poll reads a window back in time and the feed drops
+ * what it already sent.
  */
 import type { Queryable } from "../db/db.ts";
 import type { Logger } from "../log.ts";
@@ -15,7 +15,7 @@ import type { AlertTelemetry } from "./telemetry.ts";
 import type { QuotaAlert } from "./types.ts";
 
 /** How far back each poll looks: longer than a flush transaction lasts. */
-const OVERLAP_MS = 60_000;
+const OVERLAP_MS = 30_000;
 
 export interface AlertFeed {
   /** Calls `listener` with each new alert until the returned function is called. */
@@ -31,6 +31,8 @@ export interface FeedOptions {
   readonly db: Queryable;
   readonly log: Logger;
   readonly telemetry?: AlertTelemetry;
+  /** This process (host:pid): its alerts are published, not polled. */
+  readonly self: string;
   /** Poll period while someone listens. Default 1000 ms. */
   readonly pollMs?: number;
 }
@@ -92,7 +94,7 @@ export class LiveFeed implements AlertFeed {
         await delay(this.#o.pollMs ?? 1_000, ac.signal);
         if (ac.signal.aborted) break;
         try {
-          for (const a of await alertsDetectedSince(this.#o.db, this.#cursor - OVERLAP_MS)) {
+          for (const a of await alertsDetectedSince(this.#o.db, this.#cursor - OVERLAP_MS, this.#o.self)) {
             this.#emit(a);
           }
         } catch (error) {

@@ -14,7 +14,7 @@
  */
 import type { Plan } from "../config/plan.ts";
 import type { Db } from "../db/db.ts";
-import type { HourParticipant } from "../batch/mod.ts";
+import { type HourParticipant, processHolder, type RunHolder } from "../batch/mod.ts";
 import { log as rootLog, type Logger } from "../log.ts";
 import type { Registry } from "../metrics.ts";
 import type { FlushParticipant } from "../speed/mod.ts";
@@ -63,6 +63,8 @@ export interface QuotaAlertsDeps {
   readonly outputs?: readonly AlertOutput[];
   /** How often idle dispatchers and the stream look for alerts. Default 1000 ms. */
   readonly pollMs?: number;
+  /** This process as alerts and claims name it. Default host:pid. */
+  readonly holder?: RunHolder;
 }
 
 export interface QuotaAlerts {
@@ -114,7 +116,8 @@ export async function startQuotaAlerts(deps: QuotaAlertsDeps): Promise<QuotaAler
   }
   const names = outputs.map((o) => o.name);
 
-  const feed = new LiveFeed({ db, log, telemetry, pollMs: deps.pollMs });
+  const holder = deps.holder ?? processHolder();
+  const feed = new LiveFeed({ db, log, telemetry, pollMs: deps.pollMs, self: holder.id });
   // Consume times of this process's crossing events, for the delivery delay histogram.
   const consumed = new Map<number, number>();
   const dispatcher = startDispatcher({
@@ -124,6 +127,7 @@ export async function startQuotaAlerts(deps: QuotaAlertsDeps): Promise<QuotaAler
     telemetry,
     pollMs: deps.pollMs,
     consumedAt: (id) => consumed.get(id),
+    holder,
   });
 
   const announce = (alerts: readonly QuotaAlert[]) => {
@@ -152,12 +156,14 @@ export async function startQuotaAlerts(deps: QuotaAlertsDeps): Promise<QuotaAler
     allowedLatenessMs: plan.speed.allowedLatenessMs,
     topic: deps.topic ?? plan.source.kafka.topic,
     outputs: names,
+    raisedBy: holder.id,
     onRaised,
     onLateSkipped: (n) => telemetry.lateSkipped.inc(undefined, n),
   });
   const confirmation = createConfirmation({
     thresholds: q.thresholds,
     outputs: names,
+    raisedBy: holder.id,
     onRaised: announce,
     onJudged: (hour, late, unconfirmed) => {
       if (late + unconfirmed > 0) {

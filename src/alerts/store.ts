@@ -54,12 +54,20 @@ export async function alertsAfter(
   return rows.map(toAlert);
 }
 
-/** Alerts made durable at or after `sinceMs` (the stream's poll), oldest first. */
-export async function alertsDetectedSince(db: Queryable, sinceMs: number): Promise<QuotaAlert[]> {
+/**
+ * Alerts other processes than `self` made durable at or after `sinceMs` (the
+ * stream's poll), oldest first.
+ */
+export async function alertsDetectedSince(
+  db: Queryable,
+  sinceMs: number,
+  self: string,
+): Promise<QuotaAlert[]> {
   const rows = await db.query<AlertRow>(
-    `SELECT ${ALERT_COLUMNS} FROM quota_alerts a WHERE a.detected_at >= $1 ORDER BY a.id
-     LIMIT 10000`,
-    [new Date(sinceMs)],
+    `SELECT ${ALERT_COLUMNS} FROM quota_alerts a
+     WHERE a.detected_at >= $1 AND a.raised_by IS DISTINCT FROM $2
+     ORDER BY a.id LIMIT 10000`,
+    [new Date(sinceMs), self],
   );
   return rows.map(toAlert);
 }
