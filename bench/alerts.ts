@@ -1,16 +1,18 @@
 /**
  * `deno task bench:alerts [--events N] [--pairs N]`: what quota alerts cost
  * the speed layer and how fast they are, against the local stack. It
- * produces N (default 2,000,000) seeded events of 100,000 devices (50,000
- * users of two devices each, with user metadata) to a fresh 3-partition
- * topic, then, each in a fresh process, database and consumer group:
+ * produces N (default 2,000,000) seeded events of 100,000 devices (one user
+ * each, with user metadata: 2 % with quotas of a few KB, 3 % of tens of KB,
+ * the others far above their usage) to a fresh 3-partition topic, then, each
+ * in a fresh process, database and consumer group:
  * (a) the speed layer alone, and (b) the speed layer with quota alerts (the
  *     detector in every flush, the outbox dispatcher publishing to Kafka),
  *     until every offset is stored and committed; `--pairs` times each,
  *     alternating, so both see the same machine;
- * (c) in the last (b) run, a live tail at 2,000 events/s in real event time
- *     (the current hour; a tenth of the users have quotas of a few KB, so
- *     they cross within it): for every alert raised in the tail, the delay
+ * (c) in the last (b) run, once the catch-up's alerts are folded and
+ *     delivered, a live tail at 2,000 events/s in real event time (the
+ *     current hour: the few-KB users cross within it): for every alert raised
+ *     in the tail, the delay
  *     from consuming its crossing event to the alert being durable (the
  *     commit that made it so) and to its message being read back from the
  *     alert topic (p50, p99).
@@ -46,7 +48,7 @@ const { values } = parseArgs({
 });
 const N = Number(values.events);
 const DEVICES = 100_000;
-const USERS = DEVICES / 2;
+const USERS = DEVICES;
 const PARTITIONS = 3;
 const HOUR = 3_600_000;
 const EVENT_RATE = 200; // items per second of event time, as bench:speed
@@ -57,13 +59,21 @@ const quiet = createLogger({ bench: "alerts" });
 const stack = await stackUp();
 const brokers = stack.kafkaBrokers.split(",");
 
-/** A user's hourly quota: a tenth of a few KB (they cross in the live tail), the rest 34-238 KB. */
+/**
+ * A user's hourly quota (users average ~34 KB an hour while catching up, ~6
+ * KB a minute in the live tail): 2 % of 2-5 KB (they cross in the tail and in
+ * every hour), 3 % of 15-45 KB (some hours), the others 1 GB (never).
+ */
 function quotas(): number[] {
   const rng = createRandom(99);
-  return Array.from({ length: USERS }, (_, u) =>
-    u % 10 === 0
-      ? 2_000 + Math.floor(6_000 * rng.next())
-      : Math.floor(68_000 * (0.5 + 3 * rng.next())));
+  return Array.from({ length: USERS }, (_, u) => {
+    const r = rng.next();
+    return u % 50 === 0
+      ? 2_000 + Math.floor(3_000 * r)
+      : u % 50 < 4
+      ? 15_000 + Math.floor(30_000 * r)
+      : 1_000_000_000;
+  });
 }
 
 if (values["layer-topic"]) {
@@ -161,14 +171,16 @@ await writeSection(
   `Command: \`./deno task bench:alerts\` (\`--events N\`, \`--pairs N\`), local stack (Kafka 4.1
 KRaft, PostgreSQL 15) on this 2-core machine, run ${new Date().toISOString().slice(0, 16)}Z.
 Workload: the events of \`bench:speed\` (200 events per second of event time, 2 % late, 0.1 %
-malformed, 100,000 devices) with user metadata for every device: 50,000 users of two devices each
-(mostly on different partitions), a tenth with quotas of 2-8 KB per hour, the others 34-238 KB
-(users average ~68 KB an hour), thresholds 80 % and 100 %. Each run is a fresh process (the
+malformed, 100,000 devices) with user metadata for every device: 100,000 users of one device each
+(averaging ~34 KB an hour), 2 % with hourly quotas of 2-5 KB, 3 % of 15-45 KB, the others 1 GB;
+thresholds 80 % and 100 %. Each run is a fresh process (the
 \`start\` task's V8 flags), database and consumer group, the speed layer with its default settings
 until every offset is stored and committed; with alerts on, the detector rides every flush and the
-outbox publishes every alert to a Kafka topic meanwhile. Runs alternate off, on, off, on, … so both
+outbox publishes every alert to a Kafka topic meanwhile. (Cross-partition sums of users with
+several devices are covered by the tests, not here: the issue fixes 100,000 users, and bench:speed's
+100,000 devices keep both figures comparable.) Runs alternate off, on, off, on, … so both
 see the same machine; the ratio is of the means. Detection delay: in the last run, after catching
-up, a live tail at ${TAIL_RATE.toLocaleString("en")} events/s in real event time (the current
+up and once its alerts are folded and delivered, a live tail at ${TAIL_RATE.toLocaleString("en")} events/s in real event time (the current
 hour); for every alert of the tail, from consuming its crossing event (the detector's timestamp,
 stored as \`consumed_at\`) to the commit that made it durable, and to its message being read back
 from the alert topic by a consumer in the same process.
@@ -356,7 +368,16 @@ database: { url: "${dbUrl}" }
     flushes: layer.status().counters.flushes,
   };
 
-  if (alertsOn && values.tail) {
+  if (alerts && values.tail) {
+    // Normal rate: what the catch-up raised is folded and delivered before the tail starts.
+    const settled = async () => {
+      const r = await db.query<{ s: number; d: number }>(
+        `SELECT (SELECT count(*) FROM quota_usage_shares) AS s,
+           (SELECT count(*) FROM quota_alert_deliveries WHERE state = 'pending') AS d`,
+      );
+      return Number(r[0].s) === 0 && Number(r[0].d) === 0;
+    };
+    for (let i = 0; i < 600 && !(await settled()); i++) await new Promise((r) => setTimeout(r, 200));
     // Commits of alerts reach the feed at once (a listener only from here: while catching
     // up nobody listens, as in production the stream is read by a few dashboards).
     unsubscribe = alerts.feed.subscribe((a) => durableAt.set(a.id, Date.now()));

@@ -2,21 +2,47 @@
 -- The rules are src/core/quota_alerts.ts.
 
 -- The running usage of each email in each event-time hour, summed over every
--- partition by the speed layer. Each flush transaction adds its partition's
--- share with an upsert (INSERT ... ON CONFLICT DO UPDATE ... RETURNING): the
--- row lock makes a concurrent partition transaction wait and then add to the
--- committed total, so every transaction sees the usage before its own events
--- exactly, and the one whose event reaches a threshold is the one that
--- inserts the alert. quota is the email's quota as of the latest event.
+-- partition and instance by the fold (src/alerts/fold.ts), which applies the
+-- shares below in transactions of its own: it upserts every touched (hour,
+-- email) in that order (INSERT ... ON CONFLICT DO UPDATE ... RETURNING), so
+-- a concurrent fold (another instance) waits on the row and then adds to the
+-- committed total; each fold sees the exact usage before the shares it
+-- applies, finds the event that reached a threshold, inserts the alert and
+-- deletes the shares, all in one transaction. quota is the email's quota as
+-- of the latest fold.
 CREATE TABLE IF NOT EXISTS quota_usage (
   hour TIMESTAMP NOT NULL,
   email TEXT NOT NULL,
   usage BIGINT NOT NULL,
   quota BIGINT NOT NULL,
-  events BIGINT NOT NULL,
   updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
   PRIMARY KEY (hour, email)
+) WITH (fillfactor = 80); -- room on each page for HOT updates (no index changes)
+
+-- What one partition's flush added to each email of an hour: one row of
+-- arrays per partition, flush and hour, written in the flush's transaction
+-- with its offset (so a replay never adds an event twice and no event is
+-- lost), and deleted by the fold that applies it (DELETE ... RETURNING claims
+-- it: two folds never apply one share). holder is the process that wrote it;
+-- it folds it from its memory, which has every event (the exact crossing
+-- event). A share whose process is gone is folded by another from these
+-- arrays: the crossing event is then the share's last event (last_offset,
+-- last_time). The arrays are stored out of line uncompressed: compressing
+-- them cost the flush more than the bytes it saves.
+CREATE TABLE IF NOT EXISTS quota_usage_shares (
+  id BIGSERIAL PRIMARY KEY,
+  topic TEXT NOT NULL,
+  "partition" INT NOT NULL,
+  holder TEXT NOT NULL,
+  created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+  hour TIMESTAMP NOT NULL,
+  emails TEXT[] NOT NULL,
+  usages BIGINT[] NOT NULL,
+  last_offset BIGINT NOT NULL,
+  last_time TIMESTAMP NOT NULL
 );
+ALTER TABLE quota_usage_shares ALTER COLUMN emails SET STORAGE EXTERNAL;
+ALTER TABLE quota_usage_shares ALTER COLUMN usages SET STORAGE EXTERNAL;
 
 -- Each partition's event-time clock (highest event time seen) as the alert
 -- detector last stored it, in the flush transaction: which events are too

@@ -170,6 +170,20 @@ export async function waitStored(layer: SpeedLayer, topic: string, timeoutMs = 6
   }, timeoutMs);
 }
 
+/** Waits until every share of the flushes is folded (usage and alerts decided). */
+export async function waitFolded(db: Db, timeoutMs = 30_000) {
+  await waitFor("every share folded", async () => {
+    const rows = await db.query<{ n: number }>("SELECT count(*) AS n FROM quota_usage_shares");
+    return Number(rows[0].n) === 0;
+  }, timeoutMs);
+}
+
+/** Waits until the layer stored every offset the topic has now and their shares are folded. */
+export async function waitSettled(layer: SpeedLayer, topic: string, db: Db, timeoutMs = 60_000) {
+  await waitStored(layer, topic, timeoutMs);
+  await waitFolded(db, timeoutMs);
+}
+
 /** `quota_alerts` rows, oldest first, as plain values. */
 export async function readAlerts(db: Db) {
   const rows = await db.query<{

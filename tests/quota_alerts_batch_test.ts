@@ -24,6 +24,7 @@ import {
   quiet,
   readAlerts,
   startAlertLayer,
+  waitFolded,
   webhookReceiver,
 } from "./_alerts_fixture.ts";
 
@@ -69,6 +70,7 @@ Deno.test({
         event(late, 900, end - 60_000), // too late for the speed layer: 1,200 in the lake
       ]);
       await waitCommitted(run.layer, s.topic, 60_000);
+      await waitFolded(db);
       const speedAlerts = await readAlerts(db);
       assert.deepEqual(
         speedAlerts.map((a) => `${a.email} ${a.threshold}`).sort(),

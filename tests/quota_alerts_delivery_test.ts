@@ -19,7 +19,7 @@ import {
   readAlerts,
   readDeliveries,
   startAlertLayer,
-  waitStored,
+  waitSettled,
   webhookReceiver,
 } from "./_alerts_fixture.ts";
 
@@ -56,14 +56,14 @@ Deno.test({
       const events = await crossings(db, 0); // users first: the cache loads at start
       run = await startAlertLayer(s.plan, db, registry);
       await produce(s.topic, events);
-      await waitStored(run.layer, s.topic);
+      await waitSettled(run.layer, s.topic, db);
       await waitFor("20 alerts raised", async () => (await readAlerts(db)).length === 20);
       await waitFor("the receiver refused some", () => receiver.requests.length >= 6);
       assert.equal(receiver.accepted.size, 0, "nothing accepted yet");
 
       // The layer keeps consuming while every delivery fails.
       await produce(s.topic, [event(devicesOn(0, 1)[0], 1, H + 30 * 60_000)]);
-      await waitStored(run.layer, s.topic, 10_000);
+      await waitSettled(run.layer, s.topic, db, 10_000);
 
       healthy = true;
       await waitFor("every delivery accepted", () => receiver.accepted.size === 20, 30_000);
@@ -116,7 +116,7 @@ Deno.test({
       const events = (await crossings(db, 0)).slice(0, 2);
       run = await startAlertLayer(s.plan, db, registry);
       await produce(s.topic, events);
-      await waitStored(run.layer, s.topic);
+      await waitSettled(run.layer, s.topic, db);
       await waitFor("every delivery failed for good", async () => {
         const d = await readDeliveries(db, "webhook");
         return d.length === 4 && d.every((x) => x.state === "failed");

@@ -185,11 +185,13 @@ Deno.test({
           ),
         180_000,
       );
-      await waitFor("every delivery made", async () => {
-        const rows = await db.query<{ n: number }>(
-          "SELECT count(*) AS n FROM quota_alert_deliveries WHERE state <> 'delivered'",
+      await waitFor("every share folded and every delivery made", async () => {
+        const rows = await db.query<{ n: number; s: number }>(
+          `SELECT (SELECT count(*) FROM quota_alert_deliveries WHERE state <> 'delivered') AS n,
+             (SELECT count(*) FROM quota_usage_shares) AS s`,
         );
-        return Number(rows[0].n) === 0 && (await readAlerts(db)).length >= expected.size;
+        return Number(rows[0].n) === 0 && Number(rows[0].s) === 0 &&
+          (await readAlerts(db)).length >= expected.size;
       }, 120_000);
       await waitFor(
         "both instances own partitions",

@@ -23,7 +23,7 @@ import {
   readDeliveries,
   readTopic,
   startAlertLayer,
-  waitStored,
+  waitSettled,
 } from "./_alerts_fixture.ts";
 
 const LATENESS_MS = 5_000;
@@ -53,18 +53,18 @@ Deno.test({
       // Each partition's events are made durable before the next partition's
       // are produced, so which event crosses is known in advance.
       await produce(s.topic, [1, 2, 3, 4, 5].map((i) => event(d0, 100_000, t(i)))); // 500,000
-      await waitStored(run.layer, s.topic);
+      await waitSettled(run.layer, s.topic, db);
       assert.equal((await readAlerts(db)).length, 0, "50 %: no alert");
       // 600,000 / 700,000 / 800,000 (reaches 80 %) / 900,000
       await produce(s.topic, [6, 7, 8, 9].map((i) => event(d1, 100_000, t(i))));
-      await waitStored(run.layer, s.topic);
+      await waitSettled(run.layer, s.topic, db);
       // 950,000 / 1,000,000 exactly (reaches 100 %) / 1,200,000
       await produce(s.topic, [
         event(d2, 50_000, t(10)),
         event(d2, 50_000, t(11)),
         event(d2, 200_000, t(12)),
       ]);
-      await waitStored(run.layer, s.topic);
+      await waitSettled(run.layer, s.topic, db);
 
       const alerts = await readAlerts(db);
       assert.deepEqual(
@@ -142,7 +142,7 @@ Deno.test({
         // 1,000 more of hour H: now too late for the speed layer (left to the batch layer).
         event(late, 1_000, end - 3_000),
       ]);
-      await waitStored(run.layer, s.topic);
+      await waitSettled(run.layer, s.topic, db);
       let alerts = await readAlerts(db);
       assert.deepEqual(
         alerts.map((a) => [a.email, a.threshold, a.usage, a.crossedAt]),
@@ -168,7 +168,7 @@ Deno.test({
       await new Promise((r) => setTimeout(r, 1_000)); // > refresh_interval
       assert.equal((await readAlerts(db)).length, 4, "a lowered quota alone raises nothing");
       await produce(s.topic, [event(lowered, 1, H + 65_000)]);
-      await waitStored(run.layer, s.topic);
+      await waitSettled(run.layer, s.topic, db);
       alerts = await readAlerts(db);
       assert.deepEqual(
         alerts.slice(4).map((a) => [a.email, a.threshold, a.usage, a.quota, a.crossedAt]),
@@ -223,7 +223,7 @@ Deno.test({
       run = await startAlertLayer(s.plan, db, new Registry());
       // Produced in slices while the layer consumes, so partitions interleave.
       for (let i = 0; i < items.length; i += 500) await produce(s.topic, items.slice(i, i + 500));
-      await waitStored(run.layer, s.topic);
+      await waitSettled(run.layer, s.topic, db);
 
       const alerts = await readAlerts(db);
       const keys = alerts.map((a) => `${a.email}|${a.threshold}`);

@@ -94,7 +94,13 @@ export class LiveFeed implements AlertFeed {
         await delay(this.#o.pollMs ?? 1_000, ac.signal);
         if (ac.signal.aborted) break;
         try {
-          for (const a of await alertsDetectedSince(this.#o.db, this.#cursor - OVERLAP_MS, this.#o.self)) {
+          for (
+            const a of await alertsDetectedSince(
+              this.#o.db,
+              this.#cursor - OVERLAP_MS,
+              this.#o.self,
+            )
+          ) {
             this.#emit(a);
           }
         } catch (error) {

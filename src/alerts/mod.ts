@@ -19,7 +19,8 @@ import { log as rootLog, type Logger } from "../log.ts";
 import type { Registry } from "../metrics.ts";
 import type { FlushParticipant } from "../speed/mod.ts";
 import { createConfirmation } from "./confirm.ts";
-import { AlertDetector, type RaisedAlert } from "./detector.ts";
+import { AlertDetector } from "./detector.ts";
+import { Fold, type RaisedAlert } from "./fold.ts";
 import { startDispatcher } from "./dispatcher.ts";
 import { type AlertFeed, LiveFeed } from "./feed.ts";
 import { createKafkaOutput } from "./kafka_output.ts";
@@ -31,7 +32,7 @@ import { createWebhookOutput } from "./webhook_output.ts";
 
 export type { AlertFeed } from "./feed.ts";
 export type { AlertOutput, Attempt } from "./output.ts";
-export type { RaisedAlert } from "./detector.ts";
+export type { RaisedAlert } from "./fold.ts";
 export { type AlertTelemetry, alertTelemetry } from "./telemetry.ts";
 export {
   alertJson,
@@ -150,14 +151,24 @@ export async function startQuotaAlerts(deps: QuotaAlertsDeps): Promise<QuotaAler
     announce(raised.map((r) => r.alert));
   };
 
+  const topic = deps.topic ?? plan.source.kafka.topic;
+  const fold = new Fold({
+    db,
+    thresholds: q.thresholds,
+    outputs: names,
+    holder,
+    topic,
+    log,
+    onRaised,
+    quotaOf: (email) => users.quotaOf(email),
+  });
+  fold.start();
   const participant = new AlertDetector({
     users,
-    thresholds: q.thresholds,
     allowedLatenessMs: plan.speed.allowedLatenessMs,
-    topic: deps.topic ?? plan.source.kafka.topic,
-    outputs: names,
-    raisedBy: holder.id,
-    onRaised,
+    topic,
+    holder: holder.id,
+    onShare: (share) => fold.add(share),
     onLateSkipped: (n) => telemetry.lateSkipped.inc(undefined, n),
   });
   const confirmation = createConfirmation({
@@ -193,6 +204,8 @@ export async function startQuotaAlerts(deps: QuotaAlertsDeps): Promise<QuotaAler
     refreshUsers: () => users.refresh(),
     async stop(deadlineMs = 2_000) {
       await users.stop();
+      // The shares of the speed layer's last flush are folded first (their alerts raised).
+      await fold.stop(deadlineMs);
       await dispatcher.stop(deadlineMs);
       await feed.close();
     },

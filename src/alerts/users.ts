@@ -24,6 +24,10 @@ export class UserEntry {
   hour = NaN;
   /** The detector's group of this take and hour. */
   group: unknown = undefined;
+  /** The fold's scratch: its fold number, hour and group (fold.ts). */
+  fold = 0;
+  foldHour = NaN;
+  foldGroup: unknown = undefined;
   /** Hour → bit mask of thresholds known to have an alert (a filter; the table decides). */
   alerted: Map<number, number> | undefined = undefined;
 
@@ -50,6 +54,11 @@ export class UserDirectory {
   /** The user of a device; undefined for a device without metadata (never alerts). */
   lookup(deviceId: string): UserEntry | undefined {
     return this.#devices.get(deviceId);
+  }
+
+  /** An email's quota; undefined for an email without user metadata. */
+  quotaOf(email: string): number | undefined {
+    return this.#byEmail.get(email)?.quota;
   }
 
   /** Wall time of the last successful load (epoch ms). */

@@ -52,7 +52,7 @@ const RECONCILIATION_SQL = `SELECT hour, threshold, speed_alerts, confirmed, unc
   WHERE hour >= $1::timestamp AND hour < $2::timestamp
   ORDER BY hour, threshold`;
 
-const USAGE_SQL = `SELECT u.hour, u.email, u.usage, u.quota, u.events, u.updated_at
+const USAGE_SQL = `SELECT u.hour, u.email, u.usage, u.quota, u.updated_at
   FROM quota_usage u
   WHERE u.hour = COALESCE($1::timestamp, (SELECT max(hour) FROM quota_usage))
     AND ($2::text IS NULL OR u.email = $2)
@@ -344,7 +344,7 @@ export function quotaAlertRoutes(ctx: ApiContext): RouteDef[] {
         },
       ],
       responses: {
-        200: "`{ hour, users: [{ email, usage, quota, share, events, updated_at }] }`",
+        200: "`{ hour, users: [{ email, usage, quota, share, updated_at }] }`",
         400: "A bad parameter.",
       },
       handler: async (c) => {
@@ -358,7 +358,6 @@ export function quotaAlertRoutes(ctx: ApiContext): RouteDef[] {
           email: string;
           usage: unknown;
           quota: unknown;
-          events: unknown;
           updated_at: Date;
         }>(USAGE_SQL, [hour === undefined ? null : new Date(hour), email ?? null, limit]);
         const h = hour ?? rows[0]?.hour.getTime();
@@ -372,7 +371,6 @@ export function quotaAlertRoutes(ctx: ApiContext): RouteDef[] {
               usage,
               quota,
               share: quota > 0 ? Math.round((usage / quota) * 10_000) / 10_000 : null,
-              events: numOf(r.events),
               updated_at: isoOf(r.updated_at),
             };
           }),
