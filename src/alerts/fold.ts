@@ -6,21 +6,24 @@
  * 1. claim the shares by deleting them (DELETE ... RETURNING: a share is
  *    applied by exactly one fold, even when two processes try);
  * 2. add their sums to `quota_usage`, one upsert for every touched (hour,
- *    email) in that order (a concurrent fold of another instance waits on the
- *    row, then adds to the committed total: each fold sees the exact usage
- *    before the shares it applies);
+ *    email), in that order (a concurrent fold of another instance waits on
+ *    the row, then adds to the committed total: each fold sees the exact
+ *    usage before the shares it applies);
  * 3. walk the shares' events on top of that usage, in order, to the event
  *    that reached each threshold, and insert one alert per (hour, email,
  *    threshold) with its outbox rows (ON CONFLICT DO NOTHING);
  * 4. commit: the usage, the alerts and the removal of the shares together.
  * A crash before the commit leaves the shares in the table: this process
  * (restarted) or another folds them, from their arrays; the event that
- * reached a threshold is then the user's last event of the share.
+ * reached a threshold is then the share's last event.
  *
- * This process's shares are folded as soon as their flush commits, paced so
- * that folds take at most a tenth of the time (one fold takes every share
- * committed meanwhile, so a busy speed layer gets fewer, larger folds, and a
- * quiet one an alert within milliseconds of its flush). Shares of gone
+ * A share is summed into the pending fold as soon as its flush commits (per
+ * hour, in arrays indexed by the users' slots), and kept compactly (typed
+ * arrays, ~36 bytes an event) for the crossing walk, so a fold costs one row
+ * per user and hour whatever the number of shares. When the shares are about
+ * now, the next fold follows at once (an alert within milliseconds of its
+ * flush); when the speed layer is catching up on a backlog, folds are paced
+ * to a tenth of the time, so many flushes share one fold. Shares of gone
  * processes are looked for at start and every ORPHAN_EVERY_MS.
  */
 import type { RunHolder } from "../batch/mod.ts";
@@ -29,9 +32,9 @@ import { type CountedEvent, crossings, reachFloor } from "../core/quota_alerts.t
 import type { Logger } from "../log.ts";
 import { intArray, textArray } from "../speed/mod.ts";
 import { delay, Wakeup } from "./_delay.ts";
-import type { Group, Share } from "./detector.ts";
+import type { Share } from "./detector.ts";
 import type { QuotaAlert } from "./types.ts";
-import type { UserEntry } from "./users.ts";
+import { UserEntry } from "./users.ts";
 
 /** An alert the fold made durable, with when its crossing event was consumed. */
 export interface RaisedAlert {
@@ -52,8 +55,11 @@ export interface FoldOptions {
   readonly log: Logger;
   /** After a fold committed. Never throws. */
   readonly onRaised: (alerts: readonly RaisedAlert[]) => void;
-  /** An email's quota now (shares folded from their rows carry none); undefined: no user. */
-  readonly quotaOf: (email: string) => number | undefined;
+  /** Users by email (shares folded from their rows carry emails only). */
+  readonly users: {
+    userOf(email: string): UserEntry | undefined;
+    slotOf(email: string): number;
+  };
   /** Wall clock, epoch ms. Default Date.now. */
   readonly clock?: () => number;
 }
@@ -64,14 +70,13 @@ const ORPHAN_EVERY_MS = 10_000;
 const ORPHAN_AGE_MS = 120_000;
 /** Orphan shares taken per fold. */
 const ORPHANS_PER_FOLD = 20;
-/**
- * After a fold that took D ms, the next waits PACE x D (at most MAX_PACE_MS):
- * folds take at most a tenth of the time, and a busy speed layer's shares
- * pile up in between and are applied together (one row update per user for
- * several flushes). A quiet one's folds take milliseconds: no wait to speak of.
- */
+/** Shares whose newest event is this close to the wall clock are about now: no pacing. */
+const LIVE_MS = 10 * 60_000;
+/** While catching up, after a fold of D ms the next waits PACE x D, at most MAX_PACE_MS. */
 const PACE = 9;
 const MAX_PACE_MS = 30_000;
+/** About now, after a fold of D ms the next waits D, at most LIVE_PACE_MS. */
+const LIVE_PACE_MS = 1_000;
 /** How far back the fold remembers which alerts exist (hours). */
 const KNOWN_HOURS = 3;
 
@@ -87,7 +92,7 @@ const CLAIM_ORPHANS_SQL = `DELETE FROM quota_usage_shares WHERE id IN (
     WHERE holder <> $1 AND (holder = ANY($2::text[])
       OR created_at < now() - $3::bigint * interval '1 millisecond')
     ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED)
-  RETURNING id, topic, "partition", ${MS("hour")} AS hour, emails, usages, last_offset,
+  RETURNING id, "partition", ${MS("hour")} AS hour, emails, usages, last_offset,
     ${MS("last_time")} AS last_time, ${MS("created_at")} AS created_ms`;
 
 // Rows in (hour, email) order: every fold locks them in that order. Only
@@ -125,7 +130,6 @@ const ALERTS_SQL = `WITH a AS (
 
 interface OrphanRow {
   id: number;
-  topic: string;
   partition: number;
   hour: number;
   emails: string[];
@@ -135,21 +139,72 @@ interface OrphanRow {
   created_ms: number;
 }
 
-/** One share's part of a coalesced (hour, email). */
-type Part =
-  | { readonly share: Share; readonly group: Group }
-  | { readonly orphan: OrphanRow; readonly k: number };
+/** A committed share of this process, compactly: what the crossing walk needs. */
+interface Compact {
+  readonly ids: readonly number[];
+  readonly partition: number;
+  /** Per group: hour, user slot, sum, and the user's quota when it was flushed. */
+  readonly groupHour: Float64Array;
+  readonly groupSlot: Int32Array;
+  readonly groupSum: Float64Array;
+  readonly groupQuota: Float64Array;
+  /** Per counted event (offset order): its group, bytes, offset, event time, consume time. */
+  readonly group: Int32Array;
+  readonly bytes: Float64Array;
+  readonly offset: Float64Array;
+  readonly time: Float64Array;
+  readonly consumed: Float64Array;
+}
 
-/** What a fold adds to one (hour, email), from every share it applies. */
-interface Coalesced {
-  readonly hour: number;
-  readonly email: string;
-  /** The user object, when a share of this process has it (its alert mask lives there). */
-  user?: UserEntry;
-  quota: number;
-  minQuota: number;
-  sum: number;
-  readonly parts: Part[];
+/** One hour of a pending fold: sums and users by slot, and the slots touched. */
+class HourSums {
+  sum = new Float64Array(1024);
+  users: (UserEntry | undefined)[] = [];
+  readonly touched: number[] = [];
+  constructor(readonly hour: number) {}
+
+  add(user: UserEntry, slot: number, bytes: number): void {
+    if (slot >= this.sum.length) {
+      const grown = new Float64Array(Math.max(slot + 1, this.sum.length * 2));
+      grown.set(this.sum);
+      this.sum = grown;
+    }
+    if (this.users[slot] === undefined) this.touched.push(slot);
+    this.users[slot] = user;
+    this.sum[slot] += bytes;
+  }
+}
+
+/** The shares summed for the next fold. */
+class Pending {
+  readonly hours = new Map<number, HourSums>();
+  readonly shares: Compact[] = [];
+  /** Newest event time of its shares (epoch ms). */
+  newestMs = -Infinity;
+
+  get empty(): boolean {
+    return this.shares.length === 0;
+  }
+
+  hour(h: number): HourSums {
+    let s = this.hours.get(h);
+    if (!s) this.hours.set(h, s = new HourSums(h));
+    return s;
+  }
+
+  /** Sums a compact share in (again, when a fold is retried). */
+  addCompact(c: Compact, users: (slot: number) => UserEntry): void {
+    let hs: HourSums | undefined;
+    for (let k = 0; k < c.groupSlot.length; k++) {
+      const h = c.groupHour[k];
+      if (hs?.hour !== h) hs = this.hour(h);
+      hs.add(users(c.groupSlot[k]), c.groupSlot[k], c.groupSum[k]);
+    }
+    this.shares.push(c);
+    for (let i = 0; i < c.time.length; i++) {
+      if (c.time[i] > this.newestMs) this.newestMs = c.time[i];
+    }
+  }
 }
 
 /** A counted event with where it came from, for the crossing walk. */
@@ -163,46 +218,77 @@ interface Step extends CountedEvent {
 export class Fold {
   readonly #o: FoldOptions;
   readonly #clock: () => number;
-  #queue: Share[] = [];
+  #pending = new Pending();
+  /** The latest user object of each slot this fold has seen. */
+  readonly #bySlot: (UserEntry | undefined)[] = [];
   readonly #wakeup = new Wakeup();
   readonly #stop = new AbortController();
   #loop: Promise<void> | undefined;
   #lastOrphans = -Infinity;
-  #fold = 0;
-  /** Masks of alerts known to exist for emails no user object carries (orphans). */
-  readonly #known = new Map<string, number>();
 
   constructor(options: FoldOptions) {
     this.#o = options;
     this.#clock = options.clock ?? Date.now;
   }
 
-  /** A committed share of this process: folded soon. */
+  /** A committed share of this process: summed in and kept compactly for the next fold. */
   add(share: Share): void {
-    this.#queue.push(share);
+    const n = share.groups.length;
+    const c: Compact = {
+      ids: share.ids,
+      partition: share.partition,
+      groupHour: new Float64Array(n),
+      groupSlot: new Int32Array(n),
+      groupSum: new Float64Array(n),
+      groupQuota: new Float64Array(n),
+      group: share.group,
+      bytes: share.bytes,
+      offset: share.offset,
+      time: share.time,
+      consumed: share.consumed,
+    };
+    share.groups.forEach((g, k) => {
+      c.groupHour[k] = g.hour;
+      c.groupSlot[k] = g.user.slot;
+      c.groupSum[k] = g.sum;
+      c.groupQuota[k] = g.user.quota;
+      this.#bySlot[g.user.slot] = g.user;
+    });
+    this.#pending.addCompact(c, (slot) => this.#bySlot[slot]!);
     this.#wakeup.wake();
   }
 
   /** Shares waiting for a fold. */
   get pending(): number {
-    return this.#queue.length;
+    return this.#pending.shares.length;
   }
 
   start(): void {
     this.#loop = (async () => {
       let failures = 0;
+      // Earliest next fold: for shares about now, and while catching up.
+      let liveAt = -Infinity, backlogAt = -Infinity;
       while (!this.#stop.signal.aborted) {
-        const orphansDue = this.#clock() - this.#lastOrphans >= ORPHAN_EVERY_MS;
-        if (this.#queue.length === 0 && !orphansDue) {
+        const now = this.#clock();
+        const orphansDue = now - this.#lastOrphans >= ORPHAN_EVERY_MS;
+        if (this.#pending.empty && !orphansDue) {
           await this.#wakeup.wait(ORPHAN_EVERY_MS, this.#stop.signal);
           continue;
         }
+        const live = this.#pending.newestMs >= now - LIVE_MS;
+        const wait = (live ? liveAt : backlogAt) - now;
+        if (wait > 0 && !orphansDue) {
+          await delay(Math.min(wait, 200), this.#stop.signal);
+          continue;
+        }
+        const t0 = this.#clock();
         try {
-          const t0 = this.#clock();
           await this.foldOnce(orphansDue);
           if (failures > 0) this.#o.log.info("quota alert fold resumed", { failures });
           failures = 0;
-          await delay(Math.min(MAX_PACE_MS, PACE * (this.#clock() - t0)), this.#stop.signal);
+          const end = this.#clock(), took = end - t0;
+          liveAt = end + Math.min(LIVE_PACE_MS, took);
+          backlogAt = end + Math.min(MAX_PACE_MS, PACE * took);
         } catch (error) {
           failures++;
           if (failures === 1) this.#o.log.warn("quota alert fold failed, retrying", { error });
@@ -212,11 +298,11 @@ export class Fold {
     })();
   }
 
-  /** Stops after a last fold of what is queued (bounded by `deadlineMs`). */
+  /** Stops after a last fold of what is pending (bounded by `deadlineMs`). */
   async stop(deadlineMs = 2_000): Promise<void> {
     this.#stop.abort();
     await this.#loop;
-    if (this.#queue.length === 0) return;
+    if (this.#pending.empty) return;
     let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([
       this.foldOnce(false).catch((error) =>
@@ -227,19 +313,26 @@ export class Fold {
     clearTimeout(timer);
   }
 
-  /** One fold: every queued share, and orphans when `orphans`. */
+  /** One fold: everything pending, and orphans when `orphans`. */
   async foldOnce(orphans: boolean): Promise<void> {
     const o = this.#o;
-    const own = this.#queue.slice();
-    let outcome: { raised: RaisedAlert[]; known: { c: Coalesced; threshold: number }[] };
+    const taken = this.#pending;
+    this.#pending = new Pending();
+    let outcome: { raised: RaisedAlert[]; known: { user: UserEntry; hour: number; t: number }[] };
     try {
-      outcome = await o.db.transaction((tx) => this.#apply(tx, own, orphans));
+      outcome = await o.db.transaction((tx) => this.#apply(tx, taken, orphans));
+    } catch (e) {
+      // Retried with what came meanwhile, in order.
+      const again = new Pending();
+      for (const c of [...taken.shares, ...this.#pending.shares]) {
+        again.addCompact(c, (slot) => this.#bySlot[slot]!);
+      }
+      this.#pending = again;
+      throw e;
     } finally {
       if (orphans) this.#lastOrphans = this.#clock();
     }
-    // Folded here, or (claimed by no one here) by another process that took them as orphans.
-    this.#queue = this.#queue.slice(own.length);
-    for (const { c, threshold } of outcome.known) this.#remember(c, threshold);
+    for (const k of outcome.known) this.#remember(k.user, k.hour, k.t);
     if (outcome.raised.length > 0) {
       try {
         o.onRaised(outcome.raised);
@@ -249,32 +342,38 @@ export class Fold {
     }
   }
 
-  #mask(c: Coalesced): number {
-    return (c.user ? c.user.alerted?.get(c.hour) : this.#known.get(`${c.hour}|${c.email}`)) ?? 0;
+  #mask(user: UserEntry, hour: number): number {
+    return user.alerted?.get(hour) ?? 0;
   }
 
-  #remember(c: Coalesced, threshold: number): void {
-    const bit = 1 << this.#o.thresholds.indexOf(threshold);
-    if (bit < 1) return;
-    if (c.user) {
-      const known = c.user.alerted ??= new Map();
-      known.set(c.hour, (known.get(c.hour) ?? 0) | bit);
-      if (known.size > KNOWN_HOURS) known.delete(Math.min(...known.keys()));
-    } else {
-      const key = `${c.hour}|${c.email}`;
-      this.#known.set(key, (this.#known.get(key) ?? 0) | bit);
-      if (this.#known.size > 100_000) this.#known.clear();
-    }
+  #remember(user: UserEntry, hour: number, threshold: number): void {
+    const i = this.#o.thresholds.indexOf(threshold);
+    if (i < 0) return;
+    const known = user.alerted ??= new Map();
+    known.set(hour, (known.get(hour) ?? 0) | (1 << i));
+    if (known.size > KNOWN_HOURS) known.delete(Math.min(...known.keys()));
   }
 
-  async #apply(tx: Queryable, own: readonly Share[], orphans: boolean) {
+  async #apply(tx: Queryable, taken: Pending, orphans: boolean) {
     const o = this.#o;
-    const claimed = own.length === 0 ? new Set<number>() : new Set(
-      (await tx.query<{ id: number }>(CLAIM_OWN_SQL, [intArray(own.flatMap((s) => s.ids))]))
-        .map((r) => Number(r.id)),
-    );
-    // A share all of whose rows another process took (as orphans) is not applied here.
-    const mine = own.filter((s) => s.ids.every((id) => claimed.has(id)));
+    const raised: RaisedAlert[] = [];
+    const known: { user: UserEntry; hour: number; t: number }[] = [];
+    let work = taken;
+    if (!taken.empty) {
+      const ids = taken.shares.flatMap((c) => c.ids);
+      const claimed = new Set(
+        (await tx.query<{ id: number }>(CLAIM_OWN_SQL, [intArray(ids)])).map((r) => Number(r.id)),
+      );
+      if (claimed.size < ids.length) {
+        // Another process took some as orphans (it thought this one gone): not applied here.
+        work = new Pending();
+        for (const c of taken.shares) {
+          if (c.ids.every((id) => claimed.has(id))) {
+            work.addCompact(c, (slot) => this.#bySlot[slot]!);
+          }
+        }
+      }
+    }
     let others: OrphanRow[] = [];
     if (orphans) {
       const holders = (await tx.query<{ holder: string }>(HOLDERS_SQL, [o.holder.id]))
@@ -291,100 +390,92 @@ export class Fold {
           holders,
         });
       }
+      for (const r of others) {
+        const hs = work.hour(Number(r.hour));
+        r.emails.forEach((email, k) => {
+          // A user gone from user_metadata since has no limit to reach.
+          const user = o.users.userOf(email) ??
+            new UserEntry(email, Number.MAX_SAFE_INTEGER, o.users.slotOf(email));
+          hs.add(user, user.slot, Number(r.usages[k]));
+        });
+      }
     }
-    const raised: RaisedAlert[] = [];
-    const known: { c: Coalesced; threshold: number }[] = [];
-    if (mine.length === 0 && others.length === 0) return { raised, known };
+    if (work.hours.size === 0) return { raised, known };
 
-    // Coalesce: orphans first (older), then this process's shares in commit order.
-    const fold = ++this.#fold;
-    const all: Coalesced[] = [];
-    const byKey = new Map<string, Coalesced>(); // only needed to merge orphans in
-    const add = (c: Coalesced, part: Part, sum: number, quota: number) => {
-      c.parts.push(part);
-      c.sum += sum;
-      c.quota = quota;
-      if (quota < c.minQuota) c.minQuota = quota;
-    };
-    for (const r of others) {
-      const hour = Number(r.hour);
-      for (let k = 0; k < r.emails.length; k++) {
-        const email = r.emails[k];
-        // A user gone from user_metadata since has no limit to reach.
-        const quota = o.quotaOf(email) ?? Number.MAX_SAFE_INTEGER;
-        const key = `${hour}|${email}`;
-        let c = byKey.get(key);
-        if (!c) {
-          byKey.set(key, c = { hour, email, quota, minQuota: quota, sum: 0, parts: [] });
-          all.push(c);
-        }
-        add(c, { orphan: r, k }, Number(r.usages[k]), quota);
+    // The rows: every touched (hour, user), coalesced over the shares.
+    const rows: { hs: HourSums; slot: number }[] = [];
+    const cols = { h: [] as number[], email: [] as string[], add: [] as number[] };
+    const quotas: number[] = [], floors: (number | null)[] = [];
+    for (const hs of work.hours.values()) {
+      for (const slot of hs.touched) {
+        const user = hs.users[slot]!;
+        rows.push({ hs, slot });
+        cols.h.push(hs.hour);
+        cols.email.push(user.email);
+        cols.add.push(hs.sum[slot]);
+        quotas.push(user.quota);
+        const mask = this.#mask(user, hs.hour);
+        const open = o.thresholds.findIndex((_, i) => (mask & (1 << i)) === 0);
+        floors.push(open < 0 ? null : reachFloor(user.quota, o.thresholds[open]));
       }
     }
-    const keyOf = (hour: number, email: string) => `${hour}|${email}`;
-    for (const share of mine) {
-      for (const g of share.groups) {
-        // A user's (hour) lives on its scratch fields; the map only when orphans or a
-        // second hour of the same user are in this fold.
-        const u = g.user;
-        let c: Coalesced | undefined;
-        if (u.fold === fold && u.foldHour === g.hour) c = u.foldGroup as Coalesced;
-        else {
-          if (byKey.size > 0 || u.fold === fold) c = byKey.get(keyOf(g.hour, u.email));
-          if (!c) {
-            c = {
-              hour: g.hour,
-              email: u.email,
-              quota: u.quota,
-              minQuota: u.quota,
-              sum: 0,
-              parts: [],
-            };
-            all.push(c);
-          }
-          if (u.fold === fold) {
-            byKey.set(keyOf(u.foldHour, u.email), u.foldGroup as Coalesced);
-            byKey.set(keyOf(g.hour, u.email), c);
-          }
-          u.fold = fold;
-          u.foldHour = g.hour;
-          u.foldGroup = c;
-        }
-        c.user = u;
-        add(c, { share, group: g }, g.sum, u.quota);
-      }
-    }
-    // PostgreSQL sorts them (ORDER BY in USAGE_SQL): every fold locks the rows in that order.
-    const floors = all.map((c) => {
-      const mask = this.#mask(c);
-      const open = o.thresholds.findIndex((_, i) => (mask & (1 << i)) === 0);
-      return open < 0 ? null : reachFloor(c.minQuota, o.thresholds[open]);
-    });
     const totals = await tx.query<{ n: number; usage: number }>(USAGE_SQL, [
-      intArray(all.map((c) => c.hour)),
-      textArray(all.map((c) => c.email)),
-      intArray(all.map((c) => c.sum)),
-      intArray(all.map((c) => c.quota)),
+      intArray(cols.h),
+      textArray(cols.email),
+      intArray(cols.add),
+      intArray(quotas),
       intArray(floors),
     ]);
     if (totals.length === 0) return { raised, known };
 
-    // The events of the candidates' groups, in offset order: one pass per share that has some.
-    const candidates = totals.map((r) => ({ c: all[Number(r.n) - 1], usage: Number(r.usage) }));
-    const wanted = new Map<Share, Map<number, number[]>>();
-    for (const { c } of candidates) {
-      for (const p of c.parts) {
-        if (!("group" in p)) continue;
-        let m = wanted.get(p.share);
-        if (!m) wanted.set(p.share, m = new Map());
-        m.set(p.group.index, []);
+    // The candidates' events, in order: orphans' (older) first, then each share's.
+    const steps = new Map<string, Step[]>();
+    const keyOf = (hour: number, slot: number) => `${hour}|${slot}`;
+    const marks = new Map<number, Uint8Array>();
+    for (const r of totals) {
+      const { hs, slot } = rows[Number(r.n) - 1];
+      let m = marks.get(hs.hour);
+      if (!m) marks.set(hs.hour, m = new Uint8Array(hs.sum.length));
+      m[slot] = 1;
+      steps.set(keyOf(hs.hour, slot), []);
+    }
+    for (const r of others) {
+      const hour = Number(r.hour);
+      r.emails.forEach((email, k) => {
+        const list = steps.get(keyOf(hour, o.users.slotOf(email)));
+        // A share folded from its row: its events are gone, its last one stands for all.
+        list?.push({
+          bytes: Number(r.usages[k]),
+          quota: (o.users.userOf(email)?.quota) ?? Number.MAX_SAFE_INTEGER,
+          partition: Number(r.partition),
+          offset: Number(r.last_offset),
+          timeMs: Number(r.last_time),
+          consumedMs: Number(r.created_ms),
+        });
+      });
+    }
+    for (const c of work.shares) {
+      let wanted = false;
+      for (let k = 0; k < c.groupSlot.length && !wanted; k++) {
+        wanted = marks.get(c.groupHour[k])?.[c.groupSlot[k]] === 1;
+      }
+      if (!wanted) continue;
+      for (let i = 0; i < c.group.length; i++) {
+        const g = c.group[i];
+        const hour = c.groupHour[g], slot = c.groupSlot[g];
+        if (marks.get(hour)?.[slot] !== 1) continue;
+        steps.get(keyOf(hour, slot))!.push({
+          bytes: c.bytes[i],
+          quota: c.groupQuota[g],
+          partition: c.partition,
+          offset: c.offset[i],
+          timeMs: c.time[i],
+          consumedMs: c.consumed[i],
+        });
       }
     }
-    for (const [share, m] of wanted) {
-      const gi = share.group;
-      for (let i = 0; i < gi.length; i++) m.get(gi[i])?.push(i);
-    }
-    const cols = {
+
+    const a = {
       h: [] as number[],
       email: [] as string[],
       t: [] as string[],
@@ -395,91 +486,67 @@ export class Fold {
       w: [] as number[],
       p: [] as number[],
     };
-    const tried: { c: Coalesced; threshold: number }[] = [];
-    for (const { c, usage } of candidates) {
-      const steps: Step[] = [];
-      for (const p of c.parts) {
-        if ("group" in p) {
-          const sh = p.share;
-          for (const i of wanted.get(sh)!.get(p.group.index)!) {
-            steps.push({
-              bytes: sh.bytes[i],
-              quota: p.group.user.quota,
-              partition: sh.partition,
-              offset: sh.offset[i],
-              timeMs: sh.time[i],
-              consumedMs: sh.consumed[i],
-            });
-          }
-        } else {
-          // A share folded from its row: its events are gone, its last one stands for all.
-          const r = p.orphan;
-          steps.push({
-            bytes: Number(r.usages[p.k]),
-            quota: c.quota,
-            partition: Number(r.partition),
-            offset: Number(r.last_offset),
-            timeMs: Number(r.last_time),
-            consumedMs: Number(r.created_ms),
-          });
-        }
-      }
-      const mask = this.#mask(c);
+    const tried: { user: UserEntry; hour: number; t: number }[] = [];
+    for (const r of totals) {
+      const { hs, slot } = rows[Number(r.n) - 1];
+      const user = hs.users[slot]!;
+      const list = steps.get(keyOf(hs.hour, slot))!;
+      const mask = this.#mask(user, hs.hour);
       const alerted = (t: number) => (mask & (1 << o.thresholds.indexOf(t))) !== 0;
-      for (const x of crossings(usage - c.sum, steps, o.thresholds, alerted)) {
-        const s = steps[x.index];
-        tried.push({ c, threshold: x.threshold });
-        cols.h.push(c.hour);
-        cols.email.push(c.email);
-        cols.t.push(String(x.threshold));
-        cols.quota.push(x.quota);
-        cols.usage.push(x.usage);
-        cols.c.push(s.timeMs);
-        cols.o.push(s.offset);
-        cols.w.push(s.consumedMs);
-        cols.p.push(s.partition);
+      for (const x of crossings(Number(r.usage) - hs.sum[slot], list, o.thresholds, alerted)) {
+        const s = list[x.index];
+        tried.push({ user, hour: hs.hour, t: x.threshold });
+        a.h.push(hs.hour);
+        a.email.push(user.email);
+        a.t.push(String(x.threshold));
+        a.quota.push(x.quota);
+        a.usage.push(x.usage);
+        a.c.push(s.timeMs);
+        a.o.push(s.offset);
+        a.w.push(s.consumedMs);
+        a.p.push(s.partition);
       }
     }
     if (tried.length === 0) return { raised, known };
-    const rows = await tx.query<
+    const inserted = await tx.query<
       { id: number; h: number; email: string; threshold: number; detected_at: Date }
     >(ALERTS_SQL, [
-      intArray(cols.h),
-      textArray(cols.email),
-      textArray(cols.t),
-      intArray(cols.quota),
-      intArray(cols.usage),
-      intArray(cols.c),
-      intArray(cols.o),
-      intArray(cols.w),
-      intArray(cols.p),
+      intArray(a.h),
+      textArray(a.email),
+      textArray(a.t),
+      intArray(a.quota),
+      intArray(a.usage),
+      intArray(a.c),
+      intArray(a.o),
+      intArray(a.w),
+      intArray(a.p),
       o.topic,
       textArray([...o.outputs]),
       o.holder.id,
     ]);
-    const inserted = new Map(
-      rows.map((r) => [`${Number(r.h)}|${r.email}|${Number(r.threshold)}`, r]),
+    const byKey = new Map(
+      inserted.map((r) => [`${Number(r.h)}|${r.email}|${Number(r.threshold)}`, r]),
     );
     for (let k = 0; k < tried.length; k++) {
       const x = tried[k];
       known.push(x);
-      const r = inserted.get(`${x.c.hour}|${x.c.email}|${x.threshold}`);
+      const r = byKey.get(`${x.hour}|${x.user.email}|${x.t}`);
       if (!r) continue; // another instance's fold (or the batch layer) got there first
       raised.push({
         alert: {
           id: Number(r.id),
-          email: x.c.email,
-          hour: x.c.hour,
-          threshold: x.threshold,
-          quota: cols.quota[k],
-          usage: cols.usage[k],
-          crossedAt: cols.c[k],
+          email: x.user.email,
+          hour: x.hour,
+          threshold: x.t,
+          quota: a.quota[k],
+          usage: a.usage[k],
+          crossedAt: a.c[k],
           detectedAt: r.detected_at.getTime(),
           source: "speed",
-          partition: cols.p[k],
-          offset: cols.o[k],
+          partition: a.p[k],
+          offset: a.o[k],
         },
-        consumedAt: cols.w[k],
+        consumedAt: a.w[k],
       });
     }
     return { raised, known };

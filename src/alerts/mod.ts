@@ -160,7 +160,7 @@ export async function startQuotaAlerts(deps: QuotaAlertsDeps): Promise<QuotaAler
     topic,
     log,
     onRaised,
-    quotaOf: (email) => users.quotaOf(email),
+    users,
   });
   fold.start();
   const participant = new AlertDetector({

@@ -24,10 +24,6 @@ export class UserEntry {
   hour = NaN;
   /** The detector's group of this take and hour. */
   group: unknown = undefined;
-  /** The fold's scratch: its fold number, hour and group (fold.ts). */
-  fold = 0;
-  foldHour = NaN;
-  foldGroup: unknown = undefined;
   /** Hour → bit mask of thresholds known to have an alert (a filter; the table decides). */
   alerted: Map<number, number> | undefined = undefined;
 
@@ -35,12 +31,16 @@ export class UserEntry {
     readonly email: string,
     /** Hourly quota, bytes. */
     readonly quota: number,
+    /** A small integer of its own, the same for the email across reloads (array index). */
+    readonly slot: number,
   ) {}
 }
 
 export class UserDirectory {
   #devices = new Map<string, UserEntry>();
   #byEmail = new Map<string, UserEntry>();
+  /** Slots are never reused: an email keeps its slot for the life of the process. */
+  readonly #slots = new Map<string, number>();
   #loadedAt = -Infinity;
   #ac = new AbortController();
   #loop: Promise<void> | undefined;
@@ -56,9 +56,16 @@ export class UserDirectory {
     return this.#devices.get(deviceId);
   }
 
-  /** An email's quota; undefined for an email without user metadata. */
-  quotaOf(email: string): number | undefined {
-    return this.#byEmail.get(email)?.quota;
+  /** The user of an email; undefined for an email without user metadata. */
+  userOf(email: string): UserEntry | undefined {
+    return this.#byEmail.get(email);
+  }
+
+  /** The email's slot (assigned on first sight). */
+  slotOf(email: string): number {
+    let slot = this.#slots.get(email);
+    if (slot === undefined) this.#slots.set(email, slot = this.#slots.size);
+    return slot;
   }
 
   /** Wall time of the last successful load (epoch ms). */
@@ -80,7 +87,10 @@ export class UserDirectory {
     for (const [email, quota] of quotas) {
       // An unchanged user keeps its entry (and what the detector knows of its alerts).
       const prev = this.#byEmail.get(email);
-      entries.set(email, prev && prev.quota === quota ? prev : new UserEntry(email, quota));
+      entries.set(
+        email,
+        prev && prev.quota === quota ? prev : new UserEntry(email, quota, this.slotOf(email)),
+      );
     }
     const devices = new Map<string, UserEntry>();
     for (const r of rows) devices.set(r.id, entries.get(r.email)!);
