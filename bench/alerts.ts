@@ -93,6 +93,8 @@ const produceS = (performance.now() - t0) / 1000;
 out(values.topic ? `reusing ${topic}` : `produced ${N} events to ${topic} in ${produceS.toFixed(1)} s`);
 
 interface RunResult {
+  /** CPU seconds of this process and of PostgreSQL's backends for its database, catching up. */
+  cpu: { deno: number; pg: number };
   rate: number;
   seconds: number;
   peakRss: number;
@@ -109,7 +111,9 @@ for (let i = 0; i < pairs; i++) {
     const r = await child(mode, last && Number(values["tail-s"]) > 0);
     results[mode].push(r);
     out(
-      `alerts ${mode}: ${r.rate.toFixed(0)} events/s (${r.seconds.toFixed(1)} s), peak RSS ${
+      `alerts ${mode}: ${r.rate.toFixed(0)} events/s (${r.seconds.toFixed(1)} s), CPU ${
+        (r.cpu.deno * 1e6 / N).toFixed(1)
+      } µs/event Deno + ${(r.cpu.pg * 1e6 / N).toFixed(1)} µs/event PostgreSQL, peak RSS ${
         mb(r.peakRss)
       } MB, ${r.alerts} alerts, ${r.delivered} on the topic, ${r.flushes} flushes`,
     );
@@ -322,6 +326,7 @@ database: { url: "${dbUrl}" }
   const durableAt = new Map<number, number>();
   let unsubscribe: (() => void) | undefined;
   const rss = sampleRss();
+  const cpu0 = { deno: cpuSeconds("self"), pg: pgCpuSeconds(dbName) };
   const t = performance.now();
   const layer = await startSpeedLayer({
     plan,
@@ -353,6 +358,10 @@ database: { url: "${dbUrl}" }
     });
   await caughtUp(ends);
   const seconds = (performance.now() - t) / 1000;
+  const cpu = {
+    deno: cpuSeconds("self") - cpu0.deno,
+    pg: pgCpuSeconds(dbName) - cpu0.pg,
+  };
   const peakRss = rss.peak();
   const count = async (sql: string) => Number((await db.query<{ n: number }>(sql))[0].n);
   const raised = alertsOn ? await count("SELECT count(*) AS n FROM quota_alerts") : 0;
@@ -360,6 +369,7 @@ database: { url: "${dbUrl}" }
     ? await count("SELECT count(*) AS n FROM quota_alert_deliveries WHERE state = 'delivered'")
     : 0;
   const result: RunResult = {
+    cpu,
     rate: N / seconds,
     seconds,
     peakRss,
@@ -439,4 +449,28 @@ database: { url: "${dbUrl}" }
   await admin.end();
   await Deno.remove(lakeDir, { recursive: true });
   return result;
+}
+
+/** utime + stime of a process, seconds (Linux /proc; clock ticks of 100 Hz). */
+function cpuSeconds(pid: number | "self"): number {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    return 0;
+  }
+}
+
+/** CPU seconds of the PostgreSQL backends connected to `db` (their process titles name it). */
+function pgCpuSeconds(db: string): number {
+  let total = 0;
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    try {
+      const cmd = Deno.readTextFileSync(`/proc/${e.name}/cmdline`);
+      if (cmd.startsWith("postgres:") && cmd.includes(` ${db} `)) total += cpuSeconds(Number(e.name));
+    } catch { /* gone */ }
+  }
+  return total;
 }

@@ -10,7 +10,7 @@
 import type { Queryable } from "../db/db.ts";
 import type { HourParticipant, HourTotals, HourWrite } from "../batch/mod.ts";
 import { reconcileHour } from "../core/quota_alerts.ts";
-import { intArray, textArray } from "../speed/mod.ts";
+import { intArray, textArray } from "./_sql.ts";
 import type { QuotaAlert } from "./types.ts";
 
 export interface ConfirmOptions {

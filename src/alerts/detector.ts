@@ -17,16 +17,47 @@ import type { Queryable } from "../db/db.ts";
 import type { SourcedEvent } from "../core/event.ts";
 import { hourCutoff } from "../core/quota_alerts.ts";
 import { HOUR_MS } from "../core/window.ts";
-import { intArray, textArray } from "../speed/mod.ts";
+import { nums, textArray } from "./_sql.ts";
 import type { FlushParticipant, ParticipantWrite } from "../speed/mod.ts";
 import type { UserDirectory, UserEntry } from "./users.ts";
 
-/** The valid events of one partition since its last take, in offset order. */
+/**
+ * The valid events of one partition since its last take, in offset order, as
+ * typed columns: the speed layer's event objects are not kept (held until the
+ * flush, they would outlive V8's young generation and cost old-generation
+ * collections), only what the alerts need: the user's slot (-1: a device
+ * without user metadata), bytes, event time and offset.
+ */
 export class Pending {
-  readonly events: SourcedEvent[] = [];
+  n = 0;
+  slot = new Int32Array(1024);
+  bytes = new Float64Array(1024);
+  time = new Float64Array(1024);
+  offset = new Float64Array(1024);
   /** Index of the first event consumed at each `walls` time (ascending). */
   readonly wallFrom: number[] = [];
   readonly walls: number[] = [];
+
+  push(slot: number, bytes: number, timeMs: number, offset: number): void {
+    if (this.n === this.slot.length) this.#grow();
+    const i = this.n++;
+    this.slot[i] = slot;
+    this.bytes[i] = bytes;
+    this.time[i] = timeMs;
+    this.offset[i] = offset;
+  }
+
+  #grow(): void {
+    const size = this.slot.length * 2;
+    const grow = <T extends Int32Array | Float64Array>(a: T, b: T): T => {
+      b.set(a);
+      return b;
+    };
+    this.slot = grow(this.slot, new Int32Array(size));
+    this.bytes = grow(this.bytes, new Float64Array(size));
+    this.time = grow(this.time, new Float64Array(size));
+    this.offset = grow(this.offset, new Float64Array(size));
+  }
 
   /** Wall time the `i`-th event was consumed. */
   wallOf(i: number): number {
@@ -71,7 +102,7 @@ export interface Share {
 }
 
 export interface DetectorOptions {
-  readonly users: Pick<UserDirectory, "lookup">;
+  readonly users: Pick<UserDirectory, "lookup" | "atSlot">;
   readonly allowedLatenessMs: number;
   /** Source topic (shares and clocks are kept per topic and partition). */
   readonly topic: string;
@@ -119,8 +150,8 @@ export class AlertDetector implements FlushParticipant {
     this.#clock = options.clock ?? Date.now;
   }
 
-  // The hot path: one push per event (a batch's events share one wall time);
-  // users are looked up when the share is written.
+  // The hot path: one lookup of the device and four numbers per event (a
+  // batch's events share one wall time).
   event(e: SourcedEvent): void {
     let b = this.#pending.get(e.partition);
     if (!b) this.#pending.set(e.partition, b = new Pending());
@@ -130,10 +161,10 @@ export class AlertDetector implements FlushParticipant {
       queueMicrotask(this.#endWall);
     }
     if (b.walls.at(-1) !== this.#wall) {
-      b.wallFrom.push(b.events.length);
+      b.wallFrom.push(b.n);
       b.walls.push(this.#wall);
     }
-    b.events.push(e);
+    b.push(this.#o.users.lookup(e.id)?.slot ?? -1, e.bytes, e.timestamp * 1000, e.offset);
   }
 
   take(partition: number): ParticipantWrite | undefined {
@@ -158,8 +189,7 @@ export class AlertDetector implements FlushParticipant {
     const take = ++this.#take;
     const lateness = this.#o.allowedLatenessMs;
     const users = this.#o.users;
-    const ev = b.events;
-    const cap = ev.length;
+    const cap = b.n;
     const gi = new Int32Array(cap), bytes = new Float64Array(cap), offset = new Float64Array(cap);
     const time = new Float64Array(cap), consumed = new Float64Array(cap);
     let n = 0;
@@ -169,16 +199,16 @@ export class AlertDetector implements FlushParticipant {
     let from = NaN, to = NaN, cutoff = -Infinity;
     let clock = clock0;
     let skipped = 0;
-    for (let i = 0; i < ev.length; i++) {
-      const e = ev[i];
-      const t = e.timestamp * 1000;
+    for (let i = 0; i < cap; i++) {
+      const t = b.time[i];
       if (!(t >= from && t < to)) {
         from = Math.floor(t / HOUR_MS) * HOUR_MS;
         to = from + HOUR_MS;
         cutoff = hourCutoff(from, lateness);
       }
       if (clock < cutoff) {
-        const user = users.lookup(e.id);
+        const slot = b.slot[i];
+        const user = slot < 0 ? undefined : users.atSlot(slot);
         if (user) {
           let g: Group | undefined;
           if (user.take !== take) {
@@ -197,13 +227,14 @@ export class AlertDetector implements FlushParticipant {
               groups.push(g);
             }
           }
-          g.sum += e.bytes;
+          const by = b.bytes[i];
+          g.sum += by;
           g.events++;
           g.last = i;
           while (wallK + 1 < b.wallFrom.length && b.wallFrom[wallK + 1] <= i) wallK++;
           gi[n] = g.index;
-          bytes[n] = e.bytes;
-          offset[n] = e.offset;
+          bytes[n] = by;
+          offset[n] = b.offset[i];
           time[n] = t;
           consumed[n] = b.walls[wallK];
           n++;
@@ -253,9 +284,9 @@ export class AlertDetector implements FlushParticipant {
             o.holder,
             hour,
             textArray(of.map((g) => g.user.email)),
-            intArray(of.map((g) => g.sum)),
-            b.events[b.events.length - 1].offset,
-            Math.max(...of.map((g) => b.events[g.last].timestamp)) * 1000,
+            nums(of.map((g) => g.sum)),
+            b.offset[b.n - 1],
+            of.reduce((m, g) => Math.max(m, b.time[g.last]), -Infinity),
           ]);
           ids.push(Number(rows[0].id));
         }

@@ -30,7 +30,7 @@ import type { RunHolder } from "../batch/mod.ts";
 import type { Db, Queryable } from "../db/db.ts";
 import { type CountedEvent, crossings, reachFloor } from "../core/quota_alerts.ts";
 import type { Logger } from "../log.ts";
-import { intArray, textArray } from "../speed/mod.ts";
+import { firstOpen, intArray, nums, textArray } from "./_sql.ts";
 import { delay, Wakeup } from "./_delay.ts";
 import type { Share } from "./detector.ts";
 import type { QuotaAlert } from "./types.ts";
@@ -73,8 +73,8 @@ const ORPHANS_PER_FOLD = 20;
 /** Shares whose newest event is this close to the wall clock are about now: no pacing. */
 const LIVE_MS = 10 * 60_000;
 /** While catching up, after a fold of D ms the next waits PACE x D, at most MAX_PACE_MS. */
-const PACE = 9;
-const MAX_PACE_MS = 30_000;
+const PACE = 19;
+const MAX_PACE_MS = 60_000;
 /** About now, after a fold of D ms the next waits D, at most LIVE_PACE_MS. */
 const LIVE_PACE_MS = 1_000;
 /** How far back the fold remembers which alerts exist (hours). */
@@ -362,7 +362,7 @@ export class Fold {
     if (!taken.empty) {
       const ids = taken.shares.flatMap((c) => c.ids);
       const claimed = new Set(
-        (await tx.query<{ id: number }>(CLAIM_OWN_SQL, [intArray(ids)])).map((r) => Number(r.id)),
+        (await tx.query<{ id: number }>(CLAIM_OWN_SQL, [nums(ids)])).map((r) => Number(r.id)),
       );
       if (claimed.size < ids.length) {
         // Another process took some as orphans (it thought this one gone): not applied here.
@@ -414,16 +414,15 @@ export class Fold {
         cols.email.push(user.email);
         cols.add.push(hs.sum[slot]);
         quotas.push(user.quota);
-        const mask = this.#mask(user, hs.hour);
-        const open = o.thresholds.findIndex((_, i) => (mask & (1 << i)) === 0);
+        const open = firstOpen(this.#mask(user, hs.hour), o.thresholds.length);
         floors.push(open < 0 ? null : reachFloor(user.quota, o.thresholds[open]));
       }
     }
     const totals = await tx.query<{ n: number; usage: number }>(USAGE_SQL, [
-      intArray(cols.h),
+      nums(cols.h),
       textArray(cols.email),
-      intArray(cols.add),
-      intArray(quotas),
+      nums(cols.add),
+      nums(quotas),
       intArray(floors),
     ]);
     if (totals.length === 0) return { raised, known };

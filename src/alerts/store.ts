@@ -5,7 +5,7 @@
  * works).
  */
 import type { Queryable } from "../db/db.ts";
-import { intArray, textArray } from "../speed/mod.ts";
+import { intArray, textArray } from "./_sql.ts";
 import type { AlertSource, OutputName, QuotaAlert } from "./types.ts";
 
 /** The columns `toAlert` reads, qualified by `a`. */

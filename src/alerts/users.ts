@@ -39,6 +39,10 @@ export class UserEntry {
 export class UserDirectory {
   #devices = new Map<string, UserEntry>();
   #byEmail = new Map<string, UserEntry>();
+  /** Users by slot, for events that carry a slot, not an object. */
+  #bySlot: (UserEntry | undefined)[] = [];
+  /** What the table looked like at the last load (see refresh). */
+  #fingerprint = "";
   /** Slots are never reused: an email keeps its slot for the life of the process. */
   readonly #slots = new Map<string, number>();
   #loadedAt = -Infinity;
@@ -54,6 +58,11 @@ export class UserDirectory {
   /** The user of a device; undefined for a device without metadata (never alerts). */
   lookup(deviceId: string): UserEntry | undefined {
     return this.#devices.get(deviceId);
+  }
+
+  /** The current user of a slot (undefined: no user has it now). */
+  atSlot(slot: number): UserEntry | undefined {
+    return this.#bySlot[slot];
   }
 
   /** The user of an email; undefined for an email without user metadata. */
@@ -77,11 +86,27 @@ export class UserDirectory {
     return { devices: this.#devices.size, emails: this.#byEmail.size };
   }
 
-  /** Loads user_metadata now; the previous cache stays if it fails. */
+  /**
+   * Loads user_metadata now, unless its fingerprint (row count and a hash of
+   * every row, computed by the database) says nothing changed since the last
+   * load: reading and indexing 100,000 users every interval would cost the
+   * speed layer's thread more than the alerts themselves. The previous cache
+   * stays if it fails.
+   */
   async refresh(): Promise<void> {
+    const [{ fp }] = await this.db.query<{ fp: string }>(
+      `SELECT count(*)::text || ':' || COALESCE(sum(hashtext(id || '|' || email || '|' ||
+         quota::text)::bigint), 0)::text AS fp
+       FROM user_metadata`,
+    );
+    if (fp === this.#fingerprint) {
+      this.#loadedAt = Date.now();
+      return;
+    }
     const rows = await this.db.query<{ id: string; email: string; quota: number }>(
       "SELECT id, email, quota FROM user_metadata",
     );
+    this.#fingerprint = fp;
     const quotas = quotasByEmail(rows.map((r) => ({ email: r.email, quota: Number(r.quota) })));
     const entries = new Map<string, UserEntry>();
     for (const [email, quota] of quotas) {
@@ -94,8 +119,11 @@ export class UserDirectory {
     }
     const devices = new Map<string, UserEntry>();
     for (const r of rows) devices.set(r.id, entries.get(r.email)!);
+    const bySlot: (UserEntry | undefined)[] = [];
+    for (const u of entries.values()) bySlot[u.slot] = u;
     this.#devices = devices;
     this.#byEmail = entries;
+    this.#bySlot = bySlot;
     this.#loadedAt = Date.now();
     this.telemetry?.devices.set(devices.size);
     this.telemetry?.emails.set(entries.size);
