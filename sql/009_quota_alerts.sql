@@ -19,16 +19,17 @@ CREATE TABLE IF NOT EXISTS quota_usage (
   PRIMARY KEY (hour, email)
 ) WITH (fillfactor = 80); -- room on each page for HOT updates (no index changes)
 
--- What one partition's flush added to each email of an hour: one row of
+-- What one partition's flush added to each user of an hour: one row of
 -- arrays per partition, flush and hour, written in the flush's transaction
 -- with its offset (so a replay never adds an event twice and no event is
 -- lost), and deleted by the fold that applies it (DELETE ... RETURNING claims
--- it: two folds never apply one share). holder is the process that wrote it;
--- it folds it from its memory, which has every event (the exact crossing
--- event). A share whose process is gone is folded by another from these
--- arrays: the crossing event is then the share's last event (last_offset,
--- last_time). The arrays are stored out of line uncompressed: compressing
--- them cost the flush more than the bytes it saves.
+-- it: two folds never apply one share). Users are named by their slot in the
+-- holder's process (quota_alert_slots), 4 bytes instead of an email. holder
+-- is the process that wrote it; it folds it from its memory, which has every
+-- event (the exact crossing event). A share whose process is gone is folded
+-- by another from these arrays: the crossing event is then the share's last
+-- event (last_offset, last_time). The arrays are stored out of line
+-- uncompressed: compressing them cost the flush more than the bytes saved.
 CREATE TABLE IF NOT EXISTS quota_usage_shares (
   id BIGSERIAL PRIMARY KEY,
   topic TEXT NOT NULL,
@@ -36,13 +37,23 @@ CREATE TABLE IF NOT EXISTS quota_usage_shares (
   holder TEXT NOT NULL,
   created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
   hour TIMESTAMP NOT NULL,
-  emails TEXT[] NOT NULL,
+  slots INT[] NOT NULL,
   usages BIGINT[] NOT NULL,
   last_offset BIGINT NOT NULL,
   last_time TIMESTAMP NOT NULL
 );
-ALTER TABLE quota_usage_shares ALTER COLUMN emails SET STORAGE EXTERNAL;
+ALTER TABLE quota_usage_shares ALTER COLUMN slots SET STORAGE EXTERNAL;
 ALTER TABLE quota_usage_shares ALTER COLUMN usages SET STORAGE EXTERNAL;
+
+-- The email of each slot a process's shares use, written in the flush that
+-- first uses it (once per user and process); deleted with the process's
+-- last share once it is gone.
+CREATE TABLE IF NOT EXISTS quota_alert_slots (
+  holder TEXT NOT NULL,
+  slot INT NOT NULL,
+  email TEXT NOT NULL,
+  PRIMARY KEY (holder, slot)
+);
 
 -- Each partition's event-time clock (highest event time seen) as the alert
 -- detector last stored it, in the flush transaction: which events are too
@@ -82,7 +93,6 @@ CREATE TABLE IF NOT EXISTS quota_alerts (
   batch_run_id BIGINT,
   UNIQUE (hour, email, threshold)
 );
-CREATE INDEX IF NOT EXISTS quota_alerts_email_idx ON quota_alerts (email, hour);
 -- The stream's catch-up and "alerts of the last minutes" read by detection time.
 CREATE INDEX IF NOT EXISTS quota_alerts_detected_idx ON quota_alerts (detected_at);
 

@@ -124,10 +124,14 @@ const SAVE_CLOCK_SQL = `INSERT INTO quota_alert_clocks AS c (topic, "partition",
 
 const TS = (expr: string) => `(TIMESTAMP 'epoch' + (${expr}) * INTERVAL '1 millisecond')`;
 
-const SHARE_SQL = `INSERT INTO quota_usage_shares (topic, "partition", holder, hour, emails,
+const SHARE_SQL = `INSERT INTO quota_usage_shares (topic, "partition", holder, hour, slots,
     usages, last_offset, last_time)
-  VALUES ($1, $2, $3, ${TS("$4::bigint")}, $5::text[], $6::bigint[], $7, ${TS("$8::bigint")})
+  VALUES ($1, $2, $3, ${TS("$4::bigint")}, $5::int[], $6::bigint[], $7, ${TS("$8::bigint")})
   RETURNING id`;
+
+const SLOTS_SQL = `INSERT INTO quota_alert_slots (holder, slot, email)
+  SELECT $1, u.slot, u.email FROM unnest($2::int[], $3::text[]) AS u(slot, email)
+  ON CONFLICT DO NOTHING`;
 
 export class AlertDetector implements FlushParticipant {
   readonly name = "quota_alerts";
@@ -138,6 +142,8 @@ export class AlertDetector implements FlushParticipant {
   readonly #clocks = new Map<number, number>();
   /** Numbers the takes, for the users' scratch fields. */
   #take = 0;
+  /** Slots whose email is in quota_alert_slots (committed). */
+  #persisted = new Uint8Array(1024);
   /** Wall time of the batch being consumed, read once per batch (a microtask resets it). */
   #wall = 0;
   #wallValid = false;
@@ -262,6 +268,7 @@ export class AlertDetector implements FlushParticipant {
         skipped: number;
         groups: Group[];
         events: Omit<Share, "ids" | "partition" | "groups">;
+        fresh: UserEntry[];
       }
       | undefined;
     return {
@@ -272,18 +279,28 @@ export class AlertDetector implements FlushParticipant {
           clock0 = rows.length ? Number(rows[0].clock_ms) : -Infinity;
         }
         const { groups, events, clock, skipped } = this.#group(b, clock0);
+        // The emails of slots this process's shares have not named yet.
+        const fresh = groups.filter((g) => (this.#persisted[g.user.slot] ?? 0) === 0).map((g) =>
+          g.user
+        );
+        if (fresh.length > 0) {
+          await tx.query(SLOTS_SQL, [
+            o.holder,
+            nums(fresh.map((u) => u.slot)),
+            textArray(fresh.map((u) => u.email)),
+          ]);
+        }
         // One row per hour (a take spans two at most, around an hour's end).
         const ids: number[] = [];
-        for (const hour of [...new Set(groups.map((g) => g.hour))].sort((x, y) => x - y)) {
-          const of = groups.length === 1 || groups.every((g) => g.hour === hour)
-            ? groups
-            : groups.filter((g) => g.hour === hour);
+        const hours = [...new Set(groups.map((g) => g.hour))].sort((x, y) => x - y);
+        for (const hour of hours) {
+          const of = hours.length === 1 ? groups : groups.filter((g) => g.hour === hour);
           const rows = await tx.query<{ id: number }>(SHARE_SQL, [
             o.topic,
             partition,
             o.holder,
             hour,
-            textArray(of.map((g) => g.user.email)),
+            nums(of.map((g) => g.user.slot)),
             nums(of.map((g) => g.sum)),
             b.offset[b.n - 1],
             of.reduce((m, g) => Math.max(m, b.time[g.last]), -Infinity),
@@ -291,11 +308,19 @@ export class AlertDetector implements FlushParticipant {
           ids.push(Number(rows[0].id));
         }
         if (Number.isFinite(clock)) await tx.query(SAVE_CLOCK_SQL, [o.topic, partition, clock]);
-        outcome = { ids, clock, skipped, groups, events };
+        outcome = { ids, clock, skipped, groups, events, fresh };
       },
       committed: () => {
         if (!outcome) return;
         if (Number.isFinite(outcome.clock)) this.#clocks.set(partition, outcome.clock);
+        for (const u of outcome.fresh) {
+          if (u.slot >= this.#persisted.length) {
+            const grown = new Uint8Array(Math.max(u.slot + 1, this.#persisted.length * 2));
+            grown.set(this.#persisted);
+            this.#persisted = grown;
+          }
+          this.#persisted[u.slot] = 1;
+        }
         if (outcome.skipped > 0) o.onLateSkipped?.(outcome.skipped);
         if (outcome.groups.length === 0) return;
         try {

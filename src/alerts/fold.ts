@@ -92,8 +92,15 @@ const CLAIM_ORPHANS_SQL = `DELETE FROM quota_usage_shares WHERE id IN (
     WHERE holder <> $1 AND (holder = ANY($2::text[])
       OR created_at < now() - $3::bigint * interval '1 millisecond')
     ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED)
-  RETURNING id, "partition", ${MS("hour")} AS hour, emails, usages, last_offset,
+  RETURNING id, "partition", holder, ${MS("hour")} AS hour, slots, usages, last_offset,
     ${MS("last_time")} AS last_time, ${MS("created_at")} AS created_ms`;
+
+const SLOT_EMAILS_SQL = `SELECT slot, email FROM quota_alert_slots
+  WHERE holder = $1 AND slot = ANY($2::int[])`;
+
+// A gone process's slots, once none of its shares is left.
+const FORGET_SLOTS_SQL = `DELETE FROM quota_alert_slots s WHERE s.holder = ANY($1::text[])
+  AND NOT EXISTS (SELECT 1 FROM quota_usage_shares x WHERE x.holder = s.holder)`;
 
 // Rows in (hour, email) order: every fold locks them in that order. Only
 // totals that may reach an open threshold come back, with their input place.
@@ -131,7 +138,10 @@ const ALERTS_SQL = `WITH a AS (
 interface OrphanRow {
   id: number;
   partition: number;
+  holder: string;
   hour: number;
+  slots: number[];
+  /** Filled from quota_alert_slots after the claim. */
   emails: string[];
   usages: number[];
   last_offset: number;
@@ -384,6 +394,16 @@ export class Fold {
         ORPHAN_AGE_MS,
         ORPHANS_PER_FOLD,
       ]);
+      for (const r of others) {
+        const names = new Map(
+          (await tx.query<{ slot: number; email: string }>(SLOT_EMAILS_SQL, [
+            r.holder,
+            nums(r.slots),
+          ])).map((x) => [Number(x.slot), x.email]),
+        );
+        r.emails = r.slots.map((slot) => names.get(Number(slot)) ?? "");
+      }
+      if (holders.length > 0) await tx.query(FORGET_SLOTS_SQL, [textArray(holders)]);
       if (others.length > 0) {
         o.log.info("quota alerts: folding shares of a process that is gone", {
           shares: others.length,
@@ -393,6 +413,7 @@ export class Fold {
       for (const r of others) {
         const hs = work.hour(Number(r.hour));
         r.emails.forEach((email, k) => {
+          if (email === "") return; // its slot's email is lost: nothing to attribute it to
           // A user gone from user_metadata since has no limit to reach.
           const user = o.users.userOf(email) ??
             new UserEntry(email, Number.MAX_SAFE_INTEGER, o.users.slotOf(email));
@@ -441,6 +462,7 @@ export class Fold {
     for (const r of others) {
       const hour = Number(r.hour);
       r.emails.forEach((email, k) => {
+        if (email === "") return;
         const list = steps.get(keyOf(hour, o.users.slotOf(email)));
         // A share folded from its row: its events are gone, its last one stands for all.
         list?.push({
