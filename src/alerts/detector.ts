@@ -25,12 +25,13 @@ import type { UserDirectory, UserEntry } from "./users.ts";
  * The valid events of one partition since its last take, in offset order, as
  * typed columns: the speed layer's event objects are not kept (held until the
  * flush, they would outlive V8's young generation and cost old-generation
- * collections), only what the alerts need: the user's slot (-1: a device
- * without user metadata), bytes, event time and offset.
+ * collections), only what the alerts need: the device id (a string the
+ * layer's windows hold until the flush anyway; looked up at the flush, when
+ * the windows have computed its hash), bytes, event time and offset.
  */
 export class Pending {
   n = 0;
-  slot = new Int32Array(1024);
+  readonly ids: string[] = [];
   bytes = new Float64Array(1024);
   time = new Float64Array(1024);
   offset = new Float64Array(1024);
@@ -38,22 +39,21 @@ export class Pending {
   readonly wallFrom: number[] = [];
   readonly walls: number[] = [];
 
-  push(slot: number, bytes: number, timeMs: number, offset: number): void {
-    if (this.n === this.slot.length) this.#grow();
+  push(id: string, bytes: number, timeMs: number, offset: number): void {
+    if (this.n === this.bytes.length) this.#grow();
     const i = this.n++;
-    this.slot[i] = slot;
+    this.ids.push(id);
     this.bytes[i] = bytes;
     this.time[i] = timeMs;
     this.offset[i] = offset;
   }
 
   #grow(): void {
-    const size = this.slot.length * 2;
-    const grow = <T extends Int32Array | Float64Array>(a: T, b: T): T => {
+    const size = this.bytes.length * 2;
+    const grow = (a: Float64Array, b: Float64Array<ArrayBuffer>) => {
       b.set(a);
       return b;
     };
-    this.slot = grow(this.slot, new Int32Array(size));
     this.bytes = grow(this.bytes, new Float64Array(size));
     this.time = grow(this.time, new Float64Array(size));
     this.offset = grow(this.offset, new Float64Array(size));
@@ -71,28 +71,20 @@ export class Pending {
   }
 }
 
-/** What a take's counted events of one (hour, email) add up to. */
-export interface Group {
-  readonly hour: number;
-  readonly user: UserEntry;
-  sum: number;
-  events: number;
-  /** Index (in the take) of the group's last event. */
-  last: number;
-  /** Its index in the take's groups. */
-  readonly index: number;
-}
-
 /**
- * One partition's committed share, as the fold gets it: the sums per (hour,
- * email) and, compactly, every counted event of a known user (about 36 bytes
- * each; the events themselves are let go at the commit), in offset order.
+ * One partition's committed share, as the fold gets it: per (hour, user) of
+ * the take its sum, as parallel typed arrays, and, compactly, every counted
+ * event of a known user (about 36 bytes each), in offset order.
  */
 export interface Share {
   /** Its `quota_usage_shares` rows (one per hour). */
   readonly ids: readonly number[];
   readonly partition: number;
-  readonly groups: readonly Group[];
+  /** Per group (hour, user): hour, user slot, sum, and the user's quota at the flush. */
+  readonly groupHour: Float64Array;
+  readonly groupSlot: Int32Array;
+  readonly groupSum: Float64Array;
+  readonly groupQuota: Float64Array;
   /** Per counted event: its group's index, bytes, offset, event time and consume time (ms). */
   readonly group: Int32Array;
   readonly bytes: Float64Array;
@@ -101,8 +93,28 @@ export interface Share {
   readonly consumed: Float64Array;
 }
 
+/** A growable Float64Array / Int32Array column. */
+class Column<T extends Float64Array | Int32Array> {
+  n = 0;
+  constructor(public a: T, readonly make: (size: number) => T) {}
+  push(v: number): void {
+    if (this.n === this.a.length) {
+      const b = this.make(this.a.length * 2);
+      b.set(this.a);
+      this.a = b;
+    }
+    this.a[this.n++] = v;
+  }
+  done(): T {
+    return this.a.slice(0, this.n) as T;
+  }
+}
+
+const floats = (n = 1024) => new Column(new Float64Array(n), (m) => new Float64Array(m));
+const ints = (n = 1024) => new Column(new Int32Array(n), (m) => new Int32Array(m));
+
 export interface DetectorOptions {
-  readonly users: Pick<UserDirectory, "lookup" | "atSlot">;
+  readonly users: Pick<UserDirectory, "lookup">;
   readonly allowedLatenessMs: number;
   /** Source topic (shares and clocks are kept per topic and partition). */
   readonly topic: string;
@@ -156,8 +168,7 @@ export class AlertDetector implements FlushParticipant {
     this.#clock = options.clock ?? Date.now;
   }
 
-  // The hot path: one lookup of the device and four numbers per event (a
-  // batch's events share one wall time).
+  // The hot path: four values per event (a batch's events share one wall time).
   event(e: SourcedEvent): void {
     let b = this.#pending.get(e.partition);
     if (!b) this.#pending.set(e.partition, b = new Pending());
@@ -170,7 +181,7 @@ export class AlertDetector implements FlushParticipant {
       b.wallFrom.push(b.n);
       b.walls.push(this.#wall);
     }
-    b.push(this.#o.users.lookup(e.id)?.slot ?? -1, e.bytes, e.timestamp * 1000, e.offset);
+    b.push(e.id, e.bytes, e.timestamp * 1000, e.offset);
   }
 
   take(partition: number): ParticipantWrite | undefined {
@@ -200,8 +211,11 @@ export class AlertDetector implements FlushParticipant {
     const time = new Float64Array(cap), consumed = new Float64Array(cap);
     let n = 0;
     let wallK = 0;
-    const groups: Group[] = [];
-    let spill: Map<string, Group> | undefined; // a user with events of two hours in one take
+    const gHour = floats(), gSlot = ints(), gSum = floats(), gQuota = floats();
+    const gLastTime = floats();
+    /** Users of the take whose email is not in quota_alert_slots yet. */
+    const fresh: UserEntry[] = [];
+    let spill: Map<string, number> | undefined; // a user with events of two hours in one take
     let from = NaN, to = NaN, cutoff = -Infinity;
     let clock = clock0;
     let skipped = 0;
@@ -213,32 +227,39 @@ export class AlertDetector implements FlushParticipant {
         cutoff = hourCutoff(from, lateness);
       }
       if (clock < cutoff) {
-        const slot = b.slot[i];
-        const user = slot < 0 ? undefined : users.atSlot(slot);
+        const user = users.lookup(b.ids[i]);
         if (user) {
-          let g: Group | undefined;
+          let g: number;
           if (user.take !== take) {
             user.take = take;
             user.hour = from;
-            user.group = g = { hour: from, user, sum: 0, events: 0, last: i, index: groups.length };
-            groups.push(g);
-          } else if (user.hour === from) g = user.group as Group;
+            user.index = g = gSlot.n;
+            gHour.push(from);
+            gSlot.push(user.slot);
+            gSum.push(0);
+            gQuota.push(user.quota);
+            gLastTime.push(t);
+            if ((this.#persisted[user.slot] ?? 0) === 0) fresh.push(user);
+          } else if (user.hour === from) g = user.index;
           else {
             spill ??= new Map();
-            const key = `${from}|${user.email}`;
-            g = spill.get(key);
-            if (!g) {
-              g = { hour: from, user, sum: 0, events: 0, last: i, index: groups.length };
-              spill.set(key, g);
-              groups.push(g);
+            const key = `${from}|${user.slot}`;
+            const known = spill.get(key);
+            if (known !== undefined) g = known;
+            else {
+              spill.set(key, g = gSlot.n);
+              gHour.push(from);
+              gSlot.push(user.slot);
+              gSum.push(0);
+              gQuota.push(user.quota);
+              gLastTime.push(t);
             }
           }
           const by = b.bytes[i];
-          g.sum += by;
-          g.events++;
-          g.last = i;
+          gSum.a[g] += by;
+          if (t > gLastTime.a[g]) gLastTime.a[g] = t;
           while (wallK + 1 < b.wallFrom.length && b.wallFrom[wallK + 1] <= i) wallK++;
-          gi[n] = g.index;
+          gi[n] = g;
           bytes[n] = by;
           offset[n] = b.offset[i];
           time[n] = t;
@@ -248,14 +269,18 @@ export class AlertDetector implements FlushParticipant {
       } else skipped++;
       if (t > clock) clock = t;
     }
-    const events = {
+    const share = {
+      groupHour: gHour.done(),
+      groupSlot: gSlot.done(),
+      groupSum: gSum.done(),
+      groupQuota: gQuota.done(),
       group: gi.slice(0, n),
       bytes: bytes.slice(0, n),
       offset: offset.slice(0, n),
       time: time.slice(0, n),
       consumed: consumed.slice(0, n),
     };
-    return { groups, events, clock, skipped };
+    return { share, lastTime: gLastTime.done(), fresh, clock, skipped };
   }
 
   /** One partition's share of a flush; `write` may run more than once, so it only computes. */
@@ -266,8 +291,7 @@ export class AlertDetector implements FlushParticipant {
         ids: number[];
         clock: number;
         skipped: number;
-        groups: Group[];
-        events: Omit<Share, "ids" | "partition" | "groups">;
+        share: Omit<Share, "ids" | "partition">;
         fresh: UserEntry[];
       }
       | undefined;
@@ -278,11 +302,8 @@ export class AlertDetector implements FlushParticipant {
           const rows = await tx.query<{ clock_ms: number }>(CLOCK_SQL, [o.topic, partition]);
           clock0 = rows.length ? Number(rows[0].clock_ms) : -Infinity;
         }
-        const { groups, events, clock, skipped } = this.#group(b, clock0);
+        const { share, lastTime, fresh, clock, skipped } = this.#group(b, clock0);
         // The emails of slots this process's shares have not named yet.
-        const fresh = groups.filter((g) => (this.#persisted[g.user.slot] ?? 0) === 0).map((g) =>
-          g.user
-        );
         if (fresh.length > 0) {
           await tx.query(SLOTS_SQL, [
             o.holder,
@@ -292,23 +313,27 @@ export class AlertDetector implements FlushParticipant {
         }
         // One row per hour (a take spans two at most, around an hour's end).
         const ids: number[] = [];
-        const hours = [...new Set(groups.map((g) => g.hour))].sort((x, y) => x - y);
+        const gh = share.groupHour;
+        const hours = gh.length === 0 ? [] : [...new Set(gh)].sort((x, y) => x - y);
         for (const hour of hours) {
-          const of = hours.length === 1 ? groups : groups.filter((g) => g.hour === hour);
+          const pick = hours.length === 1 ? undefined : gh.map((h) => (h === hour ? 1 : 0));
+          const slots = pick ? share.groupSlot.filter((_, k) => pick[k] === 1) : share.groupSlot;
+          const sums = pick ? share.groupSum.filter((_, k) => pick[k] === 1) : share.groupSum;
+          const last = pick ? lastTime.filter((_, k) => pick[k] === 1) : lastTime;
           const rows = await tx.query<{ id: number }>(SHARE_SQL, [
             o.topic,
             partition,
             o.holder,
             hour,
-            nums(of.map((g) => g.user.slot)),
-            nums(of.map((g) => g.sum)),
+            nums(slots),
+            nums(sums),
             b.offset[b.n - 1],
-            of.reduce((m, g) => Math.max(m, b.time[g.last]), -Infinity),
+            last.reduce((m, t) => Math.max(m, t), -Infinity),
           ]);
           ids.push(Number(rows[0].id));
         }
         if (Number.isFinite(clock)) await tx.query(SAVE_CLOCK_SQL, [o.topic, partition, clock]);
-        outcome = { ids, clock, skipped, groups, events, fresh };
+        outcome = { ids, clock, skipped, share, fresh };
       },
       committed: () => {
         if (!outcome) return;
@@ -322,9 +347,9 @@ export class AlertDetector implements FlushParticipant {
           this.#persisted[u.slot] = 1;
         }
         if (outcome.skipped > 0) o.onLateSkipped?.(outcome.skipped);
-        if (outcome.groups.length === 0) return;
+        if (outcome.ids.length === 0) return;
         try {
-          o.onShare({ ids: outcome.ids, partition, groups: outcome.groups, ...outcome.events });
+          o.onShare({ ids: outcome.ids, partition, ...outcome.share });
         } catch {
           // committed() must not throw: the share is durable, the fold finds it anyway.
         }

@@ -59,6 +59,7 @@ export interface FoldOptions {
   readonly users: {
     userOf(email: string): UserEntry | undefined;
     slotOf(email: string): number;
+    atSlot(slot: number): UserEntry | undefined;
   };
   /** Wall clock, epoch ms. Default Date.now. */
   readonly clock?: () => number;
@@ -149,22 +150,8 @@ interface OrphanRow {
   created_ms: number;
 }
 
-/** A committed share of this process, compactly: what the crossing walk needs. */
-interface Compact {
-  readonly ids: readonly number[];
-  readonly partition: number;
-  /** Per group: hour, user slot, sum, and the user's quota when it was flushed. */
-  readonly groupHour: Float64Array;
-  readonly groupSlot: Int32Array;
-  readonly groupSum: Float64Array;
-  readonly groupQuota: Float64Array;
-  /** Per counted event (offset order): its group, bytes, offset, event time, consume time. */
-  readonly group: Int32Array;
-  readonly bytes: Float64Array;
-  readonly offset: Float64Array;
-  readonly time: Float64Array;
-  readonly consumed: Float64Array;
-}
+/** A committed share of this process (detector.ts): what the crossing walk needs. */
+type Compact = Share;
 
 /** One hour of a pending fold: sums and users by slot, and the slots touched. */
 class HourSums {
@@ -241,30 +228,22 @@ export class Fold {
     this.#clock = options.clock ?? Date.now;
   }
 
-  /** A committed share of this process: summed in and kept compactly for the next fold. */
+  /** A committed share of this process: summed in and kept for the next fold. */
   add(share: Share): void {
-    const n = share.groups.length;
-    const c: Compact = {
-      ids: share.ids,
-      partition: share.partition,
-      groupHour: new Float64Array(n),
-      groupSlot: new Int32Array(n),
-      groupSum: new Float64Array(n),
-      groupQuota: new Float64Array(n),
-      group: share.group,
-      bytes: share.bytes,
-      offset: share.offset,
-      time: share.time,
-      consumed: share.consumed,
-    };
-    share.groups.forEach((g, k) => {
-      c.groupHour[k] = g.hour;
-      c.groupSlot[k] = g.user.slot;
-      c.groupSum[k] = g.sum;
-      c.groupQuota[k] = g.user.quota;
-      this.#bySlot[g.user.slot] = g.user;
-    });
-    this.#pending.addCompact(c, (slot) => this.#bySlot[slot]!);
+    const p = this.#pending;
+    const users = this.#o.users;
+    let hs: HourSums | undefined;
+    for (let k = 0; k < share.groupSlot.length; k++) {
+      const h = share.groupHour[k], slot = share.groupSlot[k];
+      const u = users.atSlot(slot) ?? this.#bySlot[slot];
+      if (!u) continue; // unreachable: the detector found it in the directory
+      this.#bySlot[slot] = u;
+      if (hs?.hour !== h) hs = p.hour(h);
+      hs.add(u, slot, share.groupSum[k]);
+    }
+    p.shares.push(share);
+    const t = share.time;
+    for (let i = 0; i < t.length; i++) if (t[i] > p.newestMs) p.newestMs = t[i];
     this.#wakeup.wake();
   }
 

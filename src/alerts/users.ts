@@ -22,8 +22,8 @@ export class UserEntry {
   take = 0;
   /** The hour the scratch group is for. */
   hour = NaN;
-  /** The detector's group of this take and hour. */
-  group: unknown = undefined;
+  /** The index of the detector's group of this take and hour. */
+  index = 0;
   /** Hour → bit mask of thresholds known to have an alert (a filter; the table decides). */
   alerted: Map<number, number> | undefined = undefined;
 
