@@ -90,7 +90,11 @@ await ensureTopics({ brokers, topics: [{ topic, partitions: PARTITIONS }] });
 const t0 = performance.now();
 if (!values.topic) await produceBacklog();
 const produceS = (performance.now() - t0) / 1000;
-out(values.topic ? `reusing ${topic}` : `produced ${N} events to ${topic} in ${produceS.toFixed(1)} s`);
+out(
+  values.topic
+    ? `reusing ${topic}`
+    : `produced ${N} events to ${topic} in ${produceS.toFixed(1)} s`,
+);
 
 interface RunResult {
   /** CPU seconds of this process and of PostgreSQL's backends for its database, catching up. */
@@ -132,7 +136,12 @@ const ok = (b: boolean) => (b ? "yes" : "**no**");
 const runs = (rs: RunResult[]) => rs.map((r) => r.rate.toFixed(0)).join(", ");
 const table = markdownTable(["Measure", "Result", "Target", "Met"], [
   ["Events (100,000 devices, 50,000 users, 3 partitions)", N.toLocaleString("en"), "", ""],
-  ["Speed layer, alerts off (each run)", `${offRate.toFixed(0)} events/s (${runs(results.off)})`, "", ""],
+  [
+    "Speed layer, alerts off (each run)",
+    `${offRate.toFixed(0)} events/s (${runs(results.off)})`,
+    "",
+    "",
+  ],
   [
     "Speed layer, alerts on (each run)",
     `${onRate.toFixed(0)} events/s (${runs(results.on)})`,
@@ -184,7 +193,9 @@ outbox publishes every alert to a Kafka topic meanwhile. (Cross-partition sums o
 several devices are covered by the tests, not here: the issue fixes 100,000 users, and bench:speed's
 100,000 devices keep both figures comparable.) Runs alternate off, on, off, on, … so both
 see the same machine; the ratio is of the means. Detection delay: in the last run, after catching
-up and once its alerts are folded and delivered, a live tail at ${TAIL_RATE.toLocaleString("en")} events/s in real event time (the current
+up and once its alerts are folded and delivered, a live tail at ${
+    TAIL_RATE.toLocaleString("en")
+  } events/s in real event time (the current
 hour); for every alert of the tail, from consuming its crossing event (the detector's timestamp,
 stored as \`consumed_at\`) to the commit that made it durable, and to its message being read back
 from the alert topic by a consumer in the same process.
@@ -280,7 +291,9 @@ async function measuredRun(topic: string, alertsOn: boolean): Promise<RunResult>
     `
 source:
   kind: kafka
-  kafka: { brokers: ${brokers.join(",")}, topic: ${topic}, group: ${topic}-${id}, from_beginning: true }
+  kafka: { brokers: ${
+      brokers.join(",")
+    }, topic: ${topic}, group: ${topic}-${id}, from_beginning: true }
 speed:
   window: 5m
   allowed_lateness: 15s
@@ -348,7 +361,9 @@ database: { url: "${dbUrl}" }
         const parts = layer.status().partitions;
         if (
           [...e].every(([p, end]) =>
-            parts.some((s) => s.partition === p && s.storedOffset >= end && s.committedOffset >= end)
+            parts.some((s) =>
+              s.partition === p && s.storedOffset >= end && s.committedOffset >= end
+            )
           )
         ) {
           clearInterval(timer);
@@ -387,7 +402,9 @@ database: { url: "${dbUrl}" }
       );
       return Number(r[0].s) === 0 && Number(r[0].d) === 0;
     };
-    for (let i = 0; i < 600 && !(await settled()); i++) await new Promise((r) => setTimeout(r, 200));
+    for (let i = 0; i < 600 && !(await settled()); i++) {
+      await new Promise((r) => setTimeout(r, 200));
+    }
     // Commits of alerts reach the feed at once (a listener only from here: while catching
     // up nobody listens, as in production the stream is read by a few dashboards).
     unsubscribe = alerts.feed.subscribe((a) => durableAt.set(a.id, Date.now()));
@@ -469,7 +486,9 @@ function pgCpuSeconds(db: string): number {
     if (!/^\d+$/.test(e.name)) continue;
     try {
       const cmd = Deno.readTextFileSync(`/proc/${e.name}/cmdline`);
-      if (cmd.startsWith("postgres:") && cmd.includes(` ${db} `)) total += cpuSeconds(Number(e.name));
+      if (cmd.startsWith("postgres:") && cmd.includes(` ${db} `)) {
+        total += cpuSeconds(Number(e.name));
+      }
     } catch { /* gone */ }
   }
   return total;
