@@ -232,6 +232,8 @@ export class Fold {
   #loop: Promise<void> | undefined;
   #lastOrphans = -Infinity;
   #moreOrphans = false;
+  /** Folds run one at a time (the loop, settle, stop). */
+  #chain: Promise<unknown> = Promise.resolve();
   /** Hours this process has folded rows of (recent ones). */
   readonly #folded = new Set<number>();
 
@@ -284,7 +286,7 @@ export class Fold {
         }
         const t0 = this.#clock();
         try {
-          await this.foldOnce(orphansDue);
+          await this.#serial(() => this.foldOnce(orphansDue));
           if (failures > 0) this.#o.log.info("quota alert fold resumed", { failures });
           failures = 0;
           const end = this.#clock(), took = end - t0;
@@ -299,6 +301,19 @@ export class Fold {
     })();
   }
 
+  #serial<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.#chain.then(fn);
+    this.#chain = next.catch(() => {});
+    return next;
+  }
+
+  /** Folds what is pending now, after the fold in progress (if any). */
+  async settle(): Promise<void> {
+    await this.#serial(async () => {
+      if (!this.#pending.empty) await this.foldOnce(false);
+    });
+  }
+
   /** Stops after a last fold of what is pending (bounded by `deadlineMs`). */
   async stop(deadlineMs = 2_000): Promise<void> {
     this.#stop.abort();
@@ -306,7 +321,7 @@ export class Fold {
     if (this.#pending.empty) return;
     let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([
-      this.foldOnce(false).catch((error) =>
+      this.#serial(() => this.foldOnce(false)).catch((error) =>
         this.#o.log.warn("quota alert fold at stop failed: the next start folds it", { error })
       ),
       new Promise((r) => timer = setTimeout(r, deadlineMs)),

@@ -79,6 +79,8 @@ export interface QuotaAlerts {
   readonly outputs: readonly string[];
   /** Reloads user_metadata now (otherwise every `refresh_interval`). */
   refreshUsers(): Promise<void>;
+  /** Folds every committed share now, whatever the pacing (tests, a batch run by hand). */
+  settle(): Promise<void>;
   /** Stops the user refresh, the dispatcher (deliveries in flight get `deadlineMs`) and the feed. */
   stop(deadlineMs?: number): Promise<void>;
 }
@@ -202,6 +204,7 @@ export async function startQuotaAlerts(deps: QuotaAlertsDeps): Promise<QuotaAler
     feed,
     outputs: names,
     refreshUsers: () => users.refresh(),
+    settle: () => fold.settle(),
     async stop(deadlineMs = 2_000) {
       await users.stop();
       // The shares of the speed layer's last flush are folded first (their alerts raised).
