@@ -6,9 +6,12 @@
  */
 import assert from "node:assert/strict";
 import {
+  classify,
   countsTowardHour,
   crossings,
   HOUR_MS,
+  hourCutoff,
+  hourStart,
   reaches,
   reachFloor,
   reconcileHour,
@@ -63,6 +66,23 @@ Deno.test("countsTowardHour() keeps late events until the watermark passes the h
   ];
   for (const [what, t, clock, want] of cases) {
     assert.equal(countsTowardHour(t, clock, L), want, what);
+  }
+});
+
+Deno.test("hourCutoff() is where classify() calls an event of the hour late_dropped", () => {
+  const H = Date.UTC(2026, 10, 28, 10);
+  for (const lateness of [0, 1_000, 15_000]) {
+    for (const t of [H, H + 1, H + HOUR_MS / 2, H + HOUR_MS - 1]) {
+      for (let clock = H; clock < H + HOUR_MS + 3 * lateness + 2; clock += 997) {
+        const dropped =
+          classify(hourStart(t), HOUR_MS, lateness, clock - lateness) === "late_dropped";
+        assert.equal(
+          clock >= hourCutoff(hourStart(t), lateness),
+          dropped,
+          `${t} ${clock} ${lateness}`,
+        );
+      }
+    }
   }
 });
 
