@@ -233,6 +233,39 @@ function numericColumns(rows: { d: WindowDelta; partition: number }[]): Cols {
 }
 
 /**
+ * Writes the partitions of one flush: a transaction per partition,
+ * concurrently, on a server (each holds its partition's rows with its offset,
+ * so each may commit alone, and two cores write more rows per second than
+ * with one transaction); one transaction on PGlite, which runs statements one
+ * at a time anyway. `attempt()` is what a retry repeats: partitions already
+ * written are not written again. `insertedNew` turns false when rows taken for
+ * new were already stored (the layer then upserts only).
+ */
+export function flushWriter(
+  db: Db,
+  topic: string,
+  windowMs: number,
+  aggregations: Aggregations,
+  parts: readonly PartitionFlush[],
+): { attempt(): Promise<void>; readonly insertedNew: boolean } {
+  const pending = new Set(db.kind === "postgres" ? parts.map((p) => [p]) : [parts]);
+  let insertedNew = true;
+  return {
+    async attempt() {
+      const results = await Promise.allSettled([...pending].map(async (group) => {
+        if (!await writeFlush(db, topic, windowMs, aggregations, group)) insertedNew = false;
+        pending.delete(group);
+      }));
+      const failed = results.find((r) => r.status === "rejected");
+      if (failed) throw (failed as PromiseRejectedResult).reason;
+    },
+    get insertedNew() {
+      return insertedNew;
+    },
+  };
+}
+
+/**
  * Writes one flush in one transaction. Returns false when rows taken for new
  * were already stored and the flush was redone with upserts only.
  */
