@@ -11,65 +11,19 @@
  * or when the lake falls behind. Sink faults are retried with the source
  * paused (retry.ts).
  */
-import type { Plan } from "../config/plan.ts";
 import { compileMetric } from "../core/metric.ts";
-import type { Db } from "../db/db.ts";
-import type { DeadLetterSink, EventSource, SourceBatch } from "../kafka/source.ts";
-import type { Logger } from "../log.ts";
-import type { CompactHour, SpeedLake } from "./lake_port.ts";
+import type { SourceBatch } from "../kafka/source.ts";
 import type { FlushParticipant } from "./participant.ts";
-import { type PartitionStatus, SpeedPartition } from "./partition.ts";
+import { LakeGate } from "./lake_gate.ts";
+import { SpeedPartition } from "./partition.ts";
 import { type RetryHooks, retrying } from "./retry.ts";
-import {
-  type Aggregations,
-  flushWriter,
-  type PartitionFlush,
-  readProgress,
-  recordTopic,
-  upsertMetrics,
-} from "./sink.ts";
-import type { SpeedTelemetry } from "./telemetry.ts";
+import { FlushTimer } from "./flush_timer.ts";
+import { Flusher, type Taken } from "./flusher.ts";
+import { readProgress, recordTopic, upsertMetrics } from "./sink.ts";
+import type { LayerDeps, SpeedStatus } from "./types.ts";
 
-export type { PartitionStatus } from "./partition.ts";
+export type { LayerDeps, PartitionStatus, SpeedStatus } from "./types.ts";
 
-export interface SpeedStatus {
-  readonly running: boolean;
-  /** Sinks currently failing (postgres, lake, dead-letter topic). */
-  readonly sinksDown: readonly string[];
-  readonly partitions: readonly PartitionStatus[];
-  /** From the layer's telemetry (src/speed/telemetry.ts). */
-  readonly counters: {
-    readonly consumed: number;
-    readonly valid: number;
-    readonly deadLetters: number;
-    readonly lateUpdated: number;
-    readonly lateDropped: number;
-    readonly windowsWritten: number;
-    readonly flushes: number;
-  };
-}
-
-export interface LayerDeps {
-  readonly plan: Plan;
-  readonly db: Db;
-  readonly lake: SpeedLake;
-  /** Hour compaction; undefined = off. */
-  readonly compactHour?: CompactHour;
-  /** Hours of a partition whose compaction a crash cut short (compacted again on assignment). */
-  readonly unfinishedCompactions?: (partition: number) => Promise<number[]>;
-  readonly source: EventSource;
-  readonly deadLetters?: DeadLetterSink;
-  readonly log: Logger;
-  readonly clock: () => number;
-  readonly topic: string;
-  readonly telemetry: SpeedTelemetry;
-  /** Called after a flush that made a partition's lake complete past another hour's end. */
-  readonly onLakeHour?: () => void;
-  /** Ride along the flushes (participant.ts). */
-  readonly participants?: readonly FlushParticipant[];
-}
-
-const EARLY_FLUSH_MIN_MS = 50;
 /**
  * How often the end of every partition's log is read, so a quiet, fully
  * consumed partition keeps counting as complete (src/core/completeness.ts):
@@ -80,7 +34,6 @@ const END_POLL_MAX_MS = 5_000;
 export class Layer {
   readonly #d: LayerDeps;
   readonly #metrics;
-  readonly #aggs: Aggregations;
   readonly #participants: readonly FlushParticipant[];
   readonly #parts = new Map<number, SpeedPartition>();
   readonly #down = new Set<string>();
@@ -89,15 +42,11 @@ export class Layer {
   #stopping = false;
   #abortAt = Infinity;
   #flushChain: Promise<void> = Promise.resolve();
-  #lakeChain: Promise<unknown> = Promise.resolve();
-  #compactChain: Promise<void> = Promise.resolve();
-  #wake: (() => void) | undefined;
-  #flushRequested = false;
+  readonly #lake: LakeGate;
+  readonly #timer: FlushTimer;
+  readonly #flusher: Flusher;
   /** Batches waiting for the next flush to take their partition's dirty rows. */
   #takeWaiters: (() => void)[] = [];
-  /** A flush met rows it took for new: every row is upserted from then on. */
-  #upsertOnly = false;
-  #lastFlush = 0;
   #loop: Promise<void> | undefined;
   #timers: ReturnType<typeof setInterval>[] = [];
   #polling = false;
@@ -109,7 +58,6 @@ export class Layer {
   constructor(deps: LayerDeps) {
     this.#d = deps;
     this.#metrics = deps.plan.speed.metrics.map(compileMetric);
-    this.#aggs = new Map(deps.plan.speed.metrics.map((m) => [m.name, m.aggregation]));
     this.#participants = deps.participants ?? [];
     this.done = new Promise((r) => this.#resolveDone = r);
     this.#hooks = {
@@ -125,6 +73,29 @@ export class Layer {
       onRetry: (sink) => deps.telemetry.sinkRetries.inc({ sink }),
       aborted: () => Date.now() >= this.#abortAt,
     };
+    this.#timer = new FlushTimer(deps.plan.speed.flushIntervalMs);
+    this.#flusher = new Flusher({
+      db: deps.db,
+      topic: deps.topic,
+      windowMs: deps.plan.speed.windowMs,
+      aggregations: new Map(deps.plan.speed.metrics.map((m) => [m.name, m.aggregation])),
+      source: deps.source,
+      lake: deps.lake,
+      deadLetters: deps.deadLetters,
+      hooks: this.#hooks,
+      log: deps.log,
+      telemetry: deps.telemetry,
+      onLakeHour: deps.onLakeHour,
+    });
+    this.#lake = new LakeGate({
+      lake: deps.lake,
+      plan: deps.plan.lake,
+      compactHour: deps.compactHour,
+      hooks: this.#hooks,
+      log: deps.log,
+      flushNow: () => this.flushNow(),
+      stopping: () => this.#stopping,
+    });
   }
 
   async start(): Promise<void> {
@@ -171,16 +142,16 @@ export class Layer {
       // Without progress nothing of this partition was applied yet: whatever
       // the lake holds beyond the last commit is an orphan, replayed anyway.
       if (pr) starts.set(p, st.resumeOffset);
-      await this.#lake("lake", () => d.lake.recover(p, st.resumeOffset));
+      await this.#lake.run("lake", () => d.lake.recover(p, st.resumeOffset));
       this.#parts.set(p, st);
       const unfinished = d.unfinishedCompactions;
-      if (unfinished && d.compactHour && d.plan.lake.compaction.enabled) {
+      if (unfinished && this.#lake.compacting) {
         for (const hour of await retrying("lake", this.#hooks, () => unfinished(p))) {
           d.log.info("lake compaction cut short by a crash: compacting again", {
             hour: new Date(hour).toISOString(),
             partition: p,
           });
-          this.#compact(hour, p);
+          this.#lake.compact(hour, p);
         }
       }
     }
@@ -192,12 +163,12 @@ export class Layer {
     const d = this.#d;
     const mine = partitions.filter((p) => this.#parts.has(p));
     if (mine.length === 0) return;
-    for (const p of mine) await this.#lake("lake", () => d.lake.flush(p));
+    for (const p of mine) await this.#lake.run("lake", () => d.lake.flush(p));
     await this.flushNow();
     for (const p of mine) {
       this.#parts.delete(p);
       for (const x of this.#participants) x.release?.(p);
-      await this.#lake("lake", () => d.lake.release(p));
+      await this.#lake.run("lake", () => d.lake.release(p));
     }
     d.log.info("speed partitions revoked", { partitions: mine });
   }
@@ -222,11 +193,11 @@ export class Layer {
     if (Number.isFinite(wm)) t.watermark.set(wm / 1000, { partition: st.partition });
     if (r.events.length) d.lake.append(r.events);
     d.lake.advance(st.partition, st.next);
-    if (st.hasClosedWindow()) this.#requestFlush();
+    if (st.hasClosedWindow()) this.#timer.request();
     // A held batch keeps its partitions: kafkajs heartbeats from its fetch loop
     // meanwhile (tests/speed_heartbeat_test.ts holds one past the session timeout).
     await this.#dirtyBackpressure(st);
-    await this.#lakeBackpressure(st.partition);
+    await this.#lake.backpressure(st.partition);
   }
 
   // ---- backpressure ----------------------------------------------------------
@@ -240,7 +211,7 @@ export class Layer {
   async #dirtyBackpressure(st: SpeedPartition): Promise<void> {
     const max = this.#d.plan.speed.maxDirtyRows;
     while (st.mustWait(max) && !this.#stopping && this.#parts.get(st.partition) === st) {
-      this.#requestFlush();
+      this.#timer.request();
       await new Promise<void>((resolve) => this.#takeWaiters.push(resolve));
     }
   }
@@ -251,57 +222,11 @@ export class Layer {
     for (const resolve of waiters) resolve();
   }
 
-  /**
-   * Holds the batch while the lake has much more than a segment in flight: the
-   * store is slow or down (the writer retries on its own). The source is
-   * paused meanwhile, so consumption resumes only when files are written.
-   */
-  async #lakeBackpressure(partition: number): Promise<void> {
-    const d = this.#d;
-    // One segment being written plus a full open one; more means the store is behind.
-    const limit = 2 * d.plan.lake.roll.maxRows + 20_000;
-    if (d.lake.pendingRows(partition) <= limit) return;
-    const t0 = Date.now();
-    let paused = false;
-    while (d.lake.pendingRows(partition) > limit && !this.#stopping) {
-      if (!paused && Date.now() - t0 > 1_000) {
-        paused = true;
-        this.#hooks.onDown("lake");
-        d.log.warn("lake unavailable, retrying", {
-          partition,
-          pending: d.lake.pendingRows(partition),
-        });
-      }
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    if (paused) {
-      d.log.info("lake resumed", { partition });
-      this.#hooks.onUp("lake");
-    }
-  }
-
   // ---- flushing --------------------------------------------------------------
 
-  #requestFlush(): void {
-    this.#flushRequested = true;
-    this.#wake?.();
-  }
-
   async #flushLoop(): Promise<void> {
-    const every = this.#d.plan.speed.flushIntervalMs;
     while (this.#running) {
-      await new Promise<void>((resolve) => {
-        const wait = this.#flushRequested
-          ? Math.max(0, this.#lastFlush + EARLY_FLUSH_MIN_MS - Date.now())
-          : Math.max(0, this.#lastFlush + every - Date.now());
-        const timer = setTimeout(done, wait);
-        function done() {
-          clearTimeout(timer);
-          resolve();
-        }
-        this.#wake = done;
-      });
-      this.#wake = undefined;
+      await this.#timer.wait();
       if (!this.#running) break;
       try {
         await this.flushNow();
@@ -320,108 +245,30 @@ export class Layer {
 
   async #flushOnce(): Promise<void> {
     const d = this.#d;
-    this.#flushRequested = false;
-    this.#lastFlush = Date.now();
+    this.#timer.started();
     // Age-based rolls first, so the lake offsets recorded below are fresh.
     d.lake.tick();
-    const snap: { st: SpeedPartition; part: PartitionFlush }[] = [];
-    const take = { upsertOnly: this.#upsertOnly, participants: this.#participants };
+    const taken: Taken[] = [];
+    const take = { upsertOnly: this.#flusher.upsertOnly, participants: this.#participants };
     for (const st of this.#parts.values()) {
       const part = st.take(d.lake.durableOffset(st.partition), take);
-      if (part) snap.push({ st, part });
+      if (part) taken.push({ st, part });
     }
     this.#releaseTakeWaiters();
-    if (snap.length > 0) await this.#write(snap);
-    await this.#commit();
+    if (taken.length > 0) await this.#flusher.write(taken);
+    await this.#flusher.commit(this.#parts.values());
     this.#scheduleCompaction();
-  }
-
-  /** Writes a flush's dead letters to the topic, then its partitions to PostgreSQL. */
-  async #write(snap: { st: SpeedPartition; part: PartitionFlush }[]): Promise<void> {
-    const d = this.#d;
-    const parts = snap.map((s) => s.part);
-    const letters = parts.flatMap((p) => p.letters);
-    const dlq = d.deadLetters;
-    if (letters.length > 0 && dlq) {
-      await retrying("dead-letter topic", this.#hooks, () => dlq.send(letters));
-    }
-    const writer = flushWriter(d.db, d.topic, d.plan.speed.windowMs, this.#aggs, parts);
-    await retrying("postgres", this.#hooks, () => writer.attempt());
-    if (!writer.insertedNew && !this.#upsertOnly) {
-      // Rows this layer did not write (another topic on the same partitions?):
-      // stop guessing for this session.
-      this.#upsertOnly = true;
-      d.log.warn("speed flush met stored rows it took for new; upserting only from now on", {
-        partitions: parts.map((p) => p.partition),
-      });
-    }
-    d.log.debug("speed flush", {
-      partitions: parts.length,
-      upserts: parts.reduce((n, p) => n + p.deltas.length, 0),
-      inserts: parts.reduce((n, p) => n + (p.inserts?.length ?? 0), 0),
-      ms: Date.now() - this.#lastFlush,
-    });
-    d.telemetry.flushes.inc();
-    let lakeHour = false;
-    for (const { st, part } of snap) {
-      const w = st.written(part);
-      lakeHour ||= w.lakeHour;
-      if (w.windowsWritten) d.telemetry.windowsWritten.inc(undefined, w.windowsWritten);
-    }
-    if (lakeHour) d.onLakeHour?.();
-    for (const p of parts) for (const w of p.writes ?? []) w.committed?.();
-  }
-
-  async #commit(): Promise<void> {
-    const d = this.#d;
-    const offsets = new Map<number, number>();
-    for (const st of this.#parts.values()) {
-      const off = st.commitOffset(d.lake.durableOffset(st.partition));
-      if (off !== undefined) offsets.set(st.partition, off);
-    }
-    if (offsets.size === 0) return;
-    await retrying("kafka commit", this.#hooks, () => d.source.commit(offsets));
-    for (const [p, off] of offsets) {
-      const st = this.#parts.get(p);
-      if (st) st.committed = off;
-      d.telemetry.committedOffset.set(off, { partition: p });
-      d.lake.markCommitted(p, off);
-    }
-  }
-
-  /** Serialises lake calls (appends, rolls, flushes) and retries their faults. */
-  #lake<T>(sink: string, fn: () => Promise<T>): Promise<T> {
-    const next = this.#lakeChain.then(() => retrying(sink, this.#hooks, fn));
-    this.#lakeChain = next.catch(() => {});
-    return next;
   }
 
   // ---- compaction, completeness and idleness ---------------------------------
 
   /** Compacts hours whose end the watermark passed by compaction.afterMs. */
   #scheduleCompaction(): void {
-    const c = this.#d.plan.lake.compaction;
-    if (!c.enabled || !this.#d.compactHour || this.#stopping) return;
+    if (!this.#lake.compacting || this.#stopping) return;
+    const after = this.#d.plan.lake.compaction.afterMs;
     for (const st of this.#parts.values()) {
-      for (const hour of st.takeDueCompactions(c.afterMs)) this.#compact(hour, st.partition);
+      for (const hour of st.takeDueCompactions(after)) this.#lake.compact(hour, st.partition);
     }
-  }
-
-  /** Queues the compaction of one partition's hour. */
-  #compact(hour: number, p: number): void {
-    const d = this.#d;
-    const compact = d.compactHour!;
-    this.#compactChain = this.#compactChain.then(async () => {
-      if (this.#stopping) return;
-      // Files of the hour must be whole, and recorded as durable in the
-      // progress (so no restart replays into them), before they are merged.
-      await this.#lake("lake", () => d.lake.flush(p));
-      await this.flushNow();
-      await this.#lake("lake", () => compact(hour, p));
-      d.log.info("lake hour compacted", { hour: new Date(hour).toISOString(), partition: p });
-    }).catch((error) => {
-      d.log.error("lake compaction failed", { hour, partition: p, error });
-    });
   }
 
   /**
@@ -458,7 +305,7 @@ export class Layer {
       closed = true;
       d.log.debug("idle partition: open windows closed", { partition: st.partition });
     }
-    if (closed) this.#requestFlush();
+    if (closed) this.#timer.request();
   }
 
   // ---- lifecycle -------------------------------------------------------------
@@ -473,14 +320,14 @@ export class Layer {
     for (const t of this.#timers) clearInterval(t);
     try {
       d.source.pause();
-      await this.#lake("lake", () => d.lake.flush());
+      await this.#lake.run("lake", () => d.lake.flush());
       await this.flushNow();
-      await this.#compactChain;
+      await this.#lake.compacted();
     } catch (error) {
       d.log.error("speed layer stopped without a final flush", { error });
     }
     this.#running = false;
-    this.#wake?.();
+    this.#timer.interrupt();
     await this.#loop;
     try {
       await d.source.stop();

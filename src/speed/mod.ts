@@ -12,11 +12,12 @@ import { compactHour, LakeWriter, type ObjectStore, unfinishedCompactions } from
 import { log as rootLog, type Logger } from "../log.ts";
 import type { Registry } from "../metrics.ts";
 import type { CompactHour, SpeedLake } from "./lake_port.ts";
-import { Layer, type SpeedStatus } from "./layer.ts";
+import { Layer } from "./layer.ts";
+import type { SpeedStatus } from "./types.ts";
 import type { FlushParticipant } from "./participant.ts";
 import { speedTelemetry } from "./telemetry.ts";
 
-export type { PartitionStatus, SpeedStatus } from "./layer.ts";
+export type { PartitionStatus, SpeedStatus } from "./types.ts";
 export type { CompactHour, SpeedLake } from "./lake_port.ts";
 export type { FlushParticipant, ParticipantWrite } from "./participant.ts";
 export { type SpeedTelemetry, speedTelemetry } from "./telemetry.ts";

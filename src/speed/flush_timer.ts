@@ -1,0 +1,49 @@
+/**
+ * When the speed layer flushes next: `flush_interval` after the last flush
+ * while it keeps up, at once when something asks for it (a window closed,
+ * a partition waits for its rows to be taken), and never sooner than
+ * `earlyMinMs` after the last one when the request was already pending as
+ * the wait began, so a burst of requests does not turn into a flush per batch.
+ */
+export class FlushTimer {
+  #requested = false;
+  #last = 0;
+  #wake: (() => void) | undefined;
+
+  /**
+   * @param everyMs the flush interval
+   * @param earlyMinMs least time between flushes when a flush is requested. Default 50.
+   */
+  constructor(readonly everyMs: number, readonly earlyMinMs = 50) {}
+
+  /** Asks for a flush now (ends a wait in progress). */
+  request(): void {
+    this.#requested = true;
+    this.#wake?.();
+  }
+
+  /** A flush starts now: the request is served. */
+  started(): void {
+    this.#requested = false;
+    this.#last = Date.now();
+  }
+
+  /** Resolves when the next flush is due, or at `interrupt()`. */
+  wait(): Promise<void> {
+    return new Promise((resolve) => {
+      const next = this.#last + (this.#requested ? this.earlyMinMs : this.everyMs);
+      const done = () => {
+        clearTimeout(timer);
+        this.#wake = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, Math.max(0, next - Date.now()));
+      this.#wake = done;
+    });
+  }
+
+  /** Ends a wait in progress (stopping). */
+  interrupt(): void {
+    this.#wake?.();
+  }
+}
