@@ -121,8 +121,9 @@ const DROPPED_SQL =
 type Numeric = Exclude<Aggregation, "count_distinct">;
 
 // Array parameters go as PostgreSQL array literals built here: postgres.js
-// serialises a JS array element by element and that cost 2-3x the whole
-// upsert for 70,000 rows. Every text element is quoted, so any content is safe.
+// serialises a JS array element by element, which cost more than the whole
+// upsert (BENCHMARKS.md, "Measurements behind the code"). Every text element
+// is quoted, so any content is safe.
 const quote = (v: string) =>
   '"' + (v.includes("\\") || v.includes('"') ? v.replace(/[\\"]/g, "\\$&") : v) + '"';
 
