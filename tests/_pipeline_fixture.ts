@@ -5,6 +5,7 @@
  * lake, and the batch layer runs the older hours. Later hours stay speed-only,
  * so the serving views show both sources.
  */
+import { delay } from "../src/async/delay.ts";
 import { planFromYaml } from "../src/config/mod.ts";
 import { migrate, openDb, seedUsers } from "../src/db/mod.ts";
 import { createKafkaSource } from "../src/kafka/mod.ts";
@@ -99,7 +100,7 @@ database: { url: "${databaseUrl}" }
     try {
       await waitCommitted(layer, topic, 180_000);
       // Let the idle timeout close the last windows.
-      await new Promise((r) => setTimeout(r, 2_500));
+      await delay(2_500);
     } finally {
       await layer.stop();
     }

@@ -4,6 +4,7 @@
  * scheduler's catch-up driven by an injected clock.
  */
 import assert from "node:assert/strict";
+import { delay } from "../src/async/delay.ts";
 import { freshDatabase } from "./_services.ts";
 import { type Db, migrate, openDb } from "../src/db/mod.ts";
 import { type ObjectStore, openStore, readHour } from "../src/lake/mod.ts";
@@ -42,7 +43,7 @@ async function lakeWithHours(hours: number[]): Promise<{ dir: string; store: Obj
 
 /** A reader that holds the hour for a while, so a second run surely overlaps. */
 const slowReader = (ms: number): HourReader => async (store, h, cols) => {
-  await new Promise((r) => setTimeout(r, ms));
+  await delay(ms);
   return await readHour(store, h, cols);
 };
 
@@ -61,7 +62,7 @@ async function concurrentRuns(dbA: Db, dbB: Db) {
     const a = createBatchRunner({ plan, db: dbA, store, log: quiet, readHour: slowReader(400) });
     const b = createBatchRunner({ plan, db: dbB, store, log: quiet });
     const first = a.runHour(H0, "manual");
-    await new Promise((r) => setTimeout(r, 150)); // a holds the hour now
+    await delay(150); // a holds the hour now
     await assert.rejects(() => b.runHour(H0, "api"), (err: unknown) => {
       assert.ok(err instanceof HourBusyError);
       assert.equal(err.status, 409);

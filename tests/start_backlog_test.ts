@@ -11,6 +11,7 @@
  * re-run: started again, the hour ends batched and exact.
  */
 import assert from "node:assert/strict";
+import { delay } from "../src/async/delay.ts";
 import { createGenerator, type GeneratedItem } from "../src/simulator/generator.ts";
 import { freshDatabase, freshTopic, kafkaBrokers } from "./_services.ts";
 import { endOffsets, produce, validEvents } from "./_speed_fixture.ts";
@@ -48,7 +49,7 @@ async function until<T>(what: string, f: () => Promise<T | undefined>, ms: numbe
     } catch (e) {
       last = e;
     }
-    await new Promise((r) => setTimeout(r, 100));
+    await delay(100);
   }
   throw new Error(`timed out waiting for ${what}${last ? `: ${last}` : ""}`);
 }
@@ -163,7 +164,7 @@ ${batch}`,
           240_000,
         );
         await kill(current);
-        await new Promise((r) => setTimeout(r, 1_000 + Math.random() * 2_000));
+        await delay(1_000 + Math.random() * 2_000);
       }
       current = spawnStart(config, dir, starts++, {});
       const batched = await until("every hour of the backlog batched", async () => {

@@ -6,6 +6,7 @@
  * SIGTERM within 10 s, and pick up where it left off after a restart.
  */
 import assert from "node:assert/strict";
+import { delay } from "../src/async/delay.ts";
 import postgres from "postgres";
 import { pgAdminUrl } from "./_services.ts";
 
@@ -28,7 +29,7 @@ async function waitFor<T>(what: string, f: () => Promise<T | undefined>, ms: num
     } catch (e) {
       last = e;
     }
-    await new Promise((r) => setTimeout(r, 250));
+    await delay(250);
   }
   throw new Error(`timed out waiting for ${what}${last ? `: ${last}` : ""}`);
 }

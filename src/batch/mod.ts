@@ -10,6 +10,7 @@
  * const summary = await runner.runHour(Date.UTC(2026, 10, 28, 10), "manual");
  * const { runIds } = await runner.submit([h1, h2], "api"); // returns at once
  */
+import { Serial } from "../async/serial.ts";
 import type { Plan } from "../config/plan.ts";
 import type { Db } from "../db/db.ts";
 import { HOUR_MS } from "../core/window.ts";
@@ -135,13 +136,8 @@ export function createBatchRunner(deps: BatchRunnerDeps): BatchRunner {
     telemetry,
     readHour: deps.readHour ?? lakeReadHour,
   };
-  // One hour at a time in this process: a chain every run joins at its end.
-  let tail: Promise<unknown> = Promise.resolve();
-  const serial = <T>(fn: () => Promise<T>): Promise<T> => {
-    const p = tail.then(fn);
-    tail = p.catch(() => {});
-    return p;
-  };
+  // One hour at a time in this process: every run joins the end of one queue.
+  const serial = new Serial();
   const pending = new Set<number>();
   let catalogued: Promise<void> | undefined;
   const catalog = () => (catalogued ??= upsertCatalog(db, plan).catch((err) => {
@@ -151,7 +147,7 @@ export function createBatchRunner(deps: BatchRunnerDeps): BatchRunner {
 
   const runHour = async (hour: number, trigger: Trigger): Promise<RunSummary> => {
     checkHour(hour);
-    return await serial(async () => {
+    return await serial.run(async () => {
       await catalog();
       const runId = await runs.claimNew(db, hour, trigger, leaseMs, holder);
       return await runJob(jobDeps, hour, runId, trigger);
@@ -171,7 +167,7 @@ export function createBatchRunner(deps: BatchRunnerDeps): BatchRunner {
     list.forEach((h, i) => {
       pending.add(h);
       const runId = runIds[i];
-      serial(async () => {
+      serial.run(async () => {
         try {
           await catalog();
           await runs.claimQueued(db, runId, h, leaseMs, holder);
@@ -256,6 +252,6 @@ export function createBatchRunner(deps: BatchRunnerDeps): BatchRunner {
     lastCompletedHour: () => runs.lastCompletedHour(db),
     hours,
     hoursSummary,
-    idle: () => serial(() => Promise.resolve()),
+    idle: () => serial.idle(),
   };
 }

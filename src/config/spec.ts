@@ -6,6 +6,7 @@
  * setting means adding it here (and mapping it onto the Plan in compile.ts).
  */
 
+import { isAdditive } from "../core/aggregate.ts";
 import { HOUR_MS } from "../core/window.ts";
 import { DEFAULT_APPS } from "../simulator/ids.ts";
 import type { PipelineConfig } from "./types.gen.ts";
@@ -649,7 +650,7 @@ export const RULES: readonly LintRule<PipelineConfig>[] = [
             })`,
             "reference",
           );
-        } else if (m.aggregation !== "sum" && m.aggregation !== "count") {
+        } else if (!isAdditive(m.aggregation)) {
           report(
             path,
             `only sum and count metrics can be reconciled (this one is ${m.aggregation})`,
