@@ -1,3 +1,5 @@
+import { delay } from "../async/delay.ts";
+
 /**
  * When the speed layer flushes next: `flush_interval` after the last flush
  * while it keeps up, at once when something asks for it (a window closed,
@@ -8,7 +10,7 @@
 export class FlushTimer {
   #requested = false;
   #last = 0;
-  #wake: (() => void) | undefined;
+  #wake: AbortController | undefined;
 
   /**
    * @param everyMs the flush interval
@@ -19,7 +21,7 @@ export class FlushTimer {
   /** Asks for a flush now (ends a wait in progress). */
   request(): void {
     this.#requested = true;
-    this.#wake?.();
+    this.#wake?.abort();
   }
 
   /** A flush starts now: the request is served. */
@@ -29,21 +31,15 @@ export class FlushTimer {
   }
 
   /** Resolves when the next flush is due, or at `interrupt()`. */
-  wait(): Promise<void> {
-    return new Promise((resolve) => {
-      const next = this.#last + (this.#requested ? this.earlyMinMs : this.everyMs);
-      const done = () => {
-        clearTimeout(timer);
-        this.#wake = undefined;
-        resolve();
-      };
-      const timer = setTimeout(done, Math.max(0, next - Date.now()));
-      this.#wake = done;
-    });
+  async wait(): Promise<void> {
+    const next = this.#last + (this.#requested ? this.earlyMinMs : this.everyMs);
+    const wake = this.#wake = new AbortController();
+    await delay(Math.max(0, next - Date.now()), { signal: wake.signal }).catch(() => {});
+    if (this.#wake === wake) this.#wake = undefined;
   }
 
   /** Ends a wait in progress (stopping). */
   interrupt(): void {
-    this.#wake?.();
+    this.#wake?.abort();
   }
 }

@@ -5,6 +5,8 @@
  * than a segment in flight; finished hours are compacted one at a time, each
  * once its files are whole and recorded as durable.
  */
+import { delay } from "../async/delay.ts";
+import { Serial } from "../async/serial.ts";
 import type { LakePlan } from "../config/plan.ts";
 import type { Logger } from "../log.ts";
 import type { CompactHour, SpeedLake } from "./lake_port.ts";
@@ -24,8 +26,8 @@ export interface LakeGateDeps {
 
 export class LakeGate {
   readonly #d: LakeGateDeps;
-  #chain: Promise<unknown> = Promise.resolve();
-  #compactions: Promise<void> = Promise.resolve();
+  readonly #calls = new Serial();
+  readonly #compactions = new Serial();
 
   constructor(deps: LakeGateDeps) {
     this.#d = deps;
@@ -38,9 +40,7 @@ export class LakeGate {
 
   /** Runs a lake call after the ones before it, retrying its faults. */
   run<T>(sink: string, fn: () => Promise<T>): Promise<T> {
-    const next = this.#chain.then(() => retrying(sink, this.#d.hooks, fn));
-    this.#chain = next.catch(() => {});
-    return next;
+    return this.#calls.run(() => retrying(sink, this.#d.hooks, fn));
   }
 
   /**
@@ -61,7 +61,7 @@ export class LakeGate {
         hooks.onDown("lake");
         log.warn("lake unavailable, retrying", { partition, pending: lake.pendingRows(partition) });
       }
-      await new Promise((r) => setTimeout(r, 50));
+      await delay(50);
     }
     if (paused) {
       log.info("lake resumed", { partition });
@@ -74,7 +74,7 @@ export class LakeGate {
     const { lake, log } = this.#d;
     const compact = this.#d.compactHour;
     if (!compact) return;
-    this.#compactions = this.#compactions.then(async () => {
+    this.#compactions.run(async () => {
       if (this.#d.stopping()) return;
       // Files of the hour must be whole, and recorded as durable in the
       // progress (so no restart replays into them), before they are merged.
@@ -89,6 +89,6 @@ export class LakeGate {
 
   /** Resolves when the queued compactions are done. */
   compacted(): Promise<void> {
-    return this.#compactions;
+    return this.#compactions.idle();
   }
 }

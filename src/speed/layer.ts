@@ -11,6 +11,7 @@
  * or when the lake falls behind. Sink faults are retried with the source
  * paused (retry.ts).
  */
+import { Serial } from "../async/serial.ts";
 import { compileMetric } from "../core/metric.ts";
 import type { SourceBatch } from "../kafka/source.ts";
 import type { FlushParticipant } from "./participant.ts";
@@ -40,8 +41,9 @@ export class Layer {
   readonly #hooks: RetryHooks;
   #running = false;
   #stopping = false;
-  #abortAt = Infinity;
-  #flushChain: Promise<void> = Promise.resolve();
+  /** Aborted past the stop deadline: retries give up. */
+  readonly #abort = new AbortController();
+  readonly #flushes = new Serial();
   readonly #lake: LakeGate;
   readonly #timer: FlushTimer;
   readonly #flusher: Flusher;
@@ -71,7 +73,7 @@ export class Layer {
         if (this.#down.size === 0 && !this.#stopping) deps.source.resume();
       },
       onRetry: (sink) => deps.telemetry.sinkRetries.inc({ sink }),
-      aborted: () => Date.now() >= this.#abortAt,
+      signal: this.#abort.signal,
     };
     this.#timer = new FlushTimer(deps.plan.speed.flushIntervalMs);
     this.#flusher = new Flusher({
@@ -238,9 +240,7 @@ export class Layer {
 
   /** Flushes everything held (serialised with other flushes). */
   flushNow(): Promise<void> {
-    const next = this.#flushChain.then(() => this.#flushOnce());
-    this.#flushChain = next.catch(() => {});
-    return next;
+    return this.#flushes.run(() => this.#flushOnce());
   }
 
   async #flushOnce(): Promise<void> {
@@ -315,7 +315,7 @@ export class Layer {
     if (this.#stopping) return await this.done;
     this.#stopping = true;
     this.#releaseTakeWaiters();
-    this.#abortAt = Date.now() + deadlineMs;
+    const deadline = setTimeout(() => this.#abort.abort(), deadlineMs);
     const d = this.#d;
     for (const t of this.#timers) clearInterval(t);
     try {
@@ -334,6 +334,7 @@ export class Layer {
     } catch (error) {
       d.log.error("source stop failed", { error });
     }
+    clearTimeout(deadline);
     d.log.info("speed layer stopped", { counters: this.status().counters });
     this.#resolveDone();
   }

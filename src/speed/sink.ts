@@ -118,8 +118,6 @@ const DROPPED_SQL =
    ON CONFLICT (type, hour, topic, "partition") DO UPDATE SET value = d.value + EXCLUDED.value,
      events = d.events + EXCLUDED.events`;
 
-type Numeric = Exclude<Aggregation, "count_distinct">;
-
 // Array parameters go as PostgreSQL array literals built here: postgres.js
 // serialises a JS array element by element, which cost more than the whole
 // upsert (BENCHMARKS.md, "Measurements behind the code"). Every text element
@@ -295,7 +293,8 @@ async function writeFlushOnce(
   parts: readonly PartitionFlush[],
   insertNew: boolean,
 ): Promise<void> {
-  const numeric = new Map<Numeric, { d: WindowDelta; partition: number }[]>();
+  // Upserts grouped by their combine SQL: aggregations that combine alike share a statement.
+  const numeric = new Map<string, { d: WindowDelta; partition: number }[]>();
   const inserts: { d: WindowDelta; partition: number }[] = [];
   const distinct: [string[], number[], string[], number[], string[]] = [[], [], [], [], []];
   const letters: [number[], number[], string[], string[], (string | null)[]] = [[], [], [], [], []];
@@ -311,10 +310,9 @@ async function writeFlushOnce(
       }
       return;
     }
-    // sum and count share one combine rule, so one statement.
-    const kind: Numeric = agg === "count" ? "sum" : agg;
-    let rows = numeric.get(kind);
-    if (!rows) numeric.set(kind, rows = []);
+    const combine = combineSql(agg);
+    let rows = numeric.get(combine);
+    if (!rows) numeric.set(combine, rows = []);
     rows.push({ d, partition });
   };
   for (const part of parts) {
@@ -342,8 +340,8 @@ async function writeFlushOnce(
   const finite = (v: number) => (Number.isFinite(v) ? v : null);
   const statements: [string, unknown[]][] = [];
   if (inserts.length) statements.push([INSERT_SQL, rowParams(numericColumns(inserts))]);
-  for (const [kind, rows] of numeric) {
-    statements.push([upsertSql(combineSql(kind)), rowParams(numericColumns(rows))]);
+  for (const [combine, rows] of numeric) {
+    statements.push([upsertSql(combine), rowParams(numericColumns(rows))]);
   }
   await db.transaction(async (tx) => {
     for (const [sql, params] of statements) await tx.query(sql, params);
