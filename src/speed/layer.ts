@@ -77,24 +77,15 @@ export class Layer {
     };
     this.#timer = new FlushTimer(deps.plan.speed.flushIntervalMs);
     this.#flusher = new Flusher({
-      db: deps.db,
-      topic: deps.topic,
+      ...deps,
       windowMs: deps.plan.speed.windowMs,
       aggregations: new Map(deps.plan.speed.metrics.map((m) => [m.name, m.aggregation])),
-      source: deps.source,
-      lake: deps.lake,
-      deadLetters: deps.deadLetters,
       hooks: this.#hooks,
-      log: deps.log,
-      telemetry: deps.telemetry,
-      onLakeHour: deps.onLakeHour,
     });
     this.#lake = new LakeGate({
-      lake: deps.lake,
+      ...deps,
       plan: deps.plan.lake,
-      compactHour: deps.compactHour,
       hooks: this.#hooks,
-      log: deps.log,
       flushNow: () => this.flushNow(),
       stopping: () => this.#stopping,
     });
