@@ -9,7 +9,7 @@
  */
 import assert from "node:assert/strict";
 import { combine } from "../src/core/aggregate.ts";
-import { compileMetric, type CompiledMetric, type MetricRow } from "../src/core/metric.ts";
+import { type CompiledMetric, compileMetric, type MetricRow } from "../src/core/metric.ts";
 import {
   type DroppedValue,
   PartitionWindows,
@@ -148,16 +148,21 @@ for (
     fold(got, newMetrics, taken.deltas);
     foldDropped(gotDropped, taken.dropped);
 
-    const want: Totals = new Map([...refTotals].filter(([k]) =>
-      newMetrics.some((m) => k.startsWith(`${m.name}|`))
-    ));
+    const want: Totals = new Map(
+      [...refTotals].filter(([k]) => newMetrics.some((m) => k.startsWith(`${m.name}|`))),
+    );
     assert.ok(first.counts.late_dropped + second.counts.late_dropped > 0, "some events dropped");
     assert.ok(ref.takeDeltas().length === 0);
     assert.deepEqual(plain(got, c.fromMs), plain(want, c.fromMs));
-    assert.deepEqual(onlyFrom(gotDropped, c.fromMs), onlyFrom(
-      new Map([...refDropped].filter(([k]) => newMetrics.some((m) => k.startsWith(`${m.name}|`)))),
-      c.fromMs,
-    ));
+    assert.deepEqual(
+      onlyFrom(gotDropped, c.fromMs),
+      onlyFrom(
+        new Map(
+          [...refDropped].filter(([k]) => newMetrics.some((m) => k.startsWith(`${m.name}|`))),
+        ),
+        c.fromMs,
+      ),
+    );
   });
 }
 
@@ -179,5 +184,8 @@ Deno.test("switchFrom(): every hour, none, N hours back, or earlier when the clo
   // Catching up a backlog: the live layer will still write windows of 05:xx.
   const lagging = { ...o, backfillHours: 2, clockMs: Date.UTC(2026, 10, 28, 5, 2) };
   assert.equal(switchFrom(lagging), Date.UTC(2026, 10, 28, 4));
-  assert.equal(switchFrom({ ...o, backfillHours: 2, clockMs: -Infinity }), Date.UTC(2026, 10, 28, 8));
+  assert.equal(
+    switchFrom({ ...o, backfillHours: 2, clockMs: -Infinity }),
+    Date.UTC(2026, 10, 28, 8),
+  );
 });

@@ -12,11 +12,11 @@ import {
   diffPlans,
   metricDefinition,
   type Plan,
-  type PlanPart,
   planFromYaml,
   planHash,
-  RELOAD_KEYS,
+  type PlanPart,
   refusalLine,
+  RELOAD_KEYS,
   watchFile,
 } from "../src/config/mod.ts";
 import { PIPELINE_SPEC } from "../src/config/spec.ts";
@@ -273,7 +273,10 @@ Deno.test("reload(): an invalid file changes nothing and keeps every problem wit
     [4, 3, "speed.windw"],
     [5, 19, "speed.flush_interval"],
   ]);
-  assert.match(st.rejected!.problems[0].text, /^\/tmp\/p\/pipeline\.yaml:4:3: speed\.windw: unknown key/);
+  assert.match(
+    st.rejected!.problems[0].text,
+    /^\/tmp\/p\/pipeline\.yaml:4:3: speed\.windw: unknown key/,
+  );
   assert.equal(s.lines.length, 1, "logged once");
   assert.equal(s.lines[0].level, "warn");
   assert.equal((s.lines[0].fields.problems as string[]).length, 2);
@@ -296,7 +299,10 @@ Deno.test("reload(): restart-only keys refuse the whole edit, one line per key a
     ["source.kafka.topic", 17, 5],
     ["speed.window", 3, 3],
   ]);
-  assert.match(p[1].text, /^\/tmp\/p\/pipeline\.yaml:3:3: speed\.window: cannot change .*a restart applies it$/);
+  assert.match(
+    p[1].text,
+    /^\/tmp\/p\/pipeline\.yaml:3:3: speed\.window: cannot change .*a restart applies it$/,
+  );
   assert.equal(s.controller.status().generation, 1);
   assert.equal(s.controller.plan.speed.flushIntervalMs, 1_000);
   assert.equal(s.count("refused"), "1");
@@ -345,7 +351,10 @@ Deno.test("reload(): a rejected attempt is shown until a good one, then cleared"
 Deno.test("reload(): a part that fails leaves the active plan, and earlier parts get it back", async () => {
   const got: string[] = [];
   const s = setup([
-    { name: "a", apply: (next) => Promise.resolve(void got.push(`a:${next.speed.flushIntervalMs}`)) },
+    {
+      name: "a",
+      apply: (next) => Promise.resolve(void got.push(`a:${next.speed.flushIntervalMs}`)),
+    },
     { name: "b", apply: () => Promise.reject(new Error("no room")) },
   ]);
   s.write(BASE.replace("  window: 5m", "  window: 5m\n  flush_interval: 2s"));
