@@ -312,7 +312,7 @@ Deno.test("reload(): a valid live edit goes through the parts in order and raise
   const calls: string[] = [];
   const part = (name: string): PlanPart => ({
     name,
-    apply: (next, diff, gen) => {
+    apply: (_next, diff, gen) => {
       calls.push(`${name}:${gen.generation}:${diff.changes.map((c) => c.key).join(",")}`);
       return Promise.resolve(name === "speed" ? { switch_offsets: { 0: 12 } } : undefined);
     },
