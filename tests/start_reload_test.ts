@@ -13,7 +13,7 @@ import postgres from "postgres";
 import { createGenerator, type GeneratedItem } from "../src/simulator/generator.ts";
 import { freshDatabase, freshTopic, kafkaBrokers } from "./_services.ts";
 import { produce, sorted, validEvents } from "./_speed_fixture.ts";
-import { spawnStart, streamLive, until } from "./_support/start_process.ts";
+import { closed, spawnStart, streamLive, until } from "./_support/start_process.ts";
 
 const HOUR = 3_600_000;
 const WINDOW = 300_000;
@@ -168,11 +168,7 @@ Deno.test({
           ) => [`${r.type}|${(r.timestamp as Date).getTime()}|${r.id}`, Number(r.value)]),
         );
       // The idle timeout closes the last windows once the stream stops.
-      await until(
-        "every window visible",
-        async () => (await read()).size >= want.size ? true : undefined,
-        60_000,
-      );
+      await until("every partition past the last window", () => closed(sql, topic, want), 60_000);
       const got = await read();
       for (const metric of ["antenna_bytes_total", "app_bytes_total", "messaging_bytes_total"]) {
         const only = (m: Map<string, number>) =>
@@ -198,6 +194,10 @@ Deno.test({
       assert.equal(cfg.generation, 2);
       assert.equal(cfg.hash, after.hash);
       assert.equal(await start.stop(), 0);
+    } catch (e) {
+      throw new Error(`${(e as Error).message}\n--- start's log ---\n${start.tail()}`, {
+        cause: e,
+      });
     } finally {
       await live.stop().catch(() => {});
       start.kill();
@@ -332,6 +332,10 @@ api:
       assert.match(metrics, /config_reloads_total\{result="refused"\} 1/);
       assert.match(metrics, /config_generation 1/);
       assert.equal(await start.stop(), 0);
+    } catch (e) {
+      throw new Error(`${(e as Error).message}\n--- start's log ---\n${start.tail()}`, {
+        cause: e,
+      });
     } finally {
       start.kill();
       await sql.end();

@@ -9,6 +9,7 @@
 import type { Queryable } from "../db/db.ts";
 import type { MetricPlan } from "../config/plan.ts";
 import { HOUR_MS } from "../core/window.ts";
+import { intArray } from "../speed/mod.ts";
 
 export type Layer = "speed" | "batch";
 
@@ -361,14 +362,15 @@ export async function queueHours(
   if (hours.length === 0) return;
   await tx.query(
     `INSERT INTO backfill_hours (topic, hour, metrics)
-     SELECT $1, h, $3 FROM unnest($2::timestamp[]) AS h
+     SELECT $1, TIMESTAMP 'epoch' + h * INTERVAL '1 millisecond', $3
+     FROM unnest($2::bigint[]) AS h
      ON CONFLICT (topic, hour) DO UPDATE SET
        metrics = CASE WHEN backfill_hours.finished_at IS NULL
          THEN backfill_hours.metrics || ', ' || EXCLUDED.metrics ELSE EXCLUDED.metrics END,
        queued_at = CASE WHEN backfill_hours.finished_at IS NULL THEN backfill_hours.queued_at
          ELSE now() END,
        finished_at = NULL, status = NULL, run_id = NULL`,
-    [topic, hours.map((h) => new Date(h).toISOString()), metrics.join(", ")],
+    [topic, intArray(hours), metrics.join(", ")],
   );
 }
 

@@ -302,6 +302,7 @@ function reloadParts(d: PartsDeps): PlanPart[] {
         settings: diff.changes.filter((c) => c.applies?.[0] === "speed").map((c) => c.key),
         switchWrite: (at) => switchWrite(sp, at),
       });
+      d.backfill.wake();
       return { switch_offsets: Object.fromEntries(r.switchOffsets) };
     },
   };

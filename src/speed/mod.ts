@@ -31,6 +31,7 @@ export { type SpeedTelemetry, speedTelemetry } from "./telemetry.ts";
 export {
   type Aggregations,
   deleteMetricRows,
+  intArray,
   type Progress,
   readProgress,
   upsertMetrics,

@@ -3,6 +3,7 @@
  * pipeline file with its JSON log going to a file, poll its API, read its
  * log lines back, and stream live events into a topic meanwhile.
  */
+import type postgres from "postgres";
 import { createProducer } from "../../src/kafka/producer.ts";
 import { createGenerator, type GeneratedItem } from "../../src/simulator/generator.ts";
 import { kafkaBrokers } from "../_services.ts";
@@ -15,6 +16,8 @@ export interface StartProcess {
   readonly api: string;
   /** The JSON log lines written so far. */
   logLines(): Promise<Record<string, unknown>[]>;
+  /** The last `n` log lines, debug-level flush lines left out: for failure messages. */
+  tail(n?: number): string;
   get(path: string): Promise<{ status: number; body: Record<string, unknown> }>;
   text(path: string): Promise<string>;
   /** SIGTERM, and the exit code. */
@@ -51,6 +54,10 @@ export function spawnStart(
     proc,
     logFile,
     api,
+    tail(n = 40) {
+      return text.split("\n").filter((l) => !l.includes('"msg":"speed flush"')).slice(-n)
+        .map((l) => l.slice(0, 600)).join("\n");
+    },
     logLines() {
       return Promise.resolve(
         text.split("\n").filter((l) => l.startsWith("{") && l.endsWith("}")).map((l) =>
@@ -140,4 +147,26 @@ export async function streamLive(
       return items;
     },
   };
+}
+
+/**
+ * True once every partition of `topic` has a watermark past the end of the
+ * last window among `keys` (`type|window start ms|id` or `window start ms|id`):
+ * the `bytes` view then shows every partition's part of every window.
+ */
+export async function closed(
+  sql: postgres.Sql,
+  topic: string,
+  keys: ReadonlyMap<string, unknown>,
+  windowMs = 300_000,
+): Promise<true | undefined> {
+  let last = -Infinity;
+  for (const k of keys.keys()) {
+    const parts = k.split("|");
+    const w = Number(parts[0]) || Number(parts[1]);
+    if (w > last) last = w;
+  }
+  const [{ wm, n }] = await sql`SELECT min(watermark) AS wm, count(*)::int AS n
+    FROM speed_progress WHERE topic = ${topic}`;
+  return n > 0 && wm && (wm as Date).getTime() >= last + windowMs ? true : undefined;
 }
