@@ -12,7 +12,9 @@ import assert from "node:assert/strict";
 import postgres from "postgres";
 import { createGenerator, type GeneratedItem } from "../src/simulator/generator.ts";
 import { freshDatabase, freshTopic, kafkaBrokers } from "./_services.ts";
-import { produce, sorted, validEvents } from "./_speed_fixture.ts";
+import { produce, readLake, sorted, validEvents } from "./_speed_fixture.ts";
+import { planFromYaml } from "../src/config/load.ts";
+import { openStore } from "../src/lake/mod.ts";
 import { closed, spawnStart, streamLive, until } from "./_support/start_process.ts";
 
 const HOUR = 3_600_000;
@@ -332,6 +334,105 @@ api:
       assert.match(metrics, /config_reloads_total\{result="refused"\} 1/);
       assert.match(metrics, /config_generation 1/);
       assert.equal(await start.stop(), 0);
+    } catch (e) {
+      throw new Error(`${(e as Error).message}\n--- start's log ---\n${start.tail()}`, {
+        cause: e,
+      });
+    } finally {
+      start.kill();
+      await sql.end();
+      await fresh.drop();
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "start: a metric added to the file while the pipeline was down gets its history at the next start, equal to the lake's events",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const fresh = await freshDatabase("reload_down");
+    const dir = await Deno.makeTempDir({ prefix: "reload_down_" });
+    const port = 18644;
+    const file = `${dir}/pipeline.yaml`;
+    const yaml = (extra: string) =>
+      `source:
+  kind: simulator
+  simulator: { rate: 300, seed: 4, late_share: 0.05, max_lateness: 1s, history: 10m }
+speed:
+  window: 1m
+  allowed_lateness: 2s
+  idle_timeout: 10s
+  flush_interval: 200ms
+  metrics:
+    - { name: antenna_bytes_total, group_by: antenna_id }
+${extra}lake:
+  uri: file://./lake
+  roll: { max_age: 1s }
+batch:
+  enabled: false
+  metrics: []
+database:
+  url: ${fresh.url}
+  allow_simulator_writes: true
+api:
+  port: ${port}
+`;
+    await Deno.writeTextFile(file, yaml(""));
+    const sql = postgres(fresh.url, { max: 1, onnotice: () => {} });
+    let start = spawnStart(file, `${dir}/start-1.log`, port);
+    try {
+      await until("the history consumed", async () => {
+        const [{ n }] = await sql`SELECT count(*)::int AS n FROM speed_partials`;
+        return n > 20 ? true : undefined;
+      }, 90_000);
+      assert.equal(await start.stop(), 0);
+
+      // Edited while down.
+      await Deno.writeTextFile(
+        file,
+        yaml(
+          "    - { name: skype_bytes, group_by: antenna_id, filter: { in: { app: [SKYPE] } } }\n",
+        ),
+      );
+      start = spawnStart(file, `${dir}/start-2.log`, port);
+      await until("the backfill finished", async () => {
+        const b = (await start.get("/api/v1/config")).body.backfill as {
+          active: boolean;
+          metrics: { metric: string; state: string }[];
+        };
+        return !b.active &&
+            b.metrics.some((m) => m.metric === "skype_bytes" && m.state === "finished")
+          ? true
+          : undefined;
+      }, 60_000);
+      await new Promise((r) => setTimeout(r, 1_500));
+      assert.ok(
+        (await start.logLines()).some((l) =>
+          l.msg === "metrics edited while the pipeline was down: handled like a reload"
+        ),
+      );
+      assert.equal(await start.stop(), 0);
+
+      // Everything stored is in the lake (a clean stop flushes both): compare with it.
+      const lake = await readLake(openStore(planFromYaml(yaml(""), { env: {}, file }).lake));
+      const want = new Map<string, number>();
+      for (const r of lake) {
+        const w = Math.floor(r.timestamp.getTime() / 60_000) * 60_000;
+        const add = (k: string) => want.set(k, (want.get(k) ?? 0) + Number(r.bytes));
+        add(`antenna_bytes_total|${w}|${r.antenna_id}`);
+        if (r.app === "SKYPE") add(`skype_bytes|${w}|${r.antenna_id}`);
+      }
+      const rows =
+        await sql`SELECT type, "timestamp", id, sum(value)::bigint AS v FROM speed_partials
+        GROUP BY type, "timestamp", id`;
+      const got = new Map(
+        rows.map((r) => [`${r.type}|${(r.timestamp as Date).getTime()}|${r.id}`, Number(r.v)]),
+      );
+      assert.ok([...want.keys()].filter((k) => k.startsWith("skype_bytes|")).length > 10);
+      assert.deepEqual(sorted(got), sorted(want));
     } catch (e) {
       throw new Error(`${(e as Error).message}\n--- start's log ---\n${start.tail()}`, {
         cause: e,

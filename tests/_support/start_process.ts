@@ -50,6 +50,10 @@ export function spawnStart(
     }
   })().catch(() => {}).finally(() => out.close());
   const api = `http://127.0.0.1:${apiPort}`;
+  let stopping = false;
+  proc.status.then((st) => {
+    if (!stopping) exitedEarly = `start exited by itself (code ${st.code}):\n${text.slice(-3000)}`;
+  });
   return {
     proc,
     logFile,
@@ -74,12 +78,14 @@ export function spawnStart(
       return await r.text();
     },
     async stop() {
+      stopping = true;
       try {
         proc.kill("SIGTERM");
       } catch { /* gone */ }
       return (await proc.status).code;
     },
     kill() {
+      stopping = true;
       try {
         proc.kill("SIGKILL");
       } catch { /* gone */ }
@@ -87,7 +93,13 @@ export function spawnStart(
   };
 }
 
-/** Polls `f` until it returns a value (not undefined), or fails after `ms`. */
+/** Set when a spawned `start` exits without being asked to: waiting for it is pointless. */
+let exitedEarly: string | undefined;
+
+/**
+ * Polls `f` until it returns a value (not undefined), or fails after `ms`,
+ * or at once when a spawned `start` has exited by itself.
+ */
 export async function until<T>(
   what: string,
   f: () => Promise<T | undefined>,
@@ -96,6 +108,11 @@ export async function until<T>(
   const end = Date.now() + ms;
   let last: unknown;
   while (Date.now() < end) {
+    if (exitedEarly) {
+      const why = exitedEarly;
+      exitedEarly = undefined;
+      throw new Error(`gave up waiting for ${what}: ${why}`);
+    }
     try {
       const v = await f();
       if (v !== undefined) return v;
