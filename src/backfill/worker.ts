@@ -23,6 +23,7 @@
  */
 import type { Plan } from "../config/plan.ts";
 import { compileMetric } from "../core/metric.ts";
+import type { DroppedValue, WindowDelta } from "../core/partition_windows.ts";
 import { hourStart } from "../core/window.ts";
 import type { Db } from "../db/db.ts";
 import {
@@ -181,7 +182,9 @@ export function createBackfillWorker(deps: BackfillWorkerDeps): BackfillWorker {
     const lake = (await readProgress(db, topic, [p])).get(p)?.lakeOffset ?? 0;
     const fromHour = Number.isFinite(row.fromMs) ? hourStart(row.fromMs) : -Infinity;
     const files = await listPartitionFiles(deps.store, p, fromHour, Infinity);
-    const stop = effectiveStop(row, files);
+    // Stopping early for an upper window bound needs every file below the
+    // stop offset listed, so only once the lake is durable up to it.
+    const stop = lake >= row.stopOffset ? effectiveStop(row, files) : row.stopOffset;
     let next = row.nextOffset ?? 0;
     const startOffset = row.startOffset ??
       Math.min(stop, Math.max(next, files.find((f) => f.lastOffset >= next)?.firstOffset ?? next));
@@ -199,11 +202,7 @@ export function createBackfillWorker(deps: BackfillWorkerDeps): BackfillWorker {
     const commit = async (
       to: number,
       clockMs: number,
-      work: {
-        deltas: Parameters<typeof writeWindowDeltas>[5];
-        dropped: Parameters<typeof writeWindowDeltas>[6];
-        events: number;
-      },
+      work: { deltas: WindowDelta[]; dropped: DroppedValue[]; events: number },
       finished: boolean,
     ) => {
       const aggs = new Map([[row.metric, row.definition.aggregation]]);

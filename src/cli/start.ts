@@ -237,11 +237,15 @@ export async function main(args: string[]): Promise<number> {
       });
     }
     const onHup = () => reload("signal");
-    Deno.addSignalListener("SIGHUP", onHup);
-    stops.push({
-      name: "sighup",
-      stop: () => Promise.resolve(Deno.removeSignalListener("SIGHUP", onHup)),
-    });
+    try {
+      Deno.addSignalListener("SIGHUP", onHup);
+      stops.push({
+        name: "sighup",
+        stop: () => Promise.resolve(Deno.removeSignalListener("SIGHUP", onHup)),
+      });
+    } catch (error) {
+      log.warn("no SIGHUP on this platform: reloads follow the file's saves only", { error });
+    }
 
     const signal = await waitForSignal(speed?.done);
     log.info("stopping", { signal });
