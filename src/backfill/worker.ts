@@ -306,6 +306,7 @@ export function createBackfillWorker(deps: BackfillWorkerDeps): BackfillWorker {
         if (error instanceof StoreError && error.kind === "not_found") {
           // A compaction replaced a file under the stream: list again, from the recorded position.
           log.debug("lake file gone during a backfill: listing again", { error });
+          await sleep(Math.min(200, pollMs));
           continue;
         }
         throw error;
@@ -353,11 +354,12 @@ export function createBackfillWorker(deps: BackfillWorkerDeps): BackfillWorker {
         return;
       }
       await store.finishHour(db, topic, hour, status, runId);
-      log.info("batch hour run again for new or changed metrics", {
-        hour: new Date(hour).toISOString().slice(0, 13),
-        status,
-        run_id: runId,
-      });
+      // A failed hour stays failed here (counted in the status); `deno task backfill
+      // --metric` or `deno task batch` runs it again.
+      const fields = { hour: new Date(hour).toISOString().slice(0, 13), status, run_id: runId };
+      if (status === "succeeded") {
+        log.info("batch hour run again for new or changed metrics", fields);
+      } else log.warn("batch hour of a backfill did not succeed", fields);
     }
   }
 
