@@ -43,6 +43,7 @@ export { hourLabel, hourRange, parseHour } from "./hours.ts";
 export type { HourReader } from "./job.ts";
 export type { BatchRule, Completeness, HourState, PartitionCompleteness } from "./hour_state.ts";
 export { type BatchTelemetry, batchTelemetry } from "./telemetry.ts";
+export { processHolder, type RunHolder } from "./runs.ts";
 
 /** One hour as `GET /api/v1/hours` shows it. */
 export interface HourReport {
@@ -111,6 +112,14 @@ export interface BatchRunner {
   hoursSummary(): Promise<HoursSummary>;
   /** Resolves when every queued run has finished. */
   idle(): Promise<void>;
+  /** The plan runs use. */
+  readonly plan: Plan;
+  /**
+   * Takes a new plan (a reload): runs that start from now on use it (batch
+   * metrics, quota, unknown-device policy), the scheduler's next pass uses
+   * its schedule settings; a run in flight finishes under the plan it began with.
+   */
+  applyPlan(next: Plan): void;
 }
 
 function checkHour(hour: number): void {
@@ -120,22 +129,16 @@ function checkHour(hour: number): void {
 }
 
 export function createBatchRunner(deps: BatchRunnerDeps): BatchRunner {
-  const { plan, db, store } = deps;
+  const { db, store } = deps;
+  let plan = deps.plan;
   const log = deps.log ?? rootLog.child({ component: "batch" });
   const clock = deps.clock ?? Date.now;
-  const leaseMs = deps.leaseMs ?? plan.batch.runLeaseMs;
+  const lease = () => deps.leaseMs ?? plan.batch.runLeaseMs;
   const holder = deps.holder ?? runs.processHolder();
   const telemetry = batchTelemetry(deps.registry);
-  const jobDeps = {
-    plan,
-    db,
-    store,
-    log,
-    clock,
-    leaseMs,
-    telemetry,
-    readHour: deps.readHour ?? lakeReadHour,
-  };
+  const readHour = deps.readHour ?? lakeReadHour;
+  // Each run takes the plan of the moment it starts.
+  const jobDeps = () => ({ plan, db, store, log, clock, leaseMs: lease(), telemetry, readHour });
   // One hour at a time in this process: every run joins the end of one queue.
   const serial = new Serial();
   const pending = new Set<number>();
@@ -149,8 +152,8 @@ export function createBatchRunner(deps: BatchRunnerDeps): BatchRunner {
     checkHour(hour);
     return await serial.run(async () => {
       await catalog();
-      const runId = await runs.claimNew(db, hour, trigger, leaseMs, holder);
-      return await runJob(jobDeps, hour, runId, trigger);
+      const runId = await runs.claimNew(db, hour, trigger, lease(), holder);
+      return await runJob(jobDeps(), hour, runId, trigger);
     });
   };
 
@@ -170,8 +173,8 @@ export function createBatchRunner(deps: BatchRunnerDeps): BatchRunner {
       serial.run(async () => {
         try {
           await catalog();
-          await runs.claimQueued(db, runId, h, leaseMs, holder);
-          await runJob(jobDeps, h, runId, trigger);
+          await runs.claimQueued(db, runId, h, lease(), holder);
+          await runJob(jobDeps(), h, runId, trigger);
         } finally {
           pending.delete(h);
         }
@@ -190,7 +193,9 @@ export function createBatchRunner(deps: BatchRunnerDeps): BatchRunner {
   }
 
   const scheduler = createScheduler({
-    plan,
+    get plan() {
+      return plan;
+    },
     db,
     store,
     log,
@@ -253,5 +258,12 @@ export function createBatchRunner(deps: BatchRunnerDeps): BatchRunner {
     hours,
     hoursSummary,
     idle: () => serial.idle(),
+    get plan() {
+      return plan;
+    },
+    applyPlan(next: Plan) {
+      plan = next;
+      catalogued = undefined;
+    },
   };
 }

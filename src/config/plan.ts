@@ -98,6 +98,11 @@ export interface SpeedPlan {
    */
   readonly maxDirtyRows: number;
   readonly metrics: readonly MetricPlan[];
+  /**
+   * Past hours a new or changed metric's windows are recomputed from the lake
+   * for; undefined = every hour the lake holds, 0 = none.
+   */
+  readonly backfillHours?: number;
 }
 
 export interface LakePlan {
@@ -155,6 +160,8 @@ export interface BatchPlan {
     readonly reconcileWith?: string;
   })[];
   readonly quota: QuotaPlan;
+  /** Past hours re-run for a new or changed batch metric; undefined = every batched hour, 0 = none. */
+  readonly backfillHours?: number;
 }
 
 export interface DatabasePlan {

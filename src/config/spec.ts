@@ -372,6 +372,15 @@ export const PIPELINE_SPEC: ObjectSpec = {
           ],
           items: metricSpec(true),
         },
+        backfill_hours: {
+          type: "int",
+          description:
+            "When a reload (or a start) adds a speed metric or changes its definition, its windows are recomputed from the lake for this many past hours (from the start of the hour this many hours back), meeting the live windows exactly at the switch; 0 = none (the metric starts at the switch). Unset = every hour the lake holds.",
+          optional: true,
+          min: 0,
+          max: 24 * 366 * 100,
+          example: 168,
+        },
       },
     },
     lake: {
@@ -530,6 +539,15 @@ export const PIPELINE_SPEC: ObjectSpec = {
             },
           ],
           items: metricSpec(false),
+        },
+        backfill_hours: {
+          type: "int",
+          description:
+            "When a reload (or a start) adds a batch metric or changes one, the hours the batch layer already ran are run again for this many past hours (from the start of the hour this many hours back); 0 = none. Unset = every batched hour.",
+          optional: true,
+          min: 0,
+          max: 24 * 366 * 100,
+          example: 168,
         },
         quota: {
           type: "object",

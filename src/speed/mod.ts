@@ -15,12 +15,29 @@ import type { CompactHour, SpeedLake } from "./lake_port.ts";
 import { Layer } from "./layer.ts";
 import type { SpeedStatus } from "./types.ts";
 import type { FlushParticipant } from "./participant.ts";
+import type { SpeedPlanSwitch, SpeedSwitchResult } from "./plan_switch.ts";
 import { speedTelemetry } from "./telemetry.ts";
 
 export type { PartitionStatus, SpeedStatus } from "./types.ts";
 export type { CompactHour, SpeedLake } from "./lake_port.ts";
 export type { FlushParticipant, ParticipantWrite } from "./participant.ts";
+export type {
+  PartitionSwitch,
+  ReloadableSpeed,
+  SpeedPlanSwitch,
+  SpeedSwitchResult,
+} from "./plan_switch.ts";
 export { type SpeedTelemetry, speedTelemetry } from "./telemetry.ts";
+// The sink's writes a replay of the lake shares with the live layer (src/backfill).
+export {
+  type Aggregations,
+  deleteMetricRows,
+  intArray,
+  type Progress,
+  readProgress,
+  upsertMetrics,
+  writeWindowDeltas,
+} from "./sink.ts";
 
 export interface SpeedDeps {
   readonly plan: Plan;
@@ -54,6 +71,13 @@ export interface SpeedLayer {
   status(): SpeedStatus;
   /** Resolves once the layer has stopped. */
   readonly done: Promise<void>;
+  /**
+   * SEAM (issue 11, live reload): switches the running layer to a new plan at
+   * a recorded offset of each partition; the contract is in plan_switch.ts.
+   * Undefined until Layer (layer.ts) implements it: `start` then switches by
+   * stopping this layer and starting one on the new plan (src/cli/speed_switch.ts).
+   */
+  readonly applyPlan?: (s: SpeedPlanSwitch) => Promise<SpeedSwitchResult>;
 }
 
 /**
