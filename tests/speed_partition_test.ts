@@ -170,3 +170,36 @@ Deno.test("SpeedPartition.mustWait(), takeDueCompactions() and closeIfIdle()", (
   assert.equal(p.closeIfIdle(NOW + 30_000, 30_000), true);
   assert.equal(p.closeIfIdle(NOW + 60_000, 30_000), false, "nothing open any more");
 });
+
+Deno.test("SpeedPartition.switchTo() runs other metrics from the next message, keeping the clock", () => {
+  const p = partition();
+  p.ingest([msg(0, H + HOUR, 5, "A")], 1, ctx());
+  const before = p.take(1, { upsertOnly: false, participants: [] })!;
+  assert.deepEqual(before.inserts?.map((d) => d.metric), ["bytes_by_app"]);
+  p.written(before);
+  const counted = compileMetric({
+    name: "events",
+    groupBy: ["app"],
+    aggregation: "count",
+    field: "bytes",
+  });
+  p.switchTo([counted]);
+  assert.equal(p.windows.clockMs, H + HOUR, "the clock carries over");
+  // An event later than the lateness stays dropped under the new metrics too.
+  const r = p.ingest(
+    [msg(1, H + HOUR - W - 2 * L, 7, "A"), msg(2, H + HOUR + 1_000, 7, "B")],
+    3,
+    ctx(),
+  );
+  assert.equal(r.lateDropped, 1);
+  const after = p.take(3, { upsertOnly: false, participants: [] })!;
+  const rows = [...after.deltas, ...(after.inserts ?? [])];
+  assert.deepEqual(rows.map((d) => [d.metric, d.key, d.value]), [["events", "B", 1]]);
+  // Windows up to the clock may hold rows written meanwhile (a backfill): upserted.
+  assert.deepEqual(after.inserts, []);
+  assert.deepEqual(after.dropped?.map((d) => [d.metric, d.value]), [["events", 1]]);
+  p.written(after);
+  // A switch with nothing new still takes, when forced.
+  assert.equal(p.take(3, { upsertOnly: false, participants: [] }), undefined);
+  assert.ok(p.take(3, { upsertOnly: false, participants: [], force: true }));
+});

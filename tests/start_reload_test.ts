@@ -1,12 +1,8 @@
 /**
  * Editing pipeline.yaml while `main.ts start` runs (issue 11), end to end on
- * real Kafka, PostgreSQL and a local lake.
- *
- * NOTE for the lead: the first test goes through the speed layer's live
- * switch (src/speed/plan_switch.ts). Until `Layer.applyPlan` exists
- * (src/speed/layer.ts), `start` switches with the interim stop-and-start of
- * src/cli/speed_switch.ts, which keeps the same contract; the test passes
- * with either and must keep passing once the seam is filled.
+ * real Kafka, PostgreSQL and a local lake. The first test goes through the
+ * speed layer's live switch (src/speed/plan_switch.ts, Layer.applyPlan): the
+ * layer keeps its partitions and switches at a recorded offset of each.
  */
 import assert from "node:assert/strict";
 import postgres from "postgres";

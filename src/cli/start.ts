@@ -27,14 +27,9 @@ import type { Db } from "../db/db.ts";
 import { UserError } from "../errors.ts";
 import { createLogger, type Logger } from "../log.ts";
 import { openStore } from "../lake/mod.ts";
-import {
-  createKafkaSource,
-  type DeadLetterSink,
-  type EventSource,
-  openKafkaFromPlan,
-} from "../kafka/mod.ts";
+import { type DeadLetterSink, type EventSource, openKafkaFromPlan } from "../kafka/mod.ts";
 import { createDbTimelineStore, createSimulatorSource } from "../simulator/mod.ts";
-import { startSpeedLayer } from "../speed/mod.ts";
+import { type SpeedLayer, startSpeedLayer } from "../speed/mod.ts";
 import { type BatchRunner, createBatchRunner } from "../batch/mod.ts";
 import { createApp } from "../api/mod.ts";
 import { registry } from "../metrics.ts";
@@ -46,7 +41,6 @@ import {
   switchPlanOf,
   switchWrite,
 } from "../backfill/mod.ts";
-import { startSwitchingSpeed, type SwitchingSpeed } from "./speed_switch.ts";
 
 const HELP = `Usage: deno task start [--config pipeline.yaml]
 
@@ -125,28 +119,16 @@ export async function main(args: string[]): Promise<number> {
     // The scheduler starts after the speed layer (which records the topic's
     // partitions first) and is woken whenever the lake completes another hour.
     let wakeScheduler = () => {};
-    let firstSource: EventSource | undefined = source;
     const speed = plan.speed.enabled
-      ? await startSwitchingSpeed({
+      ? await startSpeedLayer({
+        plan,
         db,
-        topic,
+        store,
+        source,
+        deadLetters,
         log: log.child({ component: "speed" }),
-        start: async (p) => {
-          // The first layer takes the source opened above; a switch opens another.
-          const src = firstSource ?? newSource(p, db);
-          firstSource = undefined;
-          const layer = await startSpeedLayer({
-            plan: p,
-            db,
-            store,
-            source: src,
-            deadLetters,
-            log: log.child({ component: "speed" }),
-            onLakeHour: () => wakeScheduler(),
-          });
-          return { layer, source: src };
-        },
-      }, plan)
+        onLakeHour: () => wakeScheduler(),
+      })
       : undefined;
     if (speed) stops.push({ name: "speed", stop: () => speed.stop() });
 
@@ -209,7 +191,7 @@ export async function main(args: string[]): Promise<number> {
         speed,
         batch,
         registry,
-        source: speed?.source ?? source,
+        source,
         config: reloads,
         backfill,
       });
@@ -272,7 +254,7 @@ function watchedFile(given: string | undefined, plan: Plan): string | undefined 
 interface PartsDeps {
   readonly topic: string;
   readonly db: Db;
-  readonly speed?: SwitchingSpeed;
+  readonly speed?: SpeedLayer;
   readonly batch: BatchRunner;
   readonly backfill: BackfillWorker;
   readonly scheduler: {
@@ -377,29 +359,6 @@ async function openSource(
     return { source };
   }
   return await openKafkaFromPlan(plan.source.kafka);
-}
-
-/**
- * Another source for a speed layer started again on a new plan (the topics
- * exist by now; the dead-letter sink is the first one's).
- */
-function newSource(plan: Plan, db: Db): EventSource {
-  if (plan.source.kind === "simulator") {
-    return createSimulatorSource({
-      simulator: plan.source.simulator,
-      timeline: createDbTimelineStore(db, plan.source.kafka.topic),
-      partitions: 3,
-      maxPayloadBytes: plan.schema.maxPayloadBytes,
-    });
-  }
-  const k = plan.source.kafka;
-  return createKafkaSource({
-    brokers: k.brokers,
-    clientId: k.clientId,
-    topic: k.topic,
-    group: k.group,
-    fromBeginning: k.fromBeginning,
-  });
 }
 
 /** Says which embedded defaults are active and how to point each part elsewhere. */

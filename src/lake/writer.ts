@@ -128,7 +128,7 @@ export class LakeWriterAbortedError extends Error {
 
 export class LakeWriter {
   readonly #store: ObjectStore;
-  readonly #roll: LakePlan["roll"];
+  #roll: LakePlan["roll"];
   readonly #clock: () => number;
   readonly #log: Logger;
   readonly #retry: { initialMs: number; maxMs: number };
@@ -279,6 +279,15 @@ export class LakeWriter {
     if (s.queued > 0) return s.durable;
     if (s.open) return s.open.first;
     return s.next ?? s.durable;
+  }
+
+  /**
+   * Rolls by these limits from now on (a live reload). An open segment
+   * already past the new size is cut at its next event, one past the new age
+   * at the next `tick()`.
+   */
+  reconfigure(roll: LakePlan["roll"]): void {
+    this.#roll = roll;
   }
 
   /** Tells the writer Kafka holds this commit, so older intents can be forgotten. */

@@ -16,7 +16,7 @@ export class FlushTimer {
    * @param everyMs the flush interval
    * @param earlyMinMs least time between flushes when a flush is requested. Default 50.
    */
-  constructor(readonly everyMs: number, readonly earlyMinMs = 50) {}
+  constructor(public everyMs: number, readonly earlyMinMs = 50) {}
 
   /** Asks for a flush now (ends a wait in progress). */
   request(): void {

@@ -17,7 +17,6 @@ export interface FlusherDeps {
   readonly db: Db;
   readonly topic: string;
   readonly windowMs: number;
-  readonly aggregations: Aggregations;
   readonly source: EventSource;
   readonly lake: SpeedLake;
   readonly deadLetters?: DeadLetterSink;
@@ -38,9 +37,12 @@ export class Flusher {
   readonly #d: FlusherDeps;
   /** A flush met rows it took for new: every row is upserted from then on. */
   upsertOnly = false;
+  /** The aggregation of each metric the takes may hold. */
+  aggregations: Aggregations;
 
-  constructor(deps: FlusherDeps) {
+  constructor(deps: FlusherDeps & { readonly aggregations: Aggregations }) {
     this.#d = deps;
+    this.aggregations = deps.aggregations;
   }
 
   /** Writes one flush's takes; resolves once PostgreSQL holds them all. */
@@ -53,7 +55,7 @@ export class Flusher {
     if (letters.length > 0 && dlq) {
       await retrying("dead-letter topic", d.hooks, () => dlq.send(letters));
     }
-    const writer = flushWriter(d.db, d.topic, d.windowMs, d.aggregations, parts);
+    const writer = flushWriter(d.db, d.topic, d.windowMs, this.aggregations, parts);
     await retrying("postgres", d.hooks, () => writer.attempt());
     if (!writer.insertedNew && !this.upsertOnly) {
       // Rows this layer did not write (another topic on the same partitions?):

@@ -26,16 +26,19 @@ export interface LakeGateDeps {
 
 export class LakeGate {
   readonly #d: LakeGateDeps;
+  /** The lake settings running now (a live reload replaces them). */
+  plan: LakePlan;
   readonly #calls = new Serial();
   readonly #compactions = new Serial();
 
   constructor(deps: LakeGateDeps) {
     this.#d = deps;
+    this.plan = deps.plan;
   }
 
   /** Whether hours are compacted at all. */
   get compacting(): boolean {
-    return this.#d.plan.compaction.enabled && this.#d.compactHour !== undefined;
+    return this.plan.compaction.enabled && this.#d.compactHour !== undefined;
   }
 
   /** Runs a lake call after the ones before it, retrying its faults. */
@@ -51,7 +54,7 @@ export class LakeGate {
   async backpressure(partition: number): Promise<void> {
     const { lake, hooks, log } = this.#d;
     // One segment being written plus a full open one; more means the store is behind.
-    const limit = 2 * this.#d.plan.roll.maxRows + 20_000;
+    const limit = 2 * this.plan.roll.maxRows + 20_000;
     if (lake.pendingRows(partition) <= limit) return;
     const t0 = Date.now();
     let paused = false;

@@ -12,13 +12,15 @@
  * paused (retry.ts).
  */
 import { Serial } from "../async/serial.ts";
-import { compileMetric } from "../core/metric.ts";
+import type { Plan } from "../config/plan.ts";
+import { type CompiledMetric, compileMetric } from "../core/metric.ts";
 import type { SourceBatch } from "../kafka/source.ts";
 import type { FlushParticipant } from "./participant.ts";
 import { LakeGate } from "./lake_gate.ts";
 import { SpeedPartition } from "./partition.ts";
 import { type RetryHooks, retrying } from "./retry.ts";
 import { FlushTimer } from "./flush_timer.ts";
+import type { PartitionSwitch, SpeedPlanSwitch, SpeedSwitchResult } from "./plan_switch.ts";
 import { Flusher, type Taken } from "./flusher.ts";
 import { readProgress, recordTopic, upsertMetrics } from "./sink.ts";
 import type { LayerDeps, SpeedStatus } from "./types.ts";
@@ -34,7 +36,11 @@ const END_POLL_MAX_MS = 5_000;
 
 export class Layer {
   readonly #d: LayerDeps;
-  readonly #metrics;
+  /** The plan running now: the deps' at start, a reload's after a switch (applyPlan). */
+  #plan: Plan;
+  #metrics: CompiledMetric[];
+  /** The last switch, recorded too by the first flush of a partition assigned after it. */
+  #switched: SpeedPlanSwitch | undefined;
   readonly #participants: readonly FlushParticipant[];
   readonly #parts = new Map<number, SpeedPartition>();
   readonly #down = new Set<string>();
@@ -51,6 +57,8 @@ export class Layer {
   #takeWaiters: (() => void)[] = [];
   #loop: Promise<void> | undefined;
   #timers: ReturnType<typeof setInterval>[] = [];
+  /** Partitions assigned after the last switch whose first flush records it. */
+  readonly #unrecorded = new Map<number, PartitionSwitch>();
   #polling = false;
   /** Partitions of the topic as last recorded in speed_topics. */
   #topicPartitions = 0;
@@ -59,6 +67,7 @@ export class Layer {
 
   constructor(deps: LayerDeps) {
     this.#d = deps;
+    this.#plan = deps.plan;
     this.#metrics = deps.plan.speed.metrics.map(compileMetric);
     this.#participants = deps.participants ?? [];
     this.done = new Promise((r) => this.#resolveDone = r);
@@ -93,7 +102,7 @@ export class Layer {
 
   async start(): Promise<void> {
     const d = this.#d;
-    const speed = d.plan.speed;
+    const speed = this.#plan.speed;
     await retrying("postgres", this.#hooks, () => upsertMetrics(d.db, speed));
     this.#running = true;
     this.#loop = this.#flushLoop();
@@ -126,12 +135,21 @@ export class Layer {
     );
     const starts = new Map<number, number>();
     const opts = {
-      windowMs: d.plan.speed.windowMs,
-      allowedLatenessMs: d.plan.speed.allowedLatenessMs,
+      windowMs: this.#plan.speed.windowMs,
+      allowedLatenessMs: this.#plan.speed.allowedLatenessMs,
     };
     for (const p of partitions) {
       const pr = progress.get(p);
       const st = new SpeedPartition(p, this.#metrics, opts, pr, d.clock());
+      if (this.#switched) {
+        // Everything it applies is under the switched plan: record that, at
+        // its stored offset, with its first flush.
+        this.#unrecorded.set(p, {
+          partition: p,
+          offset: st.skipBelow,
+          clockMs: st.windows.clockMs,
+        });
+      }
       // Without progress nothing of this partition was applied yet: whatever
       // the lake holds beyond the last commit is an orphan, replayed anyway.
       if (pr) starts.set(p, st.resumeOffset);
@@ -172,7 +190,7 @@ export class Layer {
     const d = this.#d;
     const t = d.telemetry;
     const r = st.ingest(batch.messages, batch.highWatermark, {
-      schema: d.plan.schema,
+      schema: this.#plan.schema,
       nowMs: d.clock(),
       participants: this.#participants,
     });
@@ -202,7 +220,7 @@ export class Layer {
    * to a row merge in memory meanwhile, so bigger flushes write fewer rows.
    */
   async #dirtyBackpressure(st: SpeedPartition): Promise<void> {
-    const max = this.#d.plan.speed.maxDirtyRows;
+    const max = this.#plan.speed.maxDirtyRows;
     while (st.mustWait(max) && !this.#stopping && this.#parts.get(st.partition) === st) {
       this.#timer.request();
       await new Promise<void>((resolve) => this.#takeWaiters.push(resolve));
@@ -231,24 +249,77 @@ export class Layer {
 
   /** Flushes everything held (serialised with other flushes). */
   flushNow(): Promise<void> {
-    return this.#flushes.run(() => this.#flushOnce());
+    return this.#flushes.run(async () => void await this.#flushOnce());
   }
 
-  async #flushOnce(): Promise<void> {
+  /**
+   * Switches to `s.next` at a recorded offset of each owned partition (the
+   * contract is in plan_switch.ts): one flush takes every partition under the
+   * old plan, records its switch in the same transaction, and every later
+   * message runs under the new plan.
+   */
+  applyPlan(s: SpeedPlanSwitch): Promise<SpeedSwitchResult> {
+    if (this.#stopping) return Promise.reject(new Error("the speed layer is stopping"));
+    return this.#flushes.run(async () => ({ switchOffsets: await this.#flushOnce(s) }));
+  }
+
+  async #flushOnce(sw?: SpeedPlanSwitch): Promise<Map<number, number>> {
     const d = this.#d;
     this.#timer.started();
     // Age-based rolls first, so the lake offsets recorded below are fresh.
     d.lake.tick();
     const taken: Taken[] = [];
+    const switched = new Map<number, number>();
     const take = { upsertOnly: this.#flusher.upsertOnly, participants: this.#participants };
     for (const st of this.#parts.values()) {
-      const part = st.take(d.lake.durableOffset(st.partition), take);
-      if (part) taken.push({ st, part });
+      const at = this.#unrecorded.get(st.partition);
+      const force = sw !== undefined || at !== undefined;
+      let part = st.take(d.lake.durableOffset(st.partition), { ...take, force });
+      if (!part) continue;
+      if (sw) {
+        // Every message below the next to apply ran under the old plan.
+        const here = { partition: st.partition, offset: part.nextOffset, clockMs: part.clockMs };
+        part = { ...part, writes: [...part.writes ?? [], sw.switchWrite(here)] };
+        switched.set(st.partition, here.offset);
+      } else if (at) {
+        part = { ...part, writes: [...part.writes ?? [], this.#switched!.switchWrite(at)] };
+      }
+      taken.push({ st, part });
     }
+    if (sw) this.#adopt(sw);
     this.#releaseTakeWaiters();
     if (taken.length > 0) await this.#flusher.write(taken);
+    for (const { st } of taken) this.#unrecorded.delete(st.partition);
     await this.#flusher.commit(this.#parts.values());
     this.#scheduleCompaction();
+    return switched;
+  }
+
+  /** Runs `s.next` from now on: its metrics in every partition, its live settings everywhere. */
+  #adopt(s: SpeedPlanSwitch): void {
+    const next = s.next;
+    this.#plan = next;
+    this.#switched = s;
+    this.#unrecorded.clear();
+    this.#metrics = next.speed.metrics.map(compileMetric);
+    for (const st of this.#parts.values()) st.switchTo(this.#metrics);
+    // The switch flush still writes the old metrics' deltas (removed ones included).
+    this.#flusher.aggregations = new Map([
+      ...this.#flusher.aggregations,
+      ...next.speed.metrics.map((m) => [m.name, m.aggregation] as const),
+    ]);
+    // A backfill may write rows of the new metrics in the live windows meanwhile.
+    this.#flusher.upsertOnly = true;
+    this.#timer.everyMs = next.speed.flushIntervalMs;
+    this.#lake.plan = next.lake;
+    this.#d.lake.reconfigure?.(next.lake.roll);
+    for (const p of this.#participants) p.applyPlan?.(next);
+    this.#d.log.info("speed layer switched to the new plan", {
+      added: s.added,
+      changed: s.changed,
+      removed: s.removed,
+      settings: s.settings,
+    });
   }
 
   // ---- compaction, completeness and idleness ---------------------------------
@@ -256,7 +327,7 @@ export class Layer {
   /** Compacts hours whose end the watermark passed by compaction.afterMs. */
   #scheduleCompaction(): void {
     if (!this.#lake.compacting || this.#stopping) return;
-    const after = this.#d.plan.lake.compaction.afterMs;
+    const after = this.#plan.lake.compaction.afterMs;
     for (const st of this.#parts.values()) {
       for (const hour of st.takeDueCompactions(after)) this.#lake.compact(hour, st.partition);
     }
@@ -292,7 +363,7 @@ export class Layer {
     const now = d.clock();
     let closed = false;
     for (const st of this.#parts.values()) {
-      if (!st.closeIfIdle(now, d.plan.speed.idleTimeoutMs)) continue;
+      if (!st.closeIfIdle(now, this.#plan.speed.idleTimeoutMs)) continue;
       closed = true;
       d.log.debug("idle partition: open windows closed", { partition: st.partition });
     }

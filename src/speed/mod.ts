@@ -72,12 +72,10 @@ export interface SpeedLayer {
   /** Resolves once the layer has stopped. */
   readonly done: Promise<void>;
   /**
-   * SEAM (issue 11, live reload): switches the running layer to a new plan at
-   * a recorded offset of each partition; the contract is in plan_switch.ts.
-   * Undefined until Layer (layer.ts) implements it: `start` then switches by
-   * stopping this layer and starting one on the new plan (src/cli/speed_switch.ts).
+   * Switches the running layer to a new plan (a live reload) at a recorded
+   * offset of each partition; the contract is in plan_switch.ts.
    */
-  readonly applyPlan?: (s: SpeedPlanSwitch) => Promise<SpeedSwitchResult>;
+  applyPlan(s: SpeedPlanSwitch): Promise<SpeedSwitchResult>;
 }
 
 /**
@@ -122,6 +120,7 @@ export async function startSpeedLayer(deps: SpeedDeps): Promise<SpeedLayer> {
   return {
     stop: () => layer.stop(),
     status: () => layer.status(),
+    applyPlan: (s) => layer.applyPlan(s),
     done: layer.done,
   };
 }

@@ -72,7 +72,8 @@ export class SpeedPartition {
   readonly skipBelow: number;
   /** Where reading starts: both PostgreSQL and the lake are durable below it. */
   readonly resumeOffset: number;
-  readonly windows: PartitionWindows;
+  /** The windows of the metrics the partition runs now (replaced at a plan switch). */
+  windows: PartitionWindows;
   #storedClock: number;
   #highWatermark = -1;
   #lastEventWall: number;
@@ -83,7 +84,7 @@ export class SpeedPartition {
   readonly #hours = new Set<number>();
   #lastHour = NaN;
   /** Partial rows PostgreSQL may hold, so new ones are inserted rather than upserted. */
-  readonly #written: WrittenRows;
+  #written: WrittenRows;
   /** The lake's completeness and changed hours, as the next flush records them. */
   readonly #trail: LakeTrail;
   /** What PostgreSQL holds of the lake's progress (a flush with no change skips it). */
@@ -204,6 +205,20 @@ export class SpeedPartition {
   }
 
   /**
+   * Runs other metrics from the next message on (a live plan switch): the
+   * windows start over with them, keeping the partition's event-time clock,
+   * so the lateness of every later event is what it would have been (and
+   * what a replay of the lake finds). Take the old metrics' deltas first.
+   * Rows of windows up to the clock may exist already (the backfill of a new
+   * metric writes them): from now on they are upserted, not inserted.
+   */
+  switchTo(metrics: readonly CompiledMetric[]): void {
+    const clockMs = this.windows.clockMs;
+    this.windows = new PartitionWindows(metrics, this.options, clockMs);
+    this.#written = new WrittenRows(clockMs, this.options.windowMs);
+  }
+
+  /**
    * What a flush writes for the partition (undefined: nothing changed): the
    * window deltas, split into rows known to be new (inserted) and the others
    * (upserted, or all of them once `upsertOnly`), the dead letters, the
@@ -213,7 +228,12 @@ export class SpeedPartition {
    */
   take(
     lakeDurable: number | undefined,
-    o: { readonly upsertOnly: boolean; readonly participants: readonly FlushParticipant[] },
+    o: {
+      readonly upsertOnly: boolean;
+      readonly participants: readonly FlushParticipant[];
+      /** Take even when nothing changed (a plan switch records its offset). */
+      readonly force?: boolean;
+    },
   ): PartitionFlush | undefined {
     const taken = this.windows.takeDeltas();
     const { upserts: deltas, inserts } = o.upsertOnly
@@ -230,7 +250,7 @@ export class SpeedPartition {
     const dropped = this.windows.takeDropped();
     const writes = o.participants.flatMap((p) => p.take(this.partition) ?? []);
     if (
-      deltas.length === 0 && inserts.length === 0 && letters.length === 0 &&
+      !o.force && deltas.length === 0 && inserts.length === 0 && letters.length === 0 &&
       nextOffset === this.stored && clockMs === this.#storedClock &&
       lakeOffset === this.#storedLake && lake.clockMs === this.#storedLakeClock &&
       lake.caughtUpMs === this.#storedCaughtUp && lake.hours.length === 0 &&
