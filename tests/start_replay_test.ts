@@ -18,19 +18,13 @@ import { openDb } from "../src/db/mod.ts";
 import { openStore } from "../src/lake/mod.ts";
 import { createMessageAt, type MessageParams } from "../src/simulator/message_at.ts";
 import { readLake } from "./_speed_fixture.ts";
+import { freePort } from "./_support/start_process.ts";
 
 const REPO = new URL("..", import.meta.url).pathname;
 const RATE = 30;
 const HOUR = 3_600_000;
 const WINDOW_MS = 10_000;
 const LATENESS_MS = 2_000;
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
 
 /** `start` as a child process (the Deno binary itself, so signals reach it). */
 function spawnStart(config: string) {

@@ -9,15 +9,9 @@ import assert from "node:assert/strict";
 import { delay } from "../src/async/delay.ts";
 import postgres from "postgres";
 import { pgAdminUrl } from "./_services.ts";
+import { freePort } from "./_support/start_process.ts";
 
 const REPO = new URL("..", import.meta.url).pathname;
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
 
 async function waitFor<T>(what: string, f: () => Promise<T | undefined>, ms: number): Promise<T> {
   const until = Date.now() + ms;

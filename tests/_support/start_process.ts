@@ -10,6 +10,14 @@ import { kafkaBrokers } from "../_services.ts";
 
 const REPO = new URL("../..", import.meta.url).pathname;
 
+/** A loopback port free right now (for a child's API or database). */
+export function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
 export interface StartProcess {
   readonly proc: Deno.ChildProcess;
   readonly logFile: string;
