@@ -21,6 +21,8 @@ Commands:
   provision  Apply the SQL migrations, seed simulator users, load a users CSV.
   simulate   Produce simulated antenna events to Kafka.
   batch      Run the batch layer for an hour (--hour) or a range (--from/--to).
+  backfill   Recompute a metric's history (--metric NAME) or drop a removed
+             metric's rows (--drop NAME).
   stack      Start, stop or show the local Kafka, PostgreSQL and GCS emulator.
   help       Show this text. Every command takes --help.
 
@@ -35,6 +37,7 @@ const COMMANDS: Record<string, () => Promise<CommandMain>> = {
   provision: async () => (await import("./src/db/cli.ts")).main,
   simulate: async () => (await import("./src/simulator/cli.ts")).main,
   batch: async () => (await import("./src/batch/cli.ts")).main,
+  backfill: async () => (await import("./src/backfill/cli.ts")).main,
   stack: async () => (await import("./src/stack/cli.ts")).main,
 };
 

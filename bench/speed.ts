@@ -20,6 +20,8 @@ import { parseArgs } from "node:util";
 import postgres from "postgres";
 import { Consumer } from "@platformatic/kafka";
 import { Partitioners } from "kafkajs";
+import { delay } from "../src/async/delay.ts";
+import { Serial } from "../src/async/serial.ts";
 import { planFromYaml } from "../src/config/mod.ts";
 import { migrate, openDb } from "../src/db/mod.ts";
 import { createKafkaSource, createProducer, ensureTopics } from "../src/kafka/mod.ts";
@@ -106,6 +108,7 @@ if (!values.topic) {
   const partitionOf = (key: string) =>
     partitioner({ topic, partitionMetadata, message: { key, value: null } });
   const CHUNK = 20_000;
+  const queues = producers.map(() => new Serial());
   const sending: Promise<void>[][] = producers.map(() => []);
   for (let next = 0; next < N; next += CHUNK) {
     const n = Math.min(CHUNK, N - next);
@@ -118,8 +121,8 @@ if (!values.topic) {
     }
     for (let p = 0; p < producers.length; p++) {
       const queue = sending[p];
-      const prev = queue.at(-1) ?? Promise.resolve();
-      queue.push(prev.then(() => producers[p].send(topic, msgs[p])));
+      const chunk = msgs[p];
+      queue.push(queues[p].run(() => producers[p].send(topic, chunk)));
       if (queue.length > 2) await queue.shift();
     }
   }
@@ -416,7 +419,7 @@ database: { url: "${dbUrl}" }
       );
       const now = performance.now();
       for (const r of rows) if (!visible.has(r.t.getTime())) visible.set(r.t.getTime(), now);
-      await new Promise((r) => setTimeout(r, 20));
+      await delay(20);
     }
   })();
   const tailT0 = performance.now();
@@ -439,9 +442,9 @@ database: { url: "${dbUrl}" }
       await producer.send(topic, msgs);
       sent += due;
     }
-    await new Promise((r) => setTimeout(r, 50));
+    await delay(50);
   }
-  await new Promise((r) => setTimeout(r, 3_000));
+  await delay(3_000);
   polling = false;
   await poller;
   await producer.close();

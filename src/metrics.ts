@@ -35,6 +35,12 @@ export class Counter implements Metric {
   get(labels?: Labels): number {
     return this.#values.get(labelKey(labels)) ?? 0;
   }
+  /** The sum over every label set. */
+  total(): number {
+    let n = 0;
+    for (const v of this.#values.values()) n += v;
+    return n;
+  }
   render(): string[] {
     return [...this.#values].map(([k, v]) => `${this.name}${k} ${v}`);
   }

@@ -5,6 +5,7 @@
  * `/health` answers, and returns at once when it already does.
  */
 import { join } from "node:path";
+import { delay } from "../src/async/delay.ts";
 import { log } from "../src/log.ts";
 import { baseUrl, HOST, PORT, supersetPaths } from "./_paths.ts";
 import { readText, supersetEnv } from "./_run.ts";
@@ -104,7 +105,7 @@ export async function start(timeoutMs = 180_000): Promise<ServerStatus> {
     if (!alive(pid)) {
       throw new Error(`Superset exited during start-up: see ${p.logFile}`);
     }
-    await new Promise((r) => setTimeout(r, 500));
+    await delay(500);
   }
   throw new Error(`Superset not healthy after ${timeoutMs} ms: see ${p.logFile}`);
 }
@@ -117,7 +118,7 @@ export async function stop(timeoutMs = 20_000): Promise<void> {
   Deno.kill(pid, "SIGTERM"); // gunicorn's master stops its workers on TERM
   const t0 = performance.now();
   while (alive(pid) && performance.now() - t0 < timeoutMs) {
-    await new Promise((r) => setTimeout(r, 200));
+    await delay(200);
   }
   if (alive(pid)) Deno.kill(pid, "SIGKILL");
   await Deno.remove(p.pidFile).catch(() => {});

@@ -6,6 +6,7 @@
  * so the serving views show both sources. Quota alerts ride along (the seeded
  * low-quota users cross every hour; the batch layer confirms the older hours).
  */
+import { delay } from "../src/async/delay.ts";
 import { planFromYaml } from "../src/config/mod.ts";
 import { migrate, openDb, seedUsers } from "../src/db/mod.ts";
 import { createKafkaSource } from "../src/kafka/mod.ts";
@@ -114,7 +115,7 @@ database: { url: "${databaseUrl}" }
       try {
         await waitCommitted(layer, topic, 180_000);
         // Let the idle timeout close the last windows.
-        await new Promise((r) => setTimeout(r, 2_500));
+        await delay(2_500);
       } finally {
         await layer.stop();
       }

@@ -4,6 +4,7 @@
  * the `bytes` view; waiting for the layer to commit everything. The expected
  * totals are computed in each test, plainly, not here.
  */
+import { delay } from "../src/async/delay.ts";
 import { Kafka, logLevel } from "kafkajs";
 import { planFromYaml } from "../src/config/load.ts";
 import type { Plan } from "../src/config/plan.ts";
@@ -164,7 +165,7 @@ export async function waitFor(
   const until = Date.now() + timeoutMs;
   while (!(await cond())) {
     if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
+    await delay(100);
   }
 }
 

@@ -329,7 +329,13 @@ Deno.test({
 
       now = Date.now() + HOUR;
       const again = await runner.runDue();
-      assert.deepEqual(again.map((r) => [r.hour, r.trigger]), [[h0, "rerun"]]);
+      assert.deepEqual(
+        again.filter((r) => r.trigger === "rerun").map((r) => r.hour),
+        [h0],
+        "the stale hour, once",
+      );
+      // An hour later by this clock, the empty hour after the events may be due too.
+      assert.ok(again.every((r) => r.trigger === "rerun" || (r.rowsRead === 0 && r.hour > h0)));
       assert.deepEqual(await runner.runDue(), [], "once");
       assert.deepEqual(entries(await readHourly(db)), entries(expectedHourly(all, users)));
       assert.deepEqual(entries(await readBreaches(db)), entries(expectedBreaches(all, users)));

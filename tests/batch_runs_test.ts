@@ -4,9 +4,10 @@
  * scheduler's catch-up driven by an injected clock.
  */
 import assert from "node:assert/strict";
+import { delay } from "../src/async/delay.ts";
 import { freshDatabase } from "./_services.ts";
 import { type Db, migrate, openDb } from "../src/db/mod.ts";
-import { type ObjectStore, openStore, readHour } from "../src/lake/mod.ts";
+import { type ObjectStore, openStore, readHour, StoreError } from "../src/lake/mod.ts";
 import { createBatchRunner, HourBusyError, type HourReader } from "../src/batch/mod.ts";
 import { main as batchCli } from "../src/batch/cli.ts";
 import { generateHour, insertUsers, testPlan, writeLakeHour } from "./_support/batch.ts";
@@ -42,7 +43,7 @@ async function lakeWithHours(hours: number[]): Promise<{ dir: string; store: Obj
 
 /** A reader that holds the hour for a while, so a second run surely overlaps. */
 const slowReader = (ms: number): HourReader => async (store, h, cols) => {
-  await new Promise((r) => setTimeout(r, ms));
+  await delay(ms);
   return await readHour(store, h, cols);
 };
 
@@ -61,7 +62,7 @@ async function concurrentRuns(dbA: Db, dbB: Db) {
     const a = createBatchRunner({ plan, db: dbA, store, log: quiet, readHour: slowReader(400) });
     const b = createBatchRunner({ plan, db: dbB, store, log: quiet });
     const first = a.runHour(H0, "manual");
-    await new Promise((r) => setTimeout(r, 150)); // a holds the hour now
+    await delay(150); // a holds the hour now
     await assert.rejects(() => b.runHour(H0, "api"), (err: unknown) => {
       assert.ok(err instanceof HourBusyError);
       assert.equal(err.status, 409);
@@ -235,5 +236,32 @@ Deno.test("batch CLI: a backfill range prints one line per hour; bad arguments e
     await fresh.drop();
     await Deno.remove(dir, { recursive: true });
     await Deno.remove(config);
+  }
+});
+
+Deno.test("runHour() reads the hour again when a file vanishes under the read (a compaction), and succeeds", async () => {
+  const fresh = await freshDatabase("batch_vanish");
+  const db = await openDb({ url: fresh.url, maxConnections: 2 });
+  const { dir, store } = await lakeWithHours([H0]);
+  try {
+    await migrate(db);
+    await insertUsers(db, USERS);
+    let reads = 0;
+    const vanishing: HourReader = async (s, h, cols, opts) => {
+      if (++reads === 1) {
+        throw new StoreError("read", "year=2026/part-x.parquet", "not_found", "no such object");
+      }
+      return await readHour(s, h, cols, opts);
+    };
+    const plan = testPlan({ lakeUri: `file://${dir}` });
+    const r = createBatchRunner({ plan, db, store, log: quiet, readHour: vanishing });
+    const s = await r.runHour(H0, "manual");
+    assert.equal(s.status, "succeeded", s.error ?? "");
+    assert.equal(s.rowsRead, 200);
+    assert.equal(reads, 2);
+  } finally {
+    await db.close();
+    await fresh.drop();
+    await Deno.remove(dir, { recursive: true });
   }
 });

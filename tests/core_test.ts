@@ -3,11 +3,15 @@ import type { MetricPlan, SchemaPlan } from "../src/config/plan.ts";
 import {
   classify,
   combine,
+  combineSql,
   compileMetric,
+  foldCaseSql,
   GroupAccumulator,
+  isAdditive,
   type MetricFields,
   metricFields,
   type MetricRow,
+  partialValue,
   PartitionWindows,
   quotaBreaches,
   quotasByEmail,
@@ -153,6 +157,36 @@ Deno.test("combine() adds sums and counts and picks min and max", () => {
   assert.equal(combine("count", 2, 3), 5);
   assert.equal(combine("min", 2, 3), 2);
   assert.equal(combine("max", 2, 3), 3);
+});
+
+Deno.test("combineSql() merges the stored value with the incoming one by the same rule", () => {
+  assert.equal(combineSql("sum"), "target.value + EXCLUDED.value");
+  assert.equal(combineSql("count"), "target.value + EXCLUDED.value");
+  assert.equal(combineSql("min"), "LEAST(target.value, EXCLUDED.value)");
+  assert.equal(combineSql("max"), "GREATEST(target.value, EXCLUDED.value)");
+});
+
+Deno.test("partialValue() takes the part of a partial its aggregation combines", () => {
+  const p = { sum: 10, count: 3, min: 1, max: 7 };
+  assert.deepEqual(
+    (["sum", "count", "min", "max"] as const).map((a) => partialValue(a, p)),
+    [10, 3, 1, 7],
+  );
+});
+
+Deno.test("isAdditive() holds for sum and count only", () => {
+  assert.deepEqual(
+    (["sum", "count", "min", "max", "count_distinct"] as const).filter(isAdditive),
+    ["sum", "count"],
+  );
+});
+
+Deno.test("foldCaseSql() folds by the named aggregation, a sum for any other name", () => {
+  assert.equal(
+    foldCaseSql("$5::text", "value"),
+    "CASE $5::text WHEN 'min' THEN min(value) WHEN 'max' THEN max(value)" +
+      " WHEN 'count_distinct' THEN max(value) ELSE sum(value) END",
+  );
 });
 
 Deno.test("GroupAccumulator.addPartial() equals adding the rows one by one", () => {

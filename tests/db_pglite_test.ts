@@ -4,6 +4,7 @@
  * without letting in-process writes slip into a client's transaction.
  */
 import assert from "node:assert/strict";
+import { delay } from "../src/async/delay.ts";
 import postgres from "postgres";
 import { migrate, openDb, seedUsers, serveEmbedded } from "../src/db/mod.ts";
 import { UserError } from "../src/errors.ts";
@@ -93,7 +94,7 @@ Deno.test({
           inProcess = db.query("INSERT INTO gate_t VALUES ($1)", ["in-process"]).then(() => {
             settled = true;
           });
-          await new Promise((r) => setTimeout(r, 300));
+          await delay(300);
           assert.equal(settled, false, "the in-process write waits for the transaction");
           throw new Error("client rolls back");
         }),

@@ -4,6 +4,7 @@
  * instances sharing a group through a rebalance.
  */
 import assert from "node:assert/strict";
+import { delay } from "../src/async/delay.ts";
 import { freshTopic, kafkaBrokers, uniqueName } from "./_services.ts";
 import { createKafkaSource, createProducer, type OutgoingMessage } from "../src/kafka/mod.ts";
 import type { EventSource, SourceMessage } from "../src/kafka/source.ts";
@@ -134,7 +135,7 @@ Deno.test(
     const b = await run(topic, group);
     const expected = [...committed].reduce((s, [p, c]) => s + offsetsA.get(p)!.length - c, 0);
     await b.waitFor(expected);
-    await new Promise((r) => setTimeout(r, 300));
+    await delay(300);
     await b.source.stop();
     assert.equal(b.got.length, expected, "nothing before the commit is delivered again");
     for (const [p, offs] of byPartition(b.got)) {
@@ -163,10 +164,10 @@ Deno.test("createKafkaSource() starts where onAssign says and reports lag", opts
 
   assert.deepEqual(await r.source.lag(), new Map([[0, 0], [1, 0], [2, 0]]));
   r.source.pause();
-  await new Promise((res) => setTimeout(res, 300));
+  await delay(300);
   const before = r.got.length;
   await produce(topic, 5, 1);
-  await new Promise((res) => setTimeout(res, 500));
+  await delay(500);
   assert.equal(r.got.length, before, "paused: nothing delivered");
   assert.deepEqual(await r.source.lag(), new Map([[0, 0], [1, 5], [2, 0]]));
   r.source.resume();
@@ -189,12 +190,12 @@ Deno.test(
     // x learns about the rebalance at its next heartbeat and gives partitions up.
     const deadline = Date.now() + 30_000;
     while (x.revoked.length === 0 && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 200));
+      await delay(200);
     }
     assert.ok(x.revoked.length > 0, "x had partitions revoked");
     await produce(topic, 600);
     const total = () => x.got.length + y.got.length;
-    while (total() < 1800 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    while (total() < 1800 && Date.now() < deadline) await delay(200);
     assert.ok(total() >= 1800, `delivered ${total()} of 1800`);
 
     // What each instance owns now, from its assign/revoke history in order.

@@ -4,6 +4,7 @@
  * writer → Parquet → readHour on a local folder and on fake-gcs-server.
  */
 import assert from "node:assert/strict";
+import { delay } from "../src/async/delay.ts";
 import { parquetMetadata } from "hyparquet";
 import type { SourcedEvent } from "../src/core/event.ts";
 import {
@@ -247,7 +248,7 @@ Deno.test("LakeWriter retries a failing store; durableOffset() waits for it", as
   await w.recover(0, 0);
   flaky.down = true;
   w.append(events(0, 0, 25));
-  await new Promise((r) => setTimeout(r, 60));
+  await delay(60);
   assert.equal(w.durableOffset(0), 0);
   assert.equal(w.pendingRows(), 25);
   flaky.down = false;
@@ -325,7 +326,7 @@ Deno.test("LakeWriter crash in the middle of a segment's files: recover() remove
   await crashed.recover(3, 0);
   const all = events(3, 0, 550, H10 - 150_000);
   crashed.append(all.slice(0, 200));
-  await new Promise((r) => setTimeout(r, 50));
+  await delay(50);
   assert.equal(crashed.durableOffset(3), 100);
   assert.equal((await lakeFiles(tmp.store)).filter((k) => k.endsWith(name(3, 100, 199))).length, 1);
   crashed.abort();

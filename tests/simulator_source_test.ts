@@ -6,6 +6,7 @@
  * into a backlog, a backlog beyond `max_backlog` skipped and logged.
  */
 import assert from "node:assert/strict";
+import { delay } from "../src/async/delay.ts";
 import { createSimulatorSource, type SimulatorSource } from "../src/simulator/simulator_source.ts";
 import { createMemoryTimelineStore, type TimelineStore } from "../src/simulator/timeline_store.ts";
 import { createDbTimelineStore } from "../src/simulator/db_timeline_store.ts";
@@ -32,7 +33,6 @@ const PLAN: SimulatorPlan = {
   historyMs: 0,
 };
 const decoder = new TextDecoder();
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** What a consumer saw: every message by "partition:offset", and the batches. */
 interface Seen {
@@ -88,7 +88,7 @@ async function run(opts: {
     async onBatch(b) {
       if (busy.has(b.partition)) seen.overlapped = true;
       busy.add(b.partition);
-      if (opts.holdMs) await sleep(opts.holdMs);
+      if (opts.holdMs) await delay(opts.holdMs);
       seen.batches.push(b);
       for (const m of b.messages) {
         seen.messages.set(
@@ -159,14 +159,14 @@ Deno.test("createSimulatorSource() paces live generation at the plan's rate", as
 
 Deno.test("createSimulatorSource() records commits and honours pause, resume and backpressure", async () => {
   const r = await run({ partitions: 2, holdMs: 2, maxBatch: 500 });
-  await sleep(100);
+  await delay(100);
   r.source.pause();
-  await sleep(30);
+  await delay(30);
   const atPause = total(r.seen);
-  await sleep(60);
+  await delay(60);
   assert.equal(total(r.seen), atPause, "nothing delivered while paused");
   r.source.resume();
-  await sleep(60);
+  await delay(60);
   assert.ok(total(r.seen) > atPause, "delivery resumes");
   await r.source.commit(new Map([[0, 10], [1, 20], [7, 1]]));
   assert.deepEqual(r.source.committed(), new Map([[0, 10], [1, 20]]));
@@ -182,11 +182,11 @@ Deno.test("createSimulatorSource() reports each partition's issued end and its l
   // 2 000/s over 20 devices, 8/6/6 of them keyed to partitions 0/1/2: 800, 600, 600 per second.
   const r = await run({ plan: { rate: 2_000 }, now: () => t });
   t = T + 1_000;
-  while (total(r.seen) < 2_003) await sleep(10);
+  while (total(r.seen) < 2_003) await delay(10);
   assert.deepEqual(await r.source.endOffsets(), new Map([[0, 801], [1, 601], [2, 601]]));
   assert.deepEqual(await r.source.lag(), new Map([[0, 0], [1, 0], [2, 0]]));
   r.source.pause();
-  await sleep(50);
+  await delay(50);
   t = T + 2_000;
   assert.deepEqual(await r.source.endOffsets(), new Map([[0, 1601], [1, 1201], [2, 1201]]));
   assert.deepEqual(await r.source.lag(), new Map([[0, 800], [1, 600], [2, 600]]));
@@ -284,7 +284,7 @@ Deno.test("createSimulatorSource() restarted over the same database gives the sa
     const timeline = createDbTimelineStore(db, "devices");
     const plan = { rate: 3_000 };
     const first = await collect({ timeline, plan, until: (s) => total(s) >= 3_000 });
-    await sleep(300);
+    await delay(300);
     // The speed layer resumes below what it saw, e.g. from its lake-durable offsets.
     const starts = new Map([[0, 0], [1, 100], [2, first.next.get(2)! - 1]]);
     const again = await collect({
@@ -328,7 +328,7 @@ Deno.test("createSimulatorSource() turns D seconds of downtime into D × rate of
     const ends = await r.source.endOffsets();
     const backlog = [0, 1, 2].reduce((n, p) => n + ends.get(p)! - first.next.get(p)!, 0);
     assert.ok(Math.abs(backlog - 60_000) < 1_500, `backlog ${backlog}`);
-    while ([0, 1, 2].some((p) => (r.seen.next.get(p) ?? 0) < ends.get(p)!)) await sleep(20);
+    while ([0, 1, 2].some((p) => (r.seen.next.get(p) ?? 0) < ends.get(p)!)) await delay(20);
     const ms = performance.now() - t0;
     await r.source.stop();
     assert.ok(ms < 15_000, `caught up on ${backlog} messages in ${ms} ms`);
@@ -373,7 +373,7 @@ Deno.test("createSimulatorSource() skips a backlog longer than max_backlog, logg
     }
     assert.ok(Math.abs(backlog - 10_000) < 1_500, `backlog ${backlog}`);
     // Replayed from 0: what was issued before the gap is unchanged.
-    while ([0, 1, 2].some((p) => (r.seen.next.get(p) ?? 0) < first.next.get(p)!)) await sleep(20);
+    while ([0, 1, 2].some((p) => (r.seen.next.get(p) ?? 0) < first.next.get(p)!)) await delay(20);
     await r.source.stop();
     assertSameWhereBoth(first.messages, r.seen.messages, 500);
   });

@@ -4,6 +4,7 @@
  * and together give exactly the totals one instance gives.
  */
 import assert from "node:assert/strict";
+import { delay } from "../src/async/delay.ts";
 import { migrate, openDb } from "../src/db/mod.ts";
 import { Registry } from "../src/metrics.ts";
 import { createGenerator } from "../src/simulator/generator.ts";
@@ -43,7 +44,7 @@ Deno.test({
     try {
       await migrate(db);
       layers.push((await startOnKafka(plan, db, new Registry())).layer);
-      await new Promise((r) => setTimeout(r, 300));
+      await delay(300);
       layers.push((await startOnKafka(plan, db, new Registry())).layer);
       await waitFor(
         "both instances own partitions",

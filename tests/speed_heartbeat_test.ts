@@ -7,6 +7,7 @@
  * timeout: no rebalance happens, and the totals stay exact.
  */
 import assert from "node:assert/strict";
+import { delay } from "../src/async/delay.ts";
 import { migrate, openDb } from "../src/db/mod.ts";
 import { createKafkaSource } from "../src/kafka/mod.ts";
 import { LakeWriter, openStore } from "../src/lake/mod.ts";
@@ -77,7 +78,7 @@ Deno.test({
           return layer.status().sinksDown.includes("lake");
         });
         // The scenario, not an assertion: hold the batch past two session timeouts.
-        await new Promise((r) => setTimeout(r, 2 * SESSION_TIMEOUT_MS + 2_000));
+        await delay(2 * SESSION_TIMEOUT_MS + 2_000);
         assert.ok(layer.status().sinksDown.includes("lake"), "still paused after the hold");
         stalled = false;
         await waitCommitted(layer, topic);

@@ -10,6 +10,7 @@
  * lake-durable offset), which is exactly what is under test.
  */
 import assert from "node:assert/strict";
+import { delay } from "../src/async/delay.ts";
 import { migrate, openDb } from "../src/db/mod.ts";
 import { openStore } from "../src/lake/mod.ts";
 import { Registry } from "../src/metrics.ts";
@@ -132,7 +133,7 @@ Deno.test({
         const child = spawn(cfg);
         children.push(child);
         if (run < kills) {
-          await new Promise((r) => setTimeout(r, 800 + Math.random() * 2_200));
+          await delay(800 + Math.random() * 2_200);
           child.proc.kill("SIGKILL");
           await child.proc.status;
           continue;
@@ -159,7 +160,7 @@ Deno.test({
       // Both close their last windows by idleness (after idleMs without events:
       // wait it out first, or two equal counts could be read before either
       // closed); then stop both cleanly.
-      await new Promise((r) => setTimeout(r, base.idleMs! + 2_000));
+      await delay(base.idleMs! + 2_000);
       const rowsB = async () => (await readBytes(dbs[1])).size;
       const rowsA = async () => (await readBytes(dbs[0])).size;
       let stable = -1;

@@ -5,6 +5,7 @@
  * the database is back.
  */
 import assert from "node:assert/strict";
+import { delay } from "../src/async/delay.ts";
 import postgres from "postgres";
 import { migrate, openDb } from "../src/db/mod.ts";
 import { Registry } from "../src/metrics.ts";
@@ -56,7 +57,7 @@ Deno.test({
       await block(false);
       await produce(topic, items.slice(3_000).map((i) => ({ key: i.key, value: i.value })));
       await waitFor("postgres reported down", () => layer.status().sinksDown.includes("postgres"));
-      await new Promise((r) => setTimeout(r, 2_000));
+      await delay(2_000);
       const stuck = layer.status().partitions.map((p) => p.storedOffset);
       await block(true);
 

@@ -32,6 +32,7 @@ import {
   waitCommitted,
   waitFor,
 } from "./_speed_fixture.ts";
+import { freePort } from "./_support/start_process.ts";
 
 /** How the lake is reached, and how it is taken away and brought back. */
 interface Outage {
@@ -60,13 +61,6 @@ function capturing(lines: LogLine[], base: Record<string, unknown> = {}): Logger
     error: at("error"),
     child: (f) => capturing(lines, { ...base, ...f }),
   };
-}
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
 }
 
 /**

@@ -11,6 +11,7 @@
  * re-run: started again, the hour ends batched and exact.
  */
 import assert from "node:assert/strict";
+import { delay } from "../src/async/delay.ts";
 import { createGenerator, type GeneratedItem } from "../src/simulator/generator.ts";
 import { freshDatabase, freshTopic, kafkaBrokers } from "./_services.ts";
 import { endOffsets, produce, validEvents } from "./_speed_fixture.ts";
@@ -26,57 +27,20 @@ import {
   testUsers,
 } from "./_hourly_expect.ts";
 import { migrate, openDb } from "../src/db/mod.ts";
+import { freePort, spawnStart, type StartProcess, until } from "./_support/start_process.ts";
 
-const REPO = new URL("..", import.meta.url).pathname;
 const HOUR = 3_600_000;
 const EVENTS = 1_050_000;
 
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
-
-async function until<T>(what: string, f: () => Promise<T | undefined>, ms: number): Promise<T> {
-  const end = Date.now() + ms;
-  let last: unknown;
-  while (Date.now() < end) {
-    try {
-      const v = await f();
-      if (v !== undefined) return v;
-    } catch (e) {
-      last = e;
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${last}` : ""}`);
-}
-
-interface Started {
-  readonly proc: Deno.ChildProcess;
-  readonly log: string;
-}
-
 /** `start` with a consumer group of its own (a SIGKILLed member would hold its partitions for the session timeout). */
-function spawnStart(config: string, dir: string, n: number, env: Record<string, string>): Started {
-  const log = `${dir}/start-${n}.log`;
-  const out = Deno.openSync(log, { write: true, create: true, truncate: true });
-  const proc = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "main.ts", "start", "--config", config],
-    cwd: REPO,
-    env: { LOG_LEVEL: "info", KAFKA_GROUP: `backlog-${n}-${crypto.randomUUID()}`, ...env },
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
-  // The JSON log lines go to a file, read back when the test fails.
-  proc.stderr.pipeTo(out.writable).catch(() => {});
-  return { proc, log };
+function startAt(config: string, dir: string, n: number, apiPort: number): StartProcess {
+  return spawnStart(config, `${dir}/start-${n}.log`, apiPort, {
+    KAFKA_GROUP: `backlog-${n}-${crypto.randomUUID()}`,
+  });
 }
 
-async function kill(s: Started): Promise<void> {
-  s.proc.kill("SIGKILL");
+async function kill(s: StartProcess): Promise<void> {
+  s.kill();
   await s.proc.status;
 }
 
@@ -153,19 +117,19 @@ ${batch}`,
     const dataHours = [...eventsPerHour(events).keys()].sort((a, b) => a - b);
     assert.ok(dataHours.length >= 3, "at least three past hours");
     let starts = 0;
-    let current: Started | undefined;
+    let current: StartProcess | undefined;
     try {
       for (const share of [0.15, 0.45, 0.75]) {
-        current = spawnStart(config, dir, starts++, {});
+        current = startAt(config, dir, starts++, apiPort);
         await until(
           `${share * 100} % consumed`,
           async () => (await consumed()) >= share * total ? true : undefined,
           240_000,
         );
         await kill(current);
-        await new Promise((r) => setTimeout(r, 1_000 + Math.random() * 2_000));
+        await delay(1_000 + Math.random() * 2_000);
       }
-      current = spawnStart(config, dir, starts++, {});
+      current = startAt(config, dir, starts++, apiPort);
       const batched = await until("every hour of the backlog batched", async () => {
         const rows = await db.query<{ hour: Date }>("SELECT hour FROM batch_hours_current");
         const hours = new Set(rows.map((r) => r.hour.getTime()));
@@ -207,10 +171,9 @@ ${batch}`,
 
       // Late events for the first hour (beyond the grace) make it stale; the
       // process is killed while it runs the hour again.
-      current.proc.kill("SIGTERM");
-      assert.equal((await current.proc.status).code, 0, "a clean stop");
+      assert.equal(await current.stop(), 0, "a clean stop");
       await write("batch:\n  rerun_after: 1s\n");
-      current = spawnStart(config, dir, starts++, {});
+      current = startAt(config, dir, starts++, apiPort);
       const lateGen = createGenerator({
         seed: 7,
         devices: 2_000,
@@ -235,7 +198,7 @@ ${batch}`,
         if (seen === "running") {
           await kill(current);
           killedInRerun = true;
-          current = spawnStart(config, dir, starts++, {});
+          current = startAt(config, dir, starts++, apiPort);
         }
       }
       assert.ok(killedInRerun, "the process was killed during a re-run");
@@ -256,8 +219,7 @@ ${batch}`,
         JSON.stringify(reruns),
       );
       assert.equal(reruns[reruns.length - 1].status, "succeeded");
-      current.proc.kill("SIGTERM");
-      assert.equal((await current.proc.status).code, 0, "a clean stop");
+      assert.equal(await current.stop(), 0, "a clean stop");
       current = undefined;
     } catch (e) {
       // What the processes said, for the failure report.

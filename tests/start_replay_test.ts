@@ -12,26 +12,19 @@
  * with exactly the totals and quota breaches this test computes from the lake.
  */
 import assert from "node:assert/strict";
+import { delay } from "../src/async/delay.ts";
 import { loadPlan } from "../src/config/mod.ts";
 import { openDb } from "../src/db/mod.ts";
 import { openStore } from "../src/lake/mod.ts";
 import { createMessageAt, type MessageParams } from "../src/simulator/message_at.ts";
 import { readLake } from "./_speed_fixture.ts";
+import { freePort } from "./_support/start_process.ts";
 
 const REPO = new URL("..", import.meta.url).pathname;
 const RATE = 30;
 const HOUR = 3_600_000;
 const WINDOW_MS = 10_000;
 const LATENESS_MS = 2_000;
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** `start` as a child process (the Deno binary itself, so signals reach it). */
 function spawnStart(config: string) {
@@ -54,7 +47,7 @@ async function waitHealthy(api: string, ms = 90_000): Promise<void> {
       await r.body?.cancel();
       if (r.ok) return;
     } catch { /* not listening yet */ }
-    await sleep(100);
+    await delay(100);
   }
   throw new Error("timed out waiting for GET /health");
 }
@@ -115,13 +108,13 @@ api:
         logs.push(run.log);
         await waitHealthy(api);
         const up = 1_000 + Math.floor(Math.random() * 7_000);
-        await sleep(up);
+        await delay(up);
         run.child.kill("SIGKILL");
         await run.child.status;
         const killedAt = Date.now();
         const pause = 3_000 + Math.floor(Math.random() * 3_000);
         schedule.push(`run ${i + 1}: killed ${up} ms after ready, down ${pause} ms`);
-        await sleep(pause);
+        await delay(pause);
         pauses.push([killedAt, Date.now()]);
         run = spawnStart(config);
       }
@@ -129,8 +122,8 @@ api:
       await waitHealthy(api);
       // Caught up: the history and the backlog of the pauses are consumed.
       const until = Date.now() + 240_000;
-      await sleep(3_000);
-      while ((await lags(api)).some((l) => l > RATE) && Date.now() < until) await sleep(200);
+      await delay(3_000);
+      while ((await lags(api)).some((l) => l > RATE) && Date.now() < until) await delay(200);
       // The past hours are batched, none stale (late events re-run them at once).
       const h0 = Math.floor((startedAt - 3 * HOUR) / HOUR) * HOUR;
       const past = [h0, h0 + HOUR, h0 + 2 * HOUR];
@@ -143,7 +136,7 @@ api:
         );
         const states = ((await r.json()).hours as { state: string }[]).map((h) => h.state);
         if (states.every((s) => s === "batched")) break;
-        await sleep(500);
+        await delay(500);
       }
       batchedHours = past;
       run.child.kill("SIGTERM");

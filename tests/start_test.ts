@@ -6,17 +6,12 @@
  * SIGTERM within 10 s, and pick up where it left off after a restart.
  */
 import assert from "node:assert/strict";
+import { delay } from "../src/async/delay.ts";
 import postgres from "postgres";
 import { pgAdminUrl } from "./_services.ts";
+import { freePort } from "./_support/start_process.ts";
 
 const REPO = new URL("..", import.meta.url).pathname;
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
 
 async function waitFor<T>(what: string, f: () => Promise<T | undefined>, ms: number): Promise<T> {
   const until = Date.now() + ms;
@@ -28,7 +23,7 @@ async function waitFor<T>(what: string, f: () => Promise<T | undefined>, ms: num
     } catch (e) {
       last = e;
     }
-    await new Promise((r) => setTimeout(r, 250));
+    await delay(250);
   }
   throw new Error(`timed out waiting for ${what}${last ? `: ${last}` : ""}`);
 }

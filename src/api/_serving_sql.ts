@@ -1,6 +1,6 @@
 /**
  * The merged hourly series as the API queries it: the rows of the
- * serving_hourly view (004_serving.sql) for a range of whole hours, written
+ * serving_hourly view (007_complete_hours.sql) for a range of whole hours, written
  * against the base tables so that the speed windows are selected by their
  * raw "timestamp". A range on the view's folded hour is a range of
  * date_trunc('hour', "timestamp"), which the speed_partials key
@@ -9,6 +9,7 @@
  * (006_speed_partials_brin.sql). With `from` and `to` on whole hours the two
  * ranges select the same windows.
  */
+import { foldCaseSql } from "../core/aggregate.ts";
 
 /** Placeholders of a merged hourly query; `$1` type, `$2` from, `$3` to are fixed. */
 export interface MergedHourlyParams {
@@ -19,16 +20,16 @@ export interface MergedHourlyParams {
 }
 
 /**
- * `value` folded by the aggregation named in the text placeholder `rule`: SUM
- * for sum and count, MIN / MAX for min and max, MAX for count_distinct (a
- * lower bound: members are not kept across windows).
+ * `value` folded by the aggregation named in the text placeholder `rule`,
+ * with the core's combine rule (src/core/aggregate.ts): SUM for sum and count,
+ * MIN / MAX for min and max, MAX for count_distinct (a lower bound: members
+ * are not kept across windows).
  *
  * @example
  * foldSql("$5") // (CASE $5::text WHEN 'min' THEN min(value) … END)::bigint
  */
 export function foldSql(rule: string): string {
-  return `(CASE ${rule}::text WHEN 'min' THEN min(value) WHEN 'max' THEN max(value)
-        WHEN 'count_distinct' THEN max(value) ELSE sum(value) END)::bigint`;
+  return `(${foldCaseSql(`${rule}::text`, "value")})::bigint`;
 }
 
 /**

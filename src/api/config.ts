@@ -1,8 +1,9 @@
 /**
- * `GET /api/v1/config` (the active plan, secrets masked) and
+ * `GET /api/v1/config` (the active plan, secrets masked, with its generation,
+ * hash, the last rejected reload and the backfills' progress) and
  * `GET /api/v1/metrics` (the metrics the plan declares, per layer).
  */
-import { redactPlan } from "../config/mod.ts";
+import { planHash, redactPlan } from "../config/mod.ts";
 import type { ApiContext } from "./context.ts";
 import type { RouteDef } from "./route.ts";
 
@@ -13,9 +14,27 @@ export function configRoutes(ctx: ApiContext): RouteDef[] {
       path: "/api/v1/config",
       operationId: "getConfig",
       tag: "config",
-      summary: "The active pipeline plan, with passwords and the API token masked.",
-      responses: { 200: "The plan (see docs/config-reference.md)." },
-      handler: (c) => c.json(redactPlan(ctx.plan) as Record<string, unknown>),
+      summary: "The active pipeline plan (secrets masked), its generation and content hash, " +
+        "the last rejected reload with its problems, and the progress of backfills.",
+      responses: {
+        200: "The plan's sections (see docs/config-reference.md) and `generation`, `hash`, " +
+          "`appliedAt`, `rejected` (null, or `{ at, result, problems: [{ file, line, col, path, " +
+          "message, text }] }`), `lastReload` and `backfill` (null when not running).",
+      },
+      handler: async (c) => {
+        const status = ctx.config?.status();
+        const backfill = ctx.backfill ? await ctx.backfill.status() : null;
+        const iso = (ms: number) => new Date(ms).toISOString();
+        return c.json({
+          ...(redactPlan(ctx.plan) as Record<string, unknown>),
+          generation: status?.generation ?? 1,
+          hash: status?.hash ?? planHash(ctx.plan),
+          appliedAt: status ? iso(status.appliedAt) : null,
+          rejected: status?.rejected ? { ...status.rejected, at: iso(status.rejected.at) } : null,
+          lastReload: status?.last ? { ...status.last, at: iso(status.last.at) } : null,
+          backfill,
+        });
+      },
     },
     {
       method: "GET",

@@ -10,6 +10,8 @@ import type { ObjectStore } from "../lake/mod.ts";
 import type { EventSource } from "../kafka/source.ts";
 import type { Registry } from "../metrics.ts";
 import type { SpeedStatus } from "../speed/mod.ts";
+import type { ConfigStatus } from "../config/reload.ts";
+import type { BackfillStatus } from "../backfill/worker.ts";
 import type {
   HoursReport,
   HoursSummary,
@@ -38,6 +40,16 @@ export interface BatchControl {
 /** The part of the event source the API reads. */
 export type SourceProbe = Pick<EventSource, "kind" | "lag">;
 
+/** The reload controller, as the API reads it: the active plan, its generation, the last rejected attempt. */
+export interface ConfigStatusSource {
+  status(): ConfigStatus;
+}
+
+/** The backfill of new or changed metrics, as the API reads it. */
+export interface BackfillStatusSource {
+  status(): Promise<BackfillStatus>;
+}
+
 export interface AppDeps {
   plan: Plan;
   db: Db;
@@ -56,6 +68,14 @@ export interface AppDeps {
   log?: Logger;
   /** Time allowed to each `/ready` probe. Default 2000 ms. */
   probeTimeoutMs?: number;
+  /**
+   * The reload controller of a running pipeline: when given, the API serves
+   * its active plan (not `plan`, the one it started with), generation and
+   * rejected attempt.
+   */
+  config?: ConfigStatusSource;
+  /** Progress of backfills, shown in `/api/v1/config`. */
+  backfill?: BackfillStatusSource;
 }
 
 export type Layer = "speed" | "batch";
@@ -75,6 +95,7 @@ export interface MetricInfo {
 }
 
 export interface ApiContext {
+  /** The active plan (it changes with a reload). */
   readonly plan: Plan;
   readonly db: Db;
   readonly registry: Registry;
@@ -86,12 +107,20 @@ export interface ApiContext {
   readonly clock: () => number;
   readonly log: Logger;
   readonly probeTimeoutMs: number;
+  /** The metric catalog of the active plan. */
   readonly metrics: ReadonlyMap<string, MetricInfo>;
+  readonly config?: ConfigStatusSource;
+  readonly backfill?: BackfillStatusSource;
 }
 
 export function apiContext(deps: AppDeps): ApiContext {
+  let catalogOf: Plan | undefined;
+  let catalog = new Map<string, MetricInfo>();
+  const active = () => deps.config?.status().plan ?? deps.plan;
   return {
-    plan: deps.plan,
+    get plan() {
+      return active();
+    },
     db: deps.db,
     registry: deps.registry,
     store: deps.store,
@@ -102,7 +131,16 @@ export function apiContext(deps: AppDeps): ApiContext {
     clock: deps.clock ?? Date.now,
     log: deps.log ?? rootLog.child({ component: "api" }),
     probeTimeoutMs: deps.probeTimeoutMs ?? 2_000,
-    metrics: metricCatalog(deps.plan),
+    get metrics() {
+      const plan = active();
+      if (plan !== catalogOf) {
+        catalog = metricCatalog(plan);
+        catalogOf = plan;
+      }
+      return catalog;
+    },
+    config: deps.config,
+    backfill: deps.backfill,
   };
 }
 

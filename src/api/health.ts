@@ -7,6 +7,7 @@
 import type { ApiContext } from "./context.ts";
 import type { RouteDef } from "./route.ts";
 import { errorText, withTimeout } from "./_util.ts";
+import { planHash } from "../config/mod.ts";
 
 interface Component {
   ok: boolean;
@@ -91,6 +92,17 @@ export function healthRoutes(ctx: ApiContext): RouteDef[] {
       };
     });
 
+  // The plan in force: a rejected edit leaves the pipeline ready on the plan it runs.
+  const config = (): Component => {
+    const s = ctx.config?.status();
+    return {
+      ok: true,
+      generation: s?.generation ?? 1,
+      hash: s?.hash ?? planHash(ctx.plan),
+      rejected: s?.rejected !== undefined,
+    };
+  };
+
   return [
     {
       method: "GET",
@@ -107,7 +119,8 @@ export function healthRoutes(ctx: ApiContext): RouteDef[] {
       operationId: "ready",
       tag: "health",
       summary: "Every dependency answers: source and consumer lag, speed layer, PostgreSQL, " +
-        "lake storage, batch scheduler.",
+        "lake storage, batch scheduler; and the plan in force (generation, hash, whether the " +
+        "last reload was rejected).",
       responses: {
         200: "Every component is up.",
         503: "At least one component is down; `down` names them.",
@@ -120,7 +133,14 @@ export function healthRoutes(ctx: ApiContext): RouteDef[] {
           lake(),
           scheduler(),
         ]);
-        const components = { source: src, speed: spd, postgres: pg, lake: lk, scheduler: sch };
+        const components = {
+          source: src,
+          speed: spd,
+          postgres: pg,
+          lake: lk,
+          scheduler: sch,
+          config: config(),
+        };
         const down = Object.entries(components).filter(([, v]) => !v.ok).map(([k]) => k);
         return c.json(
           { status: down.length ? "unavailable" : "ready", down, components },

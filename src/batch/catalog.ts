@@ -6,6 +6,7 @@
  * only additive aggregations (sum, count) have comparable hourly totals.
  */
 import type { MetricPlan, Plan } from "../config/plan.ts";
+import { isAdditive } from "../core/aggregate.ts";
 import type { Queryable } from "../db/db.ts";
 
 export interface ReconcilePair {
@@ -13,13 +14,11 @@ export interface ReconcilePair {
   readonly speedMetric: string;
 }
 
-const ADDITIVE = new Set(["sum", "count"]);
-
 export function reconcilePairs(plan: Plan): ReconcilePair[] {
   const speed = new Map(plan.speed.metrics.map((m) => [m.name, m]));
   const out: ReconcilePair[] = [];
   for (const m of plan.batch.metrics) {
-    if (!ADDITIVE.has(m.aggregation)) continue;
+    if (!isAdditive(m.aggregation)) continue;
     const name = m.reconcileWith ?? m.name;
     const s = speed.get(name);
     // reconcile_with names the speed metric explicitly: trust it even when the

@@ -11,6 +11,7 @@ import { migrate, openPlanDb } from "../db/mod.ts";
 import { openStore } from "../lake/mod.ts";
 import { UserError } from "../errors.ts";
 import { createLogger } from "../log.ts";
+import { ProgressBar } from "../cli/progress.ts";
 import { hourLabel, hourRange, parseHour } from "./hours.ts";
 import { HOUR_MS } from "../core/mod.ts";
 import { createBatchRunner } from "./mod.ts";
@@ -104,27 +105,6 @@ export function summaryLine(s: RunSummary): string {
   return parts.join(" ");
 }
 
-class Progress {
-  readonly #tty = Deno.stderr.isTerminal();
-  readonly #enc = new TextEncoder();
-  constructor(readonly total: number) {}
-  show(done: number, current?: number): void {
-    const what = current === undefined ? "done" : `running ${hourLabel(current)}`;
-    if (!this.#tty) {
-      if (current !== undefined) this.#write(`batch ${done + 1}/${this.total}: ${what}\n`);
-      return;
-    }
-    const width = 30;
-    const filled = Math.round((done / this.total) * width);
-    const bar = "#".repeat(filled) + "-".repeat(width - filled);
-    this.#write(`\r\x1b[K[${bar}] ${done}/${this.total} ${what}`);
-    if (current === undefined) this.#write("\n");
-  }
-  #write(s: string) {
-    Deno.stderr.writeSync(this.#enc.encode(s));
-  }
-}
-
 export async function main(args: string[]): Promise<number> {
   let parsed: Args | "help";
   try {
@@ -148,10 +128,12 @@ export async function main(args: string[]): Promise<number> {
     // Per-hour logs repeat the summary lines: keep warnings and errors only.
     const log = createLogger({ component: "batch" });
     const runner = createBatchRunner({ plan, db, store, log });
-    const progress = new Progress(parsed.hours.length);
+    // A plain line per hour when stderr is not a terminal.
+    const progress = new ProgressBar("batch", { plainEveryMs: 0 });
+    const total = parsed.hours.length;
     let failed = 0;
     for (const [i, hour] of parsed.hours.entries()) {
-      progress.show(i, hour);
+      progress.update(i / total, `${i + 1}/${total}: running ${hourLabel(hour)}`);
       let s: RunSummary;
       try {
         s = await runner.runHour(hour, parsed.trigger);
@@ -173,10 +155,9 @@ export async function main(args: string[]): Promise<number> {
         };
       }
       if (s.status !== "succeeded") failed++;
-      if (Deno.stderr.isTerminal()) Deno.stderr.writeSync(new TextEncoder().encode("\r\x1b[K"));
+      progress.done();
       console.log(summaryLine(s));
     }
-    progress.show(parsed.hours.length);
     if (parsed.hours.length > 1) {
       console.log(`${parsed.hours.length - failed} of ${parsed.hours.length} hours succeeded`);
     }

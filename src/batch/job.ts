@@ -8,7 +8,7 @@
  */
 import type { Plan } from "../config/plan.ts";
 import type { Db } from "../db/db.ts";
-import type { ObjectStore } from "../lake/mod.ts";
+import { type ObjectStore, StoreError } from "../lake/mod.ts";
 import { hourComplete } from "../core/completeness.ts";
 import { HOUR_MS } from "../core/window.ts";
 import type { Logger } from "../log.ts";
@@ -100,9 +100,7 @@ export async function runJob(
       timed("users_ms", loadUsers(db)),
       timed(
         "read_ms",
-        deps.readHour(store, hour, neededColumns(plan.batch, reconciled), {
-          strings: "dictionary",
-        }),
+        readWhole(deps, hour, neededColumns(plan.batch, reconciled)),
       ),
     ]);
     mark = performance.now();
@@ -234,6 +232,39 @@ export async function runJob(
     return summary;
   } finally {
     clearInterval(heartbeat);
+  }
+}
+
+/** Listings and reads of an hour tried before a vanishing file fails the run. */
+const READ_ATTEMPTS = 5;
+
+/**
+ * Reads the hour, listing it again when a file vanishes under the read: the
+ * speed layer compacts an hour once its watermark is past it, which while it
+ * catches up a backlog can be just when the hour completes and is batched.
+ * The compacted file holds the same rows, so a fresh listing reads them.
+ */
+async function readWhole(
+  deps: JobDeps,
+  hour: number,
+  columns: readonly string[],
+): ReturnType<HourReader> {
+  for (let attempt = 1;; attempt++) {
+    try {
+      return await deps.readHour(deps.store, hour, columns, { strings: "dictionary" });
+    } catch (err) {
+      if (!(err instanceof StoreError && err.kind === "not_found") || attempt >= READ_ATTEMPTS) {
+        throw err;
+      }
+      deps.log.info(
+        "a lake file of the hour vanished while it was read (compacted): reading again",
+        {
+          hour: hourLabel(hour),
+          key: err.key,
+        },
+      );
+      await new Promise((r) => setTimeout(r, 200 * attempt));
+    }
   }
 }
 

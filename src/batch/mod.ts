@@ -10,6 +10,7 @@
  * const summary = await runner.runHour(Date.UTC(2026, 10, 28, 10), "manual");
  * const { runIds } = await runner.submit([h1, h2], "api"); // returns at once
  */
+import { Serial } from "../async/serial.ts";
 import type { Plan } from "../config/plan.ts";
 import type { Db } from "../db/db.ts";
 import { HOUR_MS } from "../core/window.ts";
@@ -117,6 +118,14 @@ export interface BatchRunner {
   hoursSummary(): Promise<HoursSummary>;
   /** Resolves when every queued run has finished. */
   idle(): Promise<void>;
+  /** The plan runs use. */
+  readonly plan: Plan;
+  /**
+   * Takes a new plan (a reload): runs that start from now on use it (batch
+   * metrics, quota, unknown-device policy), the scheduler's next pass uses
+   * its schedule settings; a run in flight finishes under the plan it began with.
+   */
+  applyPlan(next: Plan): void;
 }
 
 function checkHour(hour: number): void {
@@ -126,30 +135,28 @@ function checkHour(hour: number): void {
 }
 
 export function createBatchRunner(deps: BatchRunnerDeps): BatchRunner {
-  const { plan, db, store } = deps;
+  const { db, store } = deps;
+  let plan = deps.plan;
   const log = deps.log ?? rootLog.child({ component: "batch" });
   const clock = deps.clock ?? Date.now;
-  const leaseMs = deps.leaseMs ?? plan.batch.runLeaseMs;
+  const lease = () => deps.leaseMs ?? plan.batch.runLeaseMs;
   const holder = deps.holder ?? runs.processHolder();
   const telemetry = batchTelemetry(deps.registry);
-  const jobDeps = {
+  const readHour = deps.readHour ?? lakeReadHour;
+  // Each run takes the plan of the moment it starts.
+  const jobDeps = () => ({
     plan,
     db,
     store,
     log,
     clock,
-    leaseMs,
+    leaseMs: lease(),
     telemetry,
-    readHour: deps.readHour ?? lakeReadHour,
+    readHour,
     participants: deps.participants,
-  };
-  // One hour at a time in this process: a chain every run joins at its end.
-  let tail: Promise<unknown> = Promise.resolve();
-  const serial = <T>(fn: () => Promise<T>): Promise<T> => {
-    const p = tail.then(fn);
-    tail = p.catch(() => {});
-    return p;
-  };
+  });
+  // One hour at a time in this process: every run joins the end of one queue.
+  const serial = new Serial();
   const pending = new Set<number>();
   let catalogued: Promise<void> | undefined;
   const catalog = () => (catalogued ??= upsertCatalog(db, plan).catch((err) => {
@@ -159,10 +166,10 @@ export function createBatchRunner(deps: BatchRunnerDeps): BatchRunner {
 
   const runHour = async (hour: number, trigger: Trigger): Promise<RunSummary> => {
     checkHour(hour);
-    return await serial(async () => {
+    return await serial.run(async () => {
       await catalog();
-      const runId = await runs.claimNew(db, hour, trigger, leaseMs, holder);
-      return await runJob(jobDeps, hour, runId, trigger);
+      const runId = await runs.claimNew(db, hour, trigger, lease(), holder);
+      return await runJob(jobDeps(), hour, runId, trigger);
     });
   };
 
@@ -179,11 +186,11 @@ export function createBatchRunner(deps: BatchRunnerDeps): BatchRunner {
     list.forEach((h, i) => {
       pending.add(h);
       const runId = runIds[i];
-      serial(async () => {
+      serial.run(async () => {
         try {
           await catalog();
-          await runs.claimQueued(db, runId, h, leaseMs, holder);
-          await runJob(jobDeps, h, runId, trigger);
+          await runs.claimQueued(db, runId, h, lease(), holder);
+          await runJob(jobDeps(), h, runId, trigger);
         } finally {
           pending.delete(h);
         }
@@ -202,7 +209,9 @@ export function createBatchRunner(deps: BatchRunnerDeps): BatchRunner {
   }
 
   const scheduler = createScheduler({
-    plan,
+    get plan() {
+      return plan;
+    },
     db,
     store,
     log,
@@ -264,6 +273,13 @@ export function createBatchRunner(deps: BatchRunnerDeps): BatchRunner {
     lastCompletedHour: () => runs.lastCompletedHour(db),
     hours,
     hoursSummary,
-    idle: () => serial(() => Promise.resolve()),
+    idle: () => serial.idle(),
+    get plan() {
+      return plan;
+    },
+    applyPlan(next: Plan) {
+      plan = next;
+      catalogued = undefined;
+    },
   };
 }

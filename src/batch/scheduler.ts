@@ -59,14 +59,15 @@ export function latestDueHour(nowMs: number, graceMs: number): number {
 }
 
 export function createScheduler(deps: SchedulerDeps): Scheduler {
-  const { plan, db, store, log, clock } = deps;
+  // deps.plan is read at each use: a reload may give the runner a new plan.
+  const { db, store, log, clock } = deps;
   const retryAfterMs = deps.retryAfterMs ?? 15 * 60_000;
   const failedAt = new Map<number, number>();
   let firstSpeedHour: number | undefined;
 
   async function speedStart(): Promise<number | undefined> {
     if (firstSpeedHour !== undefined) return firstSpeedHour;
-    const types = plan.speed.metrics.map((m) => m.name);
+    const types = deps.plan.speed.metrics.map((m) => m.name);
     try {
       // min("timestamp") has no index to read it from (sql/006 left a BRIN
       // index, which has no order), so: take any window, then the oldest at or
@@ -99,9 +100,9 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
 
   /** Hours never batched that are due, oldest first; with completeness, only complete ones. */
   async function firstRuns(now: number): Promise<number[]> {
-    if (plan.batch.catchUpHours < 1) return [];
-    const latest = latestDueHour(now, plan.batch.graceMs);
-    const oldest = latest - (plan.batch.catchUpHours - 1) * HOUR_MS;
+    if (deps.plan.batch.catchUpHours < 1) return [];
+    const latest = latestDueHour(now, deps.plan.batch.graceMs);
+    const oldest = latest - (deps.plan.batch.catchUpHours - 1) * HOUR_MS;
     const done = new Set(
       (await db.query<{ hour: Date }>(
         "SELECT hour FROM batch_hours WHERE hour >= $1::timestamp AND hour <= $2::timestamp",
@@ -109,7 +110,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
       )).map((r) => r.hour.getTime()),
     );
     let completeMs = Infinity;
-    const { completeness: c } = await readRule(db, plan);
+    const { completeness: c } = await readRule(db, deps.plan);
     if (c) {
       completeMs = c.completeMs;
       deps.telemetry.oldestIncompleteHour.set((c.oldestIncompleteHour ?? 0) / 1000);
@@ -118,7 +119,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
     const due: number[] = [];
     for (let h = oldest; h <= latest; h += HOUR_MS) {
       // Hours complete in order: the first incomplete one ends the list.
-      if (!hourComplete(h, completeMs, plan.speed.allowedLatenessMs)) break;
+      if (!hourComplete(h, completeMs, deps.plan.speed.allowedLatenessMs)) break;
       if (done.has(h) || waiting(h, now)) continue;
       if (speedFrom !== undefined && h >= speedFrom) {
         due.push(h);
@@ -134,7 +135,9 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
     const stale = await readStaleHours(db);
     deps.telemetry.staleHours.set(stale.length);
     return stale
-      .filter((s) => now - (s.staleSince ?? 0) >= plan.batch.rerunAfterMs && !waiting(s.hour, now))
+      .filter((s) =>
+        now - (s.staleSince ?? 0) >= deps.plan.batch.rerunAfterMs && !waiting(s.hour, now)
+      )
       .map((s) => s.hour);
   }
 
@@ -195,17 +198,17 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
           if (again) {
             again = false;
             loop();
-          } else timer = setTimeout(loop, plan.batch.tickMs);
+          } else timer = setTimeout(loop, deps.plan.batch.tickMs);
         });
     };
     log.info("batch scheduler started", {
-      rule: plan.speed.enabled
+      rule: deps.plan.speed.enabled
         ? "complete hours"
         : "complete hours if a speed layer writes the lake, else wall clock",
-      grace_ms: plan.batch.graceMs,
-      rerun_after_ms: plan.batch.rerunAfterMs,
-      tick_ms: plan.batch.tickMs,
-      catch_up_hours: plan.batch.catchUpHours,
+      grace_ms: deps.plan.batch.graceMs,
+      rerun_after_ms: deps.plan.batch.rerunAfterMs,
+      tick_ms: deps.plan.batch.tickMs,
+      catch_up_hours: deps.plan.batch.catchUpHours,
     });
     loop();
     return {

@@ -2,11 +2,26 @@
  * `start`: the whole pipeline in one process. Loads and compiles the plan,
  * opens PostgreSQL (or the embedded PGlite, also served on a local port),
  * applies migrations, opens the lake, starts the source, quota alerts, the
- * speed layer, the batch scheduler and the HTTP API, and stops them in reverse
- * order on SIGTERM/SIGINT (flush, commit, exit 0 within 10 s).
+ * speed layer, the batch scheduler, the backfill worker and the HTTP API, and
+ * stops them in reverse order on SIGTERM/SIGINT (flush, commit, exit 0 within
+ * 10 s).
+ *
+ * It watches its pipeline file (and reloads on SIGHUP): a valid edit whose
+ * changes are all live is applied without a restart, part by part (speed
+ * layer switch, batch runner, definitions and backfills, scheduler); an
+ * invalid or restart-only edit changes nothing (src/config/reload.ts).
  */
 import { parseArgs } from "node:util";
-import { loadPlan } from "../config/mod.ts";
+import {
+  createReloadController,
+  DEFAULT_PATH,
+  DEFAULTS_FILE,
+  loadPlan,
+  type PlanDiff,
+  type PlanPart,
+  type ReloadController,
+  watchFile,
+} from "../config/mod.ts";
 import type { Plan } from "../config/plan.ts";
 import { migrate, openDb, redactUrl, seedUsers, serveEmbedded } from "../db/mod.ts";
 import type { Db } from "../db/db.ts";
@@ -15,11 +30,19 @@ import { createLogger, type Logger } from "../log.ts";
 import { openStore } from "../lake/mod.ts";
 import { type DeadLetterSink, type EventSource, openKafkaFromPlan } from "../kafka/mod.ts";
 import { createDbTimelineStore, createSimulatorSource } from "../simulator/mod.ts";
-import { startSpeedLayer } from "../speed/mod.ts";
-import { createBatchRunner } from "../batch/mod.ts";
+import { type SpeedLayer, startSpeedLayer } from "../speed/mod.ts";
+import { type BatchRunner, createBatchRunner } from "../batch/mod.ts";
 import { createApp } from "../api/mod.ts";
 import { startQuotaAlerts } from "../alerts/mod.ts";
 import { registry } from "../metrics.ts";
+import {
+  type BackfillWorker,
+  createBackfillWorker,
+  reconcileAtStart,
+  recordApplied,
+  switchPlanOf,
+  switchWrite,
+} from "../backfill/mod.ts";
 
 const HELP = `Usage: deno task start [--config pipeline.yaml]
 
@@ -88,6 +111,10 @@ export async function main(args: string[]): Promise<number> {
     }
 
     const store = openStore(plan.lake);
+    const topic = plan.source.kafka.topic;
+    // Metrics edited while the pipeline was down are handled like a reload,
+    // before the speed layer resumes at exactly the offsets this switches at.
+    await reconcileAtStart(db, topic, plan, log.child({ component: "backfill" }));
     const { source, deadLetters } = await openSource(plan, db);
     if (deadLetters) stops.push({ name: "dead-letters", stop: () => deadLetters.close() });
 
@@ -123,11 +150,55 @@ export async function main(args: string[]): Promise<number> {
       log: log.child({ component: "batch" }),
       participants: alerts ? [alerts.confirmation] : undefined,
     });
-    if (plan.batch.enabled) {
-      const scheduler = batch.startScheduler();
-      wakeScheduler = () => scheduler.wake();
-      stops.push({ name: "scheduler", stop: () => scheduler.stop() });
-    }
+    let scheduler: { stop(): Promise<void>; wake(): void } | undefined;
+    const startScheduler = () => {
+      scheduler = batch.startScheduler();
+      wakeScheduler = () => scheduler?.wake();
+    };
+    if (plan.batch.enabled) startScheduler();
+    stops.push({ name: "scheduler", stop: async () => await scheduler?.stop() });
+
+    // The backfill reads the active plan, which the reload controller below keeps.
+    let activePlan = () => plan;
+    const backfill = createBackfillWorker({
+      db,
+      store,
+      topic,
+      plan: () => activePlan(),
+      log: log.child({ component: "backfill" }),
+      runHour: async (h) => {
+        const s = await batch.runHour(h, "backfill");
+        return { status: s.status, runId: s.runId };
+      },
+    });
+    backfill.start();
+    stops.push({ name: "backfill", stop: () => backfill.stop() });
+
+    const reloads: ReloadController = createReloadController({
+      plan,
+      file: watchedFile(values.config, plan) ?? DEFAULTS_FILE,
+      log: log.child({ component: "config" }),
+      parts: reloadParts({
+        topic,
+        db,
+        speed,
+        batch,
+        backfill,
+        scheduler: {
+          running: () => scheduler !== undefined,
+          start: startScheduler,
+          stop: async () => {
+            const s = scheduler;
+            scheduler = undefined;
+            wakeScheduler = () => {};
+            await s?.stop();
+          },
+          wake: () => scheduler?.wake(),
+        },
+      }),
+    });
+
+    activePlan = () => reloads.plan;
 
     if (plan.api.enabled) {
       const app = createApp({
@@ -139,6 +210,8 @@ export async function main(args: string[]): Promise<number> {
         registry,
         source,
         alerts: alerts?.feed,
+        config: reloads,
+        backfill,
       });
       const server = Deno.serve({
         hostname: plan.api.host,
@@ -156,6 +229,31 @@ export async function main(args: string[]): Promise<number> {
       });
     }
 
+    // Reloads: the file's saves, and SIGHUP.
+    const file = watchedFile(values.config, plan);
+    const reload = (trigger: "watch" | "signal") => void reloads.reload(trigger);
+    if (file) {
+      const watch = await watchFile(file, () => reload("watch"), {
+        log: log.child({ component: "config" }),
+      });
+      stops.push({ name: "watch", stop: () => Promise.resolve(watch.close()) });
+      log.info("watching the pipeline file: saved edits are applied without a restart", {
+        file,
+        generation: 1,
+        hash: reloads.status().hash,
+      });
+    }
+    const onHup = () => reload("signal");
+    try {
+      Deno.addSignalListener("SIGHUP", onHup);
+      stops.push({
+        name: "sighup",
+        stop: () => Promise.resolve(Deno.removeSignalListener("SIGHUP", onHup)),
+      });
+    } catch (error) {
+      log.warn("no SIGHUP on this platform: reloads follow the file's saves only", { error });
+    }
+
     const signal = await waitForSignal(speed?.done);
     log.info("stopping", { signal });
     const deadline = setTimeout(() => {
@@ -170,6 +268,95 @@ export async function main(args: string[]): Promise<number> {
     await stopAll();
     throw e;
   }
+}
+
+/** The pipeline file to watch as given (problems name it so), or undefined on built-in defaults. */
+function watchedFile(given: string | undefined, plan: Plan): string | undefined {
+  if (plan.file === DEFAULTS_FILE) return undefined;
+  return given ?? DEFAULT_PATH;
+}
+
+interface PartsDeps {
+  readonly topic: string;
+  readonly db: Db;
+  readonly speed?: SpeedLayer;
+  readonly batch: BatchRunner;
+  readonly backfill: BackfillWorker;
+  readonly scheduler: {
+    running(): boolean;
+    start(): void;
+    stop(): Promise<void>;
+    wake(): void;
+  };
+}
+
+/** How many times a definitions write is tried before a reload fails. */
+const RECORD_ATTEMPTS = 5;
+
+/**
+ * The running parts, in the order a reload applies them: the speed layer's
+ * switch first (the one that can fail; it changes nothing if it does), then
+ * the batch runner, the recorded definitions and queued batch hours (which
+ * need the runner's new plan), and the scheduler.
+ */
+function reloadParts(d: PartsDeps): PlanPart[] {
+  const speedPart: PlanPart = {
+    name: "speed",
+    async apply(next: Plan, diff: PlanDiff, gen) {
+      if (!d.speed || !diff.speedSwitch) return;
+      const sp = switchPlanOf(d.topic, next, diff, Date.now(), gen.generation);
+      const r = await d.speed.applyPlan({
+        next,
+        added: diff.speedMetrics.added.map((m) => m.name),
+        changed: diff.speedMetrics.changed.map((m) => m.name),
+        removed: diff.speedMetrics.removed,
+        settings: diff.changes.filter((c) => c.applies?.[0] === "speed").map((c) => c.key),
+        switchWrite: (at) => switchWrite(sp, at),
+      });
+      d.backfill.wake();
+      return { switch_offsets: Object.fromEntries(r.switchOffsets) };
+    },
+  };
+  const batchPart: PlanPart = {
+    name: "batch",
+    apply(next: Plan) {
+      d.batch.applyPlan(next);
+      return Promise.resolve();
+    },
+  };
+  const historyPart: PlanPart = {
+    name: "definitions",
+    async apply(next: Plan, diff: PlanDiff) {
+      const changes = {
+        speed: diff.speedMetrics,
+        batch: diff.batchMetrics,
+        speedRecorded: next.speed.enabled,
+      };
+      let hours: number[] = [];
+      for (let attempt = 1;; attempt++) {
+        try {
+          hours = await d.db.transaction((tx) =>
+            recordApplied(tx, d.topic, next, changes, Date.now())
+          );
+          break;
+        } catch (e) {
+          if (attempt >= RECORD_ATTEMPTS) throw e;
+          await new Promise((r) => setTimeout(r, 200 * 2 ** attempt));
+        }
+      }
+      d.backfill.wake();
+      return hours.length ? { batch_hours_queued: hours.length } : undefined;
+    },
+  };
+  const schedulerPart: PlanPart = {
+    name: "scheduler",
+    async apply(next: Plan) {
+      if (next.batch.enabled && !d.scheduler.running()) d.scheduler.start();
+      else if (!next.batch.enabled && d.scheduler.running()) await d.scheduler.stop();
+      else d.scheduler.wake();
+    },
+  };
+  return [speedPart, batchPart, historyPart, schedulerPart];
 }
 
 function openDatabase(plan: Plan): Promise<Db> {

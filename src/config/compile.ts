@@ -176,6 +176,7 @@ export function compilePlan(c: PipelineConfig, file: string): Plan {
       maxDirtyRows: c.speed.max_dirty_rows,
       metrics: c.speed.metrics.map(compileMetric),
       quotaAlerts: compileQuotaAlerts(c),
+      ...(c.speed.backfill_hours !== undefined ? { backfillHours: c.speed.backfill_hours } : {}),
     },
     lake: compileLake(c.lake, baseDir),
     batch: {
@@ -191,6 +192,7 @@ export function compilePlan(c: PipelineConfig, file: string): Plan {
         ...(m.reconcile_with !== undefined ? { reconcileWith: m.reconcile_with } : {}),
       })),
       quota: { enabled: c.batch.quota.enabled, usageField: "bytes" },
+      ...(c.batch.backfill_hours !== undefined ? { backfillHours: c.batch.backfill_hours } : {}),
     },
     database: {
       url: c.database.url,

@@ -9,7 +9,7 @@ import { compilePlan, DEFAULTS_FILE } from "./compile.ts";
 import type { Env } from "./interpolate.ts";
 import { analyzeYaml } from "./lint.ts";
 import type { Plan } from "./plan.ts";
-import { ConfigError } from "./problem.ts";
+import { ConfigError, type Problem } from "./problem.ts";
 import { UserError } from "../errors.ts";
 
 export interface PlanOptions {
@@ -63,7 +63,21 @@ export async function loadPlan(path?: string, opts: PlanOptions = {}): Promise<P
 }
 
 function planFromYamlNamed(text: string, file: string, opts: PlanOptions): Plan {
+  const r = compileText(text, file, opts);
+  if (!r.plan) throw new ConfigError(r.problems);
+  return r.plan;
+}
+
+/**
+ * Lints and compiles the text of the pipeline file `file` (named as given in
+ * problems, made absolute in the plan): the plan, or every problem.
+ */
+export function compileText(
+  text: string,
+  file: string,
+  opts: PlanOptions = {},
+): { readonly plan?: Plan; readonly problems: readonly Problem[] } {
   const { config, problems } = analyzeYaml(text, file, opts.env ?? processEnv());
-  if (problems.length > 0) throw new ConfigError(problems);
-  return compilePlan(config, resolve(file));
+  if (problems.length > 0) return { problems };
+  return { plan: compilePlan(config, resolve(file)), problems: [] };
 }

@@ -11,3 +11,29 @@ export { ConfigError, formatProblem } from "./problem.ts";
 export type { Problem, ProblemKind } from "./problem.ts";
 export { DEFAULTS_FILE } from "./compile.ts";
 export type * from "./plan.ts";
+export { canonicalJson, definitionHash, metricDefinition, planHash } from "./hash.ts";
+export {
+  type BatchMetricPlan,
+  diffPlans,
+  type KeyChange,
+  type MetricChanges,
+  type PlanDiff,
+  refusalLine,
+} from "./diff.ts";
+export { RELOAD_KEYS, type ReloadKey, type ReloadPart } from "./reload_keys.ts";
+export {
+  type AttemptProblem,
+  type ConfigStatus,
+  createReloadController,
+  describeChange,
+  type LastReload,
+  type NextGeneration,
+  type PlanPart,
+  type RejectedAttempt,
+  type ReloadController,
+  type ReloadOutcome,
+  type ReloadResult,
+  type ReloadTrigger,
+} from "./reload.ts";
+export { type FileWatch, watchFile } from "./watch.ts";
+export { compileText, DEFAULT_PATH } from "./load.ts";

@@ -142,6 +142,11 @@ export interface SpeedPlan {
   readonly maxDirtyRows: number;
   readonly metrics: readonly MetricPlan[];
   readonly quotaAlerts: QuotaAlertsPlan;
+  /**
+   * Past hours a new or changed metric's windows are recomputed from the lake
+   * for; undefined = every hour the lake holds, 0 = none.
+   */
+  readonly backfillHours?: number;
 }
 
 export interface LakePlan {
@@ -199,6 +204,8 @@ export interface BatchPlan {
     readonly reconcileWith?: string;
   })[];
   readonly quota: QuotaPlan;
+  /** Past hours re-run for a new or changed batch metric; undefined = every batched hour, 0 = none. */
+  readonly backfillHours?: number;
 }
 
 export interface DatabasePlan {

@@ -6,6 +6,7 @@
  * setting means adding it here (and mapping it onto the Plan in compile.ts).
  */
 
+import { isAdditive } from "../core/aggregate.ts";
 import { HOUR_MS } from "../core/window.ts";
 import { DEFAULT_APPS } from "../simulator/ids.ts";
 import type { PipelineConfig } from "./types.gen.ts";
@@ -525,6 +526,15 @@ export const PIPELINE_SPEC: ObjectSpec = {
           ],
           items: metricSpec(true),
         },
+        backfill_hours: {
+          type: "int",
+          description:
+            "When a reload (or a start) adds a speed metric or changes its definition, its windows are recomputed from the lake for this many past hours (from the start of the hour this many hours back), meeting the live windows exactly at the switch; 0 = none (the metric starts at the switch). Unset = every hour the lake holds.",
+          optional: true,
+          min: 0,
+          max: 24 * 366 * 100,
+          example: 168,
+        },
         quota_alerts: QUOTA_ALERTS_SPEC,
       },
     },
@@ -685,6 +695,15 @@ export const PIPELINE_SPEC: ObjectSpec = {
           ],
           items: metricSpec(false),
         },
+        backfill_hours: {
+          type: "int",
+          description:
+            "When a reload (or a start) adds a batch metric or changes one, the hours the batch layer already ran are run again for this many past hours (from the start of the hour this many hours back); 0 = none. Unset = every batched hour.",
+          optional: true,
+          min: 0,
+          max: 24 * 366 * 100,
+          example: 168,
+        },
         quota: {
           type: "object",
           description: "Users whose hourly usage exceeds their quota → `user_quota_limit`.",
@@ -804,7 +823,7 @@ export const RULES: readonly LintRule<PipelineConfig>[] = [
             })`,
             "reference",
           );
-        } else if (m.aggregation !== "sum" && m.aggregation !== "count") {
+        } else if (!isAdditive(m.aggregation)) {
           report(
             path,
             `only sum and count metrics can be reconciled (this one is ${m.aggregation})`,

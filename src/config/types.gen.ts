@@ -191,6 +191,8 @@ export interface RawSpeedConfig {
   readonly max_dirty_rows?: number | Interpolated;
   /** Metrics computed per window. */
   readonly metrics?: RawSpeedMetricConfig[] | string;
+  /** When a reload (or a start) adds a speed metric or changes its definition, its windows are recomputed from the lake for this many past hours (from the start of the hour this many hours back), meeting the live windows exactly at the switch; 0 = none (the metric starts at the switch). Unset = every hour the lake holds. */
+  readonly backfill_hours?: number | Interpolated;
   /** Real-time quota alerts: the speed layer sums each user's usage in each hour over all partitions and raises one alert per (email, hour, threshold) when it reaches a threshold; the batch layer confirms or corrects them (README, Quota alerts). */
   readonly quota_alerts?: RawQuotaAlertsConfig;
 }
@@ -312,6 +314,8 @@ export interface RawBatchConfig {
   };
   /** Metrics computed per hour. */
   readonly metrics?: RawBatchMetricConfig[] | string;
+  /** When a reload (or a start) adds a batch metric or changes one, the hours the batch layer already ran are run again for this many past hours (from the start of the hour this many hours back); 0 = none. Unset = every batched hour. */
+  readonly backfill_hours?: number | Interpolated;
   /** Users whose hourly usage exceeds their quota → `user_quota_limit`. */
   readonly quota?: {
     /** Compute quota breaches. Default: `true`. */
@@ -548,6 +552,8 @@ export interface SpeedConfig {
   readonly max_dirty_rows: number;
   /** Metrics computed per window. */
   readonly metrics: readonly SpeedMetricConfig[];
+  /** When a reload (or a start) adds a speed metric or changes its definition, its windows are recomputed from the lake for this many past hours (from the start of the hour this many hours back), meeting the live windows exactly at the switch; 0 = none (the metric starts at the switch). Unset = every hour the lake holds. */
+  readonly backfill_hours?: number;
   /** Real-time quota alerts: the speed layer sums each user's usage in each hour over all partitions and raises one alert per (email, hour, threshold) when it reaches a threshold; the batch layer confirms or corrects them (README, Quota alerts). */
   readonly quota_alerts: QuotaAlertsConfig;
 }
@@ -660,6 +666,8 @@ export interface BatchConfig {
   };
   /** Metrics computed per hour. */
   readonly metrics: readonly BatchMetricConfig[];
+  /** When a reload (or a start) adds a batch metric or changes one, the hours the batch layer already ran are run again for this many past hours (from the start of the hour this many hours back); 0 = none. Unset = every batched hour. */
+  readonly backfill_hours?: number;
   /** Users whose hourly usage exceeds their quota → `user_quota_limit`. */
   readonly quota: {
     /** Compute quota breaches. Default: `true`. */

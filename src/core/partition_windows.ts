@@ -12,7 +12,7 @@
  * offset, so a replay never counts an event twice and no window has to stay
  * in memory until it closes.
  */
-import { GroupAccumulator } from "./aggregate.ts";
+import { GroupAccumulator, isAdditive } from "./aggregate.ts";
 import type { CompiledMetric, MetricRow } from "./metric.ts";
 import { classify, hourStart, type Lateness, windowStart } from "./window.ts";
 
@@ -119,7 +119,7 @@ export class PartitionWindows {
 
   #drop(row: MetricRow, hourMs: number): void {
     for (const m of this.metrics) {
-      if ((m.aggregation !== "sum" && m.aggregation !== "count") || !m.accepts(row)) continue;
+      if (!isAdditive(m.aggregation) || !m.accepts(row)) continue;
       const key = `${m.name}\u0000${hourMs}`;
       let d = this.#dropped.get(key);
       if (!d) this.#dropped.set(key, d = { metric: m.name, hourMs, value: 0, events: 0 });

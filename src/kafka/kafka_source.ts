@@ -25,6 +25,7 @@
  *   delivery is at-least-once and the next owner replays from the last commit.
  */
 import type { Consumer, EachBatchPayload } from "kafkajs";
+import { Serial } from "../async/serial.ts";
 import { log } from "../log.ts";
 import { registry } from "../metrics.ts";
 import { createClient, isRebalanceError } from "./_client.ts";
@@ -109,14 +110,12 @@ export function createKafkaSource(opts: KafkaSourceOptions): EventSource {
   /** Next offset to deliver per owned partition, once known. */
   const position = new Map<number, number>();
 
-  // Assign/revoke work runs one at a time, in event order.
-  let lifecycle: Promise<void> = Promise.resolve();
-  const enqueue = (what: string, task: () => Promise<void>): Promise<void> => {
-    lifecycle = lifecycle.then(task).catch((error) => {
+  // Assign/revoke work runs one at a time, in event order; a failure is logged.
+  const lifecycle = new Serial();
+  const enqueue = (what: string, task: () => Promise<void>): Promise<void> =>
+    lifecycle.run(task).catch((error) => {
       srcLog.error(`${what} failed`, { topic, group, error });
     });
-    return lifecycle;
-  };
 
   // Deliveries in progress, so a revoke waits for them before flushing.
   let inflight = 0;
@@ -216,7 +215,7 @@ export function createKafkaSource(opts: KafkaSourceOptions): EventSource {
   async function eachBatch(
     { batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload,
   ): Promise<void> {
-    await lifecycle;
+    await lifecycle.idle();
     const partition = batch.partition;
     // Left unresolved: kafkajs fetches it again from the right place. A batch
     // fetched before a pause took effect (or before it was reapplied after a
@@ -277,7 +276,7 @@ export function createKafkaSource(opts: KafkaSourceOptions): EventSource {
         partitionsConsumedConcurrently: Math.max(1, opts.partitionsConsumedConcurrently ?? 3),
         eachBatch,
       });
-      await lifecycle;
+      await lifecycle.idle();
     },
 
     async commit(offsets: ReadonlyMap<number, number>): Promise<void> {

@@ -31,6 +31,13 @@ export {
 } from "./reader.ts";
 export type { ColumnArray } from "./read_file.ts";
 export {
+  type EventChunk,
+  listPartitionFiles,
+  type PartitionFile,
+  type PartitionStreamOptions,
+  streamPartition,
+} from "./partition_stream.ts";
+export {
   compactHour,
   type CompactOptions,
   type CompactResult,

@@ -16,6 +16,8 @@
  * objects: those die young instead of filling the old generation, which
  * roughly halves the heap a catching-up consumer holds.
  */
+import { retry } from "../async/retry.ts";
+import { Serial } from "../async/serial.ts";
 import type { LakePlan } from "../config/plan.ts";
 import type { SourcedEvent } from "../core/event.ts";
 import { log as rootLog, type Logger } from "../log.ts";
@@ -110,8 +112,8 @@ interface PartitionState {
   /** Segments written since the last known commit (the intent file's content). */
   intents: SegmentIntent[];
   committed?: number;
-  /** Tail of the partition's write queue; never rejects (errors go to `failed`). */
-  chain: Promise<void>;
+  /** The partition's writes, one after another; none rejects (errors go to `failed`). */
+  readonly writes: Serial;
   queued: number;
   queuedRows: number;
   failed?: Error;
@@ -126,7 +128,7 @@ export class LakeWriterAbortedError extends Error {
 
 export class LakeWriter {
   readonly #store: ObjectStore;
-  readonly #roll: LakePlan["roll"];
+  #roll: LakePlan["roll"];
   readonly #clock: () => number;
   readonly #log: Logger;
   readonly #retry: { initialMs: number; maxMs: number };
@@ -195,7 +197,7 @@ export class LakeWriter {
       durable: next,
       intents: keep,
       committed: resumeOffset,
-      chain: Promise.resolve(),
+      writes: new Serial(),
       queued: 0,
       queuedRows: 0,
     });
@@ -205,7 +207,7 @@ export class LakeWriter {
     let s = this.#parts.get(partition);
     if (!s) {
       // No recover(): nothing is known about earlier runs' segments.
-      s = { partition, intents: [], chain: Promise.resolve(), queued: 0, queuedRows: 0 };
+      s = { partition, intents: [], writes: new Serial(), queued: 0, queuedRows: 0 };
       this.#parts.set(partition, s);
     }
     return s;
@@ -279,6 +281,15 @@ export class LakeWriter {
     return s.next ?? s.durable;
   }
 
+  /**
+   * Rolls by these limits from now on (a live reload). An open segment
+   * already past the new size is cut at its next event, one past the new age
+   * at the next `tick()`.
+   */
+  reconfigure(roll: LakePlan["roll"]): void {
+    this.#roll = roll;
+  }
+
   /** Tells the writer Kafka holds this commit, so older intents can be forgotten. */
   markCommitted(partition: number, offset: number): void {
     const s = this.#parts.get(partition);
@@ -309,7 +320,7 @@ export class LakeWriter {
     const states = [...this.#parts.values()].filter((s) =>
       partition === undefined || s.partition === partition
     );
-    await Promise.all(states.map((s) => s.chain));
+    await Promise.all(states.map((s) => s.writes.idle()));
     const failed = states.find((s) => s.failed);
     if (failed?.failed) throw failed.failed;
   }
@@ -326,7 +337,7 @@ export class LakeWriter {
    * errors). Pending waits reject with `LakeWriterAbortedError`.
    */
   abort(): void {
-    this.#abort.abort();
+    this.#abort.abort(new LakeWriterAbortedError());
     for (const s of this.#parts.values()) s.open = undefined;
   }
 
@@ -343,7 +354,7 @@ export class LakeWriter {
     const job: Job = { first: open.first, last, rows, upTo: s.next ?? last + 1 };
     s.queued++;
     s.queuedRows += rows.rows;
-    s.chain = s.chain.then(async () => {
+    void s.writes.run(async () => {
       if (s.failed) return; // a later segment must not become durable past a lost one
       try {
         await this.#write(s, job);
@@ -406,46 +417,30 @@ export class LakeWriter {
   }
 
   async #retrying(what: string, partition: number, fn: () => Promise<void>): Promise<void> {
-    let delay = this.#retry.initialMs;
-    for (let attempt = 1;; attempt++) {
-      if (this.#abort.signal.aborted) throw new LakeWriterAbortedError();
-      try {
-        await fn();
-        // The line that says the store is back, even when the outage was too
-        // short for the consumer to pause (and log it) on pendingRows().
-        if (attempt > 1) {
-          this.#log.info("lake write succeeded after retries", {
-            what,
-            partition,
-            attempts: attempt,
-          });
-        }
-        return;
-      } catch (err) {
-        if (this.#abort.signal.aborted) throw new LakeWriterAbortedError();
+    await retry(async (attempt) => {
+      await fn();
+      // The line that says the store is back, even when the outage was too
+      // short for the consumer to pause (and log it) on pendingRows().
+      if (attempt > 1) {
+        this.#log.info("lake write succeeded after retries", {
+          what,
+          partition,
+          attempts: attempt,
+        });
+      }
+    }, {
+      ...this.#retry,
+      signal: this.#abort.signal,
+      onError: (error, attempt, retryInMs) => {
         this.#m.retries.inc();
         this.#log.warn("lake write failed, retrying", {
           what,
           partition,
           attempt,
-          retryInMs: delay,
-          error: err,
+          retryInMs,
+          error,
         });
-        await sleep(delay, this.#abort.signal);
-        delay = Math.min(delay * 2, this.#retry.maxMs);
-      }
-    }
+      },
+    });
   }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done);
-  });
 }

@@ -4,9 +4,9 @@
  * options give the same sequence of messages, so tests can recompute expected
  * totals from the items they produced.
  */
-import type { DeadLetterReason, DeviceEvent } from "../core/event.ts";
 import { antennaId, DEFAULT_APPS, deviceId } from "./ids.ts";
-import { MALFORMED_KINDS, malformedPayload } from "./malformed.ts";
+import { type GeneratedItem, simulatedItem } from "./item.ts";
+import { MALFORMED_KINDS } from "./malformed.ts";
 import { createRandom } from "./prng.ts";
 
 export interface GeneratorOptions {
@@ -41,27 +41,13 @@ export interface GeneratorOptions {
   readonly now?: () => number;
 }
 
-/** One message to produce. */
-export interface GeneratedItem {
-  /** Message key: the device id. */
-  readonly key: string;
-  /** UTF-8 payload: the event JSON, or a malformed payload. */
-  readonly value: Uint8Array;
-  /** The event the value encodes; undefined when malformed. */
-  readonly event?: DeviceEvent;
-  /** The dead-letter reason this item is built to trigger; undefined when valid. */
-  readonly malformed?: DeadLetterReason;
-  /** A valid event whose timestamp was pushed into the past (out of order). */
-  readonly late: boolean;
-}
+export type { GeneratedItem } from "./item.ts";
 
 export interface Generator {
   next(): GeneratedItem;
   /** Items generated so far. */
   readonly count: number;
 }
-
-const encoder = new TextEncoder();
 
 function check(ok: boolean, message: string): void {
   if (!ok) throw new RangeError(message);
@@ -146,33 +132,20 @@ export function createGenerator(opts: GeneratorOptions = {}): Generator {
     const id = idOf(deviceIds, deviceId, d);
     const antenna = idOf(antennaIds, antennaId, home[d]);
 
+    const draw = { bytes, app: apps[a], appJson: appJson[a], id, antenna, issueMs: tMs };
     if (r < malformedShare) {
       const n = malformedCount++;
       const kind = MALFORMED_KINDS[n % MALFORMED_KINDS.length];
       const variant = Math.floor(n / MALFORMED_KINDS.length);
-      const base = {
-        bytes,
-        timestamp: Math.floor(tMs / 1000),
-        app: apps[a],
-        id,
-        antenna_id: antenna,
-      };
-      return {
-        key: id,
-        value: malformedPayload(kind, base, variant, maxPayloadBytes),
-        malformed: kind,
-        late: false,
-      };
+      return simulatedItem({
+        ...draw,
+        latenessMs: 0,
+        malformed: { kind, variant },
+        maxPayloadBytes,
+      });
     }
     const late = r < malformedShare + lateShare;
-    const timestamp = Math.floor((late ? tMs - lateness : tMs) / 1000);
-    const value = encoder.encode(
-      `{"bytes":${bytes},"timestamp":${timestamp},"app":${
-        appJson[a]
-      },"id":"${id}","antenna_id":"${antenna}"}`,
-    );
-    const event: DeviceEvent = { bytes, timestamp, app: apps[a], id, antenna_id: antenna };
-    return { key: id, value, event, late };
+    return simulatedItem({ ...draw, latenessMs: late ? lateness : 0, maxPayloadBytes });
   }
 
   return {

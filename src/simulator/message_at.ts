@@ -8,11 +8,11 @@
  * the shapes (apps' volume scales, log-uniform sizes, late and malformed
  * shares, malformed kinds) are the same.
  */
-import type { DeviceEvent } from "../core/event.ts";
 import { devicesByPartition } from "./device_partitions.ts";
-import type { GeneratedItem } from "./generator.ts";
+import type { GeneratedItem } from "./item.ts";
 import { antennaId, deviceId } from "./ids.ts";
-import { MALFORMED_KINDS, malformedPayload } from "./malformed.ts";
+import { MALFORMED_KINDS } from "./malformed.ts";
+import { simulatedItem } from "./item.ts";
 import { createRandom, createRandomAt, hash3 } from "./prng.ts";
 
 /**
@@ -136,33 +136,25 @@ export function createMessageAt(params: MessageParams): MessageAt {
     const r = rng.next();
     const { id, key } = deviceOf(d);
     const antenna = antennaName(antennaOf(seed, antennas, d, issueMs));
+    const draw = {
+      bytes,
+      app: apps[a],
+      appJson: appJson[a],
+      id,
+      antenna,
+      issueMs,
+      maxPayloadBytes,
+    };
     if (r < malformedShare) {
       const kind = MALFORMED_KINDS[rng.int(MALFORMED_KINDS.length)];
       const variant = rng.int(1 << 16);
-      const base = {
-        bytes,
-        timestamp: Math.floor(issueMs / 1000),
-        app: apps[a],
-        id,
-        antenna_id: antenna,
-      };
       return {
-        key: id,
+        ...simulatedItem({ ...draw, latenessMs: 0, malformed: { kind, variant } }),
         keyBytes: key,
-        value: malformedPayload(kind, base, variant, maxPayloadBytes),
-        malformed: kind,
-        late: false,
       };
     }
     const late = r < malformedShare + lateShare;
-    const lateness = late ? 1 + rng.int(maxLatenessMs) : 0;
-    const timestamp = Math.floor((issueMs - lateness) / 1000);
-    const value = encoder.encode(
-      `{"bytes":${bytes},"timestamp":${timestamp},"app":${
-        appJson[a]
-      },"id":"${id}","antenna_id":"${antenna}"}`,
-    );
-    const event: DeviceEvent = { bytes, timestamp, app: apps[a], id, antenna_id: antenna };
-    return { key: id, keyBytes: key, value, event, late };
+    const latenessMs = late ? 1 + rng.int(maxLatenessMs) : 0;
+    return { ...simulatedItem({ ...draw, latenessMs }), keyBytes: key };
   };
 }

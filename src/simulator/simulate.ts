@@ -3,6 +3,7 @@
  * (live) or as fast as possible (simulated event time with `startMs`), with
  * progress lines and a summary. The CLI (cli.ts) only parses flags into this.
  */
+import { delay } from "../async/delay.ts";
 import type { DeadLetterReason } from "../core/event.ts";
 import { createProducer, ensureTopics, type OutgoingMessage } from "../kafka/mod.ts";
 import { log } from "../log.ts";
@@ -48,18 +49,6 @@ const simLog = log.child({ component: "simulate" });
 /** Messages per produce call when not paced: big enough to amortise a round trip. */
 const CHUNK = 5_000;
 const TICK_MS = 100;
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    }
-    signal?.addEventListener("abort", done, { once: true });
-  });
-}
 
 /**
  * Produces simulated events until the count, the duration or the signal.
@@ -149,7 +138,8 @@ export async function simulate(opts: SimulateOptions): Promise<SimulateSummary> 
         lastProgress = now;
         lastProgressCount = produced;
       }
-      if (paced) await sleep(TICK_MS, opts.signal);
+      // An abort ends the tick early; the loop then sees the signal and stops.
+      if (paced) await delay(TICK_MS, { signal: opts.signal }).catch(() => {});
     }
     if (inFlight) {
       await inFlight;

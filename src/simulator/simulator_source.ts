@@ -16,6 +16,7 @@
  * segment (new parameters, a skipped backlog) never starts below anything
  * delivered.
  */
+import { delay } from "../async/delay.ts";
 import type { SimulatorPlan } from "../config/plan.ts";
 import type { EventSource, SourceHandlers, SourceMessage } from "../kafka/source.ts";
 import { log, type Logger } from "../log.ts";
@@ -129,20 +130,14 @@ export function createSimulatorSource(opts: SimulatorSourceOptions): SimulatorSo
   let paused = false;
   let stopping = false;
   let loops: Promise<void>[] = [];
-  const sleepers = new Set<() => void>();
+  // A resume or a stop ends every sleep at once: it aborts the signal the
+  // sleeps wait on, and later sleeps wait on a new one.
+  let wake = new AbortController();
   const wakeAll = () => {
-    for (const wake of [...sleepers]) wake();
+    wake.abort();
+    wake = new AbortController();
   };
-  const sleep = (ms: number) =>
-    new Promise<void>((resolve) => {
-      const wake = () => {
-        clearTimeout(timer);
-        sleepers.delete(wake);
-        resolve();
-      };
-      const timer = setTimeout(wake, ms);
-      sleepers.add(wake);
-    });
+  const sleep = (ms: number) => delay(ms, { signal: wake.signal }).catch(() => {});
 
   // ---- reservations: one write for every partition that needs one ----------
 

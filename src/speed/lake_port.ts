@@ -5,6 +5,7 @@
  * is durable, recover a partition before replaying it. Hour compaction is a
  * separate function of the lake, passed in beside it.
  */
+import type { LakePlan } from "../config/plan.ts";
 import type { SourcedEvent } from "../core/event.ts";
 
 export interface SpeedLake {
@@ -28,6 +29,8 @@ export interface SpeedLake {
   markCommitted(partition: number, offset: number): void;
   /** Flushes a revoked partition and forgets it. */
   release(partition: number): Promise<void>;
+  /** Rolls segments by these limits from now on (a live reload). */
+  reconfigure?(roll: LakePlan["roll"]): void;
 }
 
 /** Merges one hour's small files of one Kafka partition into one file. */

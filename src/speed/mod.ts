@@ -12,16 +12,33 @@ import { compactHour, LakeWriter, type ObjectStore, unfinishedCompactions } from
 import { log as rootLog, type Logger } from "../log.ts";
 import type { Registry } from "../metrics.ts";
 import type { CompactHour, SpeedLake } from "./lake_port.ts";
-import { Layer, type SpeedStatus } from "./layer.ts";
+import { Layer } from "./layer.ts";
+import type { SpeedStatus } from "./types.ts";
 import type { FlushParticipant } from "./participant.ts";
+import type { SpeedPlanSwitch, SpeedSwitchResult } from "./plan_switch.ts";
 import { speedTelemetry } from "./telemetry.ts";
 
-export type { PartitionStatus, SpeedStatus } from "./layer.ts";
+export type { PartitionStatus, SpeedStatus } from "./types.ts";
 export type { CompactHour, SpeedLake } from "./lake_port.ts";
 export type { FlushParticipant, ParticipantWrite } from "./participant.ts";
-// Array literals for bulk statements (`unnest`), for participants' own writes.
-export { intArray, textArray } from "./sink.ts";
+export type {
+  PartitionSwitch,
+  ReloadableSpeed,
+  SpeedPlanSwitch,
+  SpeedSwitchResult,
+} from "./plan_switch.ts";
 export { type SpeedTelemetry, speedTelemetry } from "./telemetry.ts";
+// The sink's writes a replay of the lake shares with the live layer (src/backfill).
+export {
+  type Aggregations,
+  deleteMetricRows,
+  intArray,
+  type Progress,
+  readProgress,
+  textArray,
+  upsertMetrics,
+  writeWindowDeltas,
+} from "./sink.ts";
 
 export interface SpeedDeps {
   readonly plan: Plan;
@@ -55,6 +72,11 @@ export interface SpeedLayer {
   status(): SpeedStatus;
   /** Resolves once the layer has stopped. */
   readonly done: Promise<void>;
+  /**
+   * Switches the running layer to a new plan (a live reload) at a recorded
+   * offset of each partition; the contract is in plan_switch.ts.
+   */
+  applyPlan(s: SpeedPlanSwitch): Promise<SpeedSwitchResult>;
 }
 
 /**
@@ -99,6 +121,7 @@ export async function startSpeedLayer(deps: SpeedDeps): Promise<SpeedLayer> {
   return {
     stop: () => layer.stop(),
     status: () => layer.status(),
+    applyPlan: (s) => layer.applyPlan(s),
     done: layer.done,
   };
 }

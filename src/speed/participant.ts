@@ -7,6 +7,7 @@
  * restart or a rebalance never shows it an event twice, and what it wrote is
  * there exactly when the offset is.
  */
+import type { Plan } from "../config/plan.ts";
 import type { SourcedEvent } from "../core/event.ts";
 import type { Queryable } from "../db/db.ts";
 
@@ -19,6 +20,8 @@ export interface FlushParticipant {
   take(partition: number): ParticipantWrite | undefined;
   /** The partition was revoked (its last take has been written): drop its state. */
   release?(partition: number): void;
+  /** The speed layer switched to this plan (a live reload): events from now on are under it. */
+  applyPlan?(plan: Plan): void;
 }
 
 /** One partition's share of a flush. */

@@ -118,11 +118,10 @@ const DROPPED_SQL =
    ON CONFLICT (type, hour, topic, "partition") DO UPDATE SET value = d.value + EXCLUDED.value,
      events = d.events + EXCLUDED.events`;
 
-type Numeric = Exclude<Aggregation, "count_distinct">;
-
 // Array parameters go as PostgreSQL array literals built here: postgres.js
-// serialises a JS array element by element and that cost 2-3x the whole
-// upsert for 70,000 rows. Every text element is quoted, so any content is safe.
+// serialises a JS array element by element, which cost more than the whole
+// upsert (BENCHMARKS.md, "Measurements behind the code"). Every text element
+// is quoted, so any content is safe.
 const quote = (v: string) =>
   '"' + (v.includes("\\") || v.includes('"') ? v.replace(/[\\"]/g, "\\$&") : v) + '"';
 
@@ -160,7 +159,7 @@ export async function recordTopic(db: Queryable, topic: string, partitions: numb
 }
 
 /** Declares the plan's speed metrics, so the `bytes` view knows how to combine them. */
-export async function upsertMetrics(db: Db, speed: SpeedPlan): Promise<void> {
+export async function upsertMetrics(db: Queryable, speed: SpeedPlan): Promise<void> {
   if (speed.metrics.length === 0) return;
   await db.query(
     `INSERT INTO speed_metrics (type, aggregation, window_ms)
@@ -233,6 +232,39 @@ function numericColumns(rows: { d: WindowDelta; partition: number }[]): Cols {
 }
 
 /**
+ * Writes the partitions of one flush: a transaction per partition,
+ * concurrently, on a server (each holds its partition's rows with its offset,
+ * so each may commit alone, and two cores write more rows per second than
+ * with one transaction); one transaction on PGlite, which runs statements one
+ * at a time anyway. `attempt()` is what a retry repeats: partitions already
+ * written are not written again. `insertedNew` turns false when rows taken for
+ * new were already stored (the layer then upserts only).
+ */
+export function flushWriter(
+  db: Db,
+  topic: string,
+  windowMs: number,
+  aggregations: Aggregations,
+  parts: readonly PartitionFlush[],
+): { attempt(): Promise<void>; readonly insertedNew: boolean } {
+  const pending = new Set(db.kind === "postgres" ? parts.map((p) => [p]) : [parts]);
+  let insertedNew = true;
+  return {
+    async attempt() {
+      const results = await Promise.allSettled([...pending].map(async (group) => {
+        if (!await writeFlush(db, topic, windowMs, aggregations, group)) insertedNew = false;
+        pending.delete(group);
+      }));
+      const failed = results.find((r) => r.status === "rejected");
+      if (failed) throw (failed as PromiseRejectedResult).reason;
+    },
+    get insertedNew() {
+      return insertedNew;
+    },
+  };
+}
+
+/**
  * Writes one flush in one transaction. Returns false when rows taken for new
  * were already stored and the flush was redone with upserts only.
  */
@@ -261,33 +293,13 @@ async function writeFlushOnce(
   parts: readonly PartitionFlush[],
   insertNew: boolean,
 ): Promise<void> {
-  const numeric = new Map<Numeric, { d: WindowDelta; partition: number }[]>();
+  const rows: { d: WindowDelta; partition: number }[] = [];
   const inserts: { d: WindowDelta; partition: number }[] = [];
-  const distinct: [string[], number[], string[], number[], string[]] = [[], [], [], [], []];
   const letters: [number[], number[], string[], string[], (string | null)[]] = [[], [], [], [], []];
-  const upsert = (d: WindowDelta, partition: number) => {
-    const agg = aggregations.get(d.metric)!;
-    if (agg === "count_distinct") {
-      for (const m of d.members ?? []) {
-        distinct[0].push(d.metric);
-        distinct[1].push(d.windowStart);
-        distinct[2].push(d.key);
-        distinct[3].push(partition);
-        distinct[4].push(m);
-      }
-      return;
-    }
-    // sum and count share one combine rule, so one statement.
-    const kind: Numeric = agg === "count" ? "sum" : agg;
-    let rows = numeric.get(kind);
-    if (!rows) numeric.set(kind, rows = []);
-    rows.push({ d, partition });
-  };
   for (const part of parts) {
-    for (const d of part.deltas) upsert(d, part.partition);
+    for (const d of part.deltas) rows.push({ d, partition: part.partition });
     for (const d of part.inserts ?? []) {
-      if (insertNew) inserts.push({ d, partition: part.partition });
-      else upsert(d, part.partition);
+      (insertNew ? inserts : rows).push({ d, partition: part.partition });
     }
     for (const l of part.letters) {
       letters[0].push(l.partition);
@@ -297,23 +309,11 @@ async function writeFlushOnce(
       letters[4].push(l.value === null ? null : Buffer.from(l.value).toString("base64"));
     }
   }
-  const rowParams = (c: [string[], number[], string[], number[], (number | string)[]]) => [
-    textArray(c[0]),
-    intArray(c[1]),
-    textArray(c[2]),
-    intArray(c[3]),
-    typeof c[4][0] === "string" ? textArray(c[4] as string[]) : intArray(c[4] as number[]),
-    windowMs,
-  ];
   const finite = (v: number) => (Number.isFinite(v) ? v : null);
-  const statements: [string, unknown[]][] = [];
-  if (inserts.length) statements.push([INSERT_SQL, rowParams(numericColumns(inserts))]);
-  for (const [kind, rows] of numeric) {
-    statements.push([upsertSql(combineSql(kind)), rowParams(numericColumns(rows))]);
-  }
+  const statements = windowStatements(windowMs, aggregations, rows, inserts);
+  const dropped = parts.flatMap((p) => (p.dropped ?? []).map((d) => ({ d, p: p.partition })));
   await db.transaction(async (tx) => {
     for (const [sql, params] of statements) await tx.query(sql, params);
-    if (distinct[0].length) await tx.query(DISTINCT_SQL, rowParams(distinct));
     if (letters[0].length) {
       await tx.query(LETTERS_SQL, [
         topic,
@@ -332,17 +332,7 @@ async function writeFlushOnce(
         intArray(hours.map((x) => x[1])),
       ]);
     }
-    const dropped = parts.flatMap((p) => (p.dropped ?? []).map((d) => ({ d, p: p.partition })));
-    if (dropped.length) {
-      await tx.query(DROPPED_SQL, [
-        topic,
-        textArray(dropped.map((x) => x.d.metric)),
-        intArray(dropped.map((x) => x.d.hourMs)),
-        intArray(dropped.map((x) => x.p)),
-        intArray(dropped.map((x) => x.d.value)),
-        intArray(dropped.map((x) => x.d.events)),
-      ]);
-    }
+    if (dropped.length) await tx.query(...droppedStatement(topic, dropped));
     await tx.query(PROGRESS_SQL, [
       topic,
       intArray(parts.map((p) => p.partition)),
@@ -355,4 +345,131 @@ async function writeFlushOnce(
     ]);
     for (const part of parts) for (const w of part.writes ?? []) await w.write(tx);
   });
+}
+
+/**
+ * The statements that merge window deltas into the partial rows: rows known
+ * to be new inserted, the others upserted with their metric's combine rule,
+ * count_distinct members added to their sets.
+ */
+function windowStatements(
+  windowMs: number,
+  aggregations: Aggregations,
+  rows: readonly { d: WindowDelta; partition: number }[],
+  inserts: { d: WindowDelta; partition: number }[],
+): [string, unknown[]][] {
+  // Upserts grouped by their combine SQL: aggregations that combine alike share a statement.
+  const numeric = new Map<string, { d: WindowDelta; partition: number }[]>();
+  const distinct: [string[], number[], string[], number[], string[]] = [[], [], [], [], []];
+  for (const { d, partition } of rows) {
+    const agg = aggregations.get(d.metric)!;
+    if (agg === "count_distinct") {
+      for (const m of d.members ?? []) {
+        distinct[0].push(d.metric);
+        distinct[1].push(d.windowStart);
+        distinct[2].push(d.key);
+        distinct[3].push(partition);
+        distinct[4].push(m);
+      }
+      continue;
+    }
+    const combine = combineSql(agg);
+    let list = numeric.get(combine);
+    if (!list) numeric.set(combine, list = []);
+    list.push({ d, partition });
+  }
+  const rowParams = (c: [string[], number[], string[], number[], (number | string)[]]) => [
+    textArray(c[0]),
+    intArray(c[1]),
+    textArray(c[2]),
+    intArray(c[3]),
+    typeof c[4][0] === "string" ? textArray(c[4] as string[]) : intArray(c[4] as number[]),
+    windowMs,
+  ];
+  const statements: [string, unknown[]][] = [];
+  if (inserts.length) statements.push([INSERT_SQL, rowParams(numericColumns(inserts))]);
+  for (const [combine, list] of numeric) {
+    statements.push([upsertSql(combine), rowParams(numericColumns(list))]);
+  }
+  if (distinct[0].length) statements.push([DISTINCT_SQL, rowParams(distinct)]);
+  return statements;
+}
+
+function droppedStatement(
+  topic: string,
+  dropped: readonly { d: DroppedValue; p: number }[],
+): [string, unknown[]] {
+  return [DROPPED_SQL, [
+    topic,
+    textArray(dropped.map((x) => x.d.metric)),
+    intArray(dropped.map((x) => x.d.hourMs)),
+    intArray(dropped.map((x) => x.p)),
+    intArray(dropped.map((x) => x.d.value)),
+    intArray(dropped.map((x) => x.d.events)),
+  ]];
+}
+
+/**
+ * Merges one partition's window deltas and late-dropped values into the
+ * speed layer's rows inside `tx`, exactly as a flush does (upserts with each
+ * metric's combine rule), so rows written by the live layer and by a replay
+ * of the lake (src/backfill) add up. Offsets and the lake's progress are the
+ * caller's business.
+ */
+export async function writeWindowDeltas(
+  tx: Queryable,
+  topic: string,
+  windowMs: number,
+  aggregations: Aggregations,
+  partition: number,
+  deltas: readonly WindowDelta[],
+  dropped: readonly DroppedValue[] = [],
+): Promise<void> {
+  const rows = deltas.map((d) => ({ d, partition }));
+  for (const [sql, params] of windowStatements(windowMs, aggregations, rows, [])) {
+    await tx.query(sql, params);
+  }
+  if (dropped.length) {
+    await tx.query(...droppedStatement(topic, dropped.map((d) => ({ d, p: partition }))));
+  }
+}
+
+/**
+ * Deletes one metric's rows of one partition (every partition when
+ * undefined) for windows starting in [fromMs, untilMs) (either bound may be
+ * -Infinity / Infinity): its partial values, its count_distinct members and
+ * what its late-dropped events added up to in those hours (of `topic`).
+ * Returns the partial and member rows deleted.
+ */
+export async function deleteMetricRows(
+  tx: Queryable,
+  topic: string,
+  metric: string,
+  partition: number | undefined,
+  fromMs: number,
+  untilMs: number,
+): Promise<number> {
+  const from = Number.isFinite(fromMs) ? fromMs : null;
+  const until = Number.isFinite(untilMs) ? untilMs : null;
+  const range = (col: string) =>
+    `($3::bigint IS NULL OR ${col} >= ${TS("$3::bigint")}) AND ` +
+    `($4::bigint IS NULL OR ${col} < ${TS("$4::bigint")})`;
+  const params = [metric, partition ?? null, from, until];
+  const partials = await tx.query<{ n: number }>(
+    `WITH d AS (DELETE FROM speed_partials WHERE type = $1 AND ($2::int IS NULL OR "partition" = $2)
+       AND ${range('"timestamp"')} RETURNING 1) SELECT count(*)::int AS n FROM d`,
+    params,
+  );
+  const members = await tx.query<{ n: number }>(
+    `WITH d AS (DELETE FROM speed_distinct WHERE type = $1 AND ($2::int IS NULL OR "partition" = $2)
+       AND ${range('"timestamp"')} RETURNING 1) SELECT count(*)::int AS n FROM d`,
+    params,
+  );
+  await tx.query(
+    `DELETE FROM speed_late_dropped WHERE type = $1 AND ($2::int IS NULL OR "partition" = $2)
+       AND topic = $5
+       AND ${range("hour")}`,
+    [...params, topic],
+  );
+  return Number(partials[0]?.n ?? 0) + Number(members[0]?.n ?? 0);
 }

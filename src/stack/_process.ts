@@ -4,6 +4,7 @@
  * outlives the Deno process, check and stop it by pid, and wait for a TCP port.
  */
 import process from "node:process";
+import { delay } from "../async/delay.ts";
 import { UserError } from "../errors.ts";
 
 export interface RunResult {
@@ -155,17 +156,13 @@ export async function stopPid(pid: number, graceMs: number): Promise<void> {
   const deadline = Date.now() + graceMs;
   while (Date.now() < deadline) {
     if (!(await cmdline(pid))) return;
-    await sleep(200);
+    await delay(200);
   }
   try {
     Deno.kill(pid, "SIGKILL");
   } catch {
     // already gone
   }
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /** Whether something accepts TCP connections on 127.0.0.1:`port`. */
@@ -200,7 +197,7 @@ export async function waitFor(
         `${what} not ready after ${options.timeoutMs / 1000}s${await logTail(options.logFile)}`,
       );
     }
-    await sleep(250);
+    await delay(250);
   }
 }
 
