@@ -135,7 +135,14 @@ const top50 = p(tail?.topic, 50), top99 = p(tail?.topic, 99);
 const ok = (b: boolean) => (b ? "yes" : "**no**");
 const runs = (rs: RunResult[]) => rs.map((r) => r.rate.toFixed(0)).join(", ");
 const table = markdownTable(["Measure", "Result", "Target", "Met"], [
-  ["Events (100,000 devices, 50,000 users, 3 partitions)", N.toLocaleString("en"), "", ""],
+  [
+    `Events (${DEVICES.toLocaleString("en")} devices, ${
+      USERS.toLocaleString("en")
+    } users, ${PARTITIONS} partitions)`,
+    N.toLocaleString("en"),
+    "",
+    "",
+  ],
   [
     "Speed layer, alerts off (each run)",
     `${offRate.toFixed(0)} events/s (${runs(results.off)})`,
