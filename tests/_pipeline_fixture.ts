@@ -3,7 +3,8 @@
  * (the Superset dashboard): the simulator produces past hours of events to a
  * fresh Kafka topic, the speed layer consumes them into PostgreSQL and a local
  * lake, and the batch layer runs the older hours. Later hours stay speed-only,
- * so the serving views show both sources.
+ * so the serving views show both sources. Quota alerts ride along (the seeded
+ * low-quota users cross every hour; the batch layer confirms the older hours).
  */
 import { delay } from "../src/async/delay.ts";
 import { planFromYaml } from "../src/config/mod.ts";
@@ -14,6 +15,7 @@ import { Registry } from "../src/metrics.ts";
 import { simulate } from "../src/simulator/mod.ts";
 import { startSpeedLayer } from "../src/speed/mod.ts";
 import { createBatchRunner } from "../src/batch/mod.ts";
+import { startQuotaAlerts } from "../src/alerts/mod.ts";
 import { HOUR_MS } from "../src/core/mod.ts";
 import { kafkaBrokers, uniqueName } from "./_services.ts";
 import { waitCommitted } from "./_speed_fixture.ts";
@@ -59,7 +61,10 @@ source:
   kafka: { brokers: "${
     kafkaBrokers().join(",")
   }", topic: ${topic}, group: ${topic}, dead_letter_topic: ${topic}.dlq }
-speed: { idle_timeout: 1s, flush_interval: 200ms }
+speed:
+  idle_timeout: 1s
+  flush_interval: 200ms
+  quota_alerts: { outputs: { kafka: { enabled: false } } }
 lake: { uri: "file://${lakeDir}", compaction: { enabled: false } }
 database: { url: "${databaseUrl}" }
 `;
@@ -96,19 +101,33 @@ database: { url: "${databaseUrl}" }
       fromBeginning: true,
     });
     const store = openStore(plan.lake);
-    const layer = await startSpeedLayer({ plan, db, store, source, registry: new Registry() });
+    const registry = new Registry();
+    const alerts = await startQuotaAlerts({ plan, db, registry });
     try {
-      await waitCommitted(layer, topic, 180_000);
-      // Let the idle timeout close the last windows.
-      await delay(2_500);
-    } finally {
-      await layer.stop();
-    }
+      const layer = await startSpeedLayer({
+        plan,
+        db,
+        store,
+        source,
+        registry,
+        participants: [alerts.participant],
+      });
+      try {
+        await waitCommitted(layer, topic, 180_000);
+        // Let the idle timeout close the last windows.
+        await delay(2_500);
+      } finally {
+        await layer.stop();
+      }
+      await alerts.settle(); // every speed alert raised before the batch judges the hours
 
-    const batch = createBatchRunner({ plan, db, store });
-    for (let h = 0; h < batchedHours; h++) {
-      const run = await batch.runHour(firstHourMs + h * HOUR_MS, "manual");
-      if (run.status !== "succeeded") throw new Error(`batch hour ${h} ${run.status}`);
+      const batch = createBatchRunner({ plan, db, store, participants: [alerts.confirmation] });
+      for (let h = 0; h < batchedHours; h++) {
+        const run = await batch.runHour(firstHourMs + h * HOUR_MS, "manual");
+        if (run.status !== "succeeded") throw new Error(`batch hour ${h} ${run.status}`);
+      }
+    } finally {
+      await alerts.stop(); // folds the last shares
     }
     return { produced: summary.produced, firstHourMs, hours, batchedHours, configYaml, lakeDir };
   } finally {

@@ -33,6 +33,8 @@ export interface PlanOptions {
   compaction?: boolean;
   /** More top-level YAML sections (e.g. `batch:`), appended as they are. */
   extraYaml?: string;
+  /** More keys of the `speed:` section (e.g. `quota_alerts:`), indented by two spaces. */
+  speedYaml?: string;
 }
 
 /** Every aggregation, a filter and a two-field key, beside the three default metrics. */
@@ -117,7 +119,7 @@ speed:
   allowed_lateness: ${ms(o.latenessMs ?? 5_000)}
   idle_timeout: ${ms(o.idleMs ?? 1_000)}
   flush_interval: ${ms(o.flushMs ?? 200)}
-${METRICS_YAML}
+${METRICS_YAML}${o.speedYaml ?? ""}
 lake:
   uri: ${o.lakeUri}
   ${o.gcsEndpoint ? `gcs_endpoint: ${o.gcsEndpoint}\n  gcs_project_id: test` : ""}

@@ -17,7 +17,7 @@ import { freshDatabase } from "./_services.ts";
 
 const HOURS = 3;
 const BATCHED = 2;
-const RATE = 40; // events/s of event time: ~34 MB/h per device (~4.7 KB an event), above the 20 MB low quota
+const RATE = 40; // events/s of event time: ~34 MB/h per device (~4.7 KB an event), above the 5 MB low quota
 
 /** Independent totals: hour → type → id → bytes, and quota breaches per hour. */
 function expected(firstHourMs: number) {

@@ -19,6 +19,7 @@ import type {
   RunRecord,
   Trigger,
 } from "../batch/mod.ts";
+import type { AlertFeed } from "../alerts/mod.ts";
 import { log as rootLog, type Logger } from "../log.ts";
 
 /** The part of the speed layer the API reads. */
@@ -59,6 +60,8 @@ export interface AppDeps {
   speed?: SpeedStatusSource;
   batch?: BatchControl;
   source?: SourceProbe;
+  /** Live quota alerts, for the stream (src/alerts startQuotaAlerts().feed). */
+  alerts?: AlertFeed;
   /** Wall clock, epoch ms. Default `Date.now`. */
   clock?: () => number;
   /** Default: the process logger with `component: "api"`. */
@@ -100,6 +103,7 @@ export interface ApiContext {
   readonly speed?: SpeedStatusSource;
   readonly batch?: BatchControl;
   readonly source?: SourceProbe;
+  readonly alerts?: AlertFeed;
   readonly clock: () => number;
   readonly log: Logger;
   readonly probeTimeoutMs: number;
@@ -123,6 +127,7 @@ export function apiContext(deps: AppDeps): ApiContext {
     speed: deps.speed,
     batch: deps.batch,
     source: deps.source,
+    alerts: deps.alerts,
     clock: deps.clock ?? Date.now,
     log: deps.log ?? rootLog.child({ component: "api" }),
     probeTimeoutMs: deps.probeTimeoutMs ?? 2_000,

@@ -23,6 +23,7 @@ import { hoursRoutes } from "./hours.ts";
 import { matchedRoute, metricsRoutes, requestMetrics } from "./metrics.ts";
 import { openApiRoutes } from "./openapi.ts";
 import { quotaRoutes } from "./quota.ts";
+import { quotaAlertRoutes } from "./quota_alerts.ts";
 import { reconciliationRoutes } from "./reconciliation.ts";
 import type { RouteDef } from "./route.ts";
 import { seriesRoutes } from "./series.ts";
@@ -52,6 +53,7 @@ export function routeTable(ctx: ApiContext): RouteDef[] {
     ...seriesRoutes(ctx),
     ...topRoutes(ctx),
     ...quotaRoutes(ctx),
+    ...quotaAlertRoutes(ctx),
     ...reconciliationRoutes(ctx),
     ...deadLetterRoutes(ctx),
     ...batchRunRoutes(ctx),

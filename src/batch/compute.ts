@@ -50,6 +50,10 @@ export interface HourResult {
    * speed layer counted them, the batch did not.
    */
   readonly droppedValues: ReadonlyMap<string, number>;
+  /** Each known email's usage in the hour (emails with no bytes left out). */
+  readonly usageByEmail: ReadonlyMap<string, number>;
+  /** Each known email's hourly quota (core/quota.ts quotasByEmail). */
+  readonly quotaByEmail: ReadonlyMap<string, number>;
 }
 
 const EVENT_FIELDS: readonly EventField[] = ["bytes", "timestamp", "app", "id", "antenna_id"];
@@ -353,14 +357,14 @@ export function computeHour(
     }
   }
 
-  let breaches: QuotaBreach[] = [];
-  if (batch.quota.enabled) {
-    const usage = new Map<string, number>();
-    for (const u of users.values()) {
-      if (u.usage > 0) usage.set(u.email, (usage.get(u.email) ?? 0) + u.usage);
-    }
-    breaches = quotaBreaches(usage, quotasByEmail(users.values()));
+  const usageByEmail = new Map<string, number>();
+  for (const u of users.values()) {
+    if (u.usage > 0) usageByEmail.set(u.email, (usageByEmail.get(u.email) ?? 0) + u.usage);
   }
+  const quotaByEmail = quotasByEmail(users.values());
+  const breaches: QuotaBreach[] = batch.quota.enabled
+    ? quotaBreaches(usageByEmail, quotaByEmail)
+    : [];
   return {
     metrics: out,
     breaches,
@@ -369,5 +373,7 @@ export function computeHour(
     unknownSample: unknown.slice(0, 5),
     rowsUsed: rows - (keep ? unknownRows : 0),
     droppedValues,
+    usageByEmail,
+    quotaByEmail,
   };
 }

@@ -17,6 +17,7 @@ import { computeHour, type HourColumns, neededColumns } from "./compute.ts";
 import { UnknownDevicesError } from "./errors.ts";
 import { drawLakeSeq, readRule } from "./hour_state.ts";
 import { hourLabel } from "./hours.ts";
+import type { HourParticipant } from "./participant.ts";
 import { markFailed, markLakeComplete, renewLease, type RunStats } from "./runs.ts";
 import type { BatchTelemetry } from "./telemetry.ts";
 import type { RunSummary, Trigger } from "./types.ts";
@@ -47,6 +48,8 @@ export interface JobDeps {
   /** How long a running run holds the hour without renewing. */
   readonly leaseMs: number;
   readonly telemetry: BatchTelemetry;
+  /** Ride along each hour's write (participant.ts). */
+  readonly participants?: readonly HourParticipant[];
 }
 
 function fileCount(files: number | readonly unknown[]): number {
@@ -145,13 +148,30 @@ export async function runJob(
       ]
         .filter(Boolean).join("; ");
     }
-    const { rowsWritten, unexplained } = await writeHour(db, plan, hour, runId, result, {
-      rowsRead: data.rows,
-      filesRead: stats.filesRead,
-      unknownDevices: result.unknownDevices,
-      unknownRows: result.unknownRows,
-      note,
-    }, lakeSeq);
+    const totals = {
+      hour,
+      runId,
+      usageByEmail: result.usageByEmail,
+      quotaByEmail: result.quotaByEmail,
+    };
+    const writes = (deps.participants ?? []).flatMap((p) => p.take(totals) ?? []);
+    const { rowsWritten, unexplained } = await writeHour(
+      db,
+      plan,
+      hour,
+      runId,
+      result,
+      {
+        rowsRead: data.rows,
+        filesRead: stats.filesRead,
+        unknownDevices: result.unknownDevices,
+        unknownRows: result.unknownRows,
+        note,
+      },
+      lakeSeq,
+      writes,
+    );
+    for (const w of writes) w.committed?.();
     lap("write_ms");
     for (const u of unexplained) {
       deps.telemetry.unexplainedDifferences.inc({ metric: u.metric });

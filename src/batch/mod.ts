@@ -32,6 +32,7 @@ import {
 } from "./hour_state.ts";
 import { hourLabel, hourRange } from "./hours.ts";
 import { type HourReader, runJob } from "./job.ts";
+import type { HourParticipant } from "./participant.ts";
 import * as runs from "./runs.ts";
 import { createScheduler } from "./scheduler.ts";
 import { batchTelemetry } from "./telemetry.ts";
@@ -41,9 +42,12 @@ export type { ListRunsOptions, RunRecord, RunStatus, RunSummary, Trigger } from 
 export { HourBusyError, UnknownDevicesError } from "./errors.ts";
 export { hourLabel, hourRange, parseHour } from "./hours.ts";
 export type { HourReader } from "./job.ts";
+export type { HourParticipant, HourTotals, HourWrite } from "./participant.ts";
+// This process as the holder of a claim, and whether another holder's process is gone
+// (also used by the quota alert outbox to take over a dead process's deliveries at once).
+export { processHolder, type RunHolder } from "./runs.ts";
 export type { BatchRule, Completeness, HourState, PartitionCompleteness } from "./hour_state.ts";
 export { type BatchTelemetry, batchTelemetry } from "./telemetry.ts";
-export { processHolder, type RunHolder } from "./runs.ts";
 
 /** One hour as `GET /api/v1/hours` shows it. */
 export interface HourReport {
@@ -88,6 +92,8 @@ export interface BatchRunnerDeps {
   registry?: Registry;
   /** Who runs this runner's runs. Default: this process (host:pid). */
   holder?: runs.RunHolder;
+  /** Ride along each hour's write transaction (participant.ts), e.g. quota alert confirmation. */
+  participants?: readonly HourParticipant[];
 }
 
 export interface BatchRunner {
@@ -138,7 +144,17 @@ export function createBatchRunner(deps: BatchRunnerDeps): BatchRunner {
   const telemetry = batchTelemetry(deps.registry);
   const readHour = deps.readHour ?? lakeReadHour;
   // Each run takes the plan of the moment it starts.
-  const jobDeps = () => ({ plan, db, store, log, clock, leaseMs: lease(), telemetry, readHour });
+  const jobDeps = () => ({
+    plan,
+    db,
+    store,
+    log,
+    clock,
+    leaseMs: lease(),
+    telemetry,
+    readHour,
+    participants: deps.participants,
+  });
   // One hour at a time in this process: every run joins the end of one queue.
   const serial = new Serial();
   const pending = new Set<number>();

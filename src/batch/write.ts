@@ -2,7 +2,8 @@
  * Writes one hour's results in ONE transaction, so readers see the old hour or
  * the new one, never half: replace the hour's rows of the plan's batch metric
  * types in `bytes_hourly` and its rows in `user_quota_limit`, upsert the
- * reconciliation with the speed layer, mark the run succeeded and the hour
+ * reconciliation with the speed layer, let participants (participant.ts, e.g.
+ * the quota alerts' confirmation) write their share, mark the run succeeded and the hour
  * completed at the lake change number the run read the lake at (a later change
  * makes it stale). The run's lease is checked first: a run that lost its lease
  * (its process was presumed dead and another took the hour) must not write.
@@ -12,6 +13,7 @@ import type { Db } from "../db/db.ts";
 import { reconcilePairs, upsertCatalog } from "./catalog.ts";
 import type { HourResult } from "./compute.ts";
 import { sqlHour } from "./hours.ts";
+import type { HourWrite } from "./participant.ts";
 import { markSucceeded, type RunStats } from "./runs.ts";
 
 /** A reconciled metric whose difference the speed layer's late-dropped events do not explain. */
@@ -45,6 +47,8 @@ export async function writeHour(
   stats: Omit<RunStats, "rowsWritten" | "breaches">,
   /** The lake change number drawn before the lake was read (hour_state.ts drawLakeSeq). */
   lakeSeq: number,
+  /** Participants' shares of the hour (participant.ts), written in its transaction. */
+  writes: readonly HourWrite[] = [],
 ): Promise<WriteOutcome> {
   const h = sqlHour(hour);
   const types = plan.batch.metrics.map((m) => m.name);
@@ -141,6 +145,7 @@ export async function writeHour(
         unexplained: Number(r.unexplained),
       }));
     }
+    for (const w of writes) await w.write(tx);
     await upsertCatalog(tx, plan);
     await markSucceeded(tx, runId, { ...stats, rowsWritten: ids.length, breaches });
     await tx.query(

@@ -1,9 +1,10 @@
 /**
  * `start`: the whole pipeline in one process. Loads and compiles the plan,
  * opens PostgreSQL (or the embedded PGlite, also served on a local port),
- * applies migrations, opens the lake, starts the source, the speed layer, the
- * batch scheduler, the backfill worker and the HTTP API, and stops them in
- * reverse order on SIGTERM/SIGINT (flush, commit, exit 0 within 10 s).
+ * applies migrations, opens the lake, starts the source, quota alerts, the
+ * speed layer, the batch scheduler, the backfill worker and the HTTP API, and
+ * stops them in reverse order on SIGTERM/SIGINT (flush, commit, exit 0 within
+ * 10 s).
  *
  * It watches its pipeline file (and reloads on SIGHUP): a valid edit whose
  * changes are all live is applied without a restart, part by part (speed
@@ -32,6 +33,7 @@ import { createDbTimelineStore, createSimulatorSource } from "../simulator/mod.t
 import { type SpeedLayer, startSpeedLayer } from "../speed/mod.ts";
 import { type BatchRunner, createBatchRunner } from "../batch/mod.ts";
 import { createApp } from "../api/mod.ts";
+import { startQuotaAlerts } from "../alerts/mod.ts";
 import { registry } from "../metrics.ts";
 import {
   type BackfillWorker,
@@ -116,6 +118,14 @@ export async function main(args: string[]): Promise<number> {
     const { source, deadLetters } = await openSource(plan, db);
     if (deadLetters) stops.push({ name: "dead-letters", stop: () => deadLetters.close() });
 
+    // Quota alerts ride along the speed layer's flushes and the batch layer's
+    // hours; they stop after the speed layer, so its last flush's alerts are
+    // handed to the outbox (what is not delivered yet goes out after a restart).
+    const alerts = plan.speed.quotaAlerts.enabled
+      ? await startQuotaAlerts({ plan, db, log: log.child({ component: "quota_alerts" }) })
+      : undefined;
+    if (alerts) stops.push({ name: "quota-alerts", stop: () => alerts.stop() });
+
     // The scheduler starts after the speed layer (which records the topic's
     // partitions first) and is woken whenever the lake completes another hour.
     let wakeScheduler = () => {};
@@ -128,11 +138,18 @@ export async function main(args: string[]): Promise<number> {
         deadLetters,
         log: log.child({ component: "speed" }),
         onLakeHour: () => wakeScheduler(),
+        participants: alerts ? [alerts.participant] : undefined,
       })
       : undefined;
     if (speed) stops.push({ name: "speed", stop: () => speed.stop() });
 
-    const batch = createBatchRunner({ plan, db, store, log: log.child({ component: "batch" }) });
+    const batch = createBatchRunner({
+      plan,
+      db,
+      store,
+      log: log.child({ component: "batch" }),
+      participants: alerts ? [alerts.confirmation] : undefined,
+    });
     let scheduler: { stop(): Promise<void>; wake(): void } | undefined;
     const startScheduler = () => {
       scheduler = batch.startScheduler();
@@ -192,6 +209,7 @@ export async function main(args: string[]): Promise<number> {
         batch,
         registry,
         source,
+        alerts: alerts?.feed,
         config: reloads,
         backfill,
       });
@@ -201,7 +219,14 @@ export async function main(args: string[]): Promise<number> {
         onListen: ({ hostname, port }) =>
           log.info("API listening", { url: `http://${hostname}:${port}` }),
       }, app.fetch);
-      stops.push({ name: "api", stop: () => server.shutdown() });
+      // Open alert streams would hold the shutdown: they end first.
+      stops.push({
+        name: "api",
+        stop: async () => {
+          await alerts?.feed.close();
+          await server.shutdown();
+        },
+      });
     }
 
     // Reloads: the file's saves, and SIGHUP.

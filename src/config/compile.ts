@@ -6,7 +6,7 @@
  */
 
 import { dirname, isAbsolute, resolve } from "node:path";
-import type { FilterPlan, LakePlan, MetricPlan, Plan } from "./plan.ts";
+import type { FilterPlan, LakePlan, MetricPlan, Plan, QuotaAlertsPlan, RetryPlan } from "./plan.ts";
 import type {
   BatchFilterConfig,
   BatchMetricConfig,
@@ -78,6 +78,53 @@ function compileLake(c: PipelineConfig["lake"], baseDir: string): LakePlan {
   return { uri: `file://${root}`, kind: "file", root, prefix: "", ...common };
 }
 
+function compileRetry(
+  r: { max_attempts: number; backoff: number; max_backoff: number },
+): RetryPlan {
+  return { maxAttempts: r.max_attempts, backoffMs: r.backoff, maxBackoffMs: r.max_backoff };
+}
+
+/**
+ * The quota alerts of the plan. The Kafka output needs a Kafka: the source's
+ * when it is `kafka`, else explicit brokers; with the simulator and no brokers
+ * it is off (the log of `start` says so).
+ */
+function compileQuotaAlerts(c: PipelineConfig): QuotaAlertsPlan {
+  const q = c.speed.quota_alerts;
+  const k = q.outputs.kafka;
+  const brokers = k.brokers ?? (c.source.kind === "kafka" ? c.source.kafka.brokers : undefined);
+  const w = q.outputs.webhook;
+  return {
+    enabled: q.enabled,
+    thresholds: [...q.thresholds].sort((a, b) => a - b),
+    refreshIntervalMs: q.refresh_interval,
+    outputs: {
+      ...(k.enabled && brokers
+        ? {
+          kafka: {
+            brokers: [...brokers],
+            topic: k.topic,
+            clientId: `${c.source.kafka.client_id}-alerts`,
+            retry: compileRetry(k.retry),
+          },
+        }
+        : {}),
+      ...(w.url !== undefined && w.secret !== undefined
+        ? {
+          webhook: {
+            url: w.url,
+            secret: w.secret,
+            timeoutMs: w.timeout,
+            concurrency: w.concurrency,
+            retry: compileRetry(w.retry),
+          },
+        }
+        : {}),
+      stream: q.outputs.stream.enabled,
+    },
+  };
+}
+
 /**
  * The frozen plan of a resolved config. `file` is the config's absolute path
  * (relative paths resolve against its folder) or `DEFAULTS_FILE` (against the
@@ -128,6 +175,7 @@ export function compilePlan(c: PipelineConfig, file: string): Plan {
       flushIntervalMs: c.speed.flush_interval,
       maxDirtyRows: c.speed.max_dirty_rows,
       metrics: c.speed.metrics.map(compileMetric),
+      quotaAlerts: compileQuotaAlerts(c),
       ...(c.speed.backfill_hours !== undefined ? { backfillHours: c.speed.backfill_hours } : {}),
     },
     lake: compileLake(c.lake, baseDir),

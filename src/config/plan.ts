@@ -84,6 +84,49 @@ export interface SchemaPlan {
   readonly maxAppLength: number;
 }
 
+/** How a failed alert delivery is retried (exponential backoff, then a recorded failure). */
+export interface RetryPlan {
+  readonly maxAttempts: number;
+  /** Wait before the second attempt, ms; doubles each time. */
+  readonly backoffMs: number;
+  readonly maxBackoffMs: number;
+}
+
+/** The Kafka output of quota alerts: JSON keyed by email. */
+export interface AlertKafkaPlan {
+  readonly brokers: readonly string[];
+  readonly topic: string;
+  readonly clientId: string;
+  readonly retry: RetryPlan;
+}
+
+/** The webhook output of quota alerts: signed JSON POSTs. */
+export interface AlertWebhookPlan {
+  readonly url: string;
+  /** HMAC-SHA256 key of the signature header. */
+  readonly secret: string;
+  readonly timeoutMs: number;
+  readonly concurrency: number;
+  readonly retry: RetryPlan;
+}
+
+/** Real-time quota alerts (src/alerts). */
+export interface QuotaAlertsPlan {
+  readonly enabled: boolean;
+  /** Shares of the quota, ascending, 4 decimals at most. */
+  readonly thresholds: readonly number[];
+  /** How often user_metadata is reloaded, ms. */
+  readonly refreshIntervalMs: number;
+  readonly outputs: {
+    /** Undefined when off, or when there is no Kafka (simulator source, no brokers). */
+    readonly kafka?: AlertKafkaPlan;
+    /** Undefined without a url. */
+    readonly webhook?: AlertWebhookPlan;
+    /** The API's Server-Sent Events stream. */
+    readonly stream: boolean;
+  };
+}
+
 export interface SpeedPlan {
   readonly enabled: boolean;
   readonly windowMs: number;
@@ -98,6 +141,7 @@ export interface SpeedPlan {
    */
   readonly maxDirtyRows: number;
   readonly metrics: readonly MetricPlan[];
+  readonly quotaAlerts: QuotaAlertsPlan;
   /**
    * Past hours a new or changed metric's windows are recomputed from the lake
    * for; undefined = every hour the lake holds, 0 = none.

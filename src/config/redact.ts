@@ -1,6 +1,6 @@
 /**
  * A copy of the plan safe to show (API `GET /api/v1/config`, logs): passwords
- * inside URLs and the API token become "***". Kept next to the spec so a new
+ * inside URLs, the API token and the quota alert webhook's secret become "***". Kept next to the spec so a new
  * secret field is redacted where it is declared.
  */
 
@@ -19,9 +19,25 @@ export function redactUrl(url: string): string {
  * @example redactPlan(plan).database.url // "postgres://app:***@10.0.0.7/antenna"
  */
 export function redactPlan(plan: Plan): unknown {
-  const { database: db, api, lake, source } = plan;
+  const { database: db, api, lake, source, speed } = plan;
+  const alerts = speed.quotaAlerts.outputs;
   return {
     ...plan,
+    speed: {
+      ...speed,
+      quotaAlerts: {
+        ...speed.quotaAlerts,
+        outputs: {
+          ...alerts,
+          ...(alerts.kafka
+            ? { kafka: { ...alerts.kafka, brokers: alerts.kafka.brokers.map(redactUrl) } }
+            : {}),
+          ...(alerts.webhook
+            ? { webhook: { ...alerts.webhook, url: redactUrl(alerts.webhook.url), secret: MASK } }
+            : {}),
+        },
+      },
+    },
     source: { ...source, kafka: { ...source.kafka, brokers: source.kafka.brokers.map(redactUrl) } },
     lake: lake.gcsEndpoint === undefined
       ? lake

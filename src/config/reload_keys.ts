@@ -29,6 +29,9 @@ const SIMULATOR = "the simulator's timeline is set up once, at start";
 const LAKE = "the lake is opened once, at start";
 const DATABASE = "the database is opened once, at start";
 const API = "the API listens once, at start";
+// Thresholds and outputs are fixed for a running detector so that every
+// (email, hour, threshold) is judged by one rule: a restart applies them.
+const ALERTS = "quota alerts (users, detector, outputs and their outbox) start once, at start";
 
 const kafka = (key: string, read: (k: Plan["source"]["kafka"]) => unknown): ReloadKey => ({
   key: `source.kafka.${key}`,
@@ -47,6 +50,11 @@ const speed = (key: string, read: (p: Plan) => unknown): ReloadKey => ({
   key,
   read,
   live: ["speed"],
+});
+const alerts = (key: string, read: (q: Plan["speed"]["quotaAlerts"]) => unknown): ReloadKey => ({
+  key: `speed.quota_alerts.${key}`,
+  read: (p) => read(p.speed.quotaAlerts),
+  restart: ALERTS,
 });
 const batch = (key: string, read: (b: Plan["batch"]) => unknown): ReloadKey => ({
   key: `batch.${key}`,
@@ -100,6 +108,24 @@ export const RELOAD_KEYS: readonly ReloadKey[] = [
   speed("speed.max_dirty_rows", (p) => p.speed.maxDirtyRows),
   { key: "speed.metrics", read: (p) => p.speed.metrics, live: ["speed", "backfill", "api"] },
   { key: "speed.backfill_hours", read: (p) => p.speed.backfillHours, live: ["backfill"] },
+  alerts("enabled", (q) => q.enabled),
+  alerts("thresholds", (q) => q.thresholds),
+  alerts("hour", () => "event_time"),
+  alerts("refresh_interval", (q) => q.refreshIntervalMs),
+  alerts("outputs.kafka.enabled", (q) => q.outputs.kafka !== undefined),
+  alerts("outputs.kafka.topic", (q) => q.outputs.kafka?.topic),
+  alerts("outputs.kafka.brokers", (q) => q.outputs.kafka?.brokers),
+  alerts("outputs.kafka.retry.max_attempts", (q) => q.outputs.kafka?.retry.maxAttempts),
+  alerts("outputs.kafka.retry.backoff", (q) => q.outputs.kafka?.retry.backoffMs),
+  alerts("outputs.kafka.retry.max_backoff", (q) => q.outputs.kafka?.retry.maxBackoffMs),
+  alerts("outputs.webhook.url", (q) => q.outputs.webhook?.url),
+  { ...alerts("outputs.webhook.secret", (q) => q.outputs.webhook?.secret), secret: true },
+  alerts("outputs.webhook.timeout", (q) => q.outputs.webhook?.timeoutMs),
+  alerts("outputs.webhook.concurrency", (q) => q.outputs.webhook?.concurrency),
+  alerts("outputs.webhook.retry.max_attempts", (q) => q.outputs.webhook?.retry.maxAttempts),
+  alerts("outputs.webhook.retry.backoff", (q) => q.outputs.webhook?.retry.backoffMs),
+  alerts("outputs.webhook.retry.max_backoff", (q) => q.outputs.webhook?.retry.maxBackoffMs),
+  alerts("outputs.stream.enabled", (q) => q.outputs.stream),
   { key: "lake.uri", read: (p) => p.lake.uri, restart: LAKE },
   { key: "lake.gcs_endpoint", read: (p) => p.lake.gcsEndpoint, restart: LAKE, secret: true },
   { key: "lake.gcs_project_id", read: (p) => p.lake.gcsProjectId, restart: LAKE },

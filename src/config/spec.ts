@@ -123,6 +123,160 @@ const TOPIC: Omit<FieldSpec & { type: "string" }, "description"> = {
   pattern: /^[A-Za-z0-9._-]{1,249}$/,
   patternText: "a Kafka topic name (letters, digits, '.', '_', '-')",
 };
+/** Retry settings of one alert output (a shared field group, like Redpanda Connect's). */
+function retrySpec(what: string): ObjectSpec {
+  return {
+    type: "object",
+    description:
+      `How a failed ${what} delivery is retried: exponential backoff from \`backoff\`, ` +
+      "doubling, capped at `max_backoff`; after `max_attempts` the delivery is recorded as " +
+      "failed (shown by the API).",
+    fields: {
+      max_attempts: {
+        type: "int",
+        description: "Attempts before the delivery is recorded as failed.",
+        default: 10,
+        min: 1,
+        max: 1_000,
+      },
+      backoff: {
+        type: "duration",
+        description: "Wait before the second attempt.",
+        default: "1s",
+        min: 10,
+      },
+      max_backoff: {
+        type: "duration",
+        description: "Longest wait between two attempts.",
+        default: "5m",
+        min: 10,
+      },
+    },
+  };
+}
+
+/** speed.quota_alerts: real-time quota alerts (src/alerts). */
+const QUOTA_ALERTS_SPEC: ObjectSpec = {
+  type: "object",
+  typeName: "QuotaAlertsConfig",
+  description: "Real-time quota alerts: the speed layer sums each user's usage in each hour " +
+    "over all partitions and raises one alert per (email, hour, threshold) when it reaches a " +
+    "threshold; the batch layer confirms or corrects them (README, Quota alerts).",
+  fields: {
+    enabled: {
+      type: "bool",
+      description: "Detect quota alerts in the speed layer of `start`.",
+      default: true,
+    },
+    thresholds: {
+      type: "list",
+      description: "Shares of the hourly quota that raise an alert when usage reaches them " +
+        "(usage >= share x quota); 1.0 is the quota itself.",
+      minItems: 1,
+      unique: true,
+      default: [0.8, 1.0],
+      example: [0.5, 0.8, 1.0],
+      items: {
+        type: "number",
+        description: "A share of the quota, up to 4 decimals.",
+        min: 0.0001,
+        max: 100,
+      },
+    },
+    hour: {
+      type: "enum",
+      description: "Which hour an event's bytes count in: the UTC hour of its event time, the " +
+        "batch layer's hours, so both layers judge the same usage (processing-time hours " +
+        "would disagree with the batch layer on every late event).",
+      values: ["event_time"],
+      default: "event_time",
+    },
+    refresh_interval: {
+      type: "duration",
+      description: "How often quotas and emails are reloaded from `user_metadata`: a change " +
+        "reaches the running process within this, without a restart.",
+      default: "30s",
+      min: 100,
+    },
+    outputs: {
+      type: "object",
+      description: "Where alerts go, besides the `quota_alerts` table; each optional. " +
+        "Deliveries are retried apart from consumption and survive restarts (an outbox).",
+      fields: {
+        kafka: {
+          type: "object",
+          description: "A Kafka topic of JSON alerts keyed by email, header `delivery-id`.",
+          fields: {
+            enabled: {
+              type: "bool",
+              description: "Publish alerts when there is a Kafka: the source is `kafka` or " +
+                "`brokers` is set (with the simulator and no brokers, this output is off).",
+              default: true,
+            },
+            topic: { ...TOPIC, description: "Topic of the alerts.", default: "quota.alerts" },
+            brokers: {
+              type: "list",
+              description: "Brokers of the alert topic; default: `source.kafka.brokers`.",
+              optional: true,
+              minItems: 1,
+              example: "10.0.0.5:9092",
+              items: {
+                type: "string",
+                description: "A broker address.",
+                pattern: /^[^\s:,]+:\d{1,5}$/,
+                patternText: "host:port",
+              },
+            },
+            retry: retrySpec("Kafka"),
+          },
+        },
+        webhook: {
+          type: "object",
+          description: "An HTTP POST of each alert as JSON, signed with HMAC-SHA256.",
+          fields: {
+            url: {
+              type: "string",
+              description: "Receiver URL; unset = no webhook.",
+              optional: true,
+              example: "https://ops.example.com/hooks/quota",
+              pattern: /^https?:\/\/\S+$/,
+              patternText: "an http(s):// URL",
+            },
+            secret: {
+              type: "string",
+              description: "Key of the `X-Antenna-Signature: sha256=<hex>` header, an " +
+                "HMAC-SHA256 of the body; required with `url`.",
+              optional: true,
+              example: "${QUOTA_WEBHOOK_SECRET}",
+            },
+            timeout: {
+              type: "duration",
+              description: "An attempt that has no answer after this fails (and is retried).",
+              default: "5s",
+              min: 10,
+            },
+            concurrency: {
+              type: "int",
+              description: "Deliveries in flight at once.",
+              default: 4,
+              min: 1,
+              max: 256,
+            },
+            retry: retrySpec("webhook"),
+          },
+        },
+        stream: {
+          type: "object",
+          description: "The API's Server-Sent Events stream `GET /api/v1/quota/alerts/stream`.",
+          fields: {
+            enabled: { type: "bool", description: "Serve the stream.", default: true },
+          },
+        },
+      },
+    },
+  },
+};
+
 const HOST: FieldSpec = {
   type: "string",
   description: "Interface to listen on.",
@@ -381,6 +535,7 @@ export const PIPELINE_SPEC: ObjectSpec = {
           max: 24 * 366 * 100,
           example: 168,
         },
+        quota_alerts: QUOTA_ALERTS_SPEC,
       },
     },
     lake: {
@@ -804,6 +959,48 @@ export const RULES: readonly LintRule<PipelineConfig>[] = [
         report(
           "source.simulator.history",
           "history must be at most source.simulator.max_backlog, which caps any backlog",
+        );
+      }
+    },
+  },
+  {
+    id: "quota_alert_thresholds",
+    description:
+      "`speed.quota_alerts.thresholds` have at most 4 decimals (alerts are keyed by them).",
+    check(c, report) {
+      c.speed.quota_alerts.thresholds.forEach((t, i) => {
+        if (Math.abs(Math.round(t * 10_000) - t * 10_000) > 1e-6) {
+          report(
+            `speed.quota_alerts.thresholds[${i}]`,
+            `a threshold has at most 4 decimals, got ${t}`,
+          );
+        }
+      });
+    },
+  },
+  {
+    id: "quota_alert_topic",
+    description: "The quota alert topic differs from the event topic and the dead-letter topic.",
+    check(c, report) {
+      const k = c.speed.quota_alerts.outputs.kafka;
+      if (k.topic === c.source.kafka.topic || k.topic === c.source.kafka.dead_letter_topic) {
+        report(
+          "speed.quota_alerts.outputs.kafka.topic",
+          `topic "${k.topic}" is also the event or dead-letter topic`,
+        );
+      }
+    },
+  },
+  {
+    id: "quota_alert_webhook_secret",
+    description: "A quota alert webhook (`url`) has a `secret` to sign its deliveries with.",
+    check(c, report) {
+      const w = c.speed.quota_alerts.outputs.webhook;
+      if (w.url !== undefined && w.secret === undefined) {
+        report(
+          "speed.quota_alerts.outputs.webhook.secret",
+          "a webhook needs a secret: receivers check the X-Antenna-Signature header with it",
+          "missing",
         );
       }
     },

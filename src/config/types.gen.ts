@@ -117,6 +117,64 @@ export interface RawSpeedMetricConfig {
   readonly description?: string;
 }
 
+/** Real-time quota alerts: the speed layer sums each user's usage in each hour over all partitions and raises one alert per (email, hour, threshold) when it reaches a threshold; the batch layer confirms or corrects them (README, Quota alerts). */
+export interface RawQuotaAlertsConfig {
+  /** Detect quota alerts in the speed layer of `start`. Default: `true`. */
+  readonly enabled?: boolean | Interpolated;
+  /** Shares of the hourly quota that raise an alert when usage reaches them (usage >= share x quota); 1.0 is the quota itself. */
+  readonly thresholds?: (number | Interpolated)[] | string;
+  /** Which hour an event's bytes count in: the UTC hour of its event time, the batch layer's hours, so both layers judge the same usage (processing-time hours would disagree with the batch layer on every late event). Default: `event_time`. */
+  readonly hour?: "event_time" | Interpolated;
+  /** How often quotas and emails are reloaded from `user_metadata`: a change reaches the running process within this, without a restart. Default: `30s`. */
+  readonly refresh_interval?: string;
+  /** Where alerts go, besides the `quota_alerts` table; each optional. Deliveries are retried apart from consumption and survive restarts (an outbox). */
+  readonly outputs?: {
+    /** A Kafka topic of JSON alerts keyed by email, header `delivery-id`. */
+    readonly kafka?: {
+      /** Publish alerts when there is a Kafka: the source is `kafka` or `brokers` is set (with the simulator and no brokers, this output is off). Default: `true`. */
+      readonly enabled?: boolean | Interpolated;
+      /** Topic of the alerts. Default: `quota.alerts`. */
+      readonly topic?: string;
+      /** Brokers of the alert topic; default: `source.kafka.brokers`. */
+      readonly brokers?: string[] | string;
+      /** How a failed Kafka delivery is retried: exponential backoff from `backoff`, doubling, capped at `max_backoff`; after `max_attempts` the delivery is recorded as failed (shown by the API). */
+      readonly retry?: {
+        /** Attempts before the delivery is recorded as failed. Default: `10`. */
+        readonly max_attempts?: number | Interpolated;
+        /** Wait before the second attempt. Default: `1s`. */
+        readonly backoff?: string;
+        /** Longest wait between two attempts. Default: `5m`. */
+        readonly max_backoff?: string;
+      };
+    };
+    /** An HTTP POST of each alert as JSON, signed with HMAC-SHA256. */
+    readonly webhook?: {
+      /** Receiver URL; unset = no webhook. */
+      readonly url?: string;
+      /** Key of the `X-Antenna-Signature: sha256=<hex>` header, an HMAC-SHA256 of the body; required with `url`. */
+      readonly secret?: string;
+      /** An attempt that has no answer after this fails (and is retried). Default: `5s`. */
+      readonly timeout?: string;
+      /** Deliveries in flight at once. Default: `4`. */
+      readonly concurrency?: number | Interpolated;
+      /** How a failed webhook delivery is retried: exponential backoff from `backoff`, doubling, capped at `max_backoff`; after `max_attempts` the delivery is recorded as failed (shown by the API). */
+      readonly retry?: {
+        /** Attempts before the delivery is recorded as failed. Default: `10`. */
+        readonly max_attempts?: number | Interpolated;
+        /** Wait before the second attempt. Default: `1s`. */
+        readonly backoff?: string;
+        /** Longest wait between two attempts. Default: `5m`. */
+        readonly max_backoff?: string;
+      };
+    };
+    /** The API's Server-Sent Events stream `GET /api/v1/quota/alerts/stream`. */
+    readonly stream?: {
+      /** Serve the stream. Default: `true`. */
+      readonly enabled?: boolean | Interpolated;
+    };
+  };
+}
+
 /** The speed layer: event-time tumbling windows into the `bytes` table. */
 export interface RawSpeedConfig {
   /** Run the speed layer in `start`. Default: `true`. */
@@ -135,6 +193,8 @@ export interface RawSpeedConfig {
   readonly metrics?: RawSpeedMetricConfig[] | string;
   /** When a reload (or a start) adds a speed metric or changes its definition, its windows are recomputed from the lake for this many past hours (from the start of the hour this many hours back), meeting the live windows exactly at the switch; 0 = none (the metric starts at the switch). Unset = every hour the lake holds. */
   readonly backfill_hours?: number | Interpolated;
+  /** Real-time quota alerts: the speed layer sums each user's usage in each hour over all partitions and raises one alert per (email, hour, threshold) when it reaches a threshold; the batch layer confirms or corrects them (README, Quota alerts). */
+  readonly quota_alerts?: RawQuotaAlertsConfig;
 }
 
 /** The raw Parquet lake, Hive-partitioned by event hour (UTC). */
@@ -418,6 +478,64 @@ export interface SpeedMetricConfig {
   readonly description?: string;
 }
 
+/** Real-time quota alerts: the speed layer sums each user's usage in each hour over all partitions and raises one alert per (email, hour, threshold) when it reaches a threshold; the batch layer confirms or corrects them (README, Quota alerts). */
+export interface QuotaAlertsConfig {
+  /** Detect quota alerts in the speed layer of `start`. Default: `true`. */
+  readonly enabled: boolean;
+  /** Shares of the hourly quota that raise an alert when usage reaches them (usage >= share x quota); 1.0 is the quota itself. */
+  readonly thresholds: readonly number[];
+  /** Which hour an event's bytes count in: the UTC hour of its event time, the batch layer's hours, so both layers judge the same usage (processing-time hours would disagree with the batch layer on every late event). Default: `event_time`. */
+  readonly hour: "event_time";
+  /** How often quotas and emails are reloaded from `user_metadata`: a change reaches the running process within this, without a restart. Default: `30s`. */
+  readonly refresh_interval: number;
+  /** Where alerts go, besides the `quota_alerts` table; each optional. Deliveries are retried apart from consumption and survive restarts (an outbox). */
+  readonly outputs: {
+    /** A Kafka topic of JSON alerts keyed by email, header `delivery-id`. */
+    readonly kafka: {
+      /** Publish alerts when there is a Kafka: the source is `kafka` or `brokers` is set (with the simulator and no brokers, this output is off). Default: `true`. */
+      readonly enabled: boolean;
+      /** Topic of the alerts. Default: `quota.alerts`. */
+      readonly topic: string;
+      /** Brokers of the alert topic; default: `source.kafka.brokers`. */
+      readonly brokers?: readonly string[];
+      /** How a failed Kafka delivery is retried: exponential backoff from `backoff`, doubling, capped at `max_backoff`; after `max_attempts` the delivery is recorded as failed (shown by the API). */
+      readonly retry: {
+        /** Attempts before the delivery is recorded as failed. Default: `10`. */
+        readonly max_attempts: number;
+        /** Wait before the second attempt. Default: `1s`. */
+        readonly backoff: number;
+        /** Longest wait between two attempts. Default: `5m`. */
+        readonly max_backoff: number;
+      };
+    };
+    /** An HTTP POST of each alert as JSON, signed with HMAC-SHA256. */
+    readonly webhook: {
+      /** Receiver URL; unset = no webhook. */
+      readonly url?: string;
+      /** Key of the `X-Antenna-Signature: sha256=<hex>` header, an HMAC-SHA256 of the body; required with `url`. */
+      readonly secret?: string;
+      /** An attempt that has no answer after this fails (and is retried). Default: `5s`. */
+      readonly timeout: number;
+      /** Deliveries in flight at once. Default: `4`. */
+      readonly concurrency: number;
+      /** How a failed webhook delivery is retried: exponential backoff from `backoff`, doubling, capped at `max_backoff`; after `max_attempts` the delivery is recorded as failed (shown by the API). */
+      readonly retry: {
+        /** Attempts before the delivery is recorded as failed. Default: `10`. */
+        readonly max_attempts: number;
+        /** Wait before the second attempt. Default: `1s`. */
+        readonly backoff: number;
+        /** Longest wait between two attempts. Default: `5m`. */
+        readonly max_backoff: number;
+      };
+    };
+    /** The API's Server-Sent Events stream `GET /api/v1/quota/alerts/stream`. */
+    readonly stream: {
+      /** Serve the stream. Default: `true`. */
+      readonly enabled: boolean;
+    };
+  };
+}
+
 /** The speed layer: event-time tumbling windows into the `bytes` table. */
 export interface SpeedConfig {
   /** Run the speed layer in `start`. Default: `true`. */
@@ -436,6 +554,8 @@ export interface SpeedConfig {
   readonly metrics: readonly SpeedMetricConfig[];
   /** When a reload (or a start) adds a speed metric or changes its definition, its windows are recomputed from the lake for this many past hours (from the start of the hour this many hours back), meeting the live windows exactly at the switch; 0 = none (the metric starts at the switch). Unset = every hour the lake holds. */
   readonly backfill_hours?: number;
+  /** Real-time quota alerts: the speed layer sums each user's usage in each hour over all partitions and raises one alert per (email, hour, threshold) when it reaches a threshold; the batch layer confirms or corrects them (README, Quota alerts). */
+  readonly quota_alerts: QuotaAlertsConfig;
 }
 
 /** The raw Parquet lake, Hive-partitioned by event hour (UTC). */

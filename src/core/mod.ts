@@ -1,6 +1,7 @@
 /**
  * The pure core shared by the speed and batch layers: event validation, what a
- * metric means, aggregation, windows, lateness and the quota rule. No I/O.
+ * metric means, aggregation, windows, lateness, the quota rule and the quota
+ * alert rules. No I/O.
  */
 export * from "./event.ts";
 export * from "./validate.ts";
@@ -10,3 +11,4 @@ export * from "./window.ts";
 export * from "./partition_windows.ts";
 export * from "./quota.ts";
 export * from "./completeness.ts";
+export * from "./quota_alerts.ts";

@@ -3,15 +3,18 @@
  * every simulated event to a user. Device `i` (0-based, id `deviceId(i)`) is
  * user N = i + 1: name `User N`, email `userN@example.com`. The default
  * simulator (100 events/s over 20 devices, ~4.7 KB an event on average) gives a
- * device about 85 MB an hour, so every 5th user (N = 5, 10, 15, ...) gets a
- * 20 MB hourly quota, exceeded from 1.2 events/s per device, and everyone else
- * 1 GB, never exceeded: quota breaches show up from the first batched hour.
+ * device about 85 MB an hour (~23 KB/s), so every 5th user (N = 5, 10, 15, ...)
+ * gets a 5 MB hourly quota, exceeded from 0.3 events/s per device, and
+ * everyone else 1 GB, never exceeded. At the default rate a low-quota user
+ * reaches 80 % of it about 3 minutes into each hour and 100 % about 3.5
+ * minutes in, so a new install sees quota alerts within minutes and breaches
+ * from the first batched hour.
  */
 import type { Db } from "./db.ts";
 import { deviceId } from "../simulator/ids.ts";
 
 /** Hourly quota (bytes) of a user whose quota is meant to be exceeded. */
-export const LOW_QUOTA = 20_000_000;
+export const LOW_QUOTA = 5_000_000;
 /** Hourly quota (bytes) of everyone else. */
 export const HIGH_QUOTA = 1_000_000_000;
 

@@ -2,7 +2,8 @@
  * The Kafka front door: the only module (with its siblings) that imports
  * kafkajs. The speed layer consumes through `createKafkaSource` (an
  * EventSource), rejects through `createKafkaDeadLetterSink`; the simulator
- * produces through `createProducer`; `ensureTopics` creates what is missing;
+ * and the quota alert output produce through `createProducer` (the latter
+ * reads back what an interrupted attempt published with `readHeadersSince`); `ensureTopics` creates what is missing;
  * `openKafkaFromPlan` opens the topics, source and sink a plan names.
  *
  * Consumer tuning: 10 MiB per fetch, 2 MiB per partition, minBytes 64 KiB with
@@ -21,6 +22,7 @@ export {
   type ProducerOptions,
 } from "./producer.ts";
 export { ensureTopics, type EnsureTopicsOptions } from "./topics.ts";
+export { type ReadHeadersOptions, readHeadersSince } from "./read_headers.ts";
 export { openKafkaFromPlan } from "./from_plan.ts";
 export {
   createKafkaDeadLetterSink,

@@ -35,6 +35,7 @@ export {
   intArray,
   type Progress,
   readProgress,
+  textArray,
   upsertMetrics,
   writeWindowDeltas,
 } from "./sink.ts";
