@@ -1,12 +1,13 @@
 /**
- * The small async tools of src/async/: delay, retry with backoff, a serial
- * queue. Nothing here measures time: waits are a few ms or aborted, and the
+ * The small async tools of src/async/: delay and pause, retry with backoff,
+ * a serial queue, a wake-up call. Nothing here measures time: waits are a few ms or aborted, and the
  * test sanitizers fail a test that leaves a timer behind.
  */
 import assert from "node:assert/strict";
-import { delay } from "../src/async/delay.ts";
+import { delay, pause } from "../src/async/delay.ts";
 import { backoffMs, retry } from "../src/async/retry.ts";
 import { Serial } from "../src/async/serial.ts";
+import { Wakeup } from "../src/async/wakeup.ts";
 
 const isAbortError = (e: unknown) => e instanceof DOMException && e.name === "AbortError";
 
@@ -166,4 +167,32 @@ Deno.test("Serial skips the tasks that have not started once its signal aborts",
   assert.equal(finished, "finished");
   assert.equal(ran, false);
   await assert.rejects(q.run(() => "late"), (e) => e === reason);
+});
+
+Deno.test("pause() resolves after the wait, and at once (never rejecting) on abort", async () => {
+  assert.equal(await pause(1), undefined);
+  const ac = new AbortController();
+  const waiting = pause(60_000, ac.signal);
+  ac.abort();
+  assert.equal(await waiting, undefined);
+  assert.equal(await pause(60_000, AbortSignal.abort()), undefined);
+});
+
+Deno.test("Wakeup.wait() ends at wake(), keeps a wake-up given before the wait, and ends on abort", async () => {
+  const w = new Wakeup();
+  const order: string[] = [];
+  const waiting = w.wait(60_000).then(() => order.push("woken"));
+  order.push("waiting");
+  w.wake();
+  await waiting;
+  assert.deepEqual(order, ["waiting", "woken"]);
+
+  w.wake(); // nobody waits: the next wait returns at once
+  await w.wait(60_000);
+
+  const ac = new AbortController();
+  const aborted = w.wait(60_000, ac.signal);
+  ac.abort();
+  assert.equal(await aborted, undefined);
+  assert.equal(await w.wait(60_000, ac.signal), undefined);
 });

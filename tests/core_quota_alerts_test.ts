@@ -17,7 +17,7 @@ import {
   reconcileHour,
 } from "../src/core/mod.ts";
 import { alertJson, deliveryId, signBody, verifySignature } from "../src/alerts/mod.ts";
-import { backoffAfter } from "../src/alerts/_delay.ts";
+import { backoffAfter } from "../src/alerts/dispatcher.ts";
 
 Deno.test("reaches() is usage >= threshold x quota, on integers, and never for no usage", () => {
   const cases: [number, number, number, boolean][] = [

@@ -50,7 +50,7 @@ Deno.test({
 
       // Every 5th seeded user has the low quota.
       const low = await db.query<{ email: string }>(
-        "SELECT email FROM user_metadata WHERE quota = 20000000 ORDER BY email",
+        "SELECT email FROM user_metadata WHERE quota = 5000000 ORDER BY email",
       );
       assert.deepEqual(low.map((r) => r.email), ["user10@example.com", "user5@example.com"]);
     } finally {

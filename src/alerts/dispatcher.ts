@@ -12,7 +12,10 @@
 import { processHolder, type RunHolder } from "../batch/mod.ts";
 import type { Db } from "../db/db.ts";
 import type { Logger } from "../log.ts";
-import { backoffAfter, delay, Wakeup } from "./_delay.ts";
+import type { RetryPlan } from "../config/plan.ts";
+import { pause } from "../async/delay.ts";
+import { backoffMs } from "../async/retry.ts";
+import { Wakeup } from "../async/wakeup.ts";
 import type { AlertOutput } from "./output.ts";
 import {
   claimDeliveries,
@@ -51,6 +54,17 @@ export interface Dispatcher {
 
 /** A database fault while claiming or recording: wait this long, doubling to 5 s. */
 const DB_RETRY_MS = 200;
+
+/**
+ * Wait after failed delivery attempt number `attempt` (1-based): `backoff`
+ * doubling, capped at `max_backoff`. No jitter: deliveries of different
+ * alerts are already spread by when they were raised.
+ *
+ * @example backoffAfter(3, { maxAttempts: 10, backoffMs: 1000, maxBackoffMs: 300000 }) // 4000
+ */
+export function backoffAfter(attempt: number, retry: RetryPlan): number {
+  return backoffMs(attempt, { initialMs: retry.backoffMs, maxMs: retry.maxBackoffMs });
+}
 /** How often claims of processes that died are looked for (and at start). */
 const TAKEOVER_EVERY_MS = 10_000;
 
@@ -82,7 +96,7 @@ export function startDispatcher(o: DispatcherOptions): Dispatcher {
     const dbFault = async (what: string, error: unknown) => {
       dbFailures++;
       if (dbFailures === 1) log.warn(`quota alert outbox: could not ${what}, retrying`, { error });
-      await delay(Math.min(5_000, DB_RETRY_MS * 2 ** (dbFailures - 1)), stopping.signal);
+      await pause(backoffMs(dbFailures, { initialMs: DB_RETRY_MS }), stopping.signal);
     };
     let takenOverAt = -Infinity;
     while (!stopping.signal.aborted) {

@@ -9,7 +9,7 @@
  */
 import type { Queryable } from "../db/db.ts";
 import type { Logger } from "../log.ts";
-import { delay } from "./_delay.ts";
+import { pause } from "../async/delay.ts";
 import { alertsAfter, alertsDetectedSince } from "./store.ts";
 import type { AlertTelemetry } from "./telemetry.ts";
 import type { QuotaAlert } from "./types.ts";
@@ -91,7 +91,7 @@ export class LiveFeed implements AlertFeed {
     this.#cursor = Math.max(this.#cursor, Date.now());
     this.#poll = (async () => {
       while (!ac.signal.aborted) {
-        await delay(this.#o.pollMs ?? 1_000, ac.signal);
+        await pause(this.#o.pollMs ?? 1_000, ac.signal);
         if (ac.signal.aborted) break;
         try {
           for (

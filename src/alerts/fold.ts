@@ -31,7 +31,10 @@ import type { Db, Queryable } from "../db/db.ts";
 import { type CountedEvent, crossings, reachFloor } from "../core/quota_alerts.ts";
 import type { Logger } from "../log.ts";
 import { firstOpen, intArray, nums, textArray } from "./_sql.ts";
-import { delay, Wakeup } from "./_delay.ts";
+import { pause } from "../async/delay.ts";
+import { backoffMs } from "../async/retry.ts";
+import { Serial } from "../async/serial.ts";
+import { Wakeup } from "../async/wakeup.ts";
 import type { Share } from "./detector.ts";
 import type { QuotaAlert } from "./types.ts";
 import { UserEntry } from "./users.ts";
@@ -233,7 +236,7 @@ export class Fold {
   #lastOrphans = -Infinity;
   #moreOrphans = false;
   /** Folds run one at a time (the loop, settle, stop). */
-  #chain: Promise<unknown> = Promise.resolve();
+  readonly #folds = new Serial();
   /** Hours this process has folded rows of (recent ones). */
   readonly #folded = new Set<number>();
 
@@ -281,12 +284,12 @@ export class Fold {
         const live = this.#pending.newestMs >= now - LIVE_MS;
         const wait = (live ? liveAt : backlogAt) - now;
         if (wait > 0 && !orphansDue) {
-          await delay(Math.min(wait, 200), this.#stop.signal);
+          await pause(Math.min(wait, 200), this.#stop.signal);
           continue;
         }
         const t0 = this.#clock();
         try {
-          await this.#serial(() => this.foldOnce(orphansDue));
+          await this.#folds.run(() => this.foldOnce(orphansDue));
           if (failures > 0) this.#o.log.info("quota alert fold resumed", { failures });
           failures = 0;
           const end = this.#clock(), took = end - t0;
@@ -295,21 +298,15 @@ export class Fold {
         } catch (error) {
           failures++;
           if (failures === 1) this.#o.log.warn("quota alert fold failed, retrying", { error });
-          await delay(Math.min(5_000, 100 * 2 ** (failures - 1)), this.#stop.signal);
+          await pause(backoffMs(failures), this.#stop.signal);
         }
       }
     })();
   }
 
-  #serial<T>(fn: () => Promise<T>): Promise<T> {
-    const next = this.#chain.then(fn);
-    this.#chain = next.catch(() => {});
-    return next;
-  }
-
   /** Folds what is pending now, after the fold in progress (if any). */
   async settle(): Promise<void> {
-    await this.#serial(async () => {
+    await this.#folds.run(async () => {
       if (!this.#pending.empty) await this.foldOnce(false);
     });
   }
@@ -321,7 +318,7 @@ export class Fold {
     if (this.#pending.empty) return;
     let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([
-      this.#serial(() => this.foldOnce(false)).catch((error) =>
+      this.#folds.run(() => this.foldOnce(false)).catch((error) =>
         this.#o.log.warn("quota alert fold at stop failed: the next start folds it", { error })
       ),
       new Promise((r) => timer = setTimeout(r, deadlineMs)),

@@ -8,7 +8,7 @@
 import type { Queryable } from "../db/db.ts";
 import { quotasByEmail } from "../core/quota.ts";
 import type { Logger } from "../log.ts";
-import { delay } from "./_delay.ts";
+import { pause } from "../async/delay.ts";
 import type { AlertTelemetry } from "./telemetry.ts";
 
 /**
@@ -135,7 +135,7 @@ export class UserDirectory {
     const signal = this.#ac.signal;
     this.#loop = (async () => {
       while (!signal.aborted) {
-        await delay(everyMs, signal);
+        await pause(everyMs, signal);
         if (signal.aborted) break;
         try {
           await this.refresh();

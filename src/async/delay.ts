@@ -36,3 +36,18 @@ export function delay(ms: number, options: DelayOptions = {}): Promise<void> {
     signal?.addEventListener("abort", abort, { once: true });
   });
 }
+
+/**
+ * Like {@linkcode delay}, but an abort ends the wait by resolving: for loops
+ * that look at the signal themselves after each wait (polls, paced workers),
+ * where a stop is not an error.
+ *
+ * @example
+ * while (!stopping.signal.aborted) {
+ *   await poll();
+ *   await pause(1_000, stopping.signal);
+ * }
+ */
+export function pause(ms: number, signal?: AbortSignal): Promise<void> {
+  return delay(ms, { signal }).catch(() => {});
+}
