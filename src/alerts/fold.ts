@@ -23,7 +23,7 @@
  * per user and hour whatever the number of shares. When the shares are about
  * now, the next fold follows at once (an alert within milliseconds of its
  * flush); when the speed layer is catching up on a backlog, folds are paced
- * to a tenth of the time, so many flushes share one fold. Shares of gone
+ * to a twentieth of the time (PACE), so many flushes share one fold. Shares of gone
  * processes are looked for at start and every ORPHAN_EVERY_MS.
  */
 import type { RunHolder } from "../batch/mod.ts";
@@ -224,6 +224,38 @@ interface Step extends CountedEvent {
   readonly consumedMs: number;
 }
 
+/** What the fold loop does next (see {@linkcode nextFold}). */
+export type FoldStep =
+  | { readonly kind: "idle" }
+  | { readonly kind: "wait"; readonly ms: number }
+  | { readonly kind: "fold"; readonly own: boolean; readonly orphans: boolean };
+
+/**
+ * The fold loop's decision. Own shares are folded once their pace allows
+ * (about now: `liveAt`; catching up: `backlogAt`); orphans are looked for
+ * every ORPHAN_EVERY_MS, and that look leaves own shares to their pace
+ * (folding them with it would undo the pacing every ORPHAN_EVERY_MS).
+ * Nothing pending and no look due: idle until woken. Waits are at most
+ * 200 ms, so a stop or a new share is seen soon.
+ */
+export function nextFold(s: {
+  readonly now: number;
+  readonly pendingEmpty: boolean;
+  /** Newest event time of the pending shares. */
+  readonly newestMs: number;
+  readonly liveAt: number;
+  readonly backlogAt: number;
+  readonly lastOrphansAt: number;
+}): FoldStep {
+  const orphans = s.now - s.lastOrphansAt >= ORPHAN_EVERY_MS;
+  if (s.pendingEmpty) return orphans ? { kind: "fold", own: false, orphans } : { kind: "idle" };
+  const live = s.newestMs >= s.now - LIVE_MS;
+  const wait = (live ? s.liveAt : s.backlogAt) - s.now;
+  const own = wait <= 0;
+  if (!own && !orphans) return { kind: "wait", ms: Math.min(wait, 200) };
+  return { kind: "fold", own, orphans };
+}
+
 export class Fold {
   readonly #o: FoldOptions;
   readonly #clock: () => number;
@@ -276,25 +308,33 @@ export class Fold {
       let liveAt = -Infinity, backlogAt = -Infinity;
       while (!this.#stop.signal.aborted) {
         const now = this.#clock();
-        const orphansDue = now - this.#lastOrphans >= ORPHAN_EVERY_MS;
-        if (this.#pending.empty && !orphansDue) {
+        const step = nextFold({
+          now,
+          pendingEmpty: this.#pending.empty,
+          newestMs: this.#pending.newestMs,
+          liveAt,
+          backlogAt,
+          lastOrphansAt: this.#lastOrphans,
+        });
+        if (step.kind === "idle") {
           await this.#wakeup.wait(ORPHAN_EVERY_MS, this.#stop.signal);
           continue;
         }
-        const live = this.#pending.newestMs >= now - LIVE_MS;
-        const wait = (live ? liveAt : backlogAt) - now;
-        if (wait > 0 && !orphansDue) {
-          await pause(Math.min(wait, 200), this.#stop.signal);
+        if (step.kind === "wait") {
+          await pause(step.ms, this.#stop.signal);
           continue;
         }
+        const { own: ownDue, orphans: orphansDue } = step;
         const t0 = this.#clock();
         try {
-          await this.#folds.run(() => this.foldOnce(orphansDue));
+          await this.#folds.run(() => this.foldOnce(orphansDue, ownDue));
           if (failures > 0) this.#o.log.info("quota alert fold resumed", { failures });
           failures = 0;
-          const end = this.#clock(), took = end - t0;
-          liveAt = end + Math.min(LIVE_PACE_MS, took);
-          backlogAt = end + Math.min(MAX_PACE_MS, PACE * took);
+          if (ownDue) {
+            const end = this.#clock(), took = end - t0;
+            liveAt = end + Math.min(LIVE_PACE_MS, took);
+            backlogAt = end + Math.min(MAX_PACE_MS, PACE * took);
+          }
         } catch (error) {
           failures++;
           if (failures === 1) this.#o.log.warn("quota alert fold failed, retrying", { error });
@@ -326,19 +366,30 @@ export class Fold {
     clearTimeout(timer);
   }
 
-  /** One fold: everything pending, and orphans when `orphans`. */
-  async foldOnce(orphans: boolean): Promise<void> {
+  /** One fold: everything pending (unless `own` is false), and orphans when `orphans`. */
+  async foldOnce(orphans: boolean, own = true): Promise<void> {
     const o = this.#o;
-    const taken = this.#pending;
-    this.#pending = new Pending();
+    const taken = own ? this.#pending : new Pending();
+    if (own) this.#pending = new Pending();
     let outcome: {
       raised: RaisedAlert[];
       known: { user: UserEntry; hour: number; t: number }[];
       folded: number[];
     };
+    const t0 = performance.now();
     try {
       outcome = await o.db.transaction((tx) => this.#apply(tx, taken, orphans));
+      let rows = 0;
+      for (const h of taken.hours.values()) rows += h.touched.length;
+      o.log.debug("quota alert fold", {
+        ms: Math.round(performance.now() - t0),
+        shares: taken.shares.length,
+        rows,
+        orphans,
+        raised: outcome.raised.length,
+      });
     } catch (e) {
+      if (!own) throw e; // the pending shares were not taken
       // Retried with what came meanwhile, in order.
       const again = new Pending();
       for (const c of [...taken.shares, ...this.#pending.shares]) {
