@@ -35,7 +35,13 @@ import { allocColumns, type EventColumns, LAKE_COLUMNS, LakeFileEncoder } from "
 import { canCopyRowGroups, RowGroupCopier } from "./copy_row_groups.ts";
 import { STAGING_PREFIX } from "./intent.ts";
 import { hourPath, segmentFileName } from "./paths.ts";
-import { type FileColumns, readFileMetadata, readRowsInto, StringDictionary } from "./read_file.ts";
+import { readFileMetadata } from "./read_file.ts";
+import {
+  type Dictionaries,
+  newDictionaries,
+  SliceInput as Input,
+  STRING_COLUMNS,
+} from "./slice_input.ts";
 import { type LakeFile, listHour } from "./reader.ts";
 import type { ObjectStore } from "./store.ts";
 
@@ -79,49 +85,6 @@ export interface CompactOptions {
    * measurements. Default none.
    */
   readonly onSlice?: (slice: { key: string; rows: number; open: number }) => void;
-}
-
-type StringColumn = "id" | "antenna_id" | "app";
-type Dictionaries = Record<StringColumn, StringDictionary>;
-const STRINGS: readonly StringColumn[] = ["id", "antenna_id", "app"];
-
-/** An input file read a slice at a time, strings as codes. */
-class Input {
-  cols: FileColumns = {};
-  /** Rows in the current slice, and the next of them to merge. */
-  n = 0;
-  at = 0;
-  /** Offset of the row merged last, to check the file's order. */
-  prev = -1;
-  #next = 0;
-
-  constructor(readonly file: LakeFile, readonly total: number) {}
-
-  get offset(): number {
-    return (this.cols.offset as Float64Array)[this.at];
-  }
-
-  /** Decodes the next slice; false when the file has no more rows. */
-  async load(store: ObjectStore, sliceRows: number, dicts: Dictionaries): Promise<boolean> {
-    if (this.#next >= this.total) return false;
-    const range = { start: this.#next, end: Math.min(this.total, this.#next + sliceRows) };
-    const { key, size } = this.file;
-    const slice = await readRowsInto(
-      store,
-      key,
-      size,
-      LAKE_COLUMNS,
-      range,
-      undefined,
-      undefined,
-      dicts,
-    );
-    this.cols = slice.cols;
-    this.n = slice.rows;
-    this.at = 0;
-    this.#next = range.end;
-    return this.n > 0;
-  }
 }
 
 /**
@@ -180,14 +143,10 @@ async function merge(
   options: CompactOptions,
 ): Promise<CompactResult> {
   const sliceRows = options.sliceRows ?? 262_144;
-  const pending = inputs.map((f) => new Input(f.file, f.rows));
+  const pending = inputs.map((f) => new Input(f.file, LAKE_COLUMNS, f.rows));
 
   // Each distinct string is decoded once for the whole hour; slices hold codes.
-  const dicts: Dictionaries = {
-    id: new StringDictionary(),
-    antenna_id: new StringDictionary(),
-    app: new StringDictionary(),
-  };
+  const dicts = newDictionaries();
   const encoder = new LakeFileEncoder({
     rowGroupSize: options.rowGroupSize,
     // Enough for the output unless the inputs overlap a lot; pages never
@@ -310,5 +269,5 @@ function copyRow(input: Input, to: EventColumns, j: number, dicts: Dictionaries)
   to.bytes[j] = (c.bytes as Float64Array)[i];
   to.partition[j] = (c.partition as Int32Array)[i];
   to.offset[j] = (c.offset as Float64Array)[i];
-  for (const s of STRINGS) to[s][j] = dicts[s].values[(c[s] as Int32Array)[i]];
+  for (const s of STRING_COLUMNS) to[s][j] = dicts[s].values[(c[s] as Int32Array)[i]];
 }

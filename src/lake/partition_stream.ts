@@ -11,8 +11,7 @@
  * compacted file beside its inputs, a replay orphan) come out once.
  */
 import { LakeFileError } from "./errors.ts";
-import type { FileColumns } from "./read_file.ts";
-import { readFileMetadata, readRowsInto, StringDictionary } from "./read_file.ts";
+import { newDictionaries, SliceInput as Input, STRING_COLUMNS } from "./slice_input.ts";
 import { parseFileName, parseHourPath } from "./paths.ts";
 import { STAGING_PREFIX } from "./intent.ts";
 import type { LakeFile } from "./reader.ts";
@@ -52,8 +51,6 @@ export interface EventChunk {
 }
 
 const COLUMNS = ["timestamp", "id", "antenna_id", "app", "bytes", "offset"] as const;
-type StringColumn = "id" | "antenna_id" | "app";
-const STRINGS: readonly StringColumn[] = ["id", "antenna_id", "app"];
 
 /**
  * The lake files of `partition` in hour folders within [fromHourMs,
@@ -76,47 +73,6 @@ export async function listPartitionFiles(
     out.push({ ...name, key: e.key, size: e.size, hourMs });
   }
   return out.sort((a, b) => a.firstOffset - b.firstOffset || a.lastOffset - b.lastOffset);
-}
-
-class Input {
-  cols: FileColumns = {};
-  n = 0;
-  at = 0;
-  prev = -1;
-  #next = 0;
-  #total = -1;
-
-  constructor(readonly file: PartitionFile) {}
-
-  get offset(): number {
-    return (this.cols.offset as Float64Array)[this.at];
-  }
-
-  async load(
-    store: ObjectStore,
-    sliceRows: number,
-    dicts: Record<StringColumn, StringDictionary>,
-  ): Promise<boolean> {
-    const { key, size } = this.file;
-    if (this.#total < 0) this.#total = Number((await readFileMetadata(store, key, size)).num_rows);
-    if (this.#next >= this.#total) return false;
-    const range = { start: this.#next, end: Math.min(this.#total, this.#next + sliceRows) };
-    const slice = await readRowsInto(
-      store,
-      key,
-      size,
-      COLUMNS,
-      range,
-      undefined,
-      undefined,
-      dicts,
-    );
-    this.cols = slice.cols;
-    this.n = slice.rows;
-    this.at = 0;
-    this.#next = range.end;
-    return this.n > 0;
-  }
 }
 
 function allocChunk(n: number) {
@@ -150,11 +106,7 @@ export async function* streamPartition(
     await listPartitionFiles(store, opts.partition, opts.fromHourMs, opts.untilHourMs))
     .filter((f) => f.partition === opts.partition && f.lastOffset >= start && f.firstOffset < stop)
     .sort((a, b) => a.firstOffset - b.firstOffset || a.lastOffset - b.lastOffset);
-  const dicts: Record<StringColumn, StringDictionary> = {
-    id: new StringDictionary(),
-    antenna_id: new StringDictionary(),
-    app: new StringDictionary(),
-  };
+  const dicts = newDictionaries();
   const active: Input[] = [];
   let next = 0;
   let last = start - 1;
@@ -162,7 +114,7 @@ export async function* streamPartition(
   let filled = 0;
 
   const open = async (f: PartitionFile) => {
-    const input = new Input(f);
+    const input = new Input(f, COLUMNS);
     if (!await input.load(store, sliceRows, dicts)) return;
     if (input.offset < f.firstOffset) {
       throw new LakeFileError(
@@ -202,7 +154,7 @@ export async function* streamPartition(
       chunk.timestamp[filled] = (c.timestamp as Float64Array)[i];
       chunk.bytes[filled] = (c.bytes as Float64Array)[i];
       chunk.offset[filled] = o;
-      for (const s of STRINGS) chunk[s][filled] = dicts[s].values[(c[s] as Int32Array)[i]];
+      for (const s of STRING_COLUMNS) chunk[s][filled] = dicts[s].values[(c[s] as Int32Array)[i]];
       if (++filled === sliceRows) {
         yield { rows: filled, ...chunk };
         chunk = allocChunk(sliceRows);
