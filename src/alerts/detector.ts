@@ -17,7 +17,7 @@ import type { Queryable } from "../db/db.ts";
 import type { SourcedEvent } from "../core/event.ts";
 import { hourCutoff } from "../core/quota_alerts.ts";
 import { HOUR_MS } from "../core/window.ts";
-import { nums, textArray } from "./_sql.ts";
+import { nums, textArray, TS } from "./_sql.ts";
 import type { FlushParticipant, ParticipantWrite } from "../speed/mod.ts";
 import type { UserDirectory, UserEntry } from "./users.ts";
 
@@ -133,8 +133,6 @@ const CLOCK_SQL = `SELECT clock_ms FROM quota_alert_clocks WHERE topic = $1 AND 
 const SAVE_CLOCK_SQL = `INSERT INTO quota_alert_clocks AS c (topic, "partition", clock_ms)
   VALUES ($1, $2, $3)
   ON CONFLICT (topic, "partition") DO UPDATE SET clock_ms = GREATEST(c.clock_ms, EXCLUDED.clock_ms)`;
-
-const TS = (expr: string) => `(TIMESTAMP 'epoch' + (${expr}) * INTERVAL '1 millisecond')`;
 
 const SHARE_SQL = `INSERT INTO quota_usage_shares (topic, "partition", holder, hour, slots,
     usages, last_offset, last_time)

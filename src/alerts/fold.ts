@@ -30,7 +30,7 @@ import type { RunHolder } from "../batch/mod.ts";
 import type { Db, Queryable } from "../db/db.ts";
 import { type CountedEvent, crossings, reachFloor } from "../core/quota_alerts.ts";
 import type { Logger } from "../log.ts";
-import { firstOpen, intArray, nums, textArray } from "./_sql.ts";
+import { firstOpen, intArray, nums, textArray, TS } from "./_sql.ts";
 import { pause } from "../async/delay.ts";
 import { backoffMs } from "../async/retry.ts";
 import { Serial } from "../async/serial.ts";
@@ -84,7 +84,6 @@ const LIVE_PACE_MS = 1_000;
 /** How far back the fold remembers which alerts exist (hours). */
 const KNOWN_HOURS = 3;
 
-const TS = (expr: string) => `(TIMESTAMP 'epoch' + (${expr}) * INTERVAL '1 millisecond')`;
 const MS = (expr: string) => `(EXTRACT(EPOCH FROM ${expr}) * 1000)::bigint`;
 
 const CLAIM_OWN_SQL = `DELETE FROM quota_usage_shares WHERE id = ANY($1::bigint[]) RETURNING id`;

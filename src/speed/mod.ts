@@ -36,6 +36,7 @@ export {
   type Progress,
   readProgress,
   textArray,
+  TS,
   upsertMetrics,
   writeWindowDeltas,
 } from "./sink.ts";

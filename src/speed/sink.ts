@@ -58,8 +58,9 @@ export interface Progress {
   readonly caughtUpMs: number;
 }
 
-// Epoch ms → TIMESTAMP (UTC wall clock) without going through floats or strings.
-const TS = (expr: string) => `(TIMESTAMP 'epoch' + (${expr}) * INTERVAL '1 millisecond')`;
+/** SQL of epoch ms → TIMESTAMP (UTC wall clock), without going through floats or strings. */
+export const TS = (expr: string): string =>
+  `(TIMESTAMP 'epoch' + (${expr}) * INTERVAL '1 millisecond')`;
 
 const INSERT_SQL =
   `INSERT INTO speed_partials AS target (type, "timestamp", id, "partition", value, window_end)
