@@ -5,6 +5,7 @@
  */
 import process from "node:process";
 import { UserError } from "./src/errors.ts";
+import { runMain } from "./src/cli/run.ts";
 
 // Dependencies (the GCS client's URL stack) load Node's deprecated `punycode`;
 // the warning is about their internals, nothing an operator can act on.
@@ -52,14 +53,4 @@ async function run(argv: string[]): Promise<number> {
   return await (await load())(rest);
 }
 
-if (import.meta.main) {
-  try {
-    Deno.exit(await run(Deno.args));
-  } catch (e) {
-    if (e instanceof UserError) {
-      console.error(`error: ${e.message}`);
-      Deno.exit(1);
-    }
-    throw e;
-  }
-}
+if (import.meta.main) await runMain(run);

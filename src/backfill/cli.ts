@@ -15,6 +15,7 @@ import { openStore } from "../lake/mod.ts";
 import { createLogger } from "../log.ts";
 import { createBatchRunner, hourLabel, hourRange, parseHour, processHolder } from "../batch/mod.ts";
 import { ProgressBar } from "../cli/progress.ts";
+import { parsedOrExit, runMain } from "../cli/run.ts";
 import { dropMetric, hasRows, startManualBackfill } from "./manual.ts";
 import { createBackfillWorker, type RowProgress } from "./worker.ts";
 import * as store from "./store.ts";
@@ -74,20 +75,8 @@ function parse(args: string[]): Args | "help" {
 }
 
 export async function main(args: string[]): Promise<number> {
-  let parsed: Args | "help";
-  try {
-    parsed = parse(args);
-  } catch (err) {
-    if (err instanceof UserError) {
-      console.error(`error: ${err.message}`);
-      return 2;
-    }
-    throw err;
-  }
-  if (parsed === "help") {
-    console.log(USAGE);
-    return 0;
-  }
+  const parsed = parsedOrExit(parse, args, USAGE);
+  if (typeof parsed === "number") return parsed;
   const plan = await loadPlan(parsed.config);
   const db = await openPlanDb(plan.database, { maxConnections: 2 });
   try {
@@ -220,14 +209,4 @@ async function backfill(
   return failed ? 1 : 0;
 }
 
-if (import.meta.main) {
-  try {
-    Deno.exit(await main(Deno.args));
-  } catch (err) {
-    if (err instanceof UserError) {
-      console.error(`error: ${err.message}`);
-      Deno.exit(1);
-    }
-    throw err;
-  }
-}
+if (import.meta.main) await runMain(main);

@@ -12,6 +12,7 @@ import { openStore } from "../lake/mod.ts";
 import { UserError } from "../errors.ts";
 import { createLogger } from "../log.ts";
 import { ProgressBar } from "../cli/progress.ts";
+import { parsedOrExit, runMain } from "../cli/run.ts";
 import { hourLabel, hourRange, parseHour } from "./hours.ts";
 import { HOUR_MS } from "../core/mod.ts";
 import { createBatchRunner } from "./mod.ts";
@@ -106,20 +107,8 @@ export function summaryLine(s: RunSummary): string {
 }
 
 export async function main(args: string[]): Promise<number> {
-  let parsed: Args | "help";
-  try {
-    parsed = parse(args);
-  } catch (err) {
-    if (err instanceof UserError) {
-      console.error(`error: ${err.message}`);
-      return 2;
-    }
-    throw err;
-  }
-  if (parsed === "help") {
-    console.log(USAGE);
-    return 0;
-  }
+  const parsed = parsedOrExit(parse, args, USAGE);
+  if (typeof parsed === "number") return parsed;
   const plan = await loadPlan(parsed.config);
   const db = await openPlanDb(plan.database, { maxConnections: 2 });
   try {
@@ -167,14 +156,4 @@ export async function main(args: string[]): Promise<number> {
   }
 }
 
-if (import.meta.main) {
-  try {
-    Deno.exit(await main(Deno.args));
-  } catch (err) {
-    if (err instanceof UserError) {
-      console.error(`error: ${err.message}`);
-      Deno.exit(1);
-    }
-    throw err;
-  }
-}
+if (import.meta.main) await runMain(main);
