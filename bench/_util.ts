@@ -1,8 +1,13 @@
 /**
  * Small helpers shared by the benchmarks: a peak-RSS sampler (Deno's own
  * resident set, polled, since the OS high-water mark would include earlier
- * phases of the same process), percentiles and Markdown tables.
+ * phases of the same process), percentiles, Markdown tables, and a producer
+ * of the simulator's events in partition order.
  */
+import { Partitioners } from "kafkajs";
+import { Serial } from "../src/async/serial.ts";
+import { createProducer } from "../src/kafka/mod.ts";
+import type { Generator } from "../src/simulator/mod.ts";
 
 /** Samples this process's RSS every `everyMs` until `stop()`; returns the peak in bytes. */
 export function sampleRss(everyMs = 100): { stop(): number; peak(): number } {
@@ -82,4 +87,58 @@ export async function reexecWithStartFlags(script: URL): Promise<void> {
     stderr: "inherit",
   }).output();
   Deno.exit(code);
+}
+
+/**
+ * Sends `count` items of `gen` to `topic`, keyed as the simulator keys them,
+ * with one producer per partition, each sending its chunks in order: so
+ * every partition holds its events in generated order (the generator's own
+ * late share is the only disorder; parallel producers of whole chunks would
+ * make about a quarter of the events later than the allowed lateness).
+ */
+export async function produceInOrder(opts: {
+  readonly brokers: string[];
+  readonly topic: string;
+  readonly partitions: number;
+  readonly count: number;
+  readonly gen: Generator;
+  readonly clientId: string;
+}): Promise<void> {
+  const { topic, gen } = opts;
+  const producers = await Promise.all(
+    [...Array(opts.partitions).keys()].map((i) =>
+      createProducer({ brokers: opts.brokers, clientId: `${opts.clientId}-${i}` })
+    ),
+  );
+  const partitioner = Partitioners.DefaultPartitioner();
+  const partitionMetadata = [...Array(opts.partitions).keys()].map((i) => ({
+    partitionId: i,
+    leader: 0,
+    replicas: [0],
+    isr: [0],
+    partitionErrorCode: 0,
+  }));
+  const partitionOf = (key: string) =>
+    partitioner({ topic, partitionMetadata, message: { key, value: null } });
+  const CHUNK = 20_000;
+  const queues = producers.map(() => new Serial());
+  const sending: Promise<void>[][] = producers.map(() => []);
+  for (let next = 0; next < opts.count; next += CHUNK) {
+    const n = Math.min(CHUNK, opts.count - next);
+    const msgs: { key: string; value: string | Uint8Array; partition: number }[][] = producers
+      .map(() => []);
+    for (let i = 0; i < n; i++) {
+      const it = gen.next();
+      const partition = partitionOf(it.key);
+      msgs[partition].push({ key: it.key, value: it.value, partition });
+    }
+    for (let p = 0; p < producers.length; p++) {
+      const queue = sending[p];
+      const chunk = msgs[p];
+      queue.push(queues[p].run(() => producers[p].send(topic, chunk)));
+      if (queue.length > 2) await queue.shift();
+    }
+  }
+  await Promise.all(sending.flat());
+  await Promise.all(producers.map((p) => p.close()));
 }

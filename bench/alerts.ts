@@ -21,7 +21,7 @@
  */
 import { parseArgs } from "node:util";
 import postgres from "postgres";
-import { Kafka, logLevel, Partitioners } from "kafkajs";
+import { Kafka, logLevel } from "kafkajs";
 import { planFromYaml } from "../src/config/mod.ts";
 import { migrate, openDb } from "../src/db/mod.ts";
 import { createKafkaSource, createProducer, ensureTopics } from "../src/kafka/mod.ts";
@@ -31,7 +31,15 @@ import { startSpeedLayer } from "../src/speed/mod.ts";
 import { startQuotaAlerts } from "../src/alerts/mod.ts";
 import { stackUp } from "../src/stack/mod.ts";
 import { createLogger } from "../src/log.ts";
-import { markdownTable, mb, percentile, sampleRss, startV8Flags, writeSection } from "./_util.ts";
+import {
+  markdownTable,
+  mb,
+  percentile,
+  produceInOrder,
+  sampleRss,
+  startV8Flags,
+  writeSection,
+} from "./_util.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -265,38 +273,14 @@ async function produceBacklog(): Promise<void> {
     maxLatenessMs: 20_000,
     malformedShare: 0.001,
   });
-  // One producer per partition, chunks in order (as bench:speed).
-  const producers = await Promise.all(
-    [...Array(PARTITIONS).keys()].map((i) =>
-      createProducer({ brokers, clientId: `bench-alerts-producer-${i}` })
-    ),
-  );
-  const partitioner = Partitioners.DefaultPartitioner();
-  const partitionMetadata = [...Array(PARTITIONS).keys()].map((i) => ({
-    partitionId: i,
-    leader: 0,
-    replicas: [0],
-    isr: [0],
-    partitionErrorCode: 0,
-  }));
-  const partitionOf = (key: string) =>
-    partitioner({ topic, partitionMetadata, message: { key, value: null } });
-  const sending: Promise<void>[][] = producers.map(() => []);
-  for (let next = 0; next < N; next += 20_000) {
-    const msgs: { key: string; value: Uint8Array; partition: number }[][] = producers.map(() => []);
-    for (let i = 0; i < Math.min(20_000, N - next); i++) {
-      const it = gen.next();
-      const partition = partitionOf(it.key);
-      msgs[partition].push({ key: it.key, value: it.value, partition });
-    }
-    for (let q = 0; q < producers.length; q++) {
-      const prev = sending[q].at(-1) ?? Promise.resolve();
-      sending[q].push(prev.then(() => producers[q].send(topic, msgs[q])));
-      if (sending[q].length > 2) await sending[q].shift();
-    }
-  }
-  await Promise.all(sending.flat());
-  await Promise.all(producers.map((x) => x.close()));
+  await produceInOrder({
+    brokers,
+    topic,
+    partitions: PARTITIONS,
+    count: N,
+    gen,
+    clientId: "bench-alerts-producer",
+  });
 }
 
 async function child(mode: "off" | "on", tail: boolean): Promise<RunResult> {

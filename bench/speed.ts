@@ -19,9 +19,7 @@
 import { parseArgs } from "node:util";
 import postgres from "postgres";
 import { Consumer } from "@platformatic/kafka";
-import { Partitioners } from "kafkajs";
 import { delay } from "../src/async/delay.ts";
-import { Serial } from "../src/async/serial.ts";
 import { planFromYaml } from "../src/config/mod.ts";
 import { migrate, openDb } from "../src/db/mod.ts";
 import { createKafkaSource, createProducer, ensureTopics } from "../src/kafka/mod.ts";
@@ -29,7 +27,15 @@ import { openStore } from "../src/lake/mod.ts";
 import { createGenerator } from "../src/simulator/mod.ts";
 import { startSpeedLayer } from "../src/speed/mod.ts";
 import { stackUp } from "../src/stack/mod.ts";
-import { markdownTable, mb, percentile, sampleRss, startV8Flags, writeSection } from "./_util.ts";
+import {
+  markdownTable,
+  mb,
+  percentile,
+  produceInOrder,
+  sampleRss,
+  startV8Flags,
+  writeSection,
+} from "./_util.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -88,46 +94,14 @@ const gen = createGenerator({
 });
 const t = performance.now();
 if (!values.topic) {
-  // One producer per partition, each sending its chunks in order, so every
-  // partition holds its events in generated order (the generator's own late
-  // share is the only disorder; parallel producers of whole chunks would make
-  // about a quarter of the events later than the allowed lateness).
-  const producers = await Promise.all(
-    [...Array(PARTITIONS).keys()].map((i) =>
-      createProducer({ brokers, clientId: `bench-producer-${i}` })
-    ),
-  );
-  const partitioner = Partitioners.DefaultPartitioner();
-  const partitionMetadata = [...Array(PARTITIONS).keys()].map((i) => ({
-    partitionId: i,
-    leader: 0,
-    replicas: [0],
-    isr: [0],
-    partitionErrorCode: 0,
-  }));
-  const partitionOf = (key: string) =>
-    partitioner({ topic, partitionMetadata, message: { key, value: null } });
-  const CHUNK = 20_000;
-  const queues = producers.map(() => new Serial());
-  const sending: Promise<void>[][] = producers.map(() => []);
-  for (let next = 0; next < N; next += CHUNK) {
-    const n = Math.min(CHUNK, N - next);
-    const msgs: { key: string; value: string | Uint8Array; partition: number }[][] = producers
-      .map(() => []);
-    for (let i = 0; i < n; i++) {
-      const it = gen.next();
-      const partition = partitionOf(it.key);
-      msgs[partition].push({ key: it.key, value: it.value, partition });
-    }
-    for (let p = 0; p < producers.length; p++) {
-      const queue = sending[p];
-      const chunk = msgs[p];
-      queue.push(queues[p].run(() => producers[p].send(topic, chunk)));
-      if (queue.length > 2) await queue.shift();
-    }
-  }
-  await Promise.all(sending.flat());
-  await Promise.all(producers.map((p) => p.close()));
+  await produceInOrder({
+    brokers,
+    topic,
+    partitions: PARTITIONS,
+    count: N,
+    gen,
+    clientId: "bench-producer",
+  });
 }
 const produceS = (performance.now() - t) / 1000;
 out(
