@@ -91,6 +91,8 @@ export interface Share {
   readonly offset: Float64Array;
   readonly time: Float64Array;
   readonly consumed: Float64Array;
+  /** The newest event time of its counted events (-Infinity: none). */
+  readonly newestMs: number;
 }
 
 /** A growable Float64Array / Int32Array column. */
@@ -267,7 +269,9 @@ export class AlertDetector implements FlushParticipant {
       } else skipped++;
       if (t > clock) clock = t;
     }
+    const lastTime = gLastTime.done();
     const share = {
+      newestMs: lastTime.reduce((m, x) => Math.max(m, x), -Infinity),
       groupHour: gHour.done(),
       groupSlot: gSlot.done(),
       groupSum: gSum.done(),
@@ -278,7 +282,7 @@ export class AlertDetector implements FlushParticipant {
       time: time.slice(0, n),
       consumed: consumed.slice(0, n),
     };
-    return { share, lastTime: gLastTime.done(), fresh, clock, skipped };
+    return { share, lastTime, fresh, clock, skipped };
   }
 
   /** One partition's share of a flush; `write` may run more than once, so it only computes. */

@@ -209,9 +209,7 @@ class Pending {
       hs.add(users(c.groupSlot[k]), c.groupSlot[k], c.groupSum[k]);
     }
     this.shares.push(c);
-    for (let i = 0; i < c.time.length; i++) {
-      if (c.time[i] > this.newestMs) this.newestMs = c.time[i];
-    }
+    if (c.newestMs > this.newestMs) this.newestMs = c.newestMs;
   }
 }
 
@@ -290,8 +288,7 @@ export class Fold {
       hs.add(u, slot, share.groupSum[k]);
     }
     p.shares.push(share);
-    const t = share.time;
-    for (let i = 0; i < t.length; i++) if (t[i] > p.newestMs) p.newestMs = t[i];
+    if (share.newestMs > p.newestMs) p.newestMs = share.newestMs;
     this.#wakeup.wake();
   }
 
