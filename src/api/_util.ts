@@ -11,7 +11,7 @@ export function isoOf(v: unknown): string | null {
 
 /** A BIGINT/NUMERIC column as a JSON number (bigint only beyond 2^53, rare). */
 export function numOf(v: unknown): number {
-  return typeof v === "bigint" ? Number(v) : Number(v);
+  return Number(v);
 }
 
 /** The metric named in the path, or a 404 naming the known ones. */

@@ -6,7 +6,7 @@ import { UserError } from "../errors.ts";
 import type { ApiContext } from "./context.ts";
 import { HOUR_MS, hourStart } from "../core/window.ts";
 import { DAY_MS, iso, parseRange, parseText, parseTime } from "./params.ts";
-import { FROM_PARAM, type RouteDef, TO_PARAM } from "./route.ts";
+import { EMAIL_PARAM, FROM_PARAM, type RouteDef, TO_PARAM } from "./route.ts";
 import { isoOf, numOf } from "./_util.ts";
 
 const SQL_RANGE = `SELECT email, usage, quota, timestamp FROM user_quota_limit
@@ -32,7 +32,7 @@ export function quotaRoutes(ctx: ApiContext): RouteDef[] {
       },
       FROM_PARAM,
       TO_PARAM,
-      { name: "email", in: "query", description: "Only this user.", schema: { type: "string" } },
+      EMAIL_PARAM,
     ],
     responses: {
       200: "`{ from, to, breaches: [{ email, usage, quota, timestamp, over }] }`",

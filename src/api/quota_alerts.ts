@@ -21,15 +21,8 @@ import {
   parseText,
   parseTime,
 } from "./params.ts";
-import { FROM_PARAM, type RouteDef, TO_PARAM } from "./route.ts";
+import { EMAIL_PARAM, FROM_PARAM, type RouteDef, TO_PARAM } from "./route.ts";
 import { isoOf, numOf } from "./_util.ts";
-
-const EMAIL_PARAM = {
-  name: "email",
-  in: "query" as const,
-  description: "Only this user.",
-  schema: { type: "string" },
-};
 
 const LIST_SQL = `SELECT a.id, a.hour, a.email, a.threshold, a.quota, a.usage, a.crossed_at,
     a.detected_at, a.source, a."partition", a."offset", a.batch_status, a.batch_usage,

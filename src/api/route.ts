@@ -50,6 +50,12 @@ export const TO_PARAM: ParamDoc = {
   description: "End of the range (exclusive), ISO-8601; default now.",
   schema: { type: "string", examples: ["2026-11-29T00:00:00Z"] },
 };
+export const EMAIL_PARAM: ParamDoc = {
+  name: "email",
+  in: "query",
+  description: "Only this user.",
+  schema: { type: "string" },
+};
 export const METRIC_PARAM: ParamDoc = {
   name: "metric",
   in: "path",
