@@ -25,13 +25,16 @@ import type { UserDirectory, UserEntry } from "./users.ts";
  * The valid events of one partition since its last take, in offset order, as
  * typed columns: the speed layer's event objects are not kept (held until the
  * flush, they would outlive V8's young generation and cost old-generation
- * collections), only what the alerts need: the device id (a string the
- * layer's windows hold until the flush anyway; looked up at the flush, when
- * the windows have computed its hash), bytes, event time and offset.
+ * collections), only what the alerts need: the device's user, looked up as
+ * the event is consumed (its id string is then in the cache, and hashed by
+ * the windows; at the flush it would be a cold one), bytes, event time and
+ * offset. After the commit the columns go on in the share (the crossing walk
+ * reads them), without a copy.
  */
 export class Pending {
   n = 0;
-  readonly ids: string[] = [];
+  /** Each event's user; undefined for a device without metadata (never alerts). */
+  users: (UserEntry | undefined)[] = [];
   bytes = new Float64Array(1024);
   time = new Float64Array(1024);
   offset = new Float64Array(1024);
@@ -39,10 +42,10 @@ export class Pending {
   readonly wallFrom: number[] = [];
   readonly walls: number[] = [];
 
-  push(id: string, bytes: number, timeMs: number, offset: number): void {
+  push(user: UserEntry | undefined, bytes: number, timeMs: number, offset: number): void {
     if (this.n === this.bytes.length) this.#grow();
     const i = this.n++;
-    this.ids.push(id);
+    this.users.push(user);
     this.bytes[i] = bytes;
     this.time[i] = timeMs;
     this.offset[i] = offset;
@@ -73,8 +76,8 @@ export class Pending {
 
 /**
  * One partition's committed share, as the fold gets it: per (hour, user) of
- * the take its sum, as parallel typed arrays, and, compactly, every counted
- * event of a known user (about 36 bytes each), in offset order.
+ * the take its sum, as parallel typed arrays, and the take's events (their
+ * columns, about 28 bytes an event) with each one's group, in offset order.
  */
 export interface Share {
   /** Its `quota_usage_shares` rows (one per hour). */
@@ -85,12 +88,10 @@ export interface Share {
   readonly groupSlot: Int32Array;
   readonly groupSum: Float64Array;
   readonly groupQuota: Float64Array;
-  /** Per counted event: its group's index, bytes, offset, event time and consume time (ms). */
+  /** Per event of the take: its group's index, -1 when it does not count (late, unknown device). */
   readonly group: Int32Array;
-  readonly bytes: Float64Array;
-  readonly offset: Float64Array;
-  readonly time: Float64Array;
-  readonly consumed: Float64Array;
+  /** The take's events: bytes, offset, event time and consume time (`wallOf`). */
+  readonly events: Omit<Pending, "users">;
   /** The newest event time of its counted events (-Infinity: none). */
   readonly newestMs: number;
 }
@@ -168,7 +169,7 @@ export class AlertDetector implements FlushParticipant {
     this.#clock = options.clock ?? Date.now;
   }
 
-  // The hot path: four values per event (a batch's events share one wall time).
+  // The hot path: a lookup and four values per event (a batch's events share one wall time).
   event(e: SourcedEvent): void {
     let b = this.#pending.get(e.partition);
     if (!b) this.#pending.set(e.partition, b = new Pending());
@@ -181,7 +182,7 @@ export class AlertDetector implements FlushParticipant {
       b.wallFrom.push(b.n);
       b.walls.push(this.#wall);
     }
-    b.push(e.id, e.bytes, e.timestamp * 1000, e.offset);
+    b.push(this.#o.users.lookup(e.id), e.bytes, e.timestamp * 1000, e.offset);
   }
 
   take(partition: number): ParticipantWrite | undefined {
@@ -199,18 +200,14 @@ export class AlertDetector implements FlushParticipant {
   /**
    * The counted events of a take summed per (hour, email), each event's
    * group, and the partition's clock after them. The hot loop: per event a
-   * comparison with its hour's cutoff (core/quota_alerts.ts) and one lookup
-   * of its device; the sums live on the users' scratch fields, not in a map.
+   * comparison with its hour's cutoff (core/quota_alerts.ts); the sums live
+   * on the users' scratch fields, not in a map.
    */
   #group(b: Pending, clock0: number) {
     const take = ++this.#take;
     const lateness = this.#o.allowedLatenessMs;
-    const users = this.#o.users;
-    const cap = b.n;
-    const gi = new Int32Array(cap), bytes = new Float64Array(cap), offset = new Float64Array(cap);
-    const time = new Float64Array(cap), consumed = new Float64Array(cap);
-    let n = 0;
-    let wallK = 0;
+    const n = b.n;
+    const group = new Int32Array(n);
     const gHour = floats(), gSlot = ints(), gSum = floats(), gQuota = floats();
     const gLastTime = floats();
     /** Users of the take whose email is not in quota_alert_slots yet. */
@@ -219,17 +216,17 @@ export class AlertDetector implements FlushParticipant {
     let from = NaN, to = NaN, cutoff = -Infinity;
     let clock = clock0;
     let skipped = 0;
-    for (let i = 0; i < cap; i++) {
+    for (let i = 0; i < n; i++) {
       const t = b.time[i];
       if (!(t >= from && t < to)) {
         from = Math.floor(t / HOUR_MS) * HOUR_MS;
         to = from + HOUR_MS;
         cutoff = hourCutoff(from, lateness);
       }
+      let g = -1;
       if (clock < cutoff) {
-        const user = users.lookup(b.ids[i]);
+        const user = b.users[i];
         if (user) {
-          let g: number;
           if (user.take !== take) {
             user.take = take;
             user.hour = from;
@@ -255,18 +252,11 @@ export class AlertDetector implements FlushParticipant {
               gLastTime.push(t);
             }
           }
-          const by = b.bytes[i];
-          gSum.a[g] += by;
+          gSum.a[g] += b.bytes[i];
           if (t > gLastTime.a[g]) gLastTime.a[g] = t;
-          while (wallK + 1 < b.wallFrom.length && b.wallFrom[wallK + 1] <= i) wallK++;
-          gi[n] = g;
-          bytes[n] = by;
-          offset[n] = b.offset[i];
-          time[n] = t;
-          consumed[n] = b.walls[wallK];
-          n++;
         }
       } else skipped++;
+      group[i] = g;
       if (t > clock) clock = t;
     }
     const lastTime = gLastTime.done();
@@ -276,11 +266,8 @@ export class AlertDetector implements FlushParticipant {
       groupSlot: gSlot.done(),
       groupSum: gSum.done(),
       groupQuota: gQuota.done(),
-      group: gi.slice(0, n),
-      bytes: bytes.slice(0, n),
-      offset: offset.slice(0, n),
-      time: time.slice(0, n),
-      consumed: consumed.slice(0, n),
+      group,
+      events: b,
     };
     return { share, lastTime, fresh, clock, skipped };
   }
@@ -339,6 +326,7 @@ export class AlertDetector implements FlushParticipant {
       },
       committed: () => {
         if (!outcome) return;
+        b.users = []; // the share keeps the columns, not the users
         if (Number.isFinite(outcome.clock)) this.#clocks.set(partition, outcome.clock);
         for (const u of outcome.fresh) {
           if (u.slot >= this.#persisted.length) {

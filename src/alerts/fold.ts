@@ -17,9 +17,9 @@
  * (restarted) or another folds them, from their arrays; the event that
  * reached a threshold is then the share's last event.
  *
- * A share is summed into the pending fold as soon as its flush commits (per
- * hour, in arrays indexed by the users' slots), and kept compactly (typed
- * arrays, ~36 bytes an event) for the crossing walk, so a fold costs one row
+ * A share waits for the next fold as it came from its flush (typed arrays,
+ * ~28 bytes an event, for the crossing walk); the fold sums its shares per
+ * hour and user (arrays indexed by the users' slots), so it costs one row
  * per user and hour whatever the number of shares. When the shares are about
  * now, the next fold follows at once (an alert within milliseconds of its
  * flush); when the speed layer is catching up on a backlog, folds are paced
@@ -183,15 +183,24 @@ class HourSums {
   }
 }
 
-/** The shares summed for the next fold. */
+/** The shares of the next fold, and their sums per hour and user (`sum`). */
 class Pending {
   readonly hours = new Map<number, HourSums>();
   readonly shares: Compact[] = [];
   /** Newest event time of its shares (epoch ms). */
   newestMs = -Infinity;
 
+  constructor(shares: readonly Compact[] = []) {
+    for (const c of shares) this.add(c);
+  }
+
   get empty(): boolean {
     return this.shares.length === 0;
+  }
+
+  add(c: Compact): void {
+    this.shares.push(c);
+    if (c.newestMs > this.newestMs) this.newestMs = c.newestMs;
   }
 
   hour(h: number): HourSums {
@@ -200,16 +209,23 @@ class Pending {
     return s;
   }
 
-  /** Sums a compact share in (again, when a fold is retried). */
-  addCompact(c: Compact, users: (slot: number) => UserEntry): void {
-    let hs: HourSums | undefined;
-    for (let k = 0; k < c.groupSlot.length; k++) {
-      const h = c.groupHour[k];
-      if (hs?.hour !== h) hs = this.hour(h);
-      hs.add(users(c.groupSlot[k]), c.groupSlot[k], c.groupSum[k]);
+  /**
+   * Sums the shares per hour and user, once, at the fold: done as each
+   * share came, it would cost the speed layer's thread while it catches up,
+   * for folds that are paced to come later anyway.
+   */
+  sum(userAt: (slot: number) => UserEntry | undefined): void {
+    this.hours.clear();
+    for (const c of this.shares) {
+      let hs: HourSums | undefined;
+      for (let k = 0; k < c.groupSlot.length; k++) {
+        const h = c.groupHour[k], slot = c.groupSlot[k];
+        const u = userAt(slot);
+        if (!u) continue; // unreachable: the detector found it in the directory
+        if (hs?.hour !== h) hs = this.hour(h);
+        hs.add(u, slot, c.groupSum[k]);
+      }
     }
-    this.shares.push(c);
-    if (c.newestMs > this.newestMs) this.newestMs = c.newestMs;
   }
 }
 
@@ -257,8 +273,6 @@ export class Fold {
   readonly #o: FoldOptions;
   readonly #clock: () => number;
   #pending = new Pending();
-  /** The latest user object of each slot this fold has seen. */
-  readonly #bySlot: (UserEntry | undefined)[] = [];
   readonly #wakeup = new Wakeup();
   readonly #stop = new AbortController();
   #loop: Promise<void> | undefined;
@@ -274,21 +288,9 @@ export class Fold {
     this.#clock = options.clock ?? Date.now;
   }
 
-  /** A committed share of this process: summed in and kept for the next fold. */
+  /** A committed share of this process: kept for the next fold. */
   add(share: Share): void {
-    const p = this.#pending;
-    const users = this.#o.users;
-    let hs: HourSums | undefined;
-    for (let k = 0; k < share.groupSlot.length; k++) {
-      const h = share.groupHour[k], slot = share.groupSlot[k];
-      const u = users.atSlot(slot) ?? this.#bySlot[slot];
-      if (!u) continue; // unreachable: the detector found it in the directory
-      this.#bySlot[slot] = u;
-      if (hs?.hour !== h) hs = p.hour(h);
-      hs.add(u, slot, share.groupSum[k]);
-    }
-    p.shares.push(share);
-    if (share.newestMs > p.newestMs) p.newestMs = share.newestMs;
+    this.#pending.add(share);
     this.#wakeup.wake();
   }
 
@@ -387,11 +389,7 @@ export class Fold {
     } catch (e) {
       if (!own) throw e; // the pending shares were not taken
       // Retried with what came meanwhile, in order.
-      const again = new Pending();
-      for (const c of [...taken.shares, ...this.#pending.shares]) {
-        again.addCompact(c, (slot) => this.#bySlot[slot]!);
-      }
-      this.#pending = again;
+      this.#pending = new Pending([...taken.shares, ...this.#pending.shares]);
       throw e;
     } finally {
       // A full batch of orphans: more may be waiting, look again at once.
@@ -433,13 +431,9 @@ export class Fold {
       );
       if (claimed.size < ids.length) {
         // Another process took some as orphans (it thought this one gone): not applied here.
-        work = new Pending();
-        for (const c of taken.shares) {
-          if (c.ids.every((id) => claimed.has(id))) {
-            work.addCompact(c, (slot) => this.#bySlot[slot]!);
-          }
-        }
+        work = new Pending(taken.shares.filter((c) => c.ids.every((id) => claimed.has(id))));
       }
+      work.sum((slot) => o.users.atSlot(slot));
     }
     let others: OrphanRow[] = [];
     if (orphans) {
@@ -569,17 +563,19 @@ export class Fold {
         wanted = marks.get(c.groupHour[k])?.[c.groupSlot[k]] === 1;
       }
       if (!wanted) continue;
+      const e = c.events;
       for (let i = 0; i < c.group.length; i++) {
         const g = c.group[i];
+        if (g < 0) continue;
         const hour = c.groupHour[g], slot = c.groupSlot[g];
         if (marks.get(hour)?.[slot] !== 1) continue;
         steps.get(keyOf(hour, slot))!.push({
-          bytes: c.bytes[i],
+          bytes: e.bytes[i],
           quota: c.groupQuota[g],
           partition: c.partition,
-          offset: c.offset[i],
-          timeMs: c.time[i],
-          consumedMs: c.consumed[i],
+          offset: e.offset[i],
+          timeMs: e.time[i],
+          consumedMs: e.wallOf(i),
         });
       }
     }

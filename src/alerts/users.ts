@@ -39,8 +39,8 @@ export class UserEntry {
 export class UserDirectory {
   #devices = new Map<string, UserEntry>();
   #byEmail = new Map<string, UserEntry>();
-  /** Users by slot, for events that carry a slot, not an object. */
-  #bySlot: (UserEntry | undefined)[] = [];
+  /** Users by slot, for shares that carry slots, not objects (never shrinks: see atSlot). */
+  readonly #bySlot: (UserEntry | undefined)[] = [];
   /** What the table looked like at the last load (see refresh). */
   #fingerprint = "";
   /** Slots are never reused: an email keeps its slot for the life of the process. */
@@ -60,7 +60,11 @@ export class UserDirectory {
     return this.#devices.get(deviceId);
   }
 
-  /** The current user of a slot (undefined: no user has it now). */
+  /**
+   * The user of a slot: its current entry, or the last one it had when its
+   * email has left user_metadata since (a share counted its events before
+   * that); undefined for a slot never given out.
+   */
   atSlot(slot: number): UserEntry | undefined {
     return this.#bySlot[slot];
   }
@@ -119,11 +123,9 @@ export class UserDirectory {
     }
     const devices = new Map<string, UserEntry>();
     for (const r of rows) devices.set(r.id, entries.get(r.email)!);
-    const bySlot: (UserEntry | undefined)[] = [];
-    for (const u of entries.values()) bySlot[u.slot] = u;
+    for (const u of entries.values()) this.#bySlot[u.slot] = u;
     this.#devices = devices;
     this.#byEmail = entries;
-    this.#bySlot = bySlot;
     this.#loadedAt = Date.now();
     this.telemetry?.devices.set(devices.size);
     this.telemetry?.emails.set(entries.size);
