@@ -25,16 +25,15 @@ import type { UserDirectory, UserEntry } from "./users.ts";
  * The valid events of one partition since its last take, in offset order, as
  * typed columns: the speed layer's event objects are not kept (held until the
  * flush, they would outlive V8's young generation and cost old-generation
- * collections), only what the alerts need: the device's user, looked up as
- * the event is consumed (its id string is then in the cache, and hashed by
- * the windows; at the flush it would be a cold one), bytes, event time and
- * offset. After the commit the columns go on in the share (the crossing walk
+ * collections), only what the alerts need: the device id (a string the
+ * layer's windows hold until the flush anyway; looked up at the flush, when
+ * the windows have computed its hash), bytes, event time and offset. After the commit the columns go on in the share (the crossing walk
  * reads them), without a copy.
  */
 export class Pending {
   n = 0;
-  /** Each event's user; undefined for a device without metadata (never alerts). */
-  users: (UserEntry | undefined)[] = [];
+  /** Each event's device id (dropped at the commit: the share does not need them). */
+  ids: string[] = [];
   bytes = new Float64Array(1024);
   time = new Float64Array(1024);
   offset = new Float64Array(1024);
@@ -42,10 +41,10 @@ export class Pending {
   readonly wallFrom: number[] = [];
   readonly walls: number[] = [];
 
-  push(user: UserEntry | undefined, bytes: number, timeMs: number, offset: number): void {
+  push(id: string, bytes: number, timeMs: number, offset: number): void {
     if (this.n === this.bytes.length) this.#grow();
     const i = this.n++;
-    this.users.push(user);
+    this.ids.push(id);
     this.bytes[i] = bytes;
     this.time[i] = timeMs;
     this.offset[i] = offset;
@@ -91,7 +90,7 @@ export interface Share {
   /** Per event of the take: its group's index, -1 when it does not count (late, unknown device). */
   readonly group: Int32Array;
   /** The take's events: bytes, offset, event time and consume time (`wallOf`). */
-  readonly events: Omit<Pending, "users">;
+  readonly events: Omit<Pending, "ids">;
   /** The newest event time of its counted events (-Infinity: none). */
   readonly newestMs: number;
 }
@@ -169,7 +168,7 @@ export class AlertDetector implements FlushParticipant {
     this.#clock = options.clock ?? Date.now;
   }
 
-  // The hot path: a lookup and four values per event (a batch's events share one wall time).
+  // The hot path: four values per event (a batch's events share one wall time).
   event(e: SourcedEvent): void {
     let b = this.#pending.get(e.partition);
     if (!b) this.#pending.set(e.partition, b = new Pending());
@@ -182,7 +181,7 @@ export class AlertDetector implements FlushParticipant {
       b.wallFrom.push(b.n);
       b.walls.push(this.#wall);
     }
-    b.push(this.#o.users.lookup(e.id), e.bytes, e.timestamp * 1000, e.offset);
+    b.push(e.id, e.bytes, e.timestamp * 1000, e.offset);
   }
 
   take(partition: number): ParticipantWrite | undefined {
@@ -200,12 +199,13 @@ export class AlertDetector implements FlushParticipant {
   /**
    * The counted events of a take summed per (hour, email), each event's
    * group, and the partition's clock after them. The hot loop: per event a
-   * comparison with its hour's cutoff (core/quota_alerts.ts); the sums live
-   * on the users' scratch fields, not in a map.
+   * comparison with its hour's cutoff (core/quota_alerts.ts) and one lookup
+   * of its device; the sums live on the users' scratch fields, not in a map.
    */
   #group(b: Pending, clock0: number) {
     const take = ++this.#take;
     const lateness = this.#o.allowedLatenessMs;
+    const users = this.#o.users;
     const n = b.n;
     const group = new Int32Array(n);
     const gHour = floats(), gSlot = ints(), gSum = floats(), gQuota = floats();
@@ -225,7 +225,7 @@ export class AlertDetector implements FlushParticipant {
       }
       let g = -1;
       if (clock < cutoff) {
-        const user = b.users[i];
+        const user = users.lookup(b.ids[i]);
         if (user) {
           if (user.take !== take) {
             user.take = take;
@@ -326,7 +326,7 @@ export class AlertDetector implements FlushParticipant {
       },
       committed: () => {
         if (!outcome) return;
-        b.users = []; // the share keeps the columns, not the users
+        b.ids = []; // the share keeps the columns, not the ids
         if (Number.isFinite(outcome.clock)) this.#clocks.set(partition, outcome.clock);
         for (const u of outcome.fresh) {
           if (u.slot >= this.#persisted.length) {
