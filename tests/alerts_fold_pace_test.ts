@@ -11,8 +11,10 @@ const base = {
   now: NOW,
   pendingEmpty: false,
   newestMs: NOW - 3 * 3_600_000, // a backlog: events of three hours ago
+  behind: false,
   liveAt: -Infinity,
   backlogAt: -Infinity,
+  behindAt: -Infinity,
   lastOrphansAt: NOW - 1_000,
 };
 
@@ -61,4 +63,25 @@ Deno.test("nextFold(): shares about now follow the live pace, not the backlog's"
   // Ten minutes old is still about now; older is a backlog.
   assert.equal(nextFold({ ...live, newestMs: NOW - 600_000, liveAt: NOW }).kind, "fold");
   assert.equal(nextFold({ ...live, newestMs: NOW - 600_001, liveAt: NOW }).kind, "wait");
+});
+
+Deno.test("nextFold(): while the speed layer is behind, shares wait for the behind pace, live or not", () => {
+  const behind = { ...base, behind: true, behindAt: NOW + 40_000 };
+  assert.deepEqual(nextFold(behind), { kind: "wait", ms: 200 });
+  // Not even shares about now, whose live pace has come, are folded before it.
+  assert.deepEqual(nextFold({ ...behind, newestMs: NOW - 1_000, liveAt: NOW - 1 }), {
+    kind: "wait",
+    ms: 200,
+  });
+  assert.deepEqual(nextFold({ ...behind, behindAt: NOW }), {
+    kind: "fold",
+    own: true,
+    orphans: false,
+  });
+  // Caught up (the latest share was not behind): the ordinary pace again.
+  assert.deepEqual(nextFold({ ...behind, behind: false }), {
+    kind: "fold",
+    own: true,
+    orphans: false,
+  });
 });

@@ -93,6 +93,11 @@ export interface Share {
   readonly events: Omit<Pending, "ids">;
   /** The newest event time of its counted events (-Infinity: none). */
   readonly newestMs: number;
+  /**
+   * Its partition had more messages waiting than the take held: the speed
+   * layer is catching up (the fold lets it, see fold.ts nextFold).
+   */
+  readonly behind: boolean;
 }
 
 /** A growable Float64Array / Int32Array column. */
@@ -184,11 +189,11 @@ export class AlertDetector implements FlushParticipant {
     b.push(e.id, e.bytes, e.timestamp * 1000, e.offset);
   }
 
-  take(partition: number): ParticipantWrite | undefined {
+  take(partition: number, at: { readonly lag: number }): ParticipantWrite | undefined {
     const b = this.#pending.get(partition);
     if (!b) return undefined;
     this.#pending.delete(partition);
-    return this.#write(partition, b);
+    return this.#write(partition, b, at.lag > b.n);
   }
 
   release(partition: number): void {
@@ -273,14 +278,14 @@ export class AlertDetector implements FlushParticipant {
   }
 
   /** One partition's share of a flush; `write` may run more than once, so it only computes. */
-  #write(partition: number, b: Pending): ParticipantWrite {
+  #write(partition: number, b: Pending, behind: boolean): ParticipantWrite {
     const o = this.#o;
     let outcome:
       | {
         ids: number[];
         clock: number;
         skipped: number;
-        share: Omit<Share, "ids" | "partition">;
+        share: Omit<Share, "ids" | "partition" | "behind">;
         fresh: UserEntry[];
       }
       | undefined;
@@ -339,7 +344,7 @@ export class AlertDetector implements FlushParticipant {
         if (outcome.skipped > 0) o.onLateSkipped?.(outcome.skipped);
         if (outcome.ids.length === 0) return;
         try {
-          o.onShare({ ids: outcome.ids, partition, ...outcome.share });
+          o.onShare({ ids: outcome.ids, partition, behind, ...outcome.share });
         } catch {
           // committed() must not throw: the share is durable, the fold finds it anyway.
         }

@@ -22,9 +22,10 @@
  * hour and user (arrays indexed by the users' slots), so it costs one row
  * per user and hour whatever the number of shares. When the shares are about
  * now, the next fold follows at once (an alert within milliseconds of its
- * flush); when the speed layer is catching up on a backlog, folds are paced
- * to a twentieth of the time (PACE), so many flushes share one fold. Shares of gone
- * processes are looked for at start and every ORPHAN_EVERY_MS.
+ * flush); while the speed layer is behind its partitions' ends, at most one
+ * fold a minute; and when shares are of old events, folds are paced to a
+ * twentieth of the time (PACE), so many flushes share one fold (nextFold).
+ * Shares of gone processes are looked for at start and every ORPHAN_EVERY_MS.
  */
 import type { RunHolder } from "../batch/mod.ts";
 import type { Db, Queryable } from "../db/db.ts";
@@ -76,7 +77,10 @@ const ORPHAN_AGE_MS = 120_000;
 const ORPHANS_PER_FOLD = 200;
 /** Shares whose newest event is this close to the wall clock are about now: no pacing. */
 const LIVE_MS = 10 * 60_000;
-/** While catching up, after a fold of D ms the next waits PACE x D, at most MAX_PACE_MS. */
+/**
+ * Catching up on old events, after a fold of D ms the next waits PACE x D, at
+ * most MAX_PACE_MS; while behind, MAX_PACE_MS.
+ */
 const PACE = 19;
 const MAX_PACE_MS = 60_000;
 /** About now, after a fold of D ms the next waits D, at most LIVE_PACE_MS. */
@@ -189,6 +193,8 @@ class Pending {
   readonly shares: Compact[] = [];
   /** Newest event time of its shares (epoch ms). */
   newestMs = -Infinity;
+  /** The latest share's partition was catching up. */
+  behind = false;
 
   constructor(shares: readonly Compact[] = []) {
     for (const c of shares) this.add(c);
@@ -201,6 +207,7 @@ class Pending {
   add(c: Compact): void {
     this.shares.push(c);
     if (c.newestMs > this.newestMs) this.newestMs = c.newestMs;
+    this.behind = c.behind;
   }
 
   hour(h: number): HourSums {
@@ -244,26 +251,33 @@ export type FoldStep =
   | { readonly kind: "fold"; readonly own: boolean; readonly orphans: boolean };
 
 /**
- * The fold loop's decision. Own shares are folded once their pace allows
- * (about now: `liveAt`; catching up: `backlogAt`); orphans are looked for
- * every ORPHAN_EVERY_MS, and that look leaves own shares to their pace
- * (folding them with it would undo the pacing every ORPHAN_EVERY_MS).
- * Nothing pending and no look due: idle until woken. Waits are at most
- * 200 ms, so a stop or a new share is seen soon.
+ * The fold loop's decision. Own shares are folded once their pace allows:
+ * while the speed layer is behind (the latest share's partition had more
+ * messages waiting than its take held), `behindAt` (at most one fold a
+ * minute: catching up comes first, and a fold then applies many flushes
+ * with one row per user and hour); otherwise about now `liveAt`, catching
+ * up on old events `backlogAt`. Orphans are looked for every
+ * ORPHAN_EVERY_MS, and that look leaves own shares to their pace (folding
+ * them with it would undo the pacing every ORPHAN_EVERY_MS). Nothing pending
+ * and no look due: idle until woken. Waits are at most 200 ms, so a stop or
+ * a new share is seen soon.
  */
 export function nextFold(s: {
   readonly now: number;
   readonly pendingEmpty: boolean;
   /** Newest event time of the pending shares. */
   readonly newestMs: number;
+  /** The latest pending share's partition was behind. */
+  readonly behind: boolean;
   readonly liveAt: number;
   readonly backlogAt: number;
+  readonly behindAt: number;
   readonly lastOrphansAt: number;
 }): FoldStep {
   const orphans = s.now - s.lastOrphansAt >= ORPHAN_EVERY_MS;
   if (s.pendingEmpty) return orphans ? { kind: "fold", own: false, orphans } : { kind: "idle" };
   const live = s.newestMs >= s.now - LIVE_MS;
-  const wait = (live ? s.liveAt : s.backlogAt) - s.now;
+  const wait = (s.behind ? s.behindAt : live ? s.liveAt : s.backlogAt) - s.now;
   const own = wait <= 0;
   if (!own && !orphans) return { kind: "wait", ms: Math.min(wait, 200) };
   return { kind: "fold", own, orphans };
@@ -302,16 +316,19 @@ export class Fold {
   start(): void {
     this.#loop = (async () => {
       let failures = 0;
-      // Earliest next fold: for shares about now, and while catching up.
+      // Earliest next fold: for shares about now, of old events, and while behind.
       let liveAt = -Infinity, backlogAt = -Infinity;
+      let behindAt = this.#clock() + MAX_PACE_MS;
       while (!this.#stop.signal.aborted) {
         const now = this.#clock();
         const step = nextFold({
           now,
           pendingEmpty: this.#pending.empty,
           newestMs: this.#pending.newestMs,
+          behind: this.#pending.behind,
           liveAt,
           backlogAt,
+          behindAt,
           lastOrphansAt: this.#lastOrphans,
         });
         if (step.kind === "idle") {
@@ -332,6 +349,7 @@ export class Fold {
             const end = this.#clock(), took = end - t0;
             liveAt = end + Math.min(LIVE_PACE_MS, took);
             backlogAt = end + Math.min(MAX_PACE_MS, PACE * took);
+            behindAt = end + MAX_PACE_MS;
           }
         } catch (error) {
           failures++;

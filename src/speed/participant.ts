@@ -16,8 +16,11 @@ export interface FlushParticipant {
   readonly name: string;
   /** A valid event applied for the first time (its partition's offset order). */
   event(e: SourcedEvent): void;
-  /** What `partition` accumulated since the last take, to write; undefined when nothing. */
-  take(partition: number): ParticipantWrite | undefined;
+  /**
+   * What `partition` accumulated since the last take, to write; undefined
+   * when nothing. `lag`: the partition's messages not consumed yet.
+   */
+  take(partition: number, at: { readonly lag: number }): ParticipantWrite | undefined;
   /** The partition was revoked (its last take has been written): drop its state. */
   release?(partition: number): void;
   /** The speed layer switched to this plan (a live reload): events from now on are under it. */

@@ -248,7 +248,7 @@ export class SpeedPartition {
     const lakeOffset = Math.min(nextOffset, lakeDurable ?? this.stored);
     const lake = this.#trail.take(lakeOffset);
     const dropped = this.windows.takeDropped();
-    const writes = o.participants.flatMap((p) => p.take(this.partition) ?? []);
+    const writes = o.participants.flatMap((p) => p.take(this.partition, { lag: this.lag }) ?? []);
     if (
       !o.force && deltas.length === 0 && inserts.length === 0 && letters.length === 0 &&
       nextOffset === this.stored && clockMs === this.#storedClock &&
