@@ -242,9 +242,9 @@ until every offset is stored and committed; with alerts on, the detector rides e
 outbox publishes every alert to a Kafka topic meanwhile. (Cross-partition sums of users with
 several devices are covered by the tests, not here: the issue fixes 100,000 users, and bench:speed's
 100,000 devices keep both figures comparable.) Runs alternate off, on, off, on, … so both
-see the same machine; the ratio is of the means. While the speed layer catches up on a backlog,
-the fold that decides the alerts is paced (after a fold of D, the next waits 19 × D, at most a
-minute), so most of a catch-up's alerts are decided after its last offset: the row "until every
+see the same machine; the ratio is of the means. While the speed layer is behind, the fold
+that decides the alerts runs at most once a minute (fold.ts, nextFold), so a catch-up's alerts are
+decided after its last offset: the row "until every
 alert of the catch-up is durable and delivered" times the same runs to the end of that work (the
 pending fold started at once, not after the pace's wait), and the CPU row compares the work per
 event. Detection delay: in the last run, after catching
