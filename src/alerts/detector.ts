@@ -27,8 +27,9 @@ import type { UserDirectory, UserEntry } from "./users.ts";
  * flush, they would outlive V8's young generation and cost old-generation
  * collections), only what the alerts need: the device id (a string the
  * layer's windows hold until the flush anyway; looked up at the flush, when
- * the windows have computed its hash), bytes, event time and offset. After the commit the columns go on in the share (the crossing walk
- * reads them), without a copy.
+ * the windows have computed its hash), bytes, event time and offset. After
+ * the commit the columns go on in the share (the crossing walk reads them),
+ * without a copy.
  */
 export class Pending {
   n = 0;

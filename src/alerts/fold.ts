@@ -391,16 +391,15 @@ export class Fold {
       raised: RaisedAlert[];
       known: { user: UserEntry; hour: number; t: number }[];
       folded: number[];
+      rows: number;
     };
     const t0 = performance.now();
     try {
       outcome = await o.db.transaction((tx) => this.#apply(tx, taken, orphans));
-      let rows = 0;
-      for (const h of taken.hours.values()) rows += h.touched.length;
       o.log.debug("quota alert fold", {
         ms: Math.round(performance.now() - t0),
         shares: taken.shares.length,
-        rows,
+        rows: outcome.rows,
         orphans,
         raised: outcome.raised.length,
       });
@@ -491,8 +490,11 @@ export class Fold {
         });
       }
     }
-    const foldedNow: number[] = [];
-    if (work.hours.size === 0) return { raised, known, folded: foldedNow };
+    // What the fold applied (its own shares that it claimed, and orphans'), for the caller.
+    let rows = 0;
+    for (const hs of work.hours.values()) rows += hs.touched.length;
+    const done = { raised, known, folded: [] as number[], rows };
+    if (work.hours.size === 0) return done;
 
     // The rows: every touched (hour, user), coalesced over the shares. An
     // hour with no row yet (its first fold anywhere) is a plain INSERT: it
@@ -546,8 +548,8 @@ export class Fold {
       ]);
       for (const r of up) totals.push({ row: seen[Number(r.n) - 1], usage: Number(r.usage) });
     }
-    for (const hs of work.hours.values()) foldedNow.push(hs.hour);
-    if (totals.length === 0) return { raised, known, folded: foldedNow };
+    for (const hs of work.hours.values()) done.folded.push(hs.hour);
+    if (totals.length === 0) return done;
 
     // The candidates' events, in order: orphans' (older) first, then each share's.
     const steps = new Map<string, Step[]>();
@@ -628,7 +630,7 @@ export class Fold {
         a.p.push(s.partition);
       }
     }
-    if (tried.length === 0) return { raised, known, folded: foldedNow };
+    if (tried.length === 0) return done;
     const inserted = await tx.query<
       { id: number; h: number; email: string; threshold: number; detected_at: Date }
     >(ALERTS_SQL, [
@@ -670,6 +672,6 @@ export class Fold {
         consumedAt: a.w[k],
       });
     }
-    return { raised, known, folded: foldedNow };
+    return done;
   }
 }
