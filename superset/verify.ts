@@ -1,5 +1,5 @@
 /**
- * The end-to-end dashboard scenario behind tests/superset_test.ts, as data:
+ * The end-to-end dashboard scenario behind tests/superset/superset_test.ts, as data:
  * fill a database with a given `populate` step, make sure Superset and Chromium
  * are there, import the bundle pointing at that database, then read every
  * chart twice: through the REST data API and in a real browser. The caller

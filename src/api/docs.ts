@@ -1,7 +1,7 @@
 /**
  * docs/api.md, generated from the OpenAPI document (itself generated from
  * the route table), so the reference a newcomer reads is the one the server
- * serves. `./deno run -A src/api/docs.ts` rewrites it; tests/api_docs_test.ts
+ * serves. `./deno run -A src/api/docs.ts` rewrites it; tests/api/docs_test.ts
  * fails when it drifts.
  */
 import { planFromYaml } from "../config/mod.ts";

@@ -1,7 +1,7 @@
 /**
  * `deno task gen`: derives the TypeScript config types, the reference doc and
  * the JSON Schema from the spec, so none of them is written (or goes stale) by
- * hand. `tests/config_generated_test.ts` fails when a committed file differs
+ * hand. `tests/config/generated_test.ts` fails when a committed file differs
  * from what this renders.
  */
 

@@ -1,7 +1,7 @@
 /**
  * Which pipeline.yaml keys a running pipeline applies live and which only a
  * restart applies, in one table: every leaf key of the spec appears here once
- * (tests/config_reload_test.ts fails when a spec field is missing), with how
+ * (tests/config/reload_test.ts fails when a spec field is missing), with how
  * to read it from a `Plan`, and either the parts that apply it live or why a
  * restart is needed. `diffPlans` (diff.ts) and the reference doc read it.
  */

@@ -6,7 +6,7 @@
  * SQL, for the speed layer's upserts and for the GROUP BY folds of the API.
  * count_distinct keeps the members, and its counts fold by their largest (a
  * lower bound). The views of sql/002 and sql/007 spell these folds by hand
- * (migrations are immutable); tests/combine_rule_test.ts checks them against
+ * (migrations are immutable); tests/core/combine_rule_test.ts checks them against
  * this rule on PostgreSQL.
  */
 import type { Aggregation } from "../config/plan.ts";

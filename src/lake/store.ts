@@ -1,7 +1,7 @@
 /**
  * The object store the lake lives in: a flat key space of immutable blobs, as
  * on GCS. Keys are relative to the lake root (a folder, or a bucket prefix) and
- * use `/`. Two implementations pass one contract suite (tests/lake_store_test.ts):
+ * use `/`. Two implementations pass one contract suite (tests/lake/store_test.ts):
  * `LocalStore` (a folder) and `GcsStore` (`@google-cloud/storage`). A put is
  * whole or nothing. Stores do not retry: faults surface as `StoreError`s
  * naming the operation and key, and the caller decides how to back off.

@@ -206,7 +206,7 @@ export class Layer {
     d.lake.advance(st.partition, st.next);
     if (st.hasClosedWindow()) this.#timer.request();
     // A held batch keeps its partitions: kafkajs heartbeats from its fetch loop
-    // meanwhile (tests/speed_heartbeat_test.ts holds one past the session timeout).
+    // meanwhile (tests/speed/heartbeat_test.ts holds one past the session timeout).
     await this.#dirtyBackpressure(st);
     await this.#lake.backpressure(st.partition);
   }

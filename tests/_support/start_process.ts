@@ -6,7 +6,7 @@
 import type postgres from "postgres";
 import { createProducer } from "../../src/kafka/producer.ts";
 import { createGenerator, type GeneratedItem } from "../../src/simulator/generator.ts";
-import { kafkaBrokers } from "../_services.ts";
+import { kafkaBrokers } from "./services.ts";
 
 const REPO = new URL("../..", import.meta.url).pathname;
 
