@@ -6,7 +6,7 @@
  * the hour (a `running` row in batch_runs); the job keeps that lease alive
  * while it works and records the outcome, success or failure, on the run.
  */
-import type { Plan } from "../config/plan.ts";
+import type { MetricPlan, Plan } from "../config/plan.ts";
 import type { Db } from "../db/db.ts";
 import { type ObjectStore, StoreError } from "../lake/mod.ts";
 import { hourComplete } from "../core/completeness.ts";
@@ -14,6 +14,7 @@ import { HOUR_MS } from "../core/window.ts";
 import type { Logger } from "../log.ts";
 import { reconciledSpeedMetrics } from "./catalog.ts";
 import { computeHour, type HourColumns, neededColumns } from "./compute.ts";
+import type { HourComputation, HourEngine } from "./engine.ts";
 import { UnknownDevicesError } from "./errors.ts";
 import { drawLakeSeq, readRule } from "./hour_state.ts";
 import { hourLabel } from "./hours.ts";
@@ -50,6 +51,8 @@ export interface JobDeps {
   readonly telemetry: BatchTelemetry;
   /** Ride along each hour's write (participant.ts). */
   readonly participants?: readonly HourParticipant[];
+  /** Where the hour is computed (`batch.engine`); undefined = in this process. */
+  readonly engine?: HourEngine;
 }
 
 function fileCount(files: number | readonly unknown[]): number {
@@ -96,18 +99,20 @@ export async function runJob(
     const lakeComplete = await isComplete(deps, hour);
     await markLakeComplete(db, runId, lakeComplete);
     lap("seq_ms");
-    const [users, data] = await Promise.all([
-      timed("users_ms", loadUsers(db)),
-      timed(
-        "read_ms",
-        readWhole(deps, hour, neededColumns(plan.batch, reconciled)),
-      ),
-    ]);
-    mark = performance.now();
-    stats.rowsRead = data.rows;
-    stats.filesRead = fileCount(data.files);
-    const result = computeHour(plan.batch, data.columns, data.rows, users, reconciled);
-    lap("compute_ms");
+    const { rowsRead, filesRead, missing, result } = deps.engine
+      ? await deps.engine.computeHour({
+        plan,
+        store,
+        hour,
+        runId,
+        users: await timed("users_ms", loadUsers(db)),
+        dropped: reconciled,
+        log,
+      })
+      : await computeInProcess(deps, hour, reconciled, timed, () => mark = performance.now());
+    lap(deps.engine ? `${deps.engine.name}_ms` : "compute_ms");
+    stats.rowsRead = rowsRead;
+    stats.filesRead = filesRead;
     stats.unknownDevices = result.unknownDevices;
     stats.unknownRows = result.unknownRows;
     if (result.unknownDevices > 0) {
@@ -132,7 +137,7 @@ export async function runJob(
         trigger,
       });
     }
-    if (data.missing || (data.rows === 0 && stats.filesRead === 0)) {
+    if (missing || (rowsRead === 0 && filesRead === 0)) {
       note = [
         note,
         hour + HOUR_MS <= deps.clock()
@@ -162,8 +167,8 @@ export async function runJob(
       runId,
       result,
       {
-        rowsRead: data.rows,
-        filesRead: stats.filesRead,
+        rowsRead,
+        filesRead,
         unknownDevices: result.unknownDevices,
         unknownRows: result.unknownRows,
         note,
@@ -190,8 +195,8 @@ export async function runJob(
       hour,
       trigger,
       status: "succeeded",
-      rowsRead: data.rows,
-      filesRead: stats.filesRead,
+      rowsRead,
+      filesRead,
       rowsWritten,
       breaches: result.breaches.length,
       unknownDevices: result.unknownDevices,
@@ -233,6 +238,28 @@ export async function runJob(
   } finally {
     clearInterval(heartbeat);
   }
+}
+
+/**
+ * The in-process engine (`batch.engine: process`): the run's user metadata
+ * comes from PostgreSQL while the lake is decoded here (one waits on the
+ * database, the other on the CPU), then the pure core computes the hour.
+ */
+async function computeInProcess(
+  deps: JobDeps,
+  hour: number,
+  reconciled: readonly MetricPlan[],
+  timed: <T>(name: string, work: Promise<T>) => Promise<T>,
+  /** Starts the compute phase's clock once both reads are in. */
+  computing: () => void,
+): Promise<HourComputation> {
+  const [users, data] = await Promise.all([
+    timed("users_ms", loadUsers(deps.db)),
+    timed("read_ms", readWhole(deps, hour, neededColumns(deps.plan.batch, reconciled))),
+  ]);
+  computing();
+  const result = computeHour(deps.plan.batch, data.columns, data.rows, users, reconciled);
+  return { rowsRead: data.rows, filesRead: fileCount(data.files), missing: !!data.missing, result };
 }
 
 /** Listings and reads of an hour tried before a vanishing file fails the run. */

@@ -33,6 +33,7 @@ import {
 import { hourLabel, hourRange } from "./hours.ts";
 import { type HourReader, runJob } from "./job.ts";
 import type { HourParticipant } from "./participant.ts";
+import { engineFor } from "./spark/mod.ts";
 import * as runs from "./runs.ts";
 import { createScheduler } from "./scheduler.ts";
 import { batchTelemetry } from "./telemetry.ts";
@@ -154,6 +155,7 @@ export function createBatchRunner(deps: BatchRunnerDeps): BatchRunner {
     telemetry,
     readHour,
     participants: deps.participants,
+    engine: engineFor(plan),
   });
   // One hour at a time in this process: every run joins the end of one queue.
   const serial = new Serial();

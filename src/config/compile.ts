@@ -6,7 +6,15 @@
  */
 
 import { dirname, isAbsolute, resolve } from "node:path";
-import type { FilterPlan, LakePlan, MetricPlan, Plan, QuotaAlertsPlan, RetryPlan } from "./plan.ts";
+import type {
+  FilterPlan,
+  LakePlan,
+  MetricPlan,
+  Plan,
+  QuotaAlertsPlan,
+  RetryPlan,
+  SparkPlan,
+} from "./plan.ts";
 import type {
   BatchFilterConfig,
   BatchMetricConfig,
@@ -193,6 +201,8 @@ export function compilePlan(c: PipelineConfig, file: string): Plan {
       })),
       quota: { enabled: c.batch.quota.enabled, usageField: "bytes" },
       ...(c.batch.backfill_hours !== undefined ? { backfillHours: c.batch.backfill_hours } : {}),
+      engine: c.batch.engine,
+      spark: compileSpark(c.batch.spark),
     },
     database: {
       url: c.database.url,
@@ -212,4 +222,32 @@ export function compilePlan(c: PipelineConfig, file: string): Plan {
     },
   };
   return deepFreeze(plan);
+}
+
+/** batch.spark: `conf` lines become a map (a later line wins), Dataproc is on with a project. */
+function compileSpark(s: PipelineConfig["batch"]["spark"]): SparkPlan {
+  const conf: Record<string, string> = {};
+  for (const line of s.conf) {
+    const at = line.indexOf("=");
+    conf[line.slice(0, at)] = line.slice(at + 1);
+  }
+  const d = s.dataproc;
+  return {
+    master: s.master,
+    ...(s.home !== undefined ? { home: s.home } : {}),
+    conf,
+    timeoutMs: s.timeout,
+    ...(d.project !== undefined && d.region !== undefined
+      ? {
+        dataproc: {
+          project: d.project,
+          region: d.region,
+          ...(d.service_account !== undefined ? { serviceAccount: d.service_account } : {}),
+          ...(d.subnetwork !== undefined ? { subnetwork: d.subnetwork } : {}),
+          ...(d.staging !== undefined ? { staging: d.staging } : {}),
+          endpoint: d.endpoint,
+        },
+      }
+      : {}),
+  };
 }

@@ -182,6 +182,32 @@ export interface QuotaPlan {
   readonly usageField: "bytes";
 }
 
+/** Dataproc Serverless as the Spark engine's cluster (batch.spark.dataproc). */
+export interface DataprocPlan {
+  readonly project: string;
+  readonly region: string;
+  readonly serviceAccount?: string;
+  readonly subnetwork?: string;
+  /** gs:// prefix for a batch's files; undefined = beside the lake. */
+  readonly staging?: string;
+  /** Dataproc API base URL. */
+  readonly endpoint: string;
+}
+
+/** The Spark engine's settings (batch.spark). */
+export interface SparkPlan {
+  /** `--master` of spark-sql. */
+  readonly master: string;
+  /** SPARK_HOME; undefined = the environment's, else the stack's install. */
+  readonly home?: string;
+  /** Extra `--conf` settings. */
+  readonly conf: Readonly<Record<string, string>>;
+  /** A run is killed and fails after this long. */
+  readonly timeoutMs: number;
+  /** Undefined = spark-sql on `master`. */
+  readonly dataproc?: DataprocPlan;
+}
+
 export interface BatchPlan {
   readonly enabled: boolean;
   /** Run hour H once H has ended plus this grace. */
@@ -206,6 +232,9 @@ export interface BatchPlan {
   readonly quota: QuotaPlan;
   /** Past hours re-run for a new or changed batch metric; undefined = every batched hour, 0 = none. */
   readonly backfillHours?: number;
+  /** Where hours are computed: in this process, or as Spark SQL on `spark`. */
+  readonly engine: "process" | "spark";
+  readonly spark: SparkPlan;
 }
 
 export interface DatabasePlan {

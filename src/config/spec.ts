@@ -704,6 +704,104 @@ export const PIPELINE_SPEC: ObjectSpec = {
           max: 24 * 366 * 100,
           example: 168,
         },
+        engine: {
+          type: "enum",
+          description:
+            "Where an hour is computed: `process` (in this process, the default) or `spark` (the same plan as Spark SQL on `batch.spark`: a standalone cluster, YARN, Kubernetes or Dataproc). Either way the results are written to PostgreSQL by this process, in one transaction.",
+          values: ["process", "spark"],
+          default: "process",
+        },
+        spark: {
+          type: "object",
+          typeName: "BatchSparkConfig",
+          description:
+            "The Spark engine (`batch.engine: spark`): each hour's script runs with `spark-sql` on `master`, or as a Dataproc Serverless batch when `dataproc.project` is set (docs/scaling.md).",
+          fields: {
+            master: {
+              type: "string",
+              description:
+                "`--master` of `spark-sql`: `local[N]`, `spark://host:port` (a standalone cluster), or anything `spark-submit` accepts (`yarn`, `k8s://…`).",
+              default: "local[2]",
+              example: "spark://127.0.0.1:7077",
+              pattern: /^(local(\[(\d+|\*)(,\d+)?\])?|spark:\/\/[^\s/]+(,[^\s/]+)*|yarn|k8s:\/\/\S+|mesos:\/\/\S+)$/,
+              patternText: "local, local[N], spark://host:port, yarn or k8s://…",
+            },
+            home: {
+              type: "string",
+              description:
+                "A SPARK_HOME holding `bin/spark-sql`; unset = the `SPARK_HOME` environment variable, else the Spark that `deno task stack up spark` installed.",
+              optional: true,
+              example: "/opt/spark",
+            },
+            conf: {
+              type: "list",
+              description:
+                "Extra Spark settings, `key=value` each (`--conf`), over the engine's own (UTC, no UI, loopback for a local master, the GCS connector for a gs:// lake).",
+              default: [],
+              example: ["spark.executor.memory=2g", "spark.sql.shuffle.partitions=8"],
+              items: {
+                type: "string",
+                description: "One `key=value` setting.",
+                pattern: /^spark\.[A-Za-z0-9_.-]+=.*$/,
+                patternText: "spark.<key>=<value>",
+              },
+            },
+            timeout: {
+              type: "duration",
+              description:
+                "An hour's Spark run that has not finished after this is killed and fails (the scheduler retries it).",
+              default: "30m",
+              min: 10_000,
+            },
+            dataproc: {
+              type: "object",
+              description:
+                "Run each hour as a Dataproc Serverless Spark SQL batch instead of `spark-sql` (set `project` to turn it on); the lake must be on gs://.",
+              fields: {
+                project: {
+                  type: "string",
+                  description: "Google Cloud project of the batches; unset = Dataproc off.",
+                  optional: true,
+                  example: "my-project",
+                },
+                region: {
+                  type: "string",
+                  description: "Dataproc region of the batches.",
+                  optional: true,
+                  example: "europe-west1",
+                  pattern: /^[a-z]+-[a-z]+\d+$/,
+                  patternText: "a Google Cloud region, e.g. europe-west1",
+                },
+                service_account: {
+                  type: "string",
+                  description: "Service account the batches run as; unset = the project's default.",
+                  optional: true,
+                },
+                subnetwork: {
+                  type: "string",
+                  description: "Subnetwork URI of the batches; unset = the default network.",
+                  optional: true,
+                },
+                staging: {
+                  type: "string",
+                  description:
+                    "gs:// prefix for what a batch needs (the script, the user snapshot) and writes; unset = beside the lake.",
+                  optional: true,
+                  example: "gs://my-bucket/dataproc",
+                  pattern: /^gs:\/\/[a-z0-9][a-z0-9._-]{1,220}(\/\S*)?$/,
+                  patternText: "a gs://bucket[/prefix] URI",
+                },
+                endpoint: {
+                  type: "string",
+                  description: "Dataproc API base URL (a stand-in for tests).",
+                  default: "https://dataproc.googleapis.com",
+                  pattern: /^https?:\/\/\S+$/,
+                  patternText: "an http(s):// URL",
+                },
+              },
+            },
+          },
+        },
         quota: {
           type: "object",
           description: "Users whose hourly usage exceeds their quota → `user_quota_limit`.",
@@ -780,6 +878,34 @@ export const PIPELINE_SPEC: ObjectSpec = {
 
 /** Cross-field rules, run after every field is checked on its own. */
 export const RULES: readonly LintRule<PipelineConfig>[] = [
+  {
+    id: "spark_dataproc",
+    description:
+      "`batch.spark.dataproc` with a `project` needs a `region` and a lake on gs:// (Dataproc cannot read this machine's disk).",
+    check(c, report) {
+      const d = c.batch.spark.dataproc;
+      if (d.project === undefined) {
+        for (const key of ["region", "service_account", "subnetwork", "staging"] as const) {
+          if (d[key] !== undefined) {
+            report(
+              `batch.spark.dataproc.${key}`,
+              `${key} is set but dataproc.project is not: set project to run hours on Dataproc, or remove ${key}`,
+            );
+          }
+        }
+        return;
+      }
+      if (d.region === undefined) {
+        report("batch.spark.dataproc.region", "region is required with dataproc.project", "missing");
+      }
+      if (!c.lake.uri.startsWith("gs://")) {
+        report(
+          "batch.spark.dataproc.project",
+          `Dataproc reads the lake from Cloud Storage, but lake.uri is "${c.lake.uri}": put the lake on gs://`,
+        );
+      }
+    },
+  },
   {
     id: "unique_metric_names",
     description: "Metric names are unique within `speed.metrics` and within `batch.metrics`.",

@@ -291,6 +291,33 @@ export interface RawBatchMetricConfig {
   readonly reconcile_with?: string;
 }
 
+/** The Spark engine (`batch.engine: spark`): each hour's script runs with `spark-sql` on `master`, or as a Dataproc Serverless batch when `dataproc.project` is set (docs/scaling.md). */
+export interface RawBatchSparkConfig {
+  /** `--master` of `spark-sql`: `local[N]`, `spark://host:port` (a standalone cluster), or anything `spark-submit` accepts (`yarn`, `k8s://…`). Default: `local[2]`. */
+  readonly master?: string;
+  /** A SPARK_HOME holding `bin/spark-sql`; unset = the `SPARK_HOME` environment variable, else the Spark that `deno task stack up spark` installed. */
+  readonly home?: string;
+  /** Extra Spark settings, `key=value` each (`--conf`), over the engine's own (UTC, no UI, loopback for a local master, the GCS connector for a gs:// lake). */
+  readonly conf?: string[] | string;
+  /** An hour's Spark run that has not finished after this is killed and fails (the scheduler retries it). Default: `30m`. */
+  readonly timeout?: string;
+  /** Run each hour as a Dataproc Serverless Spark SQL batch instead of `spark-sql` (set `project` to turn it on); the lake must be on gs://. */
+  readonly dataproc?: {
+    /** Google Cloud project of the batches; unset = Dataproc off. */
+    readonly project?: string;
+    /** Dataproc region of the batches. */
+    readonly region?: string;
+    /** Service account the batches run as; unset = the project's default. */
+    readonly service_account?: string;
+    /** Subnetwork URI of the batches; unset = the default network. */
+    readonly subnetwork?: string;
+    /** gs:// prefix for what a batch needs (the script, the user snapshot) and writes; unset = beside the lake. */
+    readonly staging?: string;
+    /** Dataproc API base URL (a stand-in for tests). Default: `https://dataproc.googleapis.com`. */
+    readonly endpoint?: string;
+  };
+}
+
 /** The hourly batch layer: exact totals from the lake into `bytes_hourly` and `user_quota_limit`. */
 export interface RawBatchConfig {
   /** Run the scheduler in `start`. Default: `true`. */
@@ -316,6 +343,10 @@ export interface RawBatchConfig {
   readonly metrics?: RawBatchMetricConfig[] | string;
   /** When a reload (or a start) adds a batch metric or changes one, the hours the batch layer already ran are run again for this many past hours (from the start of the hour this many hours back); 0 = none. Unset = every batched hour. */
   readonly backfill_hours?: number | Interpolated;
+  /** Where an hour is computed: `process` (in this process, the default) or `spark` (the same plan as Spark SQL on `batch.spark`: a standalone cluster, YARN, Kubernetes or Dataproc). Either way the results are written to PostgreSQL by this process, in one transaction. Default: `process`. */
+  readonly engine?: "process" | "spark" | Interpolated;
+  /** The Spark engine (`batch.engine: spark`): each hour's script runs with `spark-sql` on `master`, or as a Dataproc Serverless batch when `dataproc.project` is set (docs/scaling.md). */
+  readonly spark?: RawBatchSparkConfig;
   /** Users whose hourly usage exceeds their quota → `user_quota_limit`. */
   readonly quota?: {
     /** Compute quota breaches. Default: `true`. */
@@ -643,6 +674,33 @@ export interface BatchMetricConfig {
   readonly reconcile_with?: string;
 }
 
+/** The Spark engine (`batch.engine: spark`): each hour's script runs with `spark-sql` on `master`, or as a Dataproc Serverless batch when `dataproc.project` is set (docs/scaling.md). */
+export interface BatchSparkConfig {
+  /** `--master` of `spark-sql`: `local[N]`, `spark://host:port` (a standalone cluster), or anything `spark-submit` accepts (`yarn`, `k8s://…`). Default: `local[2]`. */
+  readonly master: string;
+  /** A SPARK_HOME holding `bin/spark-sql`; unset = the `SPARK_HOME` environment variable, else the Spark that `deno task stack up spark` installed. */
+  readonly home?: string;
+  /** Extra Spark settings, `key=value` each (`--conf`), over the engine's own (UTC, no UI, loopback for a local master, the GCS connector for a gs:// lake). */
+  readonly conf: readonly string[];
+  /** An hour's Spark run that has not finished after this is killed and fails (the scheduler retries it). Default: `30m`. */
+  readonly timeout: number;
+  /** Run each hour as a Dataproc Serverless Spark SQL batch instead of `spark-sql` (set `project` to turn it on); the lake must be on gs://. */
+  readonly dataproc: {
+    /** Google Cloud project of the batches; unset = Dataproc off. */
+    readonly project?: string;
+    /** Dataproc region of the batches. */
+    readonly region?: string;
+    /** Service account the batches run as; unset = the project's default. */
+    readonly service_account?: string;
+    /** Subnetwork URI of the batches; unset = the default network. */
+    readonly subnetwork?: string;
+    /** gs:// prefix for what a batch needs (the script, the user snapshot) and writes; unset = beside the lake. */
+    readonly staging?: string;
+    /** Dataproc API base URL (a stand-in for tests). Default: `https://dataproc.googleapis.com`. */
+    readonly endpoint: string;
+  };
+}
+
 /** The hourly batch layer: exact totals from the lake into `bytes_hourly` and `user_quota_limit`. */
 export interface BatchConfig {
   /** Run the scheduler in `start`. Default: `true`. */
@@ -668,6 +726,10 @@ export interface BatchConfig {
   readonly metrics: readonly BatchMetricConfig[];
   /** When a reload (or a start) adds a batch metric or changes one, the hours the batch layer already ran are run again for this many past hours (from the start of the hour this many hours back); 0 = none. Unset = every batched hour. */
   readonly backfill_hours?: number;
+  /** Where an hour is computed: `process` (in this process, the default) or `spark` (the same plan as Spark SQL on `batch.spark`: a standalone cluster, YARN, Kubernetes or Dataproc). Either way the results are written to PostgreSQL by this process, in one transaction. Default: `process`. */
+  readonly engine: "process" | "spark";
+  /** The Spark engine (`batch.engine: spark`): each hour's script runs with `spark-sql` on `master`, or as a Dataproc Serverless batch when `dataproc.project` is set (docs/scaling.md). */
+  readonly spark: BatchSparkConfig;
   /** Users whose hourly usage exceeds their quota → `user_quota_limit`. */
   readonly quota: {
     /** Compute quota breaches. Default: `true`. */

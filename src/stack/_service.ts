@@ -1,9 +1,9 @@
 /**
- * The shape every local service (Kafka, PostgreSQL, fake-gcs-server) has, so
+ * The shape every local service (Kafka, PostgreSQL, fake-gcs-server, Spark) has, so
  * `mod.ts` can bring them up, down and report on them uniformly.
  */
 
-export type ServiceName = "kafka" | "postgres" | "gcs";
+export type ServiceName = "kafka" | "postgres" | "gcs" | "spark";
 
 export interface ServiceStatus {
   readonly name: ServiceName;

@@ -1,5 +1,5 @@
 /**
- * `deno task stack up|down|status|reset [kafka|postgres|gcs ...]`: the command-line
+ * `deno task stack up|down|status|reset [kafka|postgres|gcs|spark ...]`: the command-line
  * face of `mod.ts`. User mistakes and missing prerequisites print one line;
  * exit code 0 on success, 1 on failure (for `status`: 1 if any service is down).
  */
@@ -7,7 +7,7 @@ import { UserError } from "../errors.ts";
 import { muteKafkajsTimerWarning } from "./_process.ts";
 import { parseServices, stackDown, stackReset, stackStatus, stackUp } from "./mod.ts";
 
-const USAGE = "usage: deno task stack up|down|status|reset [kafka|postgres|gcs ...]";
+const USAGE = "usage: deno task stack up|down|status|reset [kafka|postgres|gcs|spark ...]";
 
 function printStatus(rows: Awaited<ReturnType<typeof stackStatus>>): boolean {
   const width = Math.max(...rows.map((r) => r.address.length));

@@ -15,12 +15,16 @@ import type { Service, ServiceName, ServiceStatus } from "./_service.ts";
 import { GCS_ENDPOINT, gcsService } from "./gcs.ts";
 import { KAFKA_PORT, kafkaService } from "./kafka.ts";
 import { PG_URL, postgresService } from "./postgres.ts";
+import { sparkService } from "./spark.ts";
 
 export type { ServiceName, ServiceStatus };
 export { REPO_ROOT, STATE_DIR } from "./_paths.ts";
 export { muteKafkajsTimerWarning } from "./_process.ts";
 
+/** What `stack up` starts when no service is named. */
 export const SERVICE_NAMES: readonly ServiceName[] = ["kafka", "postgres", "gcs"];
+/** Every service; Spark only when named (`stack up spark`): it is heavy and few tests need it. */
+export const ALL_SERVICES: readonly ServiceName[] = [...SERVICE_NAMES, "spark"];
 
 /** Where clients reach the stack. */
 export interface StackInfo {
@@ -42,14 +46,15 @@ const SERVICES: Record<ServiceName, Service> = {
   kafka: kafkaService,
   postgres: postgresService,
   gcs: gcsService,
+  spark: sparkService,
 };
 
 /** Validates service names from the command line; none means all. */
 export function parseServices(names: readonly string[]): ServiceName[] {
   if (names.length === 0) return [...SERVICE_NAMES];
   for (const n of names) {
-    if (!SERVICE_NAMES.includes(n as ServiceName)) {
-      throw new UserError(`unknown service "${n}": expected one of ${SERVICE_NAMES.join(", ")}`);
+    if (!ALL_SERVICES.includes(n as ServiceName)) {
+      throw new UserError(`unknown service "${n}": expected one of ${ALL_SERVICES.join(", ")}`);
     }
   }
   return [...new Set(names as ServiceName[])];

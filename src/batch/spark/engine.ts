@@ -1,0 +1,228 @@
+/**
+ * `batch.engine: spark`: one hour computed by Spark SQL. The process writes
+ * the run's inputs beside the lake under `spark-runs/<run>/` (the
+ * `user_metadata` snapshot as Parquet, the script), has Spark run the script
+ * (render.ts) over the hour's lake folder, reads the results Spark wrote as
+ * Parquet back into the `HourResult` that `computeHour()` gives, and removes
+ * the run's files, on failure too. Spark writes nothing else: PostgreSQL is
+ * written by the job, in its one transaction, as with the in-process engine.
+ *
+ * How the script runs is a `SparkRunner`: `spark-sql` here (runner.ts, any
+ * `--master`), or a Dataproc batch.
+ */
+import type { AsyncBuffer } from "hyparquet";
+import { parquetReadObjects } from "hyparquet";
+import { parquetWriteBuffer } from "hyparquet-writer";
+import type { BatchPlan } from "../../config/plan.ts";
+import { quotaBreaches, type QuotaBreach } from "../../core/quota.ts";
+import { hourPath, listHour, type ObjectStore } from "../../lake/mod.ts";
+import { computeHour, type HourResult, type UserMeta } from "../compute.ts";
+import type { HourComputation, HourEngine, HourInput } from "../engine.ts";
+import { UnknownDevicesError } from "../errors.ts";
+import { SparkRunError } from "./errors.ts";
+import { renderHourScript, RESULTS, type ScriptVariables } from "./render.ts";
+
+/** Where a run's files live, relative to the lake root; never an hour folder. */
+export const RUNS_PREFIX = "spark-runs/";
+
+/** One script run on Spark. */
+export interface SparkJob {
+  /** Unique per run: names the run's files, and a Dataproc batch. */
+  readonly runKey: string;
+  /** The script's text (render.ts). */
+  readonly script: string;
+  /** Its location beside the lake (`gs://…` or `file://…`), for runners that read it there. */
+  readonly scriptUri: string;
+  readonly variables: ScriptVariables;
+  /** Whether the lake is on `gs://` (the GCS connector is needed). */
+  readonly gcs: boolean;
+}
+
+/** Runs a script to its end; throws `SparkRunError` with the engine's message when it fails. */
+export type SparkRunner = (job: SparkJob) => Promise<void>;
+
+/** The lake root as Spark names it: `file:///abs/dir` or `gs://bucket/prefix`. */
+function lakeUri(store: ObjectStore): string {
+  return store.uri.replace(/\/+$/, "");
+}
+
+function randomSuffix(): string {
+  return Array.from(crypto.getRandomValues(new Uint8Array(4)), (b) => b.toString(16).padStart(2, "0"))
+    .join("");
+}
+
+/** The `user_metadata` snapshot as Parquet: id, email, name (strings), quota (INT64). */
+export function usersParquet(users: ReadonlyMap<string, UserMeta>): Uint8Array {
+  const ids = [...users.keys()];
+  const metas = [...users.values()];
+  const buffer = parquetWriteBuffer({
+    columnData: [
+      { name: "id", data: ids, type: "STRING", nullable: false },
+      { name: "email", data: metas.map((u) => u.email), type: "STRING", nullable: false },
+      { name: "name", data: metas.map((u) => u.name), type: "STRING", nullable: false },
+      {
+        name: "quota",
+        data: BigInt64Array.from(metas, (u) => BigInt(u.quota)),
+        type: "INT64",
+        nullable: false,
+      },
+    ],
+  });
+  return new Uint8Array(buffer);
+}
+
+function storeBuffer(bytes: Uint8Array): AsyncBuffer {
+  return {
+    byteLength: bytes.byteLength,
+    slice: (start, end) => bytes.slice(start, end).buffer as ArrayBuffer,
+  };
+}
+
+/** Every row of one result folder (Spark's `part-*.parquet` files; none = no rows). */
+async function readResult(
+  store: ObjectStore,
+  folder: string,
+): Promise<Record<string, unknown>[]> {
+  const files = (await store.list(folder + "/")).filter((e) => {
+    const name = e.key.slice(e.key.lastIndexOf("/") + 1);
+    return name.startsWith("part-") && name.endsWith(".parquet");
+  });
+  const out: Record<string, unknown>[] = [];
+  for (const f of files) {
+    const file = storeBuffer(await store.get(f.key));
+    out.push(...await parquetReadObjects({ file }) as Record<string, unknown>[]);
+  }
+  return out;
+}
+
+const num = (v: unknown): number => (v === null || v === undefined ? 0 : Number(v));
+
+/** The results of one run, as `computeHour()` would have returned them. */
+export async function readResults(
+  store: ObjectStore,
+  out: string,
+  batch: BatchPlan,
+): Promise<{ result: HourResult; rowsRead: number }> {
+  const read = (name: string) => readResult(store, `${out}/${name}`);
+  const [metricRows, emailRows, breachRows, statRows, unknownRows, droppedRows] = await Promise
+    .all([
+      read(RESULTS.metrics),
+      read(RESULTS.emails),
+      read(RESULTS.breaches),
+      read(RESULTS.stats),
+      read(RESULTS.unknown),
+      read(RESULTS.dropped),
+    ]);
+  const metrics = new Map<string, Map<string, number>>(
+    batch.metrics.map((m) => [m.name, new Map()]),
+  );
+  for (const r of metricRows) {
+    metrics.get(String(r.metric))?.set(String(r.group_key), num(r.value));
+  }
+  const usageByEmail = new Map<string, number>();
+  const quotaByEmail = new Map<string, number>();
+  for (const r of emailRows) {
+    quotaByEmail.set(String(r.email), num(r.quota));
+    if (r.usage !== null && r.usage !== undefined) usageByEmail.set(String(r.email), num(r.usage));
+  }
+  const breaches: QuotaBreach[] = breachRows.map((r) => ({
+    email: String(r.email),
+    usage: num(r.usage),
+    quota: num(r.quota),
+  }));
+  // The same order as the core's (quotaBreaches sorts by email, JavaScript's way).
+  const sorted = quotaBreaches(
+    new Map(breaches.map((b) => [b.email, b.usage])),
+    new Map(breaches.map((b) => [b.email, b.quota])),
+  );
+  if (statRows.length !== 1) {
+    throw new SparkRunError(`Spark wrote ${statRows.length} rows of run statistics, expected 1`);
+  }
+  const stats = statRows[0];
+  const rowsRead = num(stats.rows_read);
+  const unknownDevices = num(stats.unknown_devices);
+  const unknown = num(stats.unknown_rows);
+  const dropping = batch.unknownDevice.policy === "drop" && unknownDevices > 0;
+  return {
+    rowsRead,
+    result: {
+      metrics,
+      breaches: sorted,
+      unknownDevices,
+      unknownRows: unknown,
+      unknownSample: unknownRows.map((r) => String(r.id)),
+      rowsUsed: rowsRead - (dropping ? unknown : 0),
+      droppedValues: new Map(
+        dropping ? droppedRows.map((r) => [String(r.metric), num(r.value)]) : [],
+      ),
+      usageByEmail,
+      quotaByEmail,
+    },
+  };
+}
+
+/** Removes every file of a run; what cannot be removed is logged, never thrown. */
+async function removeRun(input: HourInput, prefix: string): Promise<void> {
+  const { store, log } = input;
+  try {
+    const entries = await store.list(prefix);
+    await Promise.all(entries.map((e) => store.delete(e.key).catch(() => {})));
+    // A local lake keeps the folders Spark made; a bucket has none left.
+    if (input.plan.lake.kind === "file") {
+      await Deno.remove(`${input.plan.lake.root}/${prefix}`, { recursive: true }).catch(() => {});
+    }
+  } catch (err) {
+    log.warn("could not remove a Spark run's files", { prefix, error: err });
+  }
+}
+
+export interface SparkEngineOptions {
+  readonly runner: SparkRunner;
+}
+
+/** The Spark engine: `computeHour` of one hour through `runner`. */
+export function sparkEngine(options: SparkEngineOptions): HourEngine {
+  return {
+    name: "spark",
+    async computeHour(input: HourInput): Promise<HourComputation> {
+      const { plan, store, hour, users, dropped } = input;
+      const files = await listHour(store, hour);
+      if (files.length === 0) {
+        // Nothing for Spark to read: an empty hour is the core's, at no JVM start.
+        const result = computeHour(plan.batch, {}, 0, users, dropped);
+        return { result, rowsRead: 0, filesRead: 0, missing: true };
+      }
+      const runKey = `run-${input.runId}-${randomSuffix()}`;
+      const prefix = `${RUNS_PREFIX}${runKey}/`;
+      const root = lakeUri(store);
+      const script = renderHourScript(plan.batch, dropped);
+      const variables: ScriptVariables = {
+        hour_dir: `${root}/${hourPath(hour).replace(/\/$/, "")}`,
+        users: `${root}/${prefix}users.parquet`,
+        out: `${root}/${prefix}out`,
+      };
+      try {
+        await store.put(`${prefix}users.parquet`, usersParquet(users));
+        await store.put(`${prefix}hour.sql`, new TextEncoder().encode(script));
+        await options.runner({
+          runKey,
+          script,
+          scriptUri: `${root}/${prefix}hour.sql`,
+          variables,
+          gcs: plan.lake.kind === "gcs",
+        });
+        const { result, rowsRead } = await readResults(store, `${prefix}out`, plan.batch);
+        if (plan.batch.unknownDevice.policy === "fail" && result.unknownDevices > 0) {
+          throw new UnknownDevicesError(
+            result.unknownDevices,
+            result.unknownRows,
+            result.unknownSample.slice(0, 3),
+          );
+        }
+        return { result, rowsRead, filesRead: files.length, missing: false };
+      } finally {
+        await removeRun(input, prefix);
+      }
+    },
+  };
+}

@@ -1,0 +1,69 @@
+/**
+ * Front door of the Spark engine: the engine a plan asks for. `batch.engine:
+ * process` is no engine here (the job computes in process); `spark` runs each
+ * hour's script with `spark-sql` on `batch.spark.master`, or on Dataproc when
+ * `batch.spark.dataproc` is set. Spark's home is `batch.spark.home`, else
+ * `SPARK_HOME`, else the one `deno task stack up spark` installed; a gs://
+ * lake adds the GCS connector that the stack downloaded, unless the user's
+ * conf names jars itself.
+ */
+import type { Plan } from "../../config/plan.ts";
+import { GCS_CONNECTOR_JAR, stackSparkHome } from "../../stack/spark.ts";
+import type { HourEngine } from "../engine.ts";
+import { type SparkRunner, sparkEngine } from "./engine.ts";
+import { SparkRunError } from "./errors.ts";
+import { sparkSqlRunner } from "./runner.ts";
+
+export { SparkRunError } from "./errors.ts";
+export { renderHourScript } from "./render.ts";
+export { type SparkJob, type SparkRunner, sparkEngine } from "./engine.ts";
+
+/** Sizing the engine sets unless `batch.spark.conf` does: an hour is small work for a cluster. */
+const DEFAULT_CONF: Readonly<Record<string, string>> = {
+  // 200 shuffle partitions (Spark's default) cost more than an hour's rows on small clusters.
+  "spark.sql.shuffle.partitions": "8",
+  // The spark-sql CLI would otherwise start a Derby Hive metastore: a minute on a busy machine.
+  "spark.sql.catalogImplementation": "in-memory",
+};
+
+async function exists(path: string): Promise<boolean> {
+  return await Deno.stat(path).then(() => true, () => false);
+}
+
+/** The runner of `batch.spark`: spark-sql on its master (Dataproc when configured). */
+function runnerFor(plan: Plan): SparkRunner {
+  const spark = plan.batch.spark;
+  if (spark.dataproc) {
+    return () =>
+      Promise.reject(
+        new SparkRunError(
+          "batch.spark.dataproc is set, but this build has no Dataproc client (src/batch/spark/dataproc.ts)",
+        ),
+      );
+  }
+  return async (job) => {
+    const home = spark.home ?? Deno.env.get("SPARK_HOME") ?? await stackSparkHome();
+    if (!home) {
+      throw new SparkRunError(
+        "no Spark found: set batch.spark.home or SPARK_HOME, or run `deno task stack up spark`",
+      );
+    }
+    const jar = job.gcs && !spark.conf["spark.jars"] && await exists(GCS_CONNECTOR_JAR)
+      ? GCS_CONNECTOR_JAR
+      : undefined;
+    const run = sparkSqlRunner({
+      home,
+      master: spark.master,
+      conf: { ...DEFAULT_CONF, ...spark.conf },
+      timeoutMs: spark.timeoutMs,
+      gcs: { jar, endpoint: plan.lake.gcsEndpoint, projectId: plan.lake.gcsProjectId },
+    });
+    await run(job);
+  };
+}
+
+/** The engine `plan.batch.engine` names; undefined = in process. */
+export function engineFor(plan: Plan): HourEngine | undefined {
+  if (plan.batch.engine !== "spark") return undefined;
+  return sparkEngine({ runner: runnerFor(plan) });
+}

@@ -1,0 +1,156 @@
+/**
+ * Runs an hour's script with `spark-sql` on any master `spark-submit`
+ * accepts (`local[N]`, `spark://host:port`, YARN, Kubernetes), bounded by a
+ * timeout, and turns a failure into a `SparkRunError` carrying Spark's own
+ * last meaningful lines. The driver runs in a temporary folder (its Derby
+ * metastore and warehouse go there and are removed with it); on loopback it
+ * binds to 127.0.0.1 and opens no UI. A `gs://` lake adds the GCS connector jar
+ * and, for an emulator endpoint, its URL without authentication.
+ */
+import { SparkRunError } from "./errors.ts";
+import type { SparkJob, SparkRunner } from "./engine.ts";
+
+export interface SparkSqlOptions {
+  /** A SPARK_HOME holding `bin/spark-sql`. */
+  readonly home: string;
+  /** `--master`. */
+  readonly master: string;
+  /** Extra `--conf key=value`, after (and over) the defaults. */
+  readonly conf: Readonly<Record<string, string>>;
+  /** The run is killed and fails after this long, ms. */
+  readonly timeoutMs: number;
+  /** For a `gs://` lake: the GCS connector jar, and an emulator endpoint (no auth) if any. */
+  readonly gcs?: { readonly jar?: string; readonly endpoint?: string; readonly projectId?: string };
+}
+
+/** Whether the master runs on this machine (the driver can stay on loopback). */
+export function loopbackMaster(master: string): boolean {
+  return /^local(\[|$)/.test(master) ||
+    /^spark:\/\/(127\.0\.0\.1|localhost)(:\d+)?$/.test(master);
+}
+
+/** The `--conf` pairs of a run: loopback, UTC, no UI, the GCS connector; then the user's. */
+export function sparkConf(options: SparkSqlOptions, job: Pick<SparkJob, "gcs">) {
+  const conf: Record<string, string> = {
+    "spark.ui.enabled": "false",
+    "spark.sql.session.timeZone": "UTC",
+  };
+  if (loopbackMaster(options.master)) {
+    conf["spark.driver.host"] = "127.0.0.1";
+    conf["spark.driver.bindAddress"] = "127.0.0.1";
+  }
+  if (job.gcs) {
+    conf["spark.hadoop.fs.gs.impl"] = "com.google.cloud.hadoop.fs.gcs.GoogleHadoopFileSystem";
+    conf["spark.hadoop.fs.AbstractFileSystem.gs.impl"] = "com.google.cloud.hadoop.fs.gcs.GoogleHadoopFS";
+    if (options.gcs?.jar) conf["spark.jars"] = options.gcs.jar;
+    if (options.gcs?.endpoint) {
+      conf["spark.hadoop.fs.gs.storage.root.url"] = options.gcs.endpoint.replace(/\/?$/, "/");
+      conf["spark.hadoop.fs.gs.auth.type"] = "UNAUTHENTICATED";
+    }
+    if (options.gcs?.projectId) conf["spark.hadoop.fs.gs.project.id"] = options.gcs.projectId;
+  }
+  return { ...conf, ...options.conf };
+}
+
+/** Lines that say what went wrong: errors and exceptions, not stack frames or INFO chatter. */
+const MEANINGFUL = /\b(ERROR|Error|Exception|FAILED|Caused by)\b|\[[A-Z][A-Z0-9_.]+\]/;
+const LOG_PREFIX = /^\d{2}\/\d{2}\/\d{2} \d{2}:\d{2}:\d{2} (ERROR|WARN|INFO) [\w.$]+: /;
+
+/**
+ * The last few meaningful lines of Spark's output, one line; the last
+ * non-empty lines when none stands out.
+ *
+ * @example lastWords("...\n[PATH_NOT_FOUND] Path does not exist: file:/x. SQLSTATE: 42K03\n") // "[PATH_NOT_FOUND] Path does not exist: file:/x. SQLSTATE: 42K03"
+ */
+export function lastWords(output: string, max = 3): string {
+  const lines = output.split("\n").map((l) => l.trim()).filter((l) =>
+    l && !l.startsWith("at ") && !/^\.\.\. \d+ more$/.test(l)
+  );
+  const picked = lines.filter((l) => MEANINGFUL.test(l) && !/ (WARN|INFO) /.test(l));
+  const chosen = (picked.length ? picked : lines).map((l) => l.replace(LOG_PREFIX, ""));
+  const unique = chosen.filter((l, i) => chosen.indexOf(l) === i);
+  return unique.slice(-max).join(" | ").slice(0, 2000);
+}
+
+/** Keeps the last `max` lines of a stream (Spark can print a lot). */
+async function tail(stream: ReadableStream<Uint8Array>, max = 300): Promise<string> {
+  const lines: string[] = [];
+  let rest = "";
+  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+    const parts = (rest + chunk).split("\n");
+    rest = parts.pop()!;
+    lines.push(...parts);
+    if (lines.length > max) lines.splice(0, lines.length - max);
+  }
+  if (rest) lines.push(rest);
+  return lines.join("\n");
+}
+
+/** A runner that starts `spark-sql` for each script. */
+export function sparkSqlRunner(options: SparkSqlOptions): SparkRunner {
+  return async (job) => {
+    const bin = `${options.home}/bin/spark-sql`;
+    const dir = await Deno.makeTempDir({ prefix: "antenna-spark-" });
+    try {
+      await Deno.writeTextFile(`${dir}/hour.sql`, job.script);
+      const args = ["--master", options.master, "--name", `antenna-lambda ${job.runKey}`];
+      for (const [k, v] of Object.entries(sparkConf(options, job))) args.push("--conf", `${k}=${v}`);
+      args.push("--driver-java-options", `-Dderby.system.home=${dir}`);
+      for (const [k, v] of Object.entries(job.variables)) args.push("-d", `${k}=${v}`);
+      args.push("-f", `${dir}/hour.sql`);
+      let child: Deno.ChildProcess;
+      try {
+        child = new Deno.Command(bin, {
+          args,
+          cwd: dir,
+          env: {
+            SPARK_HOME: options.home,
+            ...(loopbackMaster(options.master) ? { SPARK_LOCAL_IP: "127.0.0.1" } : {}),
+          },
+          stdin: "null",
+          stdout: "piped",
+          stderr: "piped",
+        }).spawn();
+      } catch (err) {
+        if (err instanceof Deno.errors.NotFound) {
+          throw new SparkRunError(
+            `spark-sql not found at ${bin}: set batch.spark.home or SPARK_HOME, or run \`deno task stack up spark\``,
+          );
+        }
+        throw err;
+      }
+      let timedOut = false;
+      const timer = setTimeout(() => {
+        timedOut = true;
+        try {
+          child.kill("SIGKILL");
+        } catch {
+          // already gone
+        }
+      }, options.timeoutMs);
+      try {
+        const [status, out, err] = await Promise.all([
+          child.status,
+          tail(child.stdout),
+          tail(child.stderr),
+        ]);
+        if (timedOut) {
+          throw new SparkRunError(
+            `Spark did not finish the hour within ${Math.round(options.timeoutMs / 1000)}s (batch.spark.timeout): killed; ${
+              lastWords(err + "\n" + out)
+            }`,
+          );
+        }
+        if (status.code !== 0) {
+          throw new SparkRunError(
+            `spark-sql failed (exit ${status.code}): ${lastWords(err + "\n" + out)}`,
+          );
+        }
+      } finally {
+        clearTimeout(timer);
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
+  };
+}
