@@ -723,7 +723,8 @@ export const PIPELINE_SPEC: ObjectSpec = {
                 "`--master` of `spark-sql`: `local[N]`, `spark://host:port` (a standalone cluster), or anything `spark-submit` accepts (`yarn`, `k8s://…`).",
               default: "local[2]",
               example: "spark://127.0.0.1:7077",
-              pattern: /^(local(\[(\d+|\*)(,\d+)?\])?|spark:\/\/[^\s/]+(,[^\s/]+)*|yarn|k8s:\/\/\S+|mesos:\/\/\S+)$/,
+              pattern:
+                /^(local(\[(\d+|\*)(,\d+)?\])?|spark:\/\/[^\s/]+(,[^\s/]+)*|yarn|k8s:\/\/\S+|mesos:\/\/\S+)$/,
               patternText: "local, local[N], spark://host:port, yarn or k8s://…",
             },
             home: {
@@ -896,7 +897,11 @@ export const RULES: readonly LintRule<PipelineConfig>[] = [
         return;
       }
       if (d.region === undefined) {
-        report("batch.spark.dataproc.region", "region is required with dataproc.project", "missing");
+        report(
+          "batch.spark.dataproc.region",
+          "region is required with dataproc.project",
+          "missing",
+        );
       }
       if (!c.lake.uri.startsWith("gs://")) {
         report(

@@ -175,7 +175,9 @@ export class GcsStore implements ObjectStore {
   }
 
   async delete(key: string): Promise<void> {
-    const name = this.#name(key);
+    // Hadoop's GCS connector (Spark's output) leaves folder markers, keys ending
+    // in "/", which list() returns: they can be deleted like any object.
+    const name = key.endsWith("/") ? this.#name(key.slice(0, -1)) + "/" : this.#name(key);
     try {
       await this.#ensure();
       await this.#bucket.file(name).delete({ ignoreNotFound: true });

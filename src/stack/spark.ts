@@ -65,7 +65,8 @@ export async function stackSparkHome(): Promise<string | undefined> {
 async function install(): Promise<string> {
   await Deno.mkdir(JARS, { recursive: true });
   if (!(await exists(GCS_CONNECTOR_JAR))) {
-    const url = `${MAVEN}/${GCS_CONNECTOR_VERSION}/gcs-connector-${GCS_CONNECTOR_VERSION}-shaded.jar`;
+    const url =
+      `${MAVEN}/${GCS_CONNECTOR_VERSION}/gcs-connector-${GCS_CONNECTOR_VERSION}-shaded.jar`;
     log_.info("downloading the GCS connector from Maven Central", { url });
     const res = await fetch(url);
     if (!res.ok) throw new Error(`GET ${url} answered ${res.status}`);

@@ -50,7 +50,7 @@ Deno.test("metricSql() spells each aggregation over its field as BIGINT", () => 
   for (const [yaml, expected] of cases) {
     const sql = squash(metricSql(one(yaml), ""));
     assert.ok(sql.includes(expected), `${yaml}: ${sql}`);
-    assert.ok(sql.startsWith("SELECT 'm' AS metric, `app` AS group_key"), sql);
+    assert.ok(sql.startsWith("SELECT 'metric' AS result, 'm' AS item, `app` AS group_key"), sql);
     assert.ok(sql.endsWith("FROM joined GROUP BY `app`"), sql);
   }
 });
@@ -102,8 +102,11 @@ Deno.test("renderHourScript() reads the hour folder's lake files and deduplicate
   assert.ok(sql.includes("unix_seconds(`timestamp`) AS ts"));
   assert.ok(sql.includes("SET spark.sql.session.timeZone=UTC;"));
   assert.ok(sql.includes("USING parquet OPTIONS (path '${users}')"));
-  for (const r of ["metrics", "emails", "breaches", "stats", "unknown"]) {
-    assert.ok(sql.includes(`INSERT OVERWRITE DIRECTORY '\${out}/${r}' USING parquet`), r);
+  // One statement writes the hour: one Spark job.
+  assert.equal(sql.match(/INSERT OVERWRITE DIRECTORY/g)?.length, 1);
+  assert.ok(sql.includes("INSERT OVERWRITE DIRECTORY '${out}/hour' USING parquet"));
+  for (const r of ["metric", "email", "breach", "stat", "unknown"]) {
+    assert.ok(sql.includes(`SELECT '${r}'`), r);
   }
   // Only the declared variables appear.
   const used = new Set([...sql.matchAll(/\$\{(\w+)\}/g)].map((m) => m[1]));
@@ -117,11 +120,11 @@ Deno.test("renderHourScript() applies each unknown-device policy", () => {
   // unknown_id: every row counts, the placeholder (escaped) stands in for email and name.
   assert.ok(keep.includes("COALESCE(u.email, 'it\\u0027s \\u0024\\u007bout\\u007d') AS email"));
   assert.ok(keep.includes("FROM joined GROUP BY `email`"), keep);
-  assert.ok(!keep.includes("/dropped'"));
+  assert.ok(!keep.includes("SELECT 'dropped'"));
   for (const policy of ["drop", "fail"] as const) {
     const sql = squash(renderHourScript(batchOf(metrics, policy), speed));
     assert.ok(sql.includes("FROM joined WHERE known GROUP BY `email`"), policy);
-    assert.equal(sql.includes("INSERT OVERWRITE DIRECTORY '${out}/dropped'"), policy === "drop");
+    assert.equal(sql.includes("SELECT 'dropped', 'user_bytes_total'"), policy === "drop");
   }
   assert.ok(keep.includes("count(DISTINCT CASE WHEN NOT known THEN id END) AS unknown_devices"));
   assert.ok(keep.includes("count_if(NOT known) AS unknown_rows"));
@@ -140,14 +143,14 @@ batch:
   ).speed.metrics;
   assert.equal(
     squash(droppedSql(speed[0])),
-    "SELECT 's_bytes' AS metric, CAST(COALESCE(sum(bytes), 0) AS BIGINT) AS value FROM joined WHERE NOT known AND `app` NOT IN ('X')",
+    "SELECT 'dropped', 's_bytes', CAST(NULL AS STRING), CAST(COALESCE(sum(bytes), 0) AS BIGINT), CAST(NULL AS BIGINT) FROM joined WHERE NOT known AND `app` NOT IN ('X')",
   );
   assert.ok(squash(droppedSql(speed[1])).includes("COALESCE(sum(1), 0)"));
 });
 
 Deno.test("renderHourScript() writes breaches only with the quota on, usage only when bytes are read", () => {
   const on = squash(renderHourScript(batchOf("    - { name: m, group_by: app }\n")));
-  assert.ok(on.includes("SELECT email, usage, quota FROM emails WHERE usage > quota"));
+  assert.ok(on.includes("SELECT 'breach', CAST(NULL AS STRING), email, usage, quota FROM emails WHERE usage > quota"));
   assert.ok(on.includes("CAST(max(quota) AS BIGINT) AS quota FROM users GROUP BY email"));
   assert.ok(on.includes("WHERE device_usage > 0 GROUP BY email ) d ON q.email = d.email;"));
   const off = squash(
@@ -155,7 +158,7 @@ Deno.test("renderHourScript() writes breaches only with the quota on, usage only
       batchOf("    - { name: m, group_by: app, aggregation: count }\n", "drop", false),
     ),
   );
-  assert.ok(off.includes("FROM emails WHERE false"));
+  assert.ok(!off.includes("SELECT 'breach'"));
   // No metric reads bytes and the quota is off: the core has no usage either.
   assert.ok(off.includes("d ON q.email = d.email AND false;"));
 });

@@ -14,13 +14,13 @@ import type { AsyncBuffer } from "hyparquet";
 import { parquetReadObjects } from "hyparquet";
 import { parquetWriteBuffer } from "hyparquet-writer";
 import type { BatchPlan } from "../../config/plan.ts";
-import { quotaBreaches, type QuotaBreach } from "../../core/quota.ts";
+import { quotaBreaches } from "../../core/quota.ts";
 import { hourPath, listHour, type ObjectStore } from "../../lake/mod.ts";
 import { computeHour, type HourResult, type UserMeta } from "../compute.ts";
 import type { HourComputation, HourEngine, HourInput } from "../engine.ts";
 import { UnknownDevicesError } from "../errors.ts";
 import { SparkRunError } from "./errors.ts";
-import { renderHourScript, RESULTS, type ScriptVariables } from "./render.ts";
+import { renderHourScript, RESULT, ROWS, type ScriptVariables } from "./render.ts";
 
 /** Where a run's files live, relative to the lake root; never an hour folder. */
 export const RUNS_PREFIX = "spark-runs/";
@@ -47,7 +47,10 @@ function lakeUri(store: ObjectStore): string {
 }
 
 function randomSuffix(): string {
-  return Array.from(crypto.getRandomValues(new Uint8Array(4)), (b) => b.toString(16).padStart(2, "0"))
+  return Array.from(
+    crypto.getRandomValues(new Uint8Array(4)),
+    (b) => b.toString(16).padStart(2, "0"),
+  )
     .join("");
 }
 
@@ -103,58 +106,60 @@ export async function readResults(
   out: string,
   batch: BatchPlan,
 ): Promise<{ result: HourResult; rowsRead: number }> {
-  const read = (name: string) => readResult(store, `${out}/${name}`);
-  const [metricRows, emailRows, breachRows, statRows, unknownRows, droppedRows] = await Promise
-    .all([
-      read(RESULTS.metrics),
-      read(RESULTS.emails),
-      read(RESULTS.breaches),
-      read(RESULTS.stats),
-      read(RESULTS.unknown),
-      read(RESULTS.dropped),
-    ]);
   const metrics = new Map<string, Map<string, number>>(
     batch.metrics.map((m) => [m.name, new Map()]),
   );
-  for (const r of metricRows) {
-    metrics.get(String(r.metric))?.set(String(r.group_key), num(r.value));
-  }
   const usageByEmail = new Map<string, number>();
   const quotaByEmail = new Map<string, number>();
-  for (const r of emailRows) {
-    quotaByEmail.set(String(r.email), num(r.quota));
-    if (r.usage !== null && r.usage !== undefined) usageByEmail.set(String(r.email), num(r.usage));
+  const breachUsage = new Map<string, number>();
+  const breachQuota = new Map<string, number>();
+  const stats = new Map<string, number>();
+  const unknownSample: string[] = [];
+  const dropped = new Map<string, number>();
+  for (const r of await readResult(store, `${out}/${RESULT}`)) {
+    const item = String(r.item);
+    const key = String(r.group_key);
+    switch (r.result) {
+      case ROWS.metric:
+        metrics.get(item)?.set(key, num(r.value));
+        break;
+      case ROWS.email:
+        quotaByEmail.set(key, num(r.quota));
+        if (r.value !== null && r.value !== undefined) usageByEmail.set(key, num(r.value));
+        break;
+      case ROWS.breach:
+        breachUsage.set(key, num(r.value));
+        breachQuota.set(key, num(r.quota));
+        break;
+      case ROWS.stat:
+        stats.set(item, num(r.value));
+        break;
+      case ROWS.unknown:
+        unknownSample.push(key);
+        break;
+      case ROWS.dropped:
+        dropped.set(item, num(r.value));
+        break;
+    }
   }
-  const breaches: QuotaBreach[] = breachRows.map((r) => ({
-    email: String(r.email),
-    usage: num(r.usage),
-    quota: num(r.quota),
-  }));
-  // The same order as the core's (quotaBreaches sorts by email, JavaScript's way).
-  const sorted = quotaBreaches(
-    new Map(breaches.map((b) => [b.email, b.usage])),
-    new Map(breaches.map((b) => [b.email, b.quota])),
-  );
-  if (statRows.length !== 1) {
-    throw new SparkRunError(`Spark wrote ${statRows.length} rows of run statistics, expected 1`);
+  if (!stats.has("rows_read")) {
+    throw new SparkRunError(`Spark's result under ${out} has no run statistics`);
   }
-  const stats = statRows[0];
-  const rowsRead = num(stats.rows_read);
-  const unknownDevices = num(stats.unknown_devices);
-  const unknown = num(stats.unknown_rows);
+  const rowsRead = stats.get("rows_read")!;
+  const unknownDevices = stats.get("unknown_devices") ?? 0;
+  const unknownRows = stats.get("unknown_rows") ?? 0;
   const dropping = batch.unknownDevice.policy === "drop" && unknownDevices > 0;
   return {
     rowsRead,
     result: {
       metrics,
-      breaches: sorted,
+      // Spark judged the breaches; quotaBreaches() only puts them in the core's order.
+      breaches: quotaBreaches(breachUsage, breachQuota),
       unknownDevices,
-      unknownRows: unknown,
-      unknownSample: unknownRows.map((r) => String(r.id)),
-      rowsUsed: rowsRead - (dropping ? unknown : 0),
-      droppedValues: new Map(
-        dropping ? droppedRows.map((r) => [String(r.metric), num(r.value)]) : [],
-      ),
+      unknownRows,
+      unknownSample: unknownSample.sort(),
+      rowsUsed: rowsRead - (dropping ? unknownRows : 0),
+      droppedValues: dropping ? dropped : new Map(),
       usageByEmail,
       quotaByEmail,
     },
@@ -170,6 +175,8 @@ async function removeRun(input: HourInput, prefix: string): Promise<void> {
     // A local lake keeps the folders Spark made; a bucket has none left.
     if (input.plan.lake.kind === "file") {
       await Deno.remove(`${input.plan.lake.root}/${prefix}`, { recursive: true }).catch(() => {});
+      // The parent goes too once no other run uses it (a non-recursive remove fails otherwise).
+      await Deno.remove(`${input.plan.lake.root}/${RUNS_PREFIX}`).catch(() => {});
     }
   } catch (err) {
     log.warn("could not remove a Spark run's files", { prefix, error: err });

@@ -10,13 +10,13 @@
 import type { Plan } from "../../config/plan.ts";
 import { GCS_CONNECTOR_JAR, stackSparkHome } from "../../stack/spark.ts";
 import type { HourEngine } from "../engine.ts";
-import { type SparkRunner, sparkEngine } from "./engine.ts";
+import { sparkEngine, type SparkRunner } from "./engine.ts";
 import { SparkRunError } from "./errors.ts";
 import { sparkSqlRunner } from "./runner.ts";
 
 export { SparkRunError } from "./errors.ts";
 export { renderHourScript } from "./render.ts";
-export { type SparkJob, type SparkRunner, sparkEngine } from "./engine.ts";
+export { sparkEngine, type SparkJob, type SparkRunner } from "./engine.ts";
 
 /** Sizing the engine sets unless `batch.spark.conf` does: an hour is small work for a cluster. */
 const DEFAULT_CONF: Readonly<Record<string, string>> = {

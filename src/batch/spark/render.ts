@@ -23,19 +23,27 @@ import type { BatchPlan, MetricPlan } from "../../config/plan.ts";
 import { KEY_SEPARATOR, type MetricField, metricFields } from "../../core/metric.ts";
 import { neededColumns } from "../compute.ts";
 
-/** The results a script writes under `${out}`, one Parquet folder each. */
-export const RESULTS = {
-  /** (metric STRING, group_key STRING, value BIGINT): every batch metric. */
-  metrics: "metrics",
-  /** (email STRING, quota BIGINT, usage BIGINT or NULL): every email of the snapshot. */
-  emails: "emails",
-  /** (email STRING, usage BIGINT, quota BIGINT): the quota breaches. */
-  breaches: "breaches",
-  /** One row (rows_read, unknown_devices, unknown_rows BIGINT). */
-  stats: "stats",
-  /** (id STRING): up to five unknown device ids, for the log. */
+/**
+ * The one result a script writes, `${out}/hour`: rows tagged by `result`, so
+ * a whole hour is one Spark job (each statement of its own costs a job and
+ * its planning, seconds each on a busy machine). Columns: `result`, `item`
+ * (STRING), `group_key` (STRING), `value`, `quota` (BIGINT).
+ */
+export const RESULT = "hour";
+
+/** What each row of the result is. */
+export const ROWS = {
+  /** item = metric name, group_key = key, value. */
+  metric: "metric",
+  /** group_key = email of the snapshot, value = usage (NULL without any), quota. */
+  email: "email",
+  /** group_key = email, value = usage, quota: a quota breach. */
+  breach: "breach",
+  /** item = rows_read | unknown_devices | unknown_rows, value. */
+  stat: "stat",
+  /** group_key = an unknown device id (a few, for the log). */
   unknown: "unknown",
-  /** (metric STRING, value BIGINT): what the dropped rows add to reconciled speed metrics. */
+  /** item = reconciled speed metric, value = what the dropped rows add to it. */
   dropped: "dropped",
 } as const;
 
@@ -117,7 +125,8 @@ export function metricSql(m: MetricPlan, rowsKept: string): string {
     : `concat_ws(${sqlString(KEY_SEPARATOR)}, ${key.map(text).join(", ")})`;
   const where = [rowsKept, ...filterSql(m)].filter(Boolean);
   return [
-    `SELECT ${sqlString(m.name)} AS metric, ${keyExpr} AS group_key, ${aggregateSql(m)} AS value`,
+    `SELECT '${ROWS.metric}' AS result, ${sqlString(m.name)} AS item, ${keyExpr} AS group_key,`,
+    `  ${aggregateSql(m)} AS value, ${NO_NUMBER} AS quota`,
     `FROM joined${where.length ? ` WHERE ${where.join(" AND ")}` : ""}`,
     // Without a group, an aggregate of no rows is still one row: the core has none.
     key.length === 0 ? "HAVING count(*) > 0" : `GROUP BY ${keyExpr}`,
@@ -128,17 +137,14 @@ export function metricSql(m: MetricPlan, rowsKept: string): string {
 export function droppedSql(m: MetricPlan): string {
   const value = m.aggregation === "count" ? "1" : numeric(m.field);
   const where = ["NOT known", ...filterSql(m)];
-  return `SELECT ${sqlString(m.name)} AS metric, CAST(COALESCE(sum(${value}), 0) AS BIGINT) AS value
+  return `SELECT '${ROWS.dropped}', ${
+    sqlString(m.name)
+  }, ${NO_TEXT}, CAST(COALESCE(sum(${value}), 0) AS BIGINT), ${NO_NUMBER}
 FROM joined WHERE ${where.join(" AND ")}`;
 }
 
-function insert(result: string, select: string): string {
-  return `INSERT OVERWRITE DIRECTORY '\${out}/${result}' USING parquet\n${select};`;
-}
-
-/** An empty result with the columns the engine reads (a plan with no metrics). */
-const NO_METRICS =
-  "SELECT CAST(NULL AS STRING) AS metric, CAST(NULL AS STRING) AS group_key, CAST(NULL AS BIGINT) AS value WHERE false";
+const NO_TEXT = "CAST(NULL AS STRING)";
+const NO_NUMBER = "CAST(NULL AS BIGINT)";
 
 /**
  * The Spark SQL script of one hour of `batch`. `dropped`: the speed metrics the
@@ -154,7 +160,22 @@ export function renderHourScript(batch: BatchPlan, dropped: readonly MetricPlan[
   // The core's usage needs the bytes column, which the job reads only when asked for.
   const withUsage = neededColumns(batch, dropped).includes("bytes");
   const rowsKept = policy === "unknown_id" ? "" : "known";
-  const metrics = batch.metrics.map((m) => metricSql(m, rowsKept));
+  const rows = [
+    ...batch.metrics.map((m) => metricSql(m, rowsKept)),
+    `SELECT '${ROWS.email}', ${NO_TEXT}, email, usage, quota FROM emails`,
+    ...(batch.quota.enabled
+      ? [`SELECT '${ROWS.breach}', ${NO_TEXT}, email, usage, quota FROM emails WHERE usage > quota`]
+      : []),
+    `SELECT '${ROWS.stat}', s.item, ${NO_TEXT}, s.value, ${NO_NUMBER} FROM (\n` +
+    "  SELECT stack(3, 'rows_read', rows_read, 'unknown_devices', unknown_devices,\n" +
+    "    'unknown_rows', unknown_rows) AS (item, value)\n" +
+    "  FROM (SELECT count(*) AS rows_read,\n" +
+    "    count(DISTINCT CASE WHEN NOT known THEN id END) AS unknown_devices,\n" +
+    "    count_if(NOT known) AS unknown_rows FROM joined)\n) s",
+    `SELECT '${ROWS.unknown}', ${NO_TEXT}, id, ${NO_NUMBER}, ${NO_NUMBER} FROM (\n` +
+    `  SELECT DISTINCT id FROM joined WHERE NOT known ORDER BY id LIMIT ${UNKNOWN_SAMPLE}\n)`,
+    ...(policy === "drop" ? dropped.map(droppedSql) : []),
+  ];
   const parts = [
     "-- One hour of the antenna-lambda batch layer, generated by src/batch/spark/render.ts.",
     "SET spark.sql.session.timeZone=UTC;",
@@ -168,39 +189,22 @@ export function renderHourScript(batch: BatchPlan, dropped: readonly MetricPlan[
     "  SELECT *, row_number() OVER (PARTITION BY `partition`, `offset` ORDER BY `offset`) AS copy\n" +
     "  FROM lake_rows\n) WHERE copy = 1;",
     "CREATE OR REPLACE TEMPORARY VIEW users USING parquet OPTIONS (path '${users}');",
-    // Read once, then every result below folds the cached rows.
-    "CACHE TABLE joined AS\n" +
+    // Every row of the result reads this view: Spark plans its scan and shuffle once.
+    "CREATE OR REPLACE TEMPORARY VIEW joined AS\n" +
     "SELECT e.id, e.antenna_id, e.app, e.bytes, e.ts, u.id IS NOT NULL AS known,\n" +
     `  COALESCE(u.email, ${placeholder}) AS email, COALESCE(u.name, ${placeholder}) AS name\n` +
     "FROM events e LEFT JOIN users u ON e.id = u.id;",
-    insert(RESULTS.metrics, metrics.length ? metrics.join("\nUNION ALL\n") : NO_METRICS),
     "CREATE OR REPLACE TEMPORARY VIEW emails AS\n" +
     "SELECT q.email, q.quota, d.usage\n" +
     "FROM (SELECT email, CAST(max(quota) AS BIGINT) AS quota FROM users GROUP BY email) q\n" +
     "LEFT JOIN (\n" +
     "  SELECT email, CAST(sum(device_usage) AS BIGINT) AS usage FROM (\n" +
     "    SELECT id, email, sum(bytes) AS device_usage FROM joined WHERE known GROUP BY id, email\n" +
-    `  ) WHERE device_usage > 0 GROUP BY email\n) d ON q.email = d.email${withUsage ? "" : " AND false"};`,
-    insert(RESULTS.emails, "SELECT email, quota, usage FROM emails"),
-    insert(
-      RESULTS.breaches,
-      batch.quota.enabled
-        ? "SELECT email, usage, quota FROM emails WHERE usage > quota"
-        : "SELECT email, usage, quota FROM emails WHERE false",
-    ),
-    insert(
-      RESULTS.stats,
-      "SELECT count(*) AS rows_read,\n" +
-        "  count(DISTINCT CASE WHEN NOT known THEN id END) AS unknown_devices,\n" +
-        "  count_if(NOT known) AS unknown_rows\nFROM joined",
-    ),
-    insert(
-      RESULTS.unknown,
-      `SELECT DISTINCT id FROM joined WHERE NOT known ORDER BY id LIMIT ${UNKNOWN_SAMPLE}`,
-    ),
+    // The core has usage only when it read bytes (the quota or a metric needs them).
+    `  ) WHERE device_usage > 0 GROUP BY email\n) d ON q.email = d.email${
+      withUsage ? "" : " AND false"
+    };`,
+    `INSERT OVERWRITE DIRECTORY '\${out}/${RESULT}' USING parquet\n${rows.join("\nUNION ALL\n")};`,
   ];
-  if (policy === "drop" && dropped.length > 0) {
-    parts.push(insert(RESULTS.dropped, dropped.map(droppedSql).join("\nUNION ALL\n")));
-  }
   return parts.join("\n\n") + "\n";
 }

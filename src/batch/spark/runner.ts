@@ -2,8 +2,8 @@
  * Runs an hour's script with `spark-sql` on any master `spark-submit`
  * accepts (`local[N]`, `spark://host:port`, YARN, Kubernetes), bounded by a
  * timeout, and turns a failure into a `SparkRunError` carrying Spark's own
- * last meaningful lines. The driver runs in a temporary folder (its Derby
- * metastore and warehouse go there and are removed with it); on loopback it
+ * last meaningful lines. The driver runs in a temporary folder (whatever it
+ * leaves in its working directory goes with it); on loopback it
  * binds to 127.0.0.1 and opens no UI. A `gs://` lake adds the GCS connector jar
  * and, for an emulator endpoint, its URL without authentication.
  */
@@ -41,11 +41,15 @@ export function sparkConf(options: SparkSqlOptions, job: Pick<SparkJob, "gcs">) 
   }
   if (job.gcs) {
     conf["spark.hadoop.fs.gs.impl"] = "com.google.cloud.hadoop.fs.gcs.GoogleHadoopFileSystem";
-    conf["spark.hadoop.fs.AbstractFileSystem.gs.impl"] = "com.google.cloud.hadoop.fs.gcs.GoogleHadoopFS";
+    conf["spark.hadoop.fs.AbstractFileSystem.gs.impl"] =
+      "com.google.cloud.hadoop.fs.gcs.GoogleHadoopFS";
     if (options.gcs?.jar) conf["spark.jars"] = options.gcs.jar;
     if (options.gcs?.endpoint) {
       conf["spark.hadoop.fs.gs.storage.root.url"] = options.gcs.endpoint.replace(/\/?$/, "/");
       conf["spark.hadoop.fs.gs.auth.type"] = "UNAUTHENTICATED";
+      // The connector renames with the JSON API's objects.move, which emulators lack
+      // (fake-gcs-server answers it with an error); a copy and a delete do the same.
+      conf["spark.hadoop.fs.gs.operation.move.enable"] = "false";
     }
     if (options.gcs?.projectId) conf["spark.hadoop.fs.gs.project.id"] = options.gcs.projectId;
   }
@@ -68,8 +72,10 @@ export function lastWords(output: string, max = 3): string {
   );
   const picked = lines.filter((l) => MEANINGFUL.test(l) && !/ (WARN|INFO) /.test(l));
   const chosen = (picked.length ? picked : lines).map((l) => l.replace(LOG_PREFIX, ""));
-  const unique = chosen.filter((l, i) => chosen.indexOf(l) === i);
-  return unique.slice(-max).join(" | ").slice(0, 2000);
+  // The deepest cause of a stack trace says why; the last error lines say what failed.
+  const cause = chosen.filter((l) => l.startsWith("Caused by:")).at(-1);
+  const unique = chosen.filter((l, i) => chosen.indexOf(l) === i && l !== cause);
+  return [...unique.slice(-max), ...(cause ? [cause] : [])].join(" | ").slice(0, 2000);
 }
 
 /** Keeps the last `max` lines of a stream (Spark can print a lot). */
@@ -94,8 +100,9 @@ export function sparkSqlRunner(options: SparkSqlOptions): SparkRunner {
     try {
       await Deno.writeTextFile(`${dir}/hour.sql`, job.script);
       const args = ["--master", options.master, "--name", `antenna-lambda ${job.runKey}`];
-      for (const [k, v] of Object.entries(sparkConf(options, job))) args.push("--conf", `${k}=${v}`);
-      args.push("--driver-java-options", `-Dderby.system.home=${dir}`);
+      for (const [k, v] of Object.entries(sparkConf(options, job))) {
+        args.push("--conf", `${k}=${v}`);
+      }
       for (const [k, v] of Object.entries(job.variables)) args.push("-d", `${k}=${v}`);
       args.push("-f", `${dir}/hour.sql`);
       let child: Deno.ChildProcess;
@@ -136,9 +143,9 @@ export function sparkSqlRunner(options: SparkSqlOptions): SparkRunner {
         ]);
         if (timedOut) {
           throw new SparkRunError(
-            `Spark did not finish the hour within ${Math.round(options.timeoutMs / 1000)}s (batch.spark.timeout): killed; ${
-              lastWords(err + "\n" + out)
-            }`,
+            `Spark did not finish the hour within ${
+              Math.round(options.timeoutMs / 1000)
+            }s (batch.spark.timeout): killed; ${lastWords(err + "\n" + out)}`,
           );
         }
         if (status.code !== 0) {

@@ -1,0 +1,428 @@
+/**
+ * The golden test of `batch.engine: spark`: one lake hour (four Kafka
+ * partitions, a replayed segment holding rows a second time under the same
+ * (partition, offset), late events in a later segment, devices without user
+ * metadata) and an empty hour, batched in process, by Spark `local[2]` and by
+ * the standalone cluster of `deno task stack up spark`, the lake on local disk
+ * and on the GCS emulator. `bytes_hourly`, `user_quota_limit`,
+ * `batch_reconciliation` and the quota-alert verdicts must be identical across
+ * engines and equal to totals computed here with plain loops over the events
+ * written. A script that fails on Spark fails the run with Spark's message and
+ * writes nothing.
+ *
+ * Each Spark run starts a JVM (tens of seconds on this machine), so the
+ * matrix is lean: drop on local[2] with a local lake, unknown_id on the
+ * cluster with a gs:// lake, fail on the cluster with a local lake, and a
+ * broken lake file on local[2].
+ */
+import assert from "node:assert/strict";
+import { freshDatabase, gcsEndpoint, uniqueName } from "../_support/services.ts";
+import { type Db, migrate, openDb } from "../../src/db/mod.ts";
+import {
+  encodeColumns,
+  type EventColumns,
+  hourPath,
+  type ObjectStore,
+  openStore,
+  pickRows,
+  segmentFileName,
+} from "../../src/lake/mod.ts";
+import { createBatchRunner } from "../../src/batch/mod.ts";
+import { createConfirmation } from "../../src/alerts/confirm.ts";
+import { generateHour, insertUsers, type TestUser, writeLakeHour } from "../_support/batch.ts";
+import { deviceId } from "../../src/simulator/mod.ts";
+import { type Plan, planFromYaml, type UnknownDevicePolicy } from "../../src/config/mod.ts";
+import { createLogger } from "../../src/log.ts";
+import { stackUp } from "../../src/stack/mod.ts";
+import { SPARK_MASTER_URL } from "../../src/stack/spark.ts";
+
+const H = Date.UTC(2026, 10, 28, 10);
+const EMPTY = H + 3_600_000;
+const UNKNOWN = "no_meta";
+const THRESHOLDS = [0.8, 1];
+const quiet = createLogger({ test: "spark_golden" });
+
+const METRICS =
+  `    - { name: antenna_bytes_total, group_by: antenna_id, reconcile_with: antenna_bytes_total }
+    - { name: email_bytes_total, group_by: email, reconcile_with: user_bytes_total }
+    - { name: app_rows, group_by: app, aggregation: count }
+    - { name: smallest, group_by: [app, antenna_id], aggregation: min }
+    - { name: biggest, group_by: app, aggregation: max }
+    - { name: last_second, group_by: name, aggregation: max, field: timestamp }
+    - { name: devices_per_email, group_by: email, aggregation: count_distinct, field: id }
+    - name: chat_bytes
+      group_by: [name, app]
+      filter: { in: { app: [A, B] }, not_in: { email: [u1@x] } }
+`;
+
+function planFor(lakeUri: string, policy: UnknownDevicePolicy, master?: string): Plan {
+  const gcs = lakeUri.startsWith("gs://");
+  return planFromYaml(
+    `lake:
+  uri: ${lakeUri}
+${gcs ? `  gcs_endpoint: ${gcsEndpoint()}\n  gcs_project_id: test\n` : ""}speed:
+  enabled: false
+batch:
+  engine: ${master ? "spark" : "process"}
+  spark:
+    master: ${master ?? "local[2]"}
+    timeout: 15m
+    conf:
+      # Short runs: a JVM that compiles less starts sooner.
+      - "spark.driver.extraJavaOptions=-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+      - "spark.executor.extraJavaOptions=-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+      - spark.executor.memory=512m
+  unknown_device: { policy: ${policy}, id: ${UNKNOWN} }
+  metrics:
+${METRICS}`,
+    { env: {} },
+  );
+}
+
+/** Event i of the hour, as the metrics see it. */
+interface Row {
+  id: string;
+  antenna: string;
+  app: string;
+  bytes: number;
+  second: number;
+}
+
+const devices = Array.from({ length: 28 }, (_, i) => deviceId(i));
+const KNOWN = 24;
+const events = generateHour({
+  hour: H,
+  events: 3_000,
+  devices,
+  antennas: 4,
+  apps: ["A", "B", "C", "D"],
+  partitions: 4,
+  seed: 7,
+});
+// Late arrivals: partition 2's last offsets carry times from the hour's first minutes.
+for (let i = 0; i < events.id.length; i++) {
+  if (events.partition[i] === 2 && events.offset[i] >= 700) {
+    events.timestamp[i] = H + (events.offset[i] - 700) * 1000;
+  }
+}
+const rows: Row[] = Array.from({ length: events.id.length }, (_, i) => ({
+  id: events.id[i],
+  antenna: events.antenna_id[i],
+  app: events.app[i],
+  bytes: events.bytes[i],
+  second: Math.floor(events.timestamp[i] / 1000),
+}));
+
+/** Usage per email of the known devices (each device's bytes), by plain loops. */
+function usageOf(users: readonly TestUser[]): Map<string, number> {
+  const email = new Map(users.map((u) => [u.id, u.email]));
+  const out = new Map<string, number>();
+  for (const r of rows) {
+    const e = email.get(r.id);
+    if (e !== undefined) out.set(e, (out.get(e) ?? 0) + r.bytes);
+  }
+  return out;
+}
+
+/** Users of the known devices; quotas put u0 over, u1 exactly at, u2 at 90 % of its quota. */
+function makeUsers(): TestUser[] {
+  const users = devices.slice(0, KNOWN).map((id, i) => ({
+    id,
+    name: `n${i % 5}`,
+    email: `u${i % 8}@x`,
+    quota: 1e12,
+  }));
+  const usage = usageOf(users);
+  for (const u of users) {
+    const total = usage.get(u.email)!;
+    if (u.email === "u0@x") u.quota = total - 1;
+    if (u.email === "u1@x") u.quota = total;
+    if (u.email === "u2@x") u.quota = Math.ceil(total / 0.9);
+  }
+  return users;
+}
+const USERS = makeUsers();
+
+type Snapshot = Record<string, string[]>;
+
+/** What the test expects in the tables for hour H, computed from `rows` alone. */
+function expected(policy: "drop" | "unknown_id"): Snapshot {
+  const user = new Map(USERS.map((u) => [u.id, u]));
+  const joined = rows.flatMap((r) => {
+    const u = user.get(r.id);
+    if (u) return [{ ...r, email: u.email, name: u.name }];
+    return policy === "unknown_id" ? [{ ...r, email: UNKNOWN, name: UNKNOWN }] : [];
+  });
+  const fold = (
+    type: string,
+    key: (r: typeof joined[0]) => string,
+    value: (r: typeof joined[0]) => number,
+    combine: (a: number, b: number) => number,
+    keep: (r: typeof joined[0]) => boolean = () => true,
+  ) => {
+    const m = new Map<string, number>();
+    for (const r of joined.filter(keep)) {
+      const k = key(r);
+      m.set(k, m.has(k) ? combine(m.get(k)!, value(r)) : value(r));
+    }
+    return [...m].map(([k, v]) => `${type} ${k} ${v}`);
+  };
+  const add = (a: number, b: number) => a + b;
+  const distinct = new Map<string, Set<string>>();
+  for (const r of joined) {
+    if (!distinct.has(r.email)) distinct.set(r.email, new Set());
+    distinct.get(r.email)!.add(r.id);
+  }
+  const hourly = [
+    ...fold("antenna_bytes_total", (r) => r.antenna, (r) => r.bytes, add),
+    ...fold("email_bytes_total", (r) => r.email, (r) => r.bytes, add),
+    ...fold("app_rows", (r) => r.app, () => 1, add),
+    ...fold("smallest", (r) => `${r.app}|${r.antenna}`, (r) => r.bytes, Math.min),
+    ...fold("biggest", (r) => r.app, (r) => r.bytes, Math.max),
+    ...fold("last_second", (r) => r.name, (r) => r.second, Math.max),
+    ...[...distinct].map(([e, s]) => `devices_per_email ${e} ${s.size}`),
+    ...fold(
+      "chat_bytes",
+      (r) => `${r.name}|${r.app}`,
+      (r) => r.bytes,
+      add,
+      (r) => ["A", "B"].includes(r.app) && r.email !== "u1@x",
+    ),
+  ];
+  const usage = usageOf(USERS);
+  const quota = new Map(USERS.map((u) => [u.email, u.quota]));
+  const all = rows.reduce((n, r) => n + r.bytes, 0);
+  const unknownBytes = rows.filter((r) => !user.has(r.id)).reduce((n, r) => n + r.bytes, 0);
+  const batchTotal = policy === "drop" ? all - unknownBytes : all;
+  const dropped = policy === "drop" ? unknownBytes : 0;
+  // No speed layer ran: its side is 0, so the difference is the batch total.
+  const recon = [
+    ["antenna_bytes_total", "antenna_bytes_total"],
+    ["email_bytes_total", "user_bytes_total"],
+  ].map(([m, s]) => `${m} ${s} ${batchTotal} 0 ${batchTotal} 0 ${dropped} ${batchTotal + dropped}`);
+  return {
+    bytes_hourly: hourly.sort(),
+    user_quota_limit: [...usage].filter(([e, u]) => u > quota.get(e)!)
+      .map(([e, u]) => `${e} ${u} ${quota.get(e)}`).sort(),
+    batch_reconciliation: recon.sort(),
+    quota_alerts: [...usage].flatMap(([e, u]) =>
+      THRESHOLDS.filter((t) => u >= t * quota.get(e)!).map((t) => `${e} ${t} batch late ${u}`)
+    ).sort(),
+  };
+}
+
+/** The tables of an hour, one string per row, sorted. */
+async function snapshot(db: Db, hour: number): Promise<Snapshot> {
+  const h = new Date(hour);
+  const q = async (sql: string) =>
+    (await db.query<Record<string, unknown>>(sql, [h])).map((r) => Object.values(r).join(" "))
+      .sort();
+  return {
+    bytes_hourly: await q(
+      "SELECT type, id, value FROM bytes_hourly WHERE timestamp = $1::timestamp",
+    ),
+    user_quota_limit: await q(
+      "SELECT email, usage, quota FROM user_quota_limit WHERE timestamp = $1::timestamp",
+    ),
+    batch_reconciliation: await q(
+      `SELECT metric, speed_metric, batch_value, speed_value, difference, late_dropped,
+         unknown_dropped, unexplained FROM batch_reconciliation WHERE hour = $1::timestamp`,
+    ),
+    quota_alerts: await q(
+      `SELECT email, threshold::float8, source, batch_status, batch_usage FROM quota_alerts
+       WHERE hour = $1::timestamp`,
+    ),
+  };
+}
+
+/**
+ * The lake of the test: hour H written as the speed layer would, plus a
+ * replay of one segment under an overlapping name (same rows, same offsets)
+ * and, as late arrivals, partition 1's last segment written again later
+ * under a name that overlaps it; hour EMPTY has no files.
+ */
+async function writeLake(store: ObjectStore): Promise<void> {
+  await writeLakeHour(store, H, events, 2);
+  const replay = (partition: number, from: number, to: number) => {
+    const idx: number[] = [];
+    for (let i = 0; i < events.partition.length; i++) {
+      if (events.partition[i] === partition && events.offset[i] >= from && events.offset[i] <= to) {
+        idx.push(i);
+      }
+    }
+    idx.sort((a, b) => events.offset[a] - events.offset[b]);
+    const part: EventColumns = pickRows(events, idx);
+    return store.put(
+      hourPath(H) + segmentFileName(partition, from, to + 1_000),
+      encodeColumns(part, idx.length),
+    );
+  };
+  await replay(0, 0, 200);
+  await replay(1, 500, 749);
+}
+
+interface Setup {
+  db: Db;
+  store: ObjectStore;
+  close(): Promise<void>;
+}
+
+async function setup(lake: "file" | "gs"): Promise<Setup & { uri: string }> {
+  const fresh = await freshDatabase("sparkgold");
+  const db = await openDb({ url: fresh.url, maxConnections: 3 });
+  await migrate(db);
+  await insertUsers(db, USERS);
+  const dir = lake === "file" ? await Deno.makeTempDir({ prefix: "spark-golden-" }) : "";
+  const uri = lake === "file"
+    ? `file://${dir}`
+    : `gs://${uniqueName("sparkgold").replaceAll("_", "-")}/lake`;
+  const store = openStore(planFor(uri, "drop").lake);
+  await writeLake(store);
+  return {
+    db,
+    store,
+    uri,
+    async close() {
+      await db.close();
+      await fresh.drop();
+      if (dir) await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
+
+async function runHours(s: Setup, plan: Plan, hours: number[]) {
+  const confirmation = createConfirmation({
+    thresholds: THRESHOLDS,
+    outputs: [],
+    raisedBy: "golden",
+    onRaised: () => {},
+  });
+  const runner = createBatchRunner({
+    plan,
+    db: s.db,
+    store: s.store,
+    log: quiet,
+    participants: [confirmation],
+  });
+  const out = [];
+  for (const h of hours) out.push(await runner.runHour(h, "manual"));
+  return out;
+}
+
+/** Run files are removed after every run, failed or not. */
+async function assertNoRunFiles(store: ObjectStore) {
+  assert.deepEqual((await store.list("spark-runs/")).map((e) => e.key), []);
+}
+
+const sparkTest = (name: string, fn: () => Promise<void>) =>
+  Deno.test({ name, sanitizeOps: false, sanitizeResources: false, fn });
+
+// One cluster for every Spark test: `up` is idempotent and returns at once when it runs.
+const cluster = stackUp(["spark"]);
+
+sparkTest(
+  "spark engine: local[2] on a local lake writes what the process engine writes, exact (drop)",
+  async () => {
+    await cluster;
+    const process = await setup("file");
+    const spark = await setup("file");
+    try {
+      const p = await runHours(process, planFor(process.uri, "drop"), [H, EMPTY]);
+      const s = await runHours(spark, planFor(spark.uri, "drop", "local[2]"), [H, EMPTY]);
+      for (const r of [...p, ...s]) assert.equal(r.status, "succeeded", r.error ?? "");
+      assert.equal(s[0].rowsRead, rows.length);
+      assert.equal(s[0].filesRead, p[0].filesRead);
+      assert.deepEqual([s[0].unknownDevices, s[0].unknownRows], [
+        p[0].unknownDevices,
+        p[0].unknownRows,
+      ]);
+      assert.ok(s[0].unknownDevices > 0);
+      assert.match(s[1].note ?? "", /no lake partition/);
+      const want = expected("drop");
+      assert.ok(want.user_quota_limit.length === 1 && want.quota_alerts.length === 5);
+      assert.deepEqual(await snapshot(process.db, H), want);
+      assert.deepEqual(await snapshot(spark.db, H), want);
+      assert.deepEqual(await snapshot(spark.db, EMPTY), await snapshot(process.db, EMPTY));
+      await assertNoRunFiles(spark.store);
+    } finally {
+      await process.close();
+      await spark.close();
+    }
+  },
+);
+
+sparkTest(
+  "spark engine: the standalone cluster on a gs:// lake writes what the process engine writes, exact (unknown_id)",
+  async () => {
+    await cluster;
+    const s = await setup("gs");
+    try {
+      const [spark] = await runHours(s, planFor(s.uri, "unknown_id", SPARK_MASTER_URL), [H]);
+      assert.equal(spark.status, "succeeded", spark.error ?? "");
+      const want = expected("unknown_id");
+      assert.deepEqual(await snapshot(s.db, H), want);
+      await assertNoRunFiles(s.store);
+      // The process engine on the same lake and database writes the same rows.
+      const [process] = await runHours(s, planFor(s.uri, "unknown_id"), [H]);
+      assert.equal(process.status, "succeeded", process.error ?? "");
+      assert.deepEqual(await snapshot(s.db, H), want);
+    } finally {
+      await s.close();
+    }
+  },
+);
+
+sparkTest(
+  "spark engine: the fail policy fails the run on the cluster and writes nothing",
+  async () => {
+    await cluster;
+    const s = await setup("file");
+    try {
+      const [r] = await runHours(s, planFor(s.uri, "fail", SPARK_MASTER_URL), [H]);
+      assert.equal(r.status, "failed");
+      assert.match(r.error ?? "", /devices have no user metadata/);
+      assert.ok(r.unknownDevices > 0);
+      assert.deepEqual(await snapshot(s.db, H), {
+        bytes_hourly: [],
+        user_quota_limit: [],
+        batch_reconciliation: [],
+        quota_alerts: [],
+      });
+      await assertNoRunFiles(s.store);
+    } finally {
+      await s.close();
+    }
+  },
+);
+
+sparkTest(
+  "spark engine: a script that fails on Spark fails the run with Spark's message and writes nothing",
+  async () => {
+    await cluster;
+    const s = await setup("file");
+    try {
+      const [ok] = await runHours(s, planFor(s.uri, "drop"), [H]);
+      assert.equal(ok.status, "succeeded", ok.error ?? "");
+      const before = await snapshot(s.db, H);
+      await s.store.put(
+        hourPath(H) + segmentFileName(9, 0, 0),
+        new TextEncoder().encode("not parquet"),
+      );
+      const [r] = await runHours(s, planFor(s.uri, "drop", "local[2]"), [H]);
+      assert.equal(r.status, "failed");
+      assert.match(
+        r.error ?? "",
+        /^spark-sql failed \(exit \d+\): .*(parquet|footer|FAILED_READ_FILE)/i,
+      );
+      const runs = await s.db.query<{ status: string; error: string }>(
+        "SELECT status, error FROM batch_runs ORDER BY run_id",
+      );
+      assert.deepEqual(runs.map((x) => x.status), ["succeeded", "failed"]);
+      assert.equal(runs[1].error, r.error);
+      assert.deepEqual(await snapshot(s.db, H), before);
+      await assertNoRunFiles(s.store);
+    } finally {
+      await s.close();
+    }
+  },
+);
