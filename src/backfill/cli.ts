@@ -29,6 +29,9 @@ const USAGE =
                replayed from the lake up to the offsets the speed layer has stored, and
                meet the windows it writes from there. A batch metric: those hours are
                run again by the batch layer (default: every hour it has batched).
+               Beside a running pipeline, the lake trails its stored offsets by up to
+               lake.roll.max_age: the replay waits for it (the log says so) and finishes
+               here. It gives up (exit 1) only when no pipeline writes the lake.
 --drop NAME    Delete every row of NAME, a metric no longer in the pipeline file
                (removed metrics keep their past rows until dropped).`;
 
