@@ -53,13 +53,7 @@ function capture(): { log: Logger; lines: { msg: string; fields: Record<string, 
   const lines: { msg: string; fields: Record<string, unknown> }[] = [];
   const push = (msg: string, fields?: Record<string, unknown>) =>
     lines.push({ msg, fields: fields ?? {} });
-  const log: Logger = {
-    debug: push,
-    info: push,
-    warn: push,
-    error: push,
-    child: () => log,
-  } as unknown as Logger;
+  const log: Logger = { debug: push, info: push, warn: push, error: push, child: () => log };
   return { log, lines };
 }
 
