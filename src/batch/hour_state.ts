@@ -2,8 +2,9 @@
  * What the batch layer knows about each hour, read from what the speed layer
  * and earlier runs recorded in PostgreSQL: how complete the lake is (per
  * partition, and as the topic's least, see src/core/completeness.ts), which
- * hours are batched, and which batched hours the lake has changed since
- * (stale). The scheduler decides from it; the API and `/ready` show it.
+ * hours are batched, which batched hours the lake has changed since or a
+ * backfill's re-run failed for (stale), and which hours come before any data
+ * (empty). The scheduler decides from it; the API and `/ready` show it.
  */
 import type { Plan } from "../config/plan.ts";
 import type { Queryable } from "../db/db.ts";
