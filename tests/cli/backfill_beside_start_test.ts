@@ -13,7 +13,13 @@ import postgres from "postgres";
 import { createGenerator, type GeneratedItem } from "../../src/simulator/generator.ts";
 import { freshDatabase, freshTopic, kafkaBrokers } from "../_support/services.ts";
 import { produce, sorted, validEvents } from "../_support/speed_fixture.ts";
-import { closed, spawnStart, streamLive, until } from "../_support/start_process.ts";
+import {
+  closed,
+  spawnStart,
+  type StartProcess,
+  streamLive,
+  until,
+} from "../_support/start_process.ts";
 
 const HOUR = 3_600_000;
 const WINDOW = 300_000;
@@ -98,6 +104,65 @@ interface BackfillJson {
   }[];
 }
 
+/** Runs the CLI beside `start`: exit 0 after waiting for the lake, saying why, naming the metric. */
+async function backfillBesideStart(file: string): Promise<void> {
+  const t0 = Date.now();
+  const cli = await backfillCli(["--metric", "messaging_bytes_total", "--config", file]);
+  const tookMs = Date.now() - t0;
+  const cliLog = jsonLines(cli.stderr);
+  assert.equal(cli.code, 0, `exit ${cli.code} after ${tookMs} ms:\n${cli.stderr.slice(-3000)}`);
+  assert.match(cli.stdout, /^messaging_bytes_total \(speed\) finished partitions=2 /m);
+  const waits = cliLog.filter((l) => l.msg === "backfill waits for the lake");
+  assert.ok(waits.length > 0, `no wait logged in ${tookMs} ms:\n${cli.stderr.slice(-2000)}`);
+  for (const w of waits) {
+    assert.equal(w.metric, "messaging_bytes_total");
+    assert.match(
+      String(w.reason),
+      /^waiting for the lake's files up to offset \d+ of partition [01] \(durable up to \d+\): the speed layer rolls them every 50s$/,
+    );
+  }
+  const closing = cliLog.find((l) =>
+    l.msg === "backfill of messaging_bytes_total finished: every partition is done"
+  );
+  assert.equal(closing?.metric, "messaging_bytes_total");
+}
+
+/** The added metric's backfill, as `/api/v1/config` shows it: waiting with its reason, then finished. */
+async function editedBackfillWaits(start: StartProcess): Promise<void> {
+  const waiting = await until("the added metric's backfill waiting", async () => {
+    const b = (await start.get("/api/v1/config")).body.backfill as BackfillJson | null;
+    const m = b?.metrics.find((x) => x.metric === "telegram_bytes_total");
+    return m && m.waiting.length > 0 ? m : undefined;
+  }, 60_000);
+  assert.equal(waiting.state, "running");
+  assert.match(waiting.waiting[0].reason, /the speed layer rolls them every 50s$/);
+  await until("the added metric's backfill finished", async () => {
+    const b = (await start.get("/api/v1/config")).body.backfill as BackfillJson;
+    const m = b.metrics.find((x) => x.metric === "telegram_bytes_total");
+    return m?.state === "finished" && m.waiting.length === 0 ? true : undefined;
+  }, 120_000);
+}
+
+/** Every window of every metric as the test computed it, once the last ones are closed. */
+async function assertExact(
+  sql: postgres.Sql,
+  topic: string,
+  want: Map<string, number>,
+): Promise<void> {
+  await until("every partition past the last window", () => closed(sql, topic, want), 60_000);
+  const got = new Map(
+    (await sql`SELECT type, "timestamp", id, value FROM bytes`).map((r) => [
+      `${r.type}|${(r.timestamp as Date).getTime()}|${r.id}`,
+      Number(r.value),
+    ]),
+  );
+  for (const metric of ["antenna_bytes_total", "messaging_bytes_total", "telegram_bytes_total"]) {
+    const only = (m: Map<string, number>) => sorted(m).filter(([k]) => k.startsWith(`${metric}|`));
+    assert.ok(only(want).length > 0, metric);
+    assert.deepEqual(only(got), only(want), metric);
+  }
+}
+
 Deno.test({
   name:
     "backfill CLI beside a running start: waits for the lake's roll, saying why, and exits 0 with the metric's rows exact; a live edit's backfill shows its wait in /api/v1/config",
@@ -142,40 +207,11 @@ Deno.test({
       });
 
       // The lake's open files hold the last rows: durable only at their roll.
-      const t0 = Date.now();
-      const cli = await backfillCli(["--metric", "messaging_bytes_total", "--config", file]);
-      const tookMs = Date.now() - t0;
-      const cliLog = jsonLines(cli.stderr);
-      assert.equal(cli.code, 0, `exit ${cli.code} after ${tookMs} ms:\n${cli.stderr.slice(-3000)}`);
-      assert.match(cli.stdout, /^messaging_bytes_total \(speed\) finished partitions=2 /m);
-      const waits = cliLog.filter((l) => l.msg === "backfill waits for the lake");
-      assert.ok(waits.length > 0, `no wait logged in ${tookMs} ms:\n${cli.stderr.slice(-2000)}`);
-      for (const w of waits) {
-        assert.equal(w.metric, "messaging_bytes_total");
-        assert.match(
-          String(w.reason),
-          /^waiting for the lake's files up to offset \d+ of partition [01] \(durable up to \d+\): the speed layer rolls them every 50s$/,
-        );
-      }
-      const closing = cliLog.find((l) =>
-        l.msg === "backfill of messaging_bytes_total finished: every partition is done"
-      );
-      assert.equal(closing?.metric, "messaging_bytes_total");
+      await backfillBesideStart(file);
 
       // A live edit adds a metric: its backfill waits for the lake as well, and says so.
       await Deno.writeTextFile(file, config({ ...base, extra: ADDED }));
-      const waiting = await until("the added metric's backfill waiting", async () => {
-        const b = (await start.get("/api/v1/config")).body.backfill as BackfillJson | null;
-        const m = b?.metrics.find((x) => x.metric === "telegram_bytes_total");
-        return m && m.waiting.length > 0 ? m : undefined;
-      }, 60_000);
-      assert.equal(waiting.state, "running");
-      assert.match(waiting.waiting[0].reason, /the speed layer rolls them every 50s$/);
-      await until("the added metric's backfill finished", async () => {
-        const b = (await start.get("/api/v1/config")).body.backfill as BackfillJson;
-        const m = b.metrics.find((x) => x.metric === "telegram_bytes_total");
-        return m?.state === "finished" && m.waiting.length === 0 ? true : undefined;
-      }, 120_000);
+      await editedBackfillWaits(start);
 
       const items = [...past, ...await live.stop()];
       await until(
@@ -183,22 +219,7 @@ Deno.test({
         async () => (await stored()) >= items.length || undefined,
         60_000,
       );
-      const want = expected(items);
-      await until("every partition past the last window", () => closed(sql, topic, want), 60_000);
-      const got = new Map(
-        (await sql`SELECT type, "timestamp", id, value FROM bytes`).map((r) => [
-          `${r.type}|${(r.timestamp as Date).getTime()}|${r.id}`,
-          Number(r.value),
-        ]),
-      );
-      for (
-        const metric of ["antenna_bytes_total", "messaging_bytes_total", "telegram_bytes_total"]
-      ) {
-        const only = (m: Map<string, number>) =>
-          sorted(m).filter(([k]) => k.startsWith(`${metric}|`));
-        assert.ok(only(want).length > 0, metric);
-        assert.deepEqual(only(got), only(want), metric);
-      }
+      await assertExact(sql, topic, expected(items));
       const lines = await start.logLines();
       assert.ok(
         lines.some((l) =>
