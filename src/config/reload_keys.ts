@@ -47,6 +47,14 @@ function readAt(path: readonly string[]): (plan: Plan) => unknown {
   };
 }
 
+/**
+ * The reload table of `spec`: its keys in order, each with its marker. Throws
+ * when a key has none (a section file that forgot to say how it reloads).
+ */
+export function reloadKeysOf(spec: ObjectSpec): ReloadKey[] {
+  return collect(spec, "", []);
+}
+
 function collect(spec: ObjectSpec, prefix: string, out: ReloadKey[]): ReloadKey[] {
   for (const [name, field] of Object.entries(spec.fields)) {
     const key = prefix + name;
@@ -68,4 +76,4 @@ function collect(spec: ObjectSpec, prefix: string, out: ReloadKey[]): ReloadKey[
 }
 
 /** Every key of the spec, in spec order. Metric lists are one key each. */
-export const RELOAD_KEYS: readonly ReloadKey[] = collect(PIPELINE_SPEC, "", []);
+export const RELOAD_KEYS: readonly ReloadKey[] = reloadKeysOf(PIPELINE_SPEC);
