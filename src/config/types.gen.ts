@@ -31,6 +31,8 @@ export interface RawSourceConfig {
     readonly partitions?: number | Interpolated;
     /** A new consumer group starts at the oldest offset (else the newest). Default: `true`. */
     readonly from_beginning?: boolean | Interpolated;
+    /** The broker drops this consumer from its group after this long without a heartbeat and hands its partitions to another member (which replays from the last commit); heartbeats go every third of it, at most every 3s. Raise it when long pauses (a loaded VM, a slow flush) cause needless rebalances; the broker accepts `group.min.session.timeout.ms` to `group.max.session.timeout.ms` (by default 6s to 30m). Default: `30s`. */
+    readonly session_timeout?: string;
   };
   /** The built-in event generator (kind `simulator`). */
   readonly simulator?: {
@@ -394,6 +396,8 @@ export interface SourceConfig {
     readonly partitions: number;
     /** A new consumer group starts at the oldest offset (else the newest). Default: `true`. */
     readonly from_beginning: boolean;
+    /** The broker drops this consumer from its group after this long without a heartbeat and hands its partitions to another member (which replays from the last commit); heartbeats go every third of it, at most every 3s. Raise it when long pauses (a loaded VM, a slow flush) cause needless rebalances; the broker accepts `group.min.session.timeout.ms` to `group.max.session.timeout.ms` (by default 6s to 30m). Default: `30s`. */
+    readonly session_timeout: number;
   };
   /** The built-in event generator (kind `simulator`). */
   readonly simulator: {

@@ -4,7 +4,7 @@
  * is refused, and the metric fields offer exactly the core's vocabulary.
  */
 import assert from "node:assert/strict";
-import { diffPlans, type Plan, planFromYaml, RELOAD_KEYS } from "../../src/config/mod.ts";
+import { diffPlans, lintYaml, type Plan, planFromYaml, RELOAD_KEYS } from "../../src/config/mod.ts";
 import { planPath, reloadKeysOf } from "../../src/config/reload_keys.ts";
 import { PIPELINE_SPEC } from "../../src/config/spec.ts";
 import type { FieldSpec, ObjectSpec } from "../../src/config/spec_types.ts";
@@ -23,6 +23,7 @@ source:
     create_topics: false
     partitions: 7
     from_beginning: false
+    session_timeout: 45s
   simulator:
     antennas: 3
     devices: 9
@@ -148,4 +149,16 @@ Deno.test("the metric fields offer the core's vocabulary: event fields, joined f
   assert.deepEqual(values(metric("speed").field), [...EVENT_FIELDS]);
   assert.deepEqual(values(metric("batch").field), [...EVENT_FIELDS, ...JOINED_FIELDS]);
   assert.deepEqual(values(metric("speed").aggregation), [...AGGREGATIONS]);
+});
+
+Deno.test("source.kafka.session_timeout: compiled to ms for the consumer, below the broker's 6s refused", () => {
+  assert.equal(plan("").source.kafka.sessionTimeoutMs, 30_000);
+  assert.equal(
+    plan("source:\n  kafka: { session_timeout: 2m }\n").source.kafka.sessionTimeoutMs,
+    120_000,
+  );
+  const problems = lintYaml("source:\n  kafka: { session_timeout: 5s }\n", "p.yaml", {});
+  assert.deepEqual(problems.map((p) => `${p.path}: ${p.message}`), [
+    'source.kafka.session_timeout: must be at least 6000ms, got "5s"',
+  ]);
 });

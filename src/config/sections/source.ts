@@ -89,6 +89,19 @@ const SPEC: ObjectSpec = {
           description: "A new consumer group starts at the oldest offset (else the newest).",
           default: true,
         },
+        session_timeout: {
+          type: "duration",
+          reload: restart(KAFKA),
+          description: "The broker drops this consumer from its group after this long without " +
+            "a heartbeat and hands its partitions to another member (which replays from the " +
+            "last commit); heartbeats go every third of it, at most every 3s. Raise it when " +
+            "long pauses (a loaded VM, a slow flush) cause needless rebalances; the broker " +
+            "accepts `group.min.session.timeout.ms` to `group.max.session.timeout.ms` " +
+            "(by default 6s to 30m).",
+          default: "30s",
+          min: 6_000,
+          example: "45s",
+        },
       },
     },
     simulator: {
@@ -238,6 +251,8 @@ function compile(c: PipelineConfig["source"]) {
       partitions: k.partitions,
       /** Where a new consumer group starts. */
       fromBeginning: k.from_beginning,
+      /** Heartbeat deadline of the consumer group member, ms. */
+      sessionTimeoutMs: k.session_timeout,
     },
     simulator: {
       antennas: s.antennas,
