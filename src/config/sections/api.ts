@@ -21,15 +21,15 @@ const SPEC: ObjectSpec = {
   description: "The HTTP API (Hono).",
   fields: {
     enabled: {
-      reload: restart(API),
       type: "bool",
+      reload: restart(API),
       description: "Serve the API in `start`.",
       default: true,
     },
     host: { ...HOST, reload: restart(API) },
     port: {
-      reload: restart(API),
       type: "int",
+      reload: restart(API),
       description: "Port.",
       default: 8080,
       min: 1,

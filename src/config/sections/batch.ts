@@ -17,8 +17,8 @@ const SPEC: ObjectSpec = {
     "The hourly batch layer: exact totals from the lake into `bytes_hourly` and `user_quota_limit`.",
   fields: {
     enabled: {
-      reload: live("scheduler"),
       type: "bool",
+      reload: live("scheduler"),
       description: "Run the scheduler in `start`.",
       default: true,
     },
@@ -126,8 +126,8 @@ const SPEC: ObjectSpec = {
       description: "Users whose hourly usage exceeds their quota → `user_quota_limit`.",
       fields: {
         enabled: {
-          reload: live("batch", "scheduler"),
           type: "bool",
+          reload: live("batch", "scheduler"),
           description: "Compute quota breaches.",
           default: true,
         },

@@ -36,8 +36,8 @@ const SPEC: ObjectSpec = {
       patternText: "an http(s):// URL",
     },
     gcs_project_id: {
-      reload: restart(LAKE),
       type: "string",
+      reload: restart(LAKE),
       description: "GCS project id.",
       optional: true,
     },
@@ -74,8 +74,8 @@ const SPEC: ObjectSpec = {
       description: "Merging of a complete hour's small files into one per Kafka partition.",
       fields: {
         enabled: {
-          reload: live("speed"),
           type: "bool",
+          reload: live("speed"),
           description: "Compact complete hours.",
           default: true,
         },

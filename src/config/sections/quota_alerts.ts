@@ -120,8 +120,8 @@ const SPEC: ObjectSpec = {
               default: true,
             },
             topic: {
-              reload: restart(ALERTS),
               ...TOPIC,
+              reload: restart(ALERTS),
               description: "Topic of the alerts.",
               default: "quota.alerts",
             },

@@ -46,14 +46,14 @@ const SPEC: ObjectSpec = {
           items: BROKER,
         },
         topic: {
-          reload: restart(KAFKA),
           ...TOPIC,
+          reload: restart(KAFKA),
           description: "Topic of device events.",
           default: "devices",
         },
         group: {
-          reload: restart(KAFKA),
           type: "string",
+          reload: restart(KAFKA),
           description: "Consumer group id.",
           default: "antenna-lambda",
         },

@@ -25,8 +25,8 @@ const SPEC: ObjectSpec = {
   description: "The speed layer: event-time tumbling windows into the `bytes` table.",
   fields: {
     enabled: {
-      reload: restart("the speed layer is started, or not, once at start"),
       type: "bool",
+      reload: restart("the speed layer is started, or not, once at start"),
       description: "Run the speed layer in `start`.",
       default: true,
     },
