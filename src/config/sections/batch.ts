@@ -1,7 +1,8 @@
 /**
  * `batch`: the hourly batch layer, exact totals from the lake into
- * `bytes_hourly` and `user_quota_limit`. The scheduler and the batch job read
- * every key live: the next run uses the new value.
+ * `bytes_hourly` and `user_quota_limit`. Every key applies live: the batch job
+ * and the scheduler take the new plan for their next run or tick, and a new
+ * or changed metric is re-run for past hours by the backfill.
  */
 
 import { isAdditive } from "../../core/aggregate.ts";

@@ -1,7 +1,7 @@
 /**
  * `schema`: what makes an event valid; the rest goes to the dead-letter topic.
- * The speed layer applies a change live: the next message is checked by the
- * new limits.
+ * The speed layer applies a change live: each partition validates by the new
+ * limits from its switch offset on (src/speed/plan_switch.ts).
  */
 
 import type { SchemaPlan } from "../../core/vocabulary.ts";
