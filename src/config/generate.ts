@@ -301,7 +301,9 @@ export function renderDocs(): string {
     "",
   ];
   for (const [section, spec] of Object.entries(PIPELINE_SPEC.fields)) {
+    const file = `src/config/sections/${section}.ts`;
     out.push(`## \`${section}\``, "", spec.description, "");
+    out.push(`Declared, with its rules and compile step, in [\`${file}\`](../${file}).`, "");
     out.push("| Key | Type | Default | Description |", "| --- | --- | --- | --- |");
     const blocks: string[] = [];
     if (spec.type === "object") rows(spec, `${section}.`, out, blocks);
