@@ -16,6 +16,7 @@ import { reconciledSpeedMetrics } from "./catalog.ts";
 import { computeHour, type HourColumns, neededColumns } from "./compute.ts";
 import type { HourComputation, HourEngine } from "./engine.ts";
 import { UnknownDevicesError } from "./errors.ts";
+import { emptyBefore, recordEmpty } from "./empty_hour.ts";
 import { drawLakeSeq, readRule } from "./hour_state.ts";
 import { hourLabel } from "./hours.ts";
 import type { HourParticipant } from "./participant.ts";
@@ -113,6 +114,11 @@ export async function runJob(
     lap(deps.engine ? `${deps.engine.name}_ms` : "compute_ms");
     stats.rowsRead = rowsRead;
     stats.filesRead = filesRead;
+    // Nothing in the lake for an hour before any data: empty (empty_hour.ts).
+    const firstData = rowsRead === 0 && filesRead === 0 ? await emptyBefore(deps, hour) : undefined;
+    if (firstData !== undefined) {
+      return await recordEmpty(deps, { hour, runId, trigger, firstData, started });
+    }
     stats.unknownDevices = result.unknownDevices;
     stats.unknownRows = result.unknownRows;
     if (result.unknownDevices > 0) {

@@ -33,8 +33,7 @@ import { generateHour, insertUsers, type TestUser, writeLakeHour } from "../_sup
 import { deviceId } from "../../src/simulator/mod.ts";
 import { type Plan, planFromYaml, type UnknownDevicePolicy } from "../../src/config/mod.ts";
 import { createLogger } from "../../src/log.ts";
-import { stackUp } from "../../src/stack/mod.ts";
-import { SPARK_MASTER_URL } from "../../src/stack/spark.ts";
+import { SPARK_MASTER_URL, stackUp } from "../../src/stack/mod.ts";
 
 const H = Date.UTC(2026, 10, 28, 10);
 const EMPTY = H + 3_600_000;

@@ -8,6 +8,7 @@
  * conf names jars itself.
  */
 import type { Plan } from "../../config/plan.ts";
+// The stack's Spark file alone: its front door would load every service's client.
 import { GCS_CONNECTOR_JAR, stackSparkHome } from "../../stack/spark.ts";
 import type { HourEngine } from "../engine.ts";
 import { sparkEngine, type SparkRunner } from "./engine.ts";
