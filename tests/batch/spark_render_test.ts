@@ -75,7 +75,7 @@ Deno.test("metricSql() keys several fields with | and numbers as their decimal t
 
 Deno.test("metricSql() turns in and not_in filters into string comparisons, ANDed with the kept rows", () => {
   const m = one(
-    "{ name: m, group_by: antenna_id, filter: { in: { app: [SKYPE, \"O'NE\"], email: [a@x] }, not_in: { bytes: [0, 7] } } }",
+    '{ name: m, group_by: antenna_id, filter: { in: { app: [SKYPE, "O\'NE"], email: [a@x] }, not_in: { bytes: [0, 7] } } }',
   );
   const sql = squash(metricSql(m, "known"));
   assert.ok(
@@ -150,7 +150,11 @@ batch:
 
 Deno.test("renderHourScript() writes breaches only with the quota on, usage only when bytes are read", () => {
   const on = squash(renderHourScript(batchOf("    - { name: m, group_by: app }\n")));
-  assert.ok(on.includes("SELECT 'breach', CAST(NULL AS STRING), email, usage, quota FROM emails WHERE usage > quota"));
+  assert.ok(
+    on.includes(
+      "SELECT 'breach', CAST(NULL AS STRING), email, usage, quota FROM emails WHERE usage > quota",
+    ),
+  );
   assert.ok(on.includes("CAST(max(quota) AS BIGINT) AS quota FROM users GROUP BY email"));
   assert.ok(on.includes("WHERE device_usage > 0 GROUP BY email ) d ON q.email = d.email;"));
   const off = squash(

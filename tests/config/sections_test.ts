@@ -76,6 +76,19 @@ batch:
   metrics:
     - { name: b1, group_by: email, aggregation: count, reconcile_with: m1 }
   backfill_hours: 4
+  engine: spark
+  spark:
+    master: spark://127.0.0.1:7077
+    home: /opt/spark
+    conf: [spark.executor.memory=2g]
+    timeout: 5m
+    dataproc:
+      project: p
+      region: europe-west1
+      service_account: sa@p.iam.gserviceaccount.com
+      subnetwork: default
+      staging: gs://bucket/staging
+      endpoint: http://127.0.0.1:2
   quota: { enabled: false }
 database:
   url: postgres://u:p@h/db

@@ -267,7 +267,11 @@ const RULES: readonly LintRule<PipelineConfig>[] = [
         return;
       }
       if (d.region === undefined) {
-        report("batch.spark.dataproc.region", "region is required with dataproc.project", "missing");
+        report(
+          "batch.spark.dataproc.region",
+          "region is required with dataproc.project",
+          "missing",
+        );
       }
       if (!c.lake.uri.startsWith("gs://")) {
         report(
