@@ -1,0 +1,112 @@
+/**
+ * The Spark engine's pure parts, without Spark: how `batch.engine` and
+ * `batch.spark` are validated and compiled, which settings a run gets, and
+ * which of Spark's output lines a failed run reports.
+ */
+import assert from "node:assert/strict";
+import { ConfigError, planFromYaml } from "../../src/config/mod.ts";
+import { lastWords, loopbackMaster, sparkConf } from "../../src/batch/spark/runner.ts";
+import { engineFor } from "../../src/batch/spark/mod.ts";
+
+const problems = (yaml: string): string[] => {
+  try {
+    planFromYaml(yaml, { env: {} });
+    return [];
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    return err.message.split("\n").slice(1).map((l) => l.replace(/^<defaults>:\d+:\d+: /, ""));
+  }
+};
+
+Deno.test("batch.engine defaults to process; spark compiles its settings", () => {
+  const byDefault = planFromYaml("", { env: {} });
+  assert.equal(byDefault.batch.engine, "process");
+  assert.equal(engineFor(byDefault), undefined);
+  const plan = planFromYaml(
+    `batch:
+  engine: spark
+  spark:
+    master: spark://127.0.0.1:7077
+    conf: [spark.executor.memory=2g, "spark.driver.extraJavaOptions=-Da=b -Dc=d"]
+    timeout: 2m
+`,
+    { env: {} },
+  );
+  assert.equal(plan.batch.engine, "spark");
+  assert.deepEqual(plan.batch.spark, {
+    master: "spark://127.0.0.1:7077",
+    home: undefined,
+    conf: { "spark.executor.memory": "2g", "spark.driver.extraJavaOptions": "-Da=b -Dc=d" },
+    timeoutMs: 120_000,
+    dataproc: undefined,
+  });
+  assert.equal(engineFor(plan)?.name, "spark");
+});
+
+Deno.test("batch.spark is validated with precise errors", () => {
+  assert.deepEqual(problems("batch:\n  engine: flink\n"), [
+    'batch.engine: unknown value "flink" (expected one of: process, spark)',
+  ]);
+  const master = problems("batch:\n  spark: { master: 'http://x' }\n");
+  assert.equal(master.length, 1);
+  assert.match(master[0], /^batch\.spark\.master: .*local, local\[N\], spark:\/\/host:port/);
+  const conf = problems("batch:\n  spark: { conf: [executor.memory=2g] }\n");
+  assert.equal(conf.length, 1);
+  assert.match(conf[0], /^batch\.spark\.conf\[0\]: .*spark\.<key>=<value>/);
+  assert.deepEqual(problems("batch:\n  spark: { dataproc: { project: p } }\n"), [
+    "batch.spark.dataproc.region: region is required with dataproc.project",
+    'batch.spark.dataproc.project: Dataproc reads the lake from Cloud Storage, but lake.uri is "file://./data/lake": put the lake on gs://',
+  ]);
+  assert.deepEqual(problems("batch:\n  spark: { dataproc: { region: europe-west1 } }\n"), [
+    "batch.spark.dataproc.region: region is set but dataproc.project is not: set project to run hours on Dataproc, or remove region",
+  ]);
+  assert.deepEqual(
+    problems(
+      "lake: { uri: gs://bucket/p }\nbatch:\n  spark: { dataproc: { project: p, region: europe-west1 } }\n",
+    ),
+    [],
+  );
+});
+
+Deno.test("sparkConf() keeps a loopback master's driver on 127.0.0.1 and sets up gs:// for an emulator", () => {
+  const base = { home: "/s", conf: {}, timeoutMs: 1000 };
+  const local = sparkConf({ ...base, master: "local[2]" }, { gcs: false });
+  assert.equal(local["spark.driver.host"], "127.0.0.1");
+  assert.equal(local["spark.sql.session.timeZone"], "UTC");
+  assert.equal(local["spark.ui.enabled"], "false");
+  assert.equal(local["spark.hadoop.fs.gs.impl"], undefined);
+  const remote = sparkConf({ ...base, master: "yarn" }, { gcs: false });
+  assert.equal(remote["spark.driver.host"], undefined);
+  const gcs = sparkConf({
+    ...base,
+    master: "spark://127.0.0.1:7077",
+    conf: { "spark.ui.enabled": "true" },
+    gcs: { jar: "/j.jar", endpoint: "http://127.0.0.1:14443", projectId: "t" },
+  }, { gcs: true });
+  assert.equal(gcs["spark.jars"], "/j.jar");
+  assert.equal(gcs["spark.hadoop.fs.gs.storage.root.url"], "http://127.0.0.1:14443/");
+  assert.equal(gcs["spark.hadoop.fs.gs.auth.type"], "UNAUTHENTICATED");
+  assert.equal(gcs["spark.hadoop.fs.gs.operation.move.enable"], "false");
+  // The user's conf wins over the engine's.
+  assert.equal(gcs["spark.ui.enabled"], "true");
+  assert.ok(loopbackMaster("local") && loopbackMaster("spark://localhost:7077"));
+  assert.ok(!loopbackMaster("spark://10.0.0.5:7077"));
+});
+
+Deno.test("lastWords() reports Spark's error and its deepest cause, not stack frames or warnings", () => {
+  const stderr = `Setting default log level to "WARN".
+26/12/07 02:35:17 WARN NativeCodeLoader: Unable to load native-hadoop library
+26/12/07 02:55:10 ERROR Executor: Exception in task 1.0 in stage 46.0 (TID 26)
+org.apache.spark.SparkException: [TASK_WRITE_FAILED] Task failed while writing rows to gs://b/out. SQLSTATE: 58030
+\tat org.apache.spark.sql.errors.QueryExecutionErrors$.taskFailedWhileWritingRowsError(QueryExecutionErrors.scala:774)
+Caused by: java.io.IOException: Error moving 'gs://b/out/_temporary/x' to 'gs://b/out/y'
+\tat com.google.cloud.hadoop.fs.gcs.GoogleHadoopFileSystem.rename(GoogleHadoopFileSystem.java:1)
+Caused by: com.google.api.client.googleapis.json.GoogleJsonResponseException: 400 Bad Request
+\t... 12 more
+`;
+  assert.equal(
+    lastWords(stderr),
+    "Exception in task 1.0 in stage 46.0 (TID 26) | org.apache.spark.SparkException: [TASK_WRITE_FAILED] Task failed while writing rows to gs://b/out. SQLSTATE: 58030 | Caused by: java.io.IOException: Error moving 'gs://b/out/_temporary/x' to 'gs://b/out/y' | Caused by: com.google.api.client.googleapis.json.GoogleJsonResponseException: 400 Bad Request",
+  );
+  assert.equal(lastWords("just\nsome\noutput\n"), "just | some | output");
+});
