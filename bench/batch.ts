@@ -6,7 +6,10 @@
  * end (read, join, aggregate, write to PostgreSQL). A baseline in the same
  * run reads the same files with plain hyparquet, no aggregation. The lake is
  * written by a child process so the job's peak RSS is its own. Figures go to
- * BENCHMARKS.md under "## Batch layer".
+ * BENCHMARKS.md under "## Batch layer". With `--spark`, the same hour is also
+ * computed by the Spark engine (`batch.engine: spark`) on `local[2]` and on
+ * the standalone cluster of `deno task stack up spark`, Spark's start-up
+ * reported apart from the query (its figures are printed, not recorded).
  */
 import postgres from "postgres";
 import { parquetRead } from "hyparquet";
@@ -16,7 +19,13 @@ import { listHour, openStore, readHour } from "../src/lake/mod.ts";
 import { createBatchRunner } from "../src/batch/mod.ts";
 import { generateHour, insertUsers, testPlan, writeLakeHour } from "../tests/_support/batch.ts";
 import { DEFAULT_APPS, deviceId } from "../src/simulator/mod.ts";
-import { createLogger } from "../src/log.ts";
+import { createLogger, type Logger } from "../src/log.ts";
+import { engineFor } from "../src/batch/spark/mod.ts";
+import { loadUsers } from "../src/batch/users.ts";
+import { reconciledSpeedMetrics } from "../src/batch/catalog.ts";
+import type { Plan } from "../src/config/plan.ts";
+import type { Db } from "../src/db/mod.ts";
+import type { ObjectStore } from "../src/lake/mod.ts";
 import { reexecWithStartFlags, startV8Flags, writeSection } from "./_util.ts";
 
 const H = Date.UTC(2026, 10, 28, 10);
@@ -57,8 +66,42 @@ const mb = (b: number) => `${(b / 1e6).toFixed(0)} MB`;
 const rate = (n: number, ms: number) =>
   `${Math.round(n / (ms / 1000)).toLocaleString("en-US")} rows/s`;
 
+/** The Spark engine on `master` for the bench's hour: rows, whole run and query times. */
+async function sparkHour(plan: Plan, store: ObjectStore, db: Db, master: string) {
+  const spark: Plan = {
+    ...plan,
+    batch: { ...plan.batch, engine: "spark", spark: { ...plan.batch.spark, master } },
+  };
+  const seen: Record<string, unknown> = {};
+  const base = createLogger({ bench: "batch" });
+  const log: Logger = {
+    ...base,
+    info(msg, fields) {
+      if (msg === "spark run finished") Object.assign(seen, fields);
+      base.info(msg, fields);
+    },
+  };
+  const t = performance.now();
+  const out = await engineFor(spark)!.computeHour({
+    plan: spark,
+    store,
+    hour: H,
+    runId: `bench-${master.replace(/\W+/g, "-")}`,
+    users: await loadUsers(db),
+    dropped: reconciledSpeedMetrics(spark),
+    log,
+  });
+  return {
+    master,
+    rows: out.rowsRead,
+    totalMs: performance.now() - t,
+    queryMs: Number(seen.query_ms ?? NaN),
+  };
+}
+
 async function main() {
   if (Deno.args[0] === "--write-lake") return await writeLake(Deno.args[1]);
+  const withSpark = Deno.args.includes("--spark");
 
   const info = await stackUp(["postgres"]);
   const dbName = `bench_batch_${crypto.randomUUID().slice(0, 8)}`;
@@ -130,6 +173,23 @@ async function main() {
       throw new Error(
         `row counts differ: job ${s.rowsRead}, baseline ${baseRows}, read ${readRows}, ${codedRows}`,
       );
+    }
+
+    const sparkLines: string[] = [];
+    if (withSpark) {
+      await stackUp(["spark"]);
+      for (const master of ["local[2]", "spark://127.0.0.1:7077"]) {
+        const r = await sparkHour(plan, store, db, master);
+        if (r.rows !== EVENTS) throw new Error(`Spark on ${master} read ${r.rows} rows`);
+        sparkLines.push(
+          `- Spark engine on \`${master}\`: ${
+            (r.totalMs / 1000).toFixed(1)
+          } s in all, of which the query ${
+            (r.queryMs / 1000).toFixed(1)
+          } s (start-up, inputs and read-back ${((r.totalMs - r.queryMs) / 1000).toFixed(1)} s).`,
+        );
+      }
+      console.log(sparkLines.join("\n"));
     }
 
     const lines = [

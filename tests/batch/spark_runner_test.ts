@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { ConfigError, planFromYaml } from "../../src/config/mod.ts";
-import { lastWords, loopbackMaster, sparkConf } from "../../src/batch/spark/runner.ts";
+import { lastWords, loopbackMaster, queryMs, sparkConf } from "../../src/batch/spark/runner.ts";
 import { engineFor } from "../../src/batch/spark/mod.ts";
 
 const problems = (yaml: string): string[] => {
@@ -109,4 +109,14 @@ Caused by: com.google.api.client.googleapis.json.GoogleJsonResponseException: 40
     "Exception in task 1.0 in stage 46.0 (TID 26) | org.apache.spark.SparkException: [TASK_WRITE_FAILED] Task failed while writing rows to gs://b/out. SQLSTATE: 58030 | Caused by: java.io.IOException: Error moving 'gs://b/out/_temporary/x' to 'gs://b/out/y' | Caused by: com.google.api.client.googleapis.json.GoogleJsonResponseException: 400 Bad Request",
   );
   assert.equal(lastWords("just\nsome\noutput\n"), "just | some | output");
+});
+
+Deno.test("queryMs() is the time spark-sql reports for the script's last statement", () => {
+  const stdout = `spark.sql.session.timeZone\tUTC
+Time taken: 8.236 seconds, Fetched 1 row(s)
+Time taken: 0.305 seconds
+Time taken: 30.841 seconds
+`;
+  assert.equal(queryMs(stdout), 30_841);
+  assert.equal(queryMs("no timing here"), undefined);
 });

@@ -38,8 +38,14 @@ export interface SparkJob {
   readonly gcs: boolean;
 }
 
+/** What a runner may say about a finished run. */
+export interface SparkRunStats {
+  /** Time of the statement that computes and writes the hour (start-up apart), ms. */
+  readonly queryMs?: number;
+}
+
 /** Runs a script to its end; throws `SparkRunError` with the engine's message when it fails. */
-export type SparkRunner = (job: SparkJob) => Promise<void>;
+export type SparkRunner = (job: SparkJob) => Promise<SparkRunStats | void>;
 
 /** The lake root as Spark names it: `file:///abs/dir` or `gs://bucket/prefix`. */
 function lakeUri(store: ObjectStore): string {
@@ -211,12 +217,19 @@ export function sparkEngine(options: SparkEngineOptions): HourEngine {
       try {
         await store.put(`${prefix}users.parquet`, usersParquet(users));
         await store.put(`${prefix}hour.sql`, new TextEncoder().encode(script));
-        await options.runner({
+        const started = performance.now();
+        const stats = await options.runner({
           runKey,
           script,
           scriptUri: `${root}/${prefix}hour.sql`,
           variables,
           gcs: plan.lake.kind === "gcs",
+        });
+        // Start-up apart from the query: what to look at when a run is slow.
+        input.log.info("spark run finished", {
+          run_key: runKey,
+          total_ms: Math.round(performance.now() - started),
+          ...(stats?.queryMs !== undefined ? { query_ms: stats.queryMs } : {}),
         });
         const { result, rowsRead } = await readResults(store, `${prefix}out`, plan.batch);
         if (plan.batch.unknownDevice.policy === "fail" && result.unknownDevices > 0) {

@@ -92,11 +92,22 @@ async function tail(stream: ReadableStream<Uint8Array>, max = 300): Promise<stri
   return lines.join("\n");
 }
 
+/**
+ * The time of the script's last statement (the one that computes and writes
+ * the hour) from spark-sql's `Time taken: 12.3 seconds` lines; the rest of a
+ * run is Spark's start-up (JVM, session, executors).
+ */
+export function queryMs(stdout: string): number | undefined {
+  const times = [...stdout.matchAll(/^Time taken: ([\d.]+) seconds/gm)];
+  return times.length ? Math.round(Number(times.at(-1)![1]) * 1000) : undefined;
+}
+
 /** A runner that starts `spark-sql` for each script. */
 export function sparkSqlRunner(options: SparkSqlOptions): SparkRunner {
   return async (job) => {
     const bin = `${options.home}/bin/spark-sql`;
     const dir = await Deno.makeTempDir({ prefix: "antenna-spark-" });
+    // Every return below is a finished run (a failure throws).
     try {
       await Deno.writeTextFile(`${dir}/hour.sql`, job.script);
       const args = ["--master", options.master, "--name", `antenna-lambda ${job.runKey}`];
@@ -153,6 +164,7 @@ export function sparkSqlRunner(options: SparkSqlOptions): SparkRunner {
             `spark-sql failed (exit ${status.code}): ${lastWords(err + "\n" + out)}`,
           );
         }
+        return { queryMs: queryMs(out) };
       } finally {
         clearTimeout(timer);
       }
