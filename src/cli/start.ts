@@ -23,7 +23,8 @@ import {
   watchFile,
 } from "../config/mod.ts";
 import type { Plan } from "../config/plan.ts";
-import { migrate, openDb, redactUrl, seedUsers, serveEmbedded } from "../db/mod.ts";
+import { migrate, openDb, redactUrl, serveEmbedded } from "../db/mod.ts";
+import { seedUsers } from "../simulator/mod.ts";
 import type { Db } from "../db/db.ts";
 import { UserError } from "../errors.ts";
 import { createLogger, type Logger } from "../log.ts";

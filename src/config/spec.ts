@@ -8,7 +8,7 @@
 
 import { isAdditive } from "../core/aggregate.ts";
 import { HOUR_MS } from "../core/window.ts";
-import { DEFAULT_APPS } from "../simulator/ids.ts";
+import { DEFAULT_APPS } from "../core/apps.ts";
 import type { PipelineConfig } from "./types.gen.ts";
 import type { FieldSpec, LintRule, ObjectSpec } from "./spec_types.ts";
 
