@@ -29,7 +29,7 @@ import { Serial } from "../async/serial.ts";
 import { log } from "../log.ts";
 import { registry } from "../metrics.ts";
 import { createClient, isRebalanceError } from "./_client.ts";
-import type { EventSource, SourceHandlers, SourceMessage } from "./source.ts";
+import type { EventSource, SourceHandlers, SourceMessage } from "../speed/mod.ts";
 
 export interface KafkaSourceOptions {
   readonly brokers: readonly string[];

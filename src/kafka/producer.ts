@@ -88,7 +88,11 @@ export function isUnreachable(error: unknown): boolean {
 export class BrokerGoneError extends Error {
   constructor(maxRetryTimeMs: number, readonly lastError: unknown) {
     const last = lastError instanceof Error ? `${lastError.name}: ${lastError.message}` : lastError;
-    super(`Kafka stayed unreachable for ${maxRetryTimeMs / 1000} s (the retry limit); last error: ${last}`);
+    super(
+      `Kafka stayed unreachable for ${
+        maxRetryTimeMs / 1000
+      } s (the retry limit); last error: ${last}`,
+    );
     this.name = "BrokerGoneError";
   }
 }
@@ -113,7 +117,10 @@ function createOutageRetry(opts: ProducerOptions) {
         return await attempt();
       } catch (e) {
         if (!isUnreachable(e)) giveUp.abort(e);
-        timer ??= setTimeout(() => giveUp.abort(new BrokerGoneError(maxRetryTimeMs, e)), maxRetryTimeMs);
+        timer ??= setTimeout(
+          () => giveUp.abort(new BrokerGoneError(maxRetryTimeMs, e)),
+          maxRetryTimeMs,
+        );
         throw e;
       }
     };

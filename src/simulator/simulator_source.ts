@@ -18,7 +18,7 @@
  */
 import { delay } from "../async/delay.ts";
 import type { SimulatorPlan } from "../config/plan.ts";
-import type { EventSource, SourceHandlers, SourceMessage } from "../kafka/source.ts";
+import type { EventSource, SourceHandlers, SourceMessage } from "../speed/mod.ts";
 import { log, type Logger } from "../log.ts";
 import {
   createMessageAt,

@@ -19,12 +19,13 @@ import { createDbTimelineStore } from "../../src/simulator/db_timeline_store.ts"
 import { keyPartition } from "../../src/simulator/murmur2.ts";
 import { MESSAGE_SCHEME } from "../../src/simulator/message_at.ts";
 import type { SimulatorPlan } from "../../src/config/plan.ts";
-import type { SourceBatch } from "../../src/kafka/source.ts";
+import type { SourceBatch } from "../../src/speed/mod.ts";
 import type { Logger } from "../../src/log.ts";
 import { DEFAULT_APPS } from "../../src/simulator/ids.ts";
 import { migrate, openDb } from "../../src/db/mod.ts";
 import type { Db } from "../../src/db/db.ts";
 import { freshDatabase } from "../_support/services.ts";
+import { eventSourceCases } from "../_support/event_source_cases.ts";
 
 const PLAN: SimulatorPlan = {
   antennas: 5,
@@ -382,5 +383,24 @@ Deno.test("createSimulatorSource() skips a backlog longer than max_backlog, logg
     while ([0, 1, 2].some((p) => (r.seen.next.get(p) ?? 0) < first.next.get(p)!)) await delay(20);
     await r.source.stop();
     assertSameWhereBoth(first.messages, r.seen.messages, 500);
+  });
+});
+
+eventSourceCases("createSimulatorSource()", () => {
+  const timeline = createMemoryTimelineStore();
+  return Promise.resolve({
+    partitions: 3,
+    open: () =>
+      Promise.resolve(
+        createSimulatorSource({
+          simulator: { ...PLAN, rate: 2_000 },
+          timeline,
+          partitions: 3,
+          tickMs: 20,
+        }),
+      ),
+    // Generated as it is read.
+    fill: () => Promise.resolve(),
+    close: () => Promise.resolve(),
   });
 });
