@@ -5,7 +5,7 @@
  */
 import { Kafka, type LogEntry, logLevel } from "kafkajs";
 import { log } from "../log.ts";
-import "./timer_fix.ts";
+import "../kafkajs_timer_fix.ts";
 
 const kafkaLog = log.child({ component: "kafka" });
 

@@ -8,7 +8,7 @@
  * taking the shared one away from everyone else.
  */
 import { Kafka, logLevel } from "kafkajs";
-import "../kafka/timer_fix.ts";
+import "../kafkajs_timer_fix.ts";
 import { UserError } from "../errors.ts";
 import { log } from "../log.ts";
 import { STATE_DIR } from "./_paths.ts";

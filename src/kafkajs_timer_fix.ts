@@ -9,10 +9,10 @@
  * 1 (the same 1 ms) and nothing is printed; with requests pending (kafkajs
  * then waits its own 10 ms) or a real throttle, it runs as it is.
  *
- * Imported for its effect by the one place a client is built (_client.ts) and
+ * Imported for its effect by the one place a client is built (kafka/_client.ts) and
  * by the stack's readiness probe; it patches the module kafkajs itself loads.
  */
-// @ts-types="./timer_fix_types.d.ts"
+// @ts-types="./kafkajs_timer_fix_types.d.ts"
 import RequestQueue from "kafkajs/src/network/requestQueue/index.js";
 
 const proto = RequestQueue.prototype;
