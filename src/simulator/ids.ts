@@ -25,3 +25,23 @@ export function deviceId(i: number): string {
 export function antennaId(j: number): string {
   return "00000000-0000-0000-0001-" + node(j);
 }
+
+/** How a message scheme (message_at.ts) names devices and antennas. */
+export interface IdScheme {
+  readonly deviceId: (i: number) => string;
+  readonly antennaId: (j: number) => string;
+}
+
+/**
+ * The ids of message scheme `scheme`: 1 counted in hex (the timeline segments
+ * recorded before ids became decimal keep their messages), 2 and later in
+ * decimal.
+ */
+export function idScheme(scheme: number): IdScheme {
+  if (scheme >= 2) return { deviceId, antennaId };
+  const hex = (n: number) => n.toString(16).padStart(12, "0");
+  return {
+    deviceId: (i) => "00000000-0000-0000-0000-" + hex(i + 1),
+    antennaId: (j) => "00000000-0000-0000-0001-" + hex(j),
+  };
+}
