@@ -111,14 +111,16 @@ function createOutageRetry(opts: ProducerOptions) {
     // Aborted with the reason to give up: a fatal error or the time limit.
     const giveUp = new AbortController();
     let timer: ReturnType<typeof setTimeout> | undefined;
+    let lastError: unknown;
     const signal = opts.signal ? AbortSignal.any([opts.signal, giveUp.signal]) : giveUp.signal;
     const once = async () => {
       try {
         return await attempt();
       } catch (e) {
         if (!isUnreachable(e)) giveUp.abort(e);
+        lastError = e;
         timer ??= setTimeout(
-          () => giveUp.abort(new BrokerGoneError(maxRetryTimeMs, e)),
+          () => giveUp.abort(new BrokerGoneError(maxRetryTimeMs, lastError)),
           maxRetryTimeMs,
         );
         throw e;
