@@ -4,9 +4,8 @@
  * process's counter since start when the speed layer runs here.
  */
 import type { ApiContext } from "./context.ts";
-import { iso, parseTime } from "./params.ts";
-import { FROM_PARAM, type RouteDef, TO_PARAM } from "./route.ts";
-import { UserError } from "../errors.ts";
+import { FROM_PARAM, TO_PARAM } from "./params.ts";
+import type { RouteDef } from "./route.ts";
 import { isoOf, numOf } from "./_util.ts";
 
 const SQL = `SELECT reason, count(*)::bigint AS count, min(at) AS first_at, max(at) AS last_at
@@ -31,13 +30,11 @@ export function deadLetterRoutes(ctx: ApiContext): RouteDef[] {
       400: "A bad parameter.",
     },
     handler: async (c) => {
-      const f = c.req.query("from");
-      const t = c.req.query("to");
-      const from = f === undefined ? EPOCH : new Date(parseTime("from", f));
-      const to = t === undefined ? FAR_FUTURE : new Date(parseTime("to", t));
-      if (to <= from) {
-        throw new UserError(`to: must be after from (from=${iso(+from)}, to=${iso(+to)})`);
-      }
+      const f = FROM_PARAM.read(c.req.query("from"));
+      const t = TO_PARAM.read(c.req.query("to"));
+      const from = f === undefined ? EPOCH : new Date(f);
+      // `to` at or before `from` is an empty range: the query finds nothing.
+      const to = t === undefined ? FAR_FUTURE : new Date(t);
       const rows = await ctx.db.query<
         { reason: string; count: unknown; first_at: Date; last_at: Date }
       >(SQL, [from, to]);

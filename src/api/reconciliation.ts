@@ -6,8 +6,8 @@
  * went missing).
  */
 import type { ApiContext } from "./context.ts";
-import { DAY_MS, iso, parseRange } from "./params.ts";
-import { FROM_PARAM, type RouteDef, TO_PARAM } from "./route.ts";
+import { DAY_MS, FROM_PARAM, iso, parseRange, TO_PARAM } from "./params.ts";
+import type { RouteDef } from "./route.ts";
 import { isoOf, numOf, requireMetric } from "./_util.ts";
 
 const COLUMNS =
@@ -46,8 +46,9 @@ export function reconciliationRoutes(ctx: ApiContext): RouteDef[] {
       {
         name: "metric",
         in: "query",
-        description: "Only this batch metric.",
+        description: "Only this metric.",
         schema: { type: "string" },
+        enumOf: "metrics",
       },
     ],
     responses: {
