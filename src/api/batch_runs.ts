@@ -83,11 +83,20 @@ function bodyFields(body: unknown): Record<string, number> {
   if (typeof body !== "object" || body === null || Array.isArray(body)) {
     throw new UserError('body: expected a JSON object { "hour": … } or { "from": …, "to": … }');
   }
-  const keys = Object.keys(body).sort().join(",");
-  if (keys !== "hour" && keys !== "from,to") {
-    throw new UserError(
-      `body: expected exactly "hour", or "from" and "to"; got ${JSON.stringify(Object.keys(body))}`,
-    );
+  const keys = Object.keys(body);
+  const has = (k: string) => keys.includes(k);
+  if (has("hour") && (has("from") || has("to"))) {
+    throw new UserError("hour: give either hour or from/to, not both");
+  }
+  if (!has("hour") && !has("from") && !has("to")) {
+    throw new UserError('hour: missing; give "hour" or "from" and "to"');
+  }
+  if (has("from") !== has("to")) {
+    throw new UserError(`${has("from") ? "to" : "from"}: missing; give both "from" and "to"`);
+  }
+  const extra = keys.filter((k) => !["hour", "from", "to"].includes(k));
+  if (extra.length > 0) {
+    throw new UserError(`body: unexpected field ${JSON.stringify(extra[0])}`);
   }
   const out: Record<string, number> = {};
   for (const [name, v] of Object.entries(body as Record<string, unknown>)) {

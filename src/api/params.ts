@@ -103,7 +103,9 @@ export function hourParam(name: string, description: string): Param<number | und
 export function parseHourText(name: string, text: string): number {
   if (!HOUR_RE.test(text)) {
     throw new UserError(
-      `${name}: expected a UTC hour like "2026-11-28T10", got ${JSON.stringify(text)}`,
+      `${name} ${
+        JSON.stringify(text)
+      } is not a UTC hour: expected YYYY-MM-DDTHH, e.g. 2026-11-28T10`,
     );
   }
   const [, day, h] = /^(.{10})[T ](\d{2})/.exec(text)!;

@@ -63,18 +63,22 @@ Deno.test({
     const readers: { stop(): Promise<void> }[] = [];
     try {
       await migrate(db);
-      // Ids 1-2 of the previous hour, 3-5 of the current one (4 is another user's).
-      const insert = (hour: number, email: string, threshold: number) =>
+      // Ids 1-2 of the previous hour, 3-5 of the current one (4 is another user's),
+      // all made durable by another process ten minutes ago: not new any more.
+      const insert = (hour: number, email: string, threshold: number, agoMs = 0) =>
         db.query<{ id: number }>(
-          `INSERT INTO quota_alerts (hour, email, threshold, quota, usage, source, raised_by)
-           VALUES ($1::timestamp, $2, $3, 1000, 1000, 'batch', 'other:2') RETURNING id`,
-          [new Date(hour), email, threshold],
+          `INSERT INTO quota_alerts
+             (hour, email, threshold, quota, usage, source, raised_by, detected_at)
+           VALUES ($1::timestamp, $2, $3, 1000, 1000, 'batch', 'other:2', $4)
+           RETURNING id`,
+          [new Date(hour), email, threshold, new Date(Date.now() - agoMs)],
         );
-      await insert(CURRENT - HOUR, "a@example.com", 0.8);
-      await insert(CURRENT - HOUR, "a@example.com", 1);
-      await insert(CURRENT, "a@example.com", 0.8);
-      await insert(CURRENT, "b@example.com", 0.8);
-      await insert(CURRENT, "a@example.com", 1);
+      const ago = 10 * 60_000;
+      await insert(CURRENT - HOUR, "a@example.com", 0.8, ago);
+      await insert(CURRENT - HOUR, "a@example.com", 1, ago);
+      await insert(CURRENT, "a@example.com", 0.8, ago);
+      await insert(CURRENT, "b@example.com", 0.8, ago);
+      await insert(CURRENT, "a@example.com", 1, ago);
 
       const plan = apiTestPlan({ lakeUri: "file:///nonexistent" });
       const app = createApp({ plan, db, registry: new Registry(), alerts: feed, clock: () => NOW });
