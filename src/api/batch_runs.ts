@@ -139,82 +139,90 @@ const LIMIT = limitParam("How many runs (1-1000).", 20, 1000);
 const HOUR = hourParam("hour", "Only runs of this hour (e.g. 2026-11-28T10).");
 const STATUS = choiceParam("status", "Only runs with this status.", STATUSES, undefined);
 
+function submitRoute(ctx: ApiContext): RouteDef {
+  return {
+    method: "POST",
+    path: "/api/v1/batch/runs",
+    operationId: "submitBatchRuns",
+    tag: "batch",
+    summary: "Queue the batch job for an hour or a range of hours (the scheduler's code path).",
+    description: "Needs `Authorization: Bearer <api.token>`; with no token configured, only " +
+      "loopback clients may call it.",
+    mutating: true,
+    body: BODY,
+    responses: {
+      202: "`{ runIds: [...] }`; Location names the first run.",
+      400: "A bad body; the message names the field.",
+      401: "Missing or wrong bearer token.",
+      403: "No token configured and the client is not on loopback.",
+      409: "An hour is already running, has not ended yet, or the range is longer than " +
+        `${MAX_HOURS_PER_REQUEST} hours.`,
+      503: "The batch layer is not running in this process.",
+    },
+    handler: async (c) => {
+      const batch = requireBatch(ctx);
+      let body: unknown;
+      try {
+        body = await c.req.json();
+      } catch {
+        throw new UserError("body: expected JSON (Content-Type: application/json)");
+      }
+      const hours = hoursOf(body, ctx.clock());
+      const { runIds } = await batch.submit(hours, "api");
+      c.header("Location", `/api/v1/batch/runs/${runIds[0]}`);
+      return c.json({ runIds }, 202);
+    },
+  };
+}
+
+function getRoute(ctx: ApiContext): RouteDef {
+  return {
+    method: "GET",
+    path: "/api/v1/batch/runs/:id",
+    operationId: "getBatchRun",
+    tag: "batch",
+    summary: "One batch run: status and summary.",
+    params: [{
+      name: "id",
+      in: "path",
+      required: true,
+      description: "Run id, as returned by POST.",
+      schema: { type: "string", pattern: "^[0-9]{1,18}$" },
+    }],
+    responses: { 200: "The run.", 400: "Not a run id.", 404: "No such run." },
+    handler: async (c) => {
+      const batch = requireBatch(ctx);
+      const id = c.req.param("id") ?? "";
+      if (!/^[0-9]{1,18}$/.test(id)) {
+        throw new UserError(`id: expected a run id (digits), got ${JSON.stringify(id)}`);
+      }
+      const run = await batch.getRun(id);
+      if (!run) throw new UserError(`id: no batch run ${id}`, { status: 404 });
+      return c.json(runJson(run));
+    },
+  };
+}
+
+function listRoute(ctx: ApiContext): RouteDef {
+  return {
+    method: "GET",
+    path: "/api/v1/batch/runs",
+    operationId: "listBatchRuns",
+    tag: "batch",
+    summary: "Recent batch runs, newest first.",
+    params: [LIMIT, HOUR, STATUS],
+    responses: { 200: "`{ runs: [...] }`", 400: "A bad parameter." },
+    handler: async (c) => {
+      const batch = requireBatch(ctx);
+      const limit = LIMIT.read(c.req.query("limit"));
+      const hour = HOUR.read(c.req.query("hour"));
+      const status = STATUS.read(c.req.query("status"));
+      const runs = await batch.listRuns({ limit, hour, status });
+      return c.json({ runs: runs.map(runJson) });
+    },
+  };
+}
+
 export function batchRunRoutes(ctx: ApiContext): RouteDef[] {
-  return [
-    {
-      method: "POST",
-      path: "/api/v1/batch/runs",
-      operationId: "submitBatchRuns",
-      tag: "batch",
-      summary: "Queue the batch job for an hour or a range of hours (the scheduler's code path).",
-      description: "Needs `Authorization: Bearer <api.token>`; with no token configured, only " +
-        "loopback clients may call it.",
-      mutating: true,
-      body: BODY,
-      responses: {
-        202: "`{ runIds: [...] }`; Location names the first run.",
-        400: "A bad body; the message names the field.",
-        401: "Missing or wrong bearer token.",
-        403: "No token configured and the client is not on loopback.",
-        409: "An hour is already running, has not ended yet, or the range is longer than " +
-          `${MAX_HOURS_PER_REQUEST} hours.`,
-        503: "The batch layer is not running in this process.",
-      },
-      handler: async (c) => {
-        const batch = requireBatch(ctx);
-        let body: unknown;
-        try {
-          body = await c.req.json();
-        } catch {
-          throw new UserError("body: expected JSON (Content-Type: application/json)");
-        }
-        const hours = hoursOf(body, ctx.clock());
-        const { runIds } = await batch.submit(hours, "api");
-        c.header("Location", `/api/v1/batch/runs/${runIds[0]}`);
-        return c.json({ runIds }, 202);
-      },
-    },
-    {
-      method: "GET",
-      path: "/api/v1/batch/runs/:id",
-      operationId: "getBatchRun",
-      tag: "batch",
-      summary: "One batch run: status and summary.",
-      params: [{
-        name: "id",
-        in: "path",
-        required: true,
-        description: "Run id, as returned by POST.",
-        schema: { type: "string", pattern: "^[0-9]{1,18}$" },
-      }],
-      responses: { 200: "The run.", 400: "Not a run id.", 404: "No such run." },
-      handler: async (c) => {
-        const batch = requireBatch(ctx);
-        const id = c.req.param("id") ?? "";
-        if (!/^[0-9]{1,18}$/.test(id)) {
-          throw new UserError(`id: expected a run id (digits), got ${JSON.stringify(id)}`);
-        }
-        const run = await batch.getRun(id);
-        if (!run) throw new UserError(`id: no batch run ${id}`, { status: 404 });
-        return c.json(runJson(run));
-      },
-    },
-    {
-      method: "GET",
-      path: "/api/v1/batch/runs",
-      operationId: "listBatchRuns",
-      tag: "batch",
-      summary: "Recent batch runs, newest first.",
-      params: [LIMIT, HOUR, STATUS],
-      responses: { 200: "`{ runs: [...] }`", 400: "A bad parameter." },
-      handler: async (c) => {
-        const batch = requireBatch(ctx);
-        const limit = LIMIT.read(c.req.query("limit"));
-        const hour = HOUR.read(c.req.query("hour"));
-        const status = STATUS.read(c.req.query("status"));
-        const runs = await batch.listRuns({ limit, hour, status });
-        return c.json({ runs: runs.map(runJson) });
-      },
-    },
-  ];
+  return [submitRoute(ctx), getRoute(ctx), listRoute(ctx)];
 }

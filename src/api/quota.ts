@@ -6,14 +6,7 @@ import type { ApiContext } from "./context.ts";
 import { HOUR_MS, hourStart } from "../core/window.ts";
 import { DAY_MS, EMAIL_PARAM, FROM_PARAM, iso, parseRange, timeParam, TO_PARAM } from "./params.ts";
 import type { RouteDef } from "./route.ts";
-import { isoOf, numOf } from "./_util.ts";
-
-const SQL_RANGE = `SELECT email, usage, quota, timestamp FROM user_quota_limit
-  WHERE timestamp >= $1::timestamp AND timestamp < $2::timestamp
-  ORDER BY timestamp, usage DESC, email LIMIT 10000`;
-const SQL_RANGE_EMAIL = `SELECT email, usage, quota, timestamp FROM user_quota_limit
-  WHERE timestamp >= $1::timestamp AND timestamp < $2::timestamp AND email = $3
-  ORDER BY timestamp LIMIT 10000`;
+import { readBreaches } from "../batch/mod.ts";
 
 const HOUR = timeParam(
   "hour",
@@ -52,23 +45,16 @@ export function quotaRoutes(ctx: ApiContext): RouteDef[] {
         from = given ? Math.max(from, start) : start;
         to = given ? Math.max(from, Math.min(to, start + HOUR_MS)) : start + HOUR_MS;
       }
-      const rows = await ctx.db.query<
-        { email: string; usage: unknown; quota: unknown; timestamp: Date }
-      >(
-        email === undefined ? SQL_RANGE : SQL_RANGE_EMAIL,
-        email === undefined
-          ? [new Date(from), new Date(to)]
-          : [new Date(from), new Date(to), email],
-      );
+      const rows = await readBreaches(ctx.db, from, to, email);
       return c.json({
         from: iso(from),
         to: iso(to),
         breaches: rows.map((r) => ({
           email: r.email,
-          usage: numOf(r.usage),
-          quota: numOf(r.quota),
-          over: numOf(r.usage) - numOf(r.quota),
-          timestamp: isoOf(r.timestamp),
+          usage: r.usage,
+          quota: r.quota,
+          over: r.usage - r.quota,
+          timestamp: iso(r.hour),
         })),
       });
     },
