@@ -13,9 +13,14 @@ const STATE = `${REPO}.state/schemathesis`;
 const VENV = `${STATE}/venv`;
 const MARKER = `${STATE}/installed`;
 
-async function run(cmd: string, args: string[]): Promise<{ code: number; output: string }> {
+async function run(
+  cmd: string,
+  args: string[],
+  cwd?: string,
+): Promise<{ code: number; output: string }> {
   const out = await new Deno.Command(cmd, {
     args,
+    cwd,
     env: { PIP_NO_INPUT: "1", PIP_DISABLE_PIP_VERSION_CHECK: "1" },
     stdin: "null",
     stdout: "piped",
@@ -49,9 +54,13 @@ export async function ensureSchemathesis(): Promise<string> {
   return bin;
 }
 
-/** Runs schemathesis with `args`; its exit code and everything it printed. */
+/**
+ * Runs schemathesis with `args` in `cwd` (where it keeps its `.schemathesis/`
+ * cache: a temporary folder, not the repository); its exit code and output.
+ */
 export async function runSchemathesis(
   args: string[],
+  cwd: string,
 ): Promise<{ code: number; output: string }> {
-  return await run(await ensureSchemathesis(), args);
+  return await run(await ensureSchemathesis(), args, cwd);
 }

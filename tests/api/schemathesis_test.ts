@@ -74,7 +74,7 @@ api:
         `Authorization: Bearer ${TOKEN}`,
         "--request-timeout",
         "10",
-      ]);
+      ], dir);
       assert.equal(code, 0, `schemathesis found problems:\n${output}\n--- start:\n${start.tail()}`);
       assert.match(output, /No issues found/, output);
       assert.doesNotMatch(output, /0 selected/, output);
