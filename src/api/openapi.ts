@@ -31,9 +31,17 @@ function eventItemSchema(event: string, data: Schema): Schema {
   };
 }
 
-function responsesOf(r: RouteDef): Record<string, unknown> {
+/** The write guard's refusal that cannot happen under this configuration (auth.ts). */
+function impossibleRefusal(ctx: ApiContext, r: RouteDef): string | undefined {
+  if (!r.mutating) return undefined;
+  return ctx.plan.api.token ? "403" : "401";
+}
+
+function responsesOf(ctx: ApiContext, r: RouteDef): Record<string, unknown> {
   const responses: Record<string, unknown> = {};
+  const impossible = impossibleRefusal(ctx, r);
   for (const [status, description] of Object.entries(r.responses)) {
+    if (status === impossible) continue;
     if (Number(status) >= 400) {
       responses[status] = {
         description,
@@ -83,7 +91,7 @@ function operationOf(ctx: ApiContext, r: RouteDef): Record<string, unknown> {
       ? { requestBody: { required: true, content: { "application/json": { schema: r.body } } } }
       : {}),
     ...(r.mutating ? { security: securityOf(ctx) } : {}),
-    responses: responsesOf(r),
+    responses: responsesOf(ctx, r),
   };
 }
 

@@ -63,9 +63,11 @@ Deno.test("openApiDocument() states the write guard's rule, the stream's events 
   const post = open.paths["/api/v1/batch/runs"].post;
   assert.deepEqual(post.security, [{ bearer: [] }, {}], "no token: loopback without credentials");
   assert.ok(post.responses["403"]);
+  assert.equal(post.responses["401"], undefined, "no token: no 401");
   const locked = await doc("s3cret");
   assert.deepEqual(locked.paths["/api/v1/batch/runs"].post.security, [{ bearer: [] }]);
   assert.ok(locked.paths["/api/v1/batch/runs"].post.responses["401"]);
+  assert.equal(locked.paths["/api/v1/batch/runs"].post.responses["403"], undefined);
   assert.equal(locked.paths["/health"].get.security, undefined);
 
   const stream = open.paths["/api/v1/quota/alerts/stream"].get.responses["200"].content;
