@@ -19,7 +19,6 @@ import { sparkService } from "./spark.ts";
 
 export type { ServiceName, ServiceStatus };
 export { REPO_ROOT, STATE_DIR } from "./_paths.ts";
-export { muteKafkajsTimerWarning } from "./_process.ts";
 export { GCS_CONNECTOR_JAR, SPARK_MASTER_URL, stackSparkHome } from "./spark.ts";
 
 /** What `stack up` starts when no service is named. */
