@@ -54,8 +54,9 @@ Options:
   --late-share X         share (0..1) of late, out-of-order events (default source.simulator.late_share)
   --max-lateness D       largest lateness of a late event (default source.simulator.max_lateness)
   --malformed-share X    share (0..1) of malformed messages (default source.simulator.malformed_share)
-  --max-retry-time D     while Kafka is unreachable, keep the messages and retry with backoff for
-                         at most D, then fail (default 5m); nothing is lost or sent twice
+  --max-retry-time D     while Kafka is unreachable (also when it is not up yet at start), keep the
+                         messages and retry with backoff for at most D, then fail (default 5m);
+                         nothing is lost or sent twice
   --quiet                no progress lines
   -h, --help             this help`;
 
