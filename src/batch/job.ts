@@ -17,6 +17,7 @@ import { computeHour, type HourColumns, type HourResult, neededColumns } from ".
 import { UnknownDevicesError } from "./errors.ts";
 import { drawLakeSeq, readRule } from "./hour_state.ts";
 import { hourLabel } from "./hours.ts";
+import { reportUnexplained } from "./reconcile.ts";
 import type { HourParticipant } from "./participant.ts";
 import { markFailed, markLakeComplete, renewLease, type RunStats } from "./runs.ts";
 import type { BatchTelemetry } from "./telemetry.ts";
@@ -252,18 +253,7 @@ async function writeAndReport(
   );
   for (const w of writes) w.committed?.();
   phases.lap("write_ms");
-  for (const u of unexplained) {
-    deps.telemetry.unexplainedDifferences.inc({ metric: u.metric });
-    deps.log.warn("batch and speed differ by more than the late-dropped events explain", {
-      hour: hourLabel(hour),
-      run_id: runId,
-      metric: u.metric,
-      speed_metric: u.speedMetric,
-      difference: u.difference,
-      late_dropped: u.lateDropped,
-      unexplained: u.unexplained,
-    });
-  }
+  reportUnexplained(deps.log, deps.telemetry, hour, unexplained, { run_id: runId });
   return rowsWritten;
 }
 

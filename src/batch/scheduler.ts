@@ -14,7 +14,8 @@
  *
  * The clock is injected; runs go through the runner's one serial queue, so
  * never two at once in this process. A failed hour is retried after
- * `retryAfterMs`, not on every tick.
+ * `retryAfterMs`, not on every tick. Each tick also recomputes the
+ * reconciliation of hours batched before every speed window of theirs closed.
  */
 import type { Plan } from "../config/plan.ts";
 import type { Db } from "../db/db.ts";
@@ -25,6 +26,7 @@ import type { Logger } from "../log.ts";
 import { HourBusyError } from "./errors.ts";
 import { readRule, readStaleHours } from "./hour_state.ts";
 import { hourLabel, sqlHour } from "./hours.ts";
+import { reconcilePending } from "./reconcile.ts";
 import type { BatchTelemetry } from "./telemetry.ts";
 import type { RunSummary, Trigger } from "./types.ts";
 
@@ -95,6 +97,11 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
       const s = await runDue(deps, hour, trigger, failedAt);
       if (s) out.push(s);
     }
+    // Hours batched before their last speed windows closed: their
+    // reconciliation is final only now (reconcile.ts).
+    await reconcilePending(deps.db, deps.log, deps.telemetry).catch((err) =>
+      deps.log.warn("could not recompute the pending reconciliation", { error: err })
+    );
     return out;
   }
 
