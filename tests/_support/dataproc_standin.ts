@@ -1,0 +1,171 @@
+/**
+ * A local stand-in for Dataproc's batches API (v1), as published: create
+ * (`POST /v1/projects/{p}/locations/{r}/batches?batchId=&requestId=`,
+ * answering a long-running Operation; a repeated requestId gets the first
+ * batch's operation, a repeated batchId 409 ALREADY_EXISTS), get
+ * (`GET …/batches/{id}`, a Batch whose `state` moves PENDING → RUNNING → the
+ * configured outcome as it is polled), Google's error shape, a bearer token
+ * required. It records every request, and can answer the next requests with
+ * a transient status (503). Listens on 127.0.0.1, a port of 18190-18199.
+ */
+
+export type Outcome = "SUCCEEDED" | "FAILED" | "CANCELLED" | "NEVER";
+
+export interface StandinOptions {
+  /** End state of every batch; NEVER stays RUNNING. Default SUCCEEDED. */
+  readonly outcome?: Outcome;
+  /** Batch.stateMessage once it ends (FAILED/CANCELLED). */
+  readonly stateMessage?: string;
+  /** Gets answered PENDING, then RUNNING, before the outcome. Default 1 and 2. */
+  readonly pendingPolls?: number;
+  readonly runningPolls?: number;
+}
+
+export interface RecordedRequest {
+  readonly method: string;
+  readonly path: string;
+  readonly query: Record<string, string>;
+  readonly authorization: string | null;
+  readonly contentType: string | null;
+  readonly body: unknown;
+}
+
+interface StoredBatch {
+  readonly resource: Record<string, unknown>;
+  readonly operation: Record<string, unknown>;
+  gets: number;
+}
+
+export interface DataprocStandin {
+  readonly endpoint: string;
+  readonly requests: RecordedRequest[];
+  /** Batches created, by id. */
+  readonly batches: ReadonlyMap<string, StoredBatch>;
+  /** The next `count` requests answer `status` (e.g. 503) without effect. */
+  failNext(status: number, count: number): void;
+  close(): Promise<void>;
+}
+
+const BATCH_ID = /^[a-z0-9-]{4,63}$/;
+const REQUEST_ID = /^[a-zA-Z0-9_-]{1,40}$/;
+const PATH = /^\/v1\/projects\/([^/]+)\/locations\/([^/]+)\/batches(?:\/([^/]+))?$/;
+
+const googleError = (code: number, status: string, message: string) =>
+  Response.json({ error: { code, message, status } }, { status: code });
+
+export function startDataprocStandin(options: StandinOptions = {}): DataprocStandin {
+  const requests: RecordedRequest[] = [];
+  const batches = new Map<string, StoredBatch>();
+  const byRequestId = new Map<string, string>();
+  let failing = { status: 0, count: 0 };
+
+  async function handle(req: Request): Promise<Response> {
+    const url = new URL(req.url);
+    const text = await req.text();
+    requests.push({
+      method: req.method,
+      path: url.pathname,
+      query: Object.fromEntries(url.searchParams),
+      authorization: req.headers.get("authorization"),
+      contentType: req.headers.get("content-type"),
+      body: text ? JSON.parse(text) : undefined,
+    });
+    if (failing.count > 0) {
+      failing.count--;
+      return googleError(failing.status, "UNAVAILABLE", "The service is currently unavailable.");
+    }
+    if (!/^Bearer \S+$/.test(req.headers.get("authorization") ?? "")) {
+      return googleError(401, "UNAUTHENTICATED", "Request is missing required authentication.");
+    }
+    const m = PATH.exec(url.pathname);
+    if (!m) return googleError(404, "NOT_FOUND", `no route ${url.pathname}`);
+    const [, project, region, id] = m;
+    if (req.method === "POST" && !id) {
+      return create(project, region, url.searchParams, text ? JSON.parse(text) : {});
+    }
+    if (req.method === "GET" && id) return get(id);
+    return googleError(405, "METHOD_NOT_ALLOWED", `${req.method} ${url.pathname}`);
+  }
+
+  function create(project: string, region: string, q: URLSearchParams, body: unknown): Response {
+    const batchId = q.get("batchId") ?? crypto.randomUUID();
+    const requestId = q.get("requestId");
+    if (!BATCH_ID.test(batchId)) {
+      return googleError(400, "INVALID_ARGUMENT", `batchId ${batchId} does not match ${BATCH_ID}`);
+    }
+    if (requestId !== null && !REQUEST_ID.test(requestId)) {
+      return googleError(400, "INVALID_ARGUMENT", `requestId ${requestId} is invalid`);
+    }
+    // A repeated requestId: the second request is ignored, the first one's operation returned.
+    const first = requestId === null ? undefined : byRequestId.get(requestId);
+    if (first) return Response.json(batches.get(first)!.operation);
+    const name = `projects/${project}/locations/${region}/batches/${batchId}`;
+    if (batches.has(batchId)) {
+      return googleError(
+        409,
+        "ALREADY_EXISTS",
+        `Already exists: Failed to create batch: Batch ${name}`,
+      );
+    }
+    const uuid = crypto.randomUUID();
+    const resource = {
+      ...(body as Record<string, unknown>),
+      name,
+      uuid,
+      createTime: new Date().toISOString(),
+      state: "PENDING",
+    };
+    const operation = {
+      name: `projects/${project}/regions/${region}/operations/${uuid}`,
+      metadata: {
+        "@type": "type.googleapis.com/google.cloud.dataproc.v1.BatchOperationMetadata",
+        batch: name,
+        batchUuid: uuid,
+        operationType: "BATCH",
+      },
+    };
+    batches.set(batchId, { resource, operation, gets: 0 });
+    if (requestId !== null) byRequestId.set(requestId, batchId);
+    return Response.json(operation);
+  }
+
+  function get(id: string): Response {
+    const b = batches.get(id);
+    if (!b) return googleError(404, "NOT_FOUND", `Not found: Batch ${id}`);
+    b.gets++;
+    const pending = options.pendingPolls ?? 1;
+    const running = options.runningPolls ?? 2;
+    const outcome = options.outcome ?? "SUCCEEDED";
+    if (b.gets <= pending) b.resource.state = "PENDING";
+    else if (b.gets <= pending + running || outcome === "NEVER") b.resource.state = "RUNNING";
+    else {
+      b.resource.state = outcome;
+      if (outcome !== "SUCCEEDED" && options.stateMessage) {
+        b.resource.stateMessage = options.stateMessage;
+      }
+    }
+    return Response.json(b.resource);
+  }
+
+  const server = listen(handle);
+  return {
+    endpoint: `http://127.0.0.1:${server.addr.port}`,
+    requests,
+    batches,
+    failNext(status, count) {
+      failing = { status, count };
+    },
+    close: () => server.shutdown(),
+  };
+}
+
+function listen(handler: (req: Request) => Promise<Response>): Deno.HttpServer<Deno.NetAddr> {
+  for (let port = 18190; port <= 18199; port++) {
+    try {
+      return Deno.serve({ hostname: "127.0.0.1", port, onListen() {} }, handler);
+    } catch (err) {
+      if (!(err instanceof Deno.errors.AddrInUse)) throw err;
+    }
+  }
+  throw new Error("the Dataproc stand-in found no free port in 18190-18199");
+}
