@@ -141,9 +141,9 @@ async function writeReconciliation(
     `INSERT INTO batch_reconciliation_t
        (hour, metric, speed_metric, batch_value, speed_value, difference, late_dropped,
         unknown_dropped, unexplained, speed_final, computed_at)
-     SELECT $1::timestamp, u.m, u.s, u.b, u.sv, u.d, u.l, u.k, u.x, u.f, now()
+     SELECT $1::timestamp, u.m, u.s, u.b, u.sv, u.d, u.l, u.k, u.x, u.f::boolean, now()
      FROM unnest($2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[],
-       $8::bigint[], $9::bigint[], $10::boolean[]) AS u(m, s, b, sv, d, l, k, x, f)`,
+       $8::bigint[], $9::bigint[], $10::text[]) AS u(m, s, b, sv, d, l, k, x, f)`,
     [
       sqlHour(hour),
       rows.map((r) => r.p.metric),
@@ -154,7 +154,8 @@ async function writeReconciliation(
       rows.map((r) => r.c.lateDropped),
       rows.map((r) => r.unknown),
       rows.map((r) => r.c.unexplained),
-      rows.map((r) => r.c.speedFinal),
+      // As text: a JS boolean[] does not reach PostgreSQL as boolean[] here.
+      rows.map((r) => String(r.c.speedFinal)),
     ],
   );
   return rows.filter((r) => r.c.unexplained !== 0).map((r) => ({
