@@ -66,6 +66,8 @@ export async function readSpeedSide(
   tx: Queryable,
   hour: number,
   speedMetrics: readonly string[],
+  /** Leave out metrics whose speed side is not final (and never fold partials). */
+  finalOnly = false,
 ): Promise<Map<string, SpeedSide>> {
   const h = sqlHour(hour);
   const totals = await tx.query<{ type: string; closed: number | string; open: number[] | null }>(
@@ -92,6 +94,10 @@ export async function readSpeedSide(
   }
   for (const r of totals) {
     const open = r.open ?? [];
+    if (finalOnly && open.length) {
+      out.delete(r.type);
+      continue;
+    }
     const value = Number(r.closed) + (open.length ? await foldOpen(tx, h, r.type, open) : 0);
     out.set(r.type, { value, lateDropped: lateBy.get(r.type) ?? 0, final: open.length === 0 });
   }
@@ -151,9 +157,9 @@ export function reportUnexplained(
 const PENDING_HOURS_PER_PASS = 24;
 
 /**
- * Recomputes the reconciliation rows whose speed side was not final, each
- * hour in one transaction; a row that turns final with an unexplained
- * difference is reported then. Returns the hours recomputed.
+ * Recomputes the reconciliation rows whose speed side was not final and now
+ * is, each hour in one transaction; a row that turns final with an
+ * unexplained difference is reported then. Returns the hours looked at.
  */
 export async function reconcilePending(
   db: Db,
@@ -183,14 +189,14 @@ async function reconcileAgain(tx: Queryable, hour: number): Promise<Unexplained[
     [sqlHour(hour)],
   );
   if (rows.length === 0) return []; // a batch run replaced them meanwhile
-  const speed = await readSpeedSide(tx, hour, [...new Set(rows.map((r) => r.speed_metric))]);
+  // Rows still pending stay as they are: a pass reads a few rows of totals,
+  // however long a partition keeps a window of the hour open.
+  const speed = await readSpeedSide(tx, hour, [...new Set(rows.map((r) => r.speed_metric))], true);
   const out: Unexplained[] = [];
   for (const r of rows) {
-    const c = reconcile(
-      Number(r.batch_value),
-      Number(r.unknown_dropped),
-      speed.get(r.speed_metric)!,
-    );
+    const side = speed.get(r.speed_metric);
+    if (!side) continue;
+    const c = reconcile(Number(r.batch_value), Number(r.unknown_dropped), side);
     await tx.query(
       `UPDATE batch_reconciliation_t SET speed_value = $3, difference = $4, late_dropped = $5,
          unexplained = $6, speed_final = $7, computed_at = now()

@@ -132,6 +132,7 @@ Deno.test("readSpeedSide() from hourly totals equals the sum of bytes over the h
     // Hour H: partition 1's last window is open, so nothing of H is final;
     // the hour before is; the hour after has open windows on partition 0.
     assert.ok([...(await readSpeedSide(db, H, METRICS)).values()].every((s) => !s.final));
+    assert.equal((await readSpeedSide(db, H, METRICS, true)).size, 0, "finalOnly leaves them out");
     assert.ok(
       [...(await readSpeedSide(db, H - 3_600_000, METRICS)).values()].every((s) => s.final),
     );
