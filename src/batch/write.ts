@@ -10,7 +10,7 @@
  */
 import type { Plan } from "../config/plan.ts";
 import type { Db, Queryable } from "../db/db.ts";
-import { type ReconcilePair, reconcilePairs, upsertCatalog } from "./catalog.ts";
+import { reconcilePairs, upsertCatalog } from "./catalog.ts";
 import type { HourResult } from "./compute.ts";
 import { sqlHour } from "./hours.ts";
 import type { HourWrite } from "./participant.ts";
@@ -56,14 +56,6 @@ export async function writeHour(
       kinds.push(type);
     }
   }
-  const pairs = reconcilePairs(plan);
-  const totals = pairs.map((p) => {
-    let sum = 0;
-    for (const v of result.metrics.get(p.metric)?.values() ?? []) sum += v;
-    return sum;
-  });
-  const unknownDropped = pairs.map((p) => result.droppedValues.get(p.speedMetric) ?? 0);
-
   return await db.transaction(async (tx) => {
     const owned = await tx.query(
       "SELECT 1 FROM batch_runs WHERE run_id = $1 AND status = 'running' FOR UPDATE",
@@ -83,24 +75,10 @@ export async function writeHour(
         [h, ids, values, kinds],
       );
     }
-    let breaches = 0;
-    if (plan.batch.quota.enabled) {
-      await tx.query("DELETE FROM user_quota_limit WHERE timestamp = $1::timestamp", [h]);
-      const b = result.breaches;
-      breaches = b.length;
-      if (b.length) {
-        await tx.query(
-          `INSERT INTO user_quota_limit (email, usage, quota, timestamp)
-           SELECT u.email, u.usage, u.quota, $1::timestamp
-           FROM unnest($2::text[], $3::bigint[], $4::bigint[]) AS u(email, usage, quota)`,
-          [h, b.map((x) => x.email), b.map((x) => x.usage), b.map((x) => x.quota)],
-        );
-      }
-    }
-    await tx.query("DELETE FROM batch_reconciliation_t WHERE hour = $1::timestamp", [h]);
+    const breaches = await replaceBreaches(tx, plan, h, result);
     // The speed side is read in this transaction: the stored difference is
     // what the two layers said at the same moment.
-    const unexplained = await writeReconciliation(tx, hour, pairs, totals, unknownDropped);
+    const unexplained = await writeReconciliation(tx, plan, hour, result);
     for (const w of writes) await w.write(tx);
     await upsertCatalog(tx, plan);
     await markSucceeded(tx, runId, { ...stats, rowsWritten: ids.length, breaches });
@@ -121,15 +99,45 @@ export async function writeHour(
   });
 }
 
-/** Inserts the hour's reconciliation rows (reconcile.ts); returns the unexplained ones. */
+/** Replaces the hour's quota breaches (when the quota rule is on); returns how many. */
+async function replaceBreaches(
+  tx: Queryable,
+  plan: Plan,
+  h: Date,
+  result: HourResult,
+): Promise<number> {
+  if (!plan.batch.quota.enabled) return 0;
+  await tx.query("DELETE FROM user_quota_limit WHERE timestamp = $1::timestamp", [h]);
+  const b = result.breaches;
+  if (b.length) {
+    await tx.query(
+      `INSERT INTO user_quota_limit (email, usage, quota, timestamp)
+       SELECT u.email, u.usage, u.quota, $1::timestamp
+       FROM unnest($2::text[], $3::bigint[], $4::bigint[]) AS u(email, usage, quota)`,
+      [h, b.map((x) => x.email), b.map((x) => x.usage), b.map((x) => x.quota)],
+    );
+  }
+  return b.length;
+}
+
+/** Replaces the hour's reconciliation rows (reconcile.ts); returns the unexplained ones. */
 async function writeReconciliation(
   tx: Queryable,
+  plan: Plan,
   hour: number,
-  pairs: readonly ReconcilePair[],
-  totals: readonly number[],
-  unknownDropped: readonly number[],
+  result: HourResult,
 ): Promise<Unexplained[]> {
+  await tx.query("DELETE FROM batch_reconciliation_t WHERE hour = $1::timestamp", [
+    sqlHour(hour),
+  ]);
+  const pairs = reconcilePairs(plan);
   if (pairs.length === 0) return [];
+  const totals = pairs.map((p) => {
+    let sum = 0;
+    for (const v of result.metrics.get(p.metric)?.values() ?? []) sum += v;
+    return sum;
+  });
+  const unknownDropped = pairs.map((p) => result.droppedValues.get(p.speedMetric) ?? 0);
   const speed = await readSpeedSide(tx, hour, [...new Set(pairs.map((p) => p.speedMetric))]);
   const rows = pairs.map((p, i) => ({
     p,

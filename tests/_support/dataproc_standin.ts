@@ -53,110 +53,128 @@ const PATH = /^\/v1\/projects\/([^/]+)\/locations\/([^/]+)\/batches(?:\/([^/]+))
 const googleError = (code: number, status: string, message: string) =>
   Response.json({ error: { code, message, status } }, { status: code });
 
+/** What the stand-in holds between requests. */
+interface State {
+  readonly options: StandinOptions;
+  readonly requests: RecordedRequest[];
+  readonly batches: Map<string, StoredBatch>;
+  readonly byRequestId: Map<string, string>;
+  failing: { status: number; count: number };
+}
+
 export function startDataprocStandin(options: StandinOptions = {}): DataprocStandin {
-  const requests: RecordedRequest[] = [];
-  const batches = new Map<string, StoredBatch>();
-  const byRequestId = new Map<string, string>();
-  let failing = { status: 0, count: 0 };
-
-  async function handle(req: Request): Promise<Response> {
-    const url = new URL(req.url);
-    const text = await req.text();
-    requests.push({
-      method: req.method,
-      path: url.pathname,
-      query: Object.fromEntries(url.searchParams),
-      authorization: req.headers.get("authorization"),
-      contentType: req.headers.get("content-type"),
-      body: text ? JSON.parse(text) : undefined,
-    });
-    if (failing.count > 0) {
-      failing.count--;
-      return googleError(failing.status, "UNAVAILABLE", "The service is currently unavailable.");
-    }
-    if (!/^Bearer \S+$/.test(req.headers.get("authorization") ?? "")) {
-      return googleError(401, "UNAUTHENTICATED", "Request is missing required authentication.");
-    }
-    const m = PATH.exec(url.pathname);
-    if (!m) return googleError(404, "NOT_FOUND", `no route ${url.pathname}`);
-    const [, project, region, id] = m;
-    if (req.method === "POST" && !id) {
-      return create(project, region, url.searchParams, text ? JSON.parse(text) : {});
-    }
-    if (req.method === "GET" && id) return get(id);
-    return googleError(405, "METHOD_NOT_ALLOWED", `${req.method} ${url.pathname}`);
-  }
-
-  function create(project: string, region: string, q: URLSearchParams, body: unknown): Response {
-    const batchId = q.get("batchId") ?? crypto.randomUUID();
-    const requestId = q.get("requestId");
-    if (!BATCH_ID.test(batchId)) {
-      return googleError(400, "INVALID_ARGUMENT", `batchId ${batchId} does not match ${BATCH_ID}`);
-    }
-    if (requestId !== null && !REQUEST_ID.test(requestId)) {
-      return googleError(400, "INVALID_ARGUMENT", `requestId ${requestId} is invalid`);
-    }
-    // A repeated requestId: the second request is ignored, the first one's operation returned.
-    const first = requestId === null ? undefined : byRequestId.get(requestId);
-    if (first) return Response.json(batches.get(first)!.operation);
-    const name = `projects/${project}/locations/${region}/batches/${batchId}`;
-    if (batches.has(batchId)) {
-      return googleError(
-        409,
-        "ALREADY_EXISTS",
-        `Already exists: Failed to create batch: Batch ${name}`,
-      );
-    }
-    const uuid = crypto.randomUUID();
-    const resource = {
-      ...(body as Record<string, unknown>),
-      name,
-      uuid,
-      createTime: new Date().toISOString(),
-      state: "PENDING",
-    };
-    const operation = {
-      name: `projects/${project}/regions/${region}/operations/${uuid}`,
-      metadata: {
-        "@type": "type.googleapis.com/google.cloud.dataproc.v1.BatchOperationMetadata",
-        batch: name,
-        batchUuid: uuid,
-        operationType: "BATCH",
-      },
-    };
-    batches.set(batchId, { resource, operation, gets: 0 });
-    if (requestId !== null) byRequestId.set(requestId, batchId);
-    return Response.json(operation);
-  }
-
-  function get(id: string): Response {
-    const b = batches.get(id);
-    if (!b) return googleError(404, "NOT_FOUND", `Not found: Batch ${id}`);
-    b.gets++;
-    const pending = options.pendingPolls ?? 1;
-    const running = options.runningPolls ?? 2;
-    const outcome = options.outcome ?? "SUCCEEDED";
-    if (b.gets <= pending) b.resource.state = "PENDING";
-    else if (b.gets <= pending + running || outcome === "NEVER") b.resource.state = "RUNNING";
-    else {
-      b.resource.state = outcome;
-      if (outcome !== "SUCCEEDED" && options.stateMessage) {
-        b.resource.stateMessage = options.stateMessage;
-      }
-    }
-    return Response.json(b.resource);
-  }
-
-  const server = listen(handle);
+  const st: State = {
+    options,
+    requests: [],
+    batches: new Map(),
+    byRequestId: new Map(),
+    failing: { status: 0, count: 0 },
+  };
+  const server = listen((req) => handle(st, req));
   return {
     endpoint: `http://127.0.0.1:${server.addr.port}`,
-    requests,
-    batches,
+    requests: st.requests,
+    batches: st.batches,
     failNext(status, count) {
-      failing = { status, count };
+      st.failing = { status, count };
     },
     close: () => server.shutdown(),
   };
+}
+
+async function handle(st: State, req: Request): Promise<Response> {
+  const url = new URL(req.url);
+  const text = await req.text();
+  st.requests.push({
+    method: req.method,
+    path: url.pathname,
+    query: Object.fromEntries(url.searchParams),
+    authorization: req.headers.get("authorization"),
+    contentType: req.headers.get("content-type"),
+    body: text ? JSON.parse(text) : undefined,
+  });
+  if (st.failing.count > 0) {
+    st.failing.count--;
+    return googleError(st.failing.status, "UNAVAILABLE", "The service is currently unavailable.");
+  }
+  if (!/^Bearer \S+$/.test(req.headers.get("authorization") ?? "")) {
+    return googleError(401, "UNAUTHENTICATED", "Request is missing required authentication.");
+  }
+  const m = PATH.exec(url.pathname);
+  if (!m) return googleError(404, "NOT_FOUND", `no route ${url.pathname}`);
+  const [, project, region, id] = m;
+  if (req.method === "POST" && !id) {
+    return create(st, project, region, url.searchParams, text ? JSON.parse(text) : {});
+  }
+  if (req.method === "GET" && id) return get(st, id);
+  return googleError(405, "METHOD_NOT_ALLOWED", `${req.method} ${url.pathname}`);
+}
+
+function create(
+  st: State,
+  project: string,
+  region: string,
+  q: URLSearchParams,
+  body: unknown,
+): Response {
+  const batchId = q.get("batchId") ?? crypto.randomUUID();
+  const requestId = q.get("requestId");
+  if (!BATCH_ID.test(batchId)) {
+    return googleError(400, "INVALID_ARGUMENT", `batchId ${batchId} does not match ${BATCH_ID}`);
+  }
+  if (requestId !== null && !REQUEST_ID.test(requestId)) {
+    return googleError(400, "INVALID_ARGUMENT", `requestId ${requestId} is invalid`);
+  }
+  // A repeated requestId: the second request is ignored, the first one's operation returned.
+  const first = requestId === null ? undefined : st.byRequestId.get(requestId);
+  if (first) return Response.json(st.batches.get(first)!.operation);
+  const name = `projects/${project}/locations/${region}/batches/${batchId}`;
+  if (st.batches.has(batchId)) {
+    return googleError(
+      409,
+      "ALREADY_EXISTS",
+      `Already exists: Failed to create batch: Batch ${name}`,
+    );
+  }
+  const uuid = crypto.randomUUID();
+  const resource = {
+    ...(body as Record<string, unknown>),
+    name,
+    uuid,
+    createTime: new Date().toISOString(),
+    state: "PENDING",
+  };
+  const operation = {
+    name: `projects/${project}/regions/${region}/operations/${uuid}`,
+    metadata: {
+      "@type": "type.googleapis.com/google.cloud.dataproc.v1.BatchOperationMetadata",
+      batch: name,
+      batchUuid: uuid,
+      operationType: "BATCH",
+    },
+  };
+  st.batches.set(batchId, { resource, operation, gets: 0 });
+  if (requestId !== null) st.byRequestId.set(requestId, batchId);
+  return Response.json(operation);
+}
+
+/** The batch; each look moves it on: PENDING, RUNNING, then the configured outcome. */
+function get(st: State, id: string): Response {
+  const b = st.batches.get(id);
+  if (!b) return googleError(404, "NOT_FOUND", `Not found: Batch ${id}`);
+  b.gets++;
+  const pending = st.options.pendingPolls ?? 1;
+  const running = st.options.runningPolls ?? 2;
+  const outcome = st.options.outcome ?? "SUCCEEDED";
+  if (b.gets <= pending) b.resource.state = "PENDING";
+  else if (b.gets <= pending + running || outcome === "NEVER") b.resource.state = "RUNNING";
+  else {
+    b.resource.state = outcome;
+    if (outcome !== "SUCCEEDED" && st.options.stateMessage) {
+      b.resource.stateMessage = st.options.stateMessage;
+    }
+  }
+  return Response.json(b.resource);
 }
 
 function listen(handler: (req: Request) => Promise<Response>): Deno.HttpServer<Deno.NetAddr> {
