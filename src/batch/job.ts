@@ -15,6 +15,7 @@ import type { Logger } from "../log.ts";
 import { reconciledSpeedMetrics } from "./catalog.ts";
 import { computeHour, type HourColumns, type HourResult, neededColumns } from "./compute.ts";
 import { UnknownDevicesError } from "./errors.ts";
+import { emptyBefore, recordEmpty } from "./empty_hour.ts";
 import { drawLakeSeq, readRule } from "./hour_state.ts";
 import { hourLabel } from "./hours.ts";
 import { reportUnexplained } from "./reconcile.ts";
@@ -80,6 +81,15 @@ export async function runJob(
     const phases = new Phases();
     // 1. Read the lake and the users, 2. compute, 3. note what the run saw.
     const computed = await readAndCompute(deps, hour, runId, stats, phases);
+    if ("firstData" in computed) {
+      return await recordEmpty(deps, {
+        hour,
+        runId,
+        trigger,
+        firstData: computed.firstData,
+        started,
+      });
+    }
     const note = hourNote(deps, hour, runId, trigger, computed);
     // 4. Write the hour in one transaction, 5. report what it found.
     const rowsWritten = await writeAndReport(deps, hour, runId, computed, note, phases);
@@ -138,13 +148,18 @@ interface Computed {
   readonly result: HourResult;
 }
 
+/** An hour before any data with nothing in the lake (empty_hour.ts): the first hour with data. */
+interface EmptyHour {
+  readonly firstData: number;
+}
+
 async function readAndCompute(
   deps: JobDeps,
   hour: number,
   runId: string,
   stats: Partial<RunStats>,
   phases: Phases,
-): Promise<Computed> {
+): Promise<Computed | EmptyHour> {
   const { plan, db } = deps;
   // The change number first: a lake change stamped after it may be missing
   // from what is read next, and then makes the hour stale.
@@ -162,6 +177,11 @@ async function readAndCompute(
   phases.restart();
   stats.rowsRead = data.rows;
   stats.filesRead = fileCount(data.files);
+  // Nothing in the lake for an hour before any data: empty (empty_hour.ts).
+  const firstData = data.rows === 0 && stats.filesRead === 0
+    ? await emptyBefore(deps, hour)
+    : undefined;
+  if (firstData !== undefined) return { firstData };
   const result = computeHour(plan.batch, data.columns, data.rows, users, reconciled);
   phases.lap("compute_ms");
   stats.unknownDevices = result.unknownDevices;
