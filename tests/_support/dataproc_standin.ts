@@ -4,7 +4,8 @@
  * answering a long-running Operation; a repeated requestId gets the first
  * batch's operation, a repeated batchId 409 ALREADY_EXISTS), get
  * (`GET …/batches/{id}`, a Batch whose `state` moves PENDING → RUNNING → the
- * configured outcome as it is polled), Google's error shape, a bearer token
+ * configured outcome as it is polled), `operations.cancel` on the batch's
+ * operation (the batch ends CANCELLED), Google's error shape, a bearer token
  * required. It records every request, and can answer the next requests with
  * a transient status (503). Listens on 127.0.0.1, a port of 18190-18199.
  */
@@ -32,8 +33,9 @@ export interface RecordedRequest {
 
 interface StoredBatch {
   readonly resource: Record<string, unknown>;
-  readonly operation: Record<string, unknown>;
+  readonly operation: { readonly name: string } & Record<string, unknown>;
   gets: number;
+  cancelled?: boolean;
 }
 
 export interface DataprocStandin {
@@ -49,6 +51,7 @@ export interface DataprocStandin {
 const BATCH_ID = /^[a-z0-9-]{4,63}$/;
 const REQUEST_ID = /^[a-zA-Z0-9_-]{1,40}$/;
 const PATH = /^\/v1\/projects\/([^/]+)\/locations\/([^/]+)\/batches(?:\/([^/]+))?$/;
+const CANCEL = /^\/v1\/(projects\/[^/]+\/regions\/[^/]+\/operations\/[^/:]+):cancel$/;
 
 const googleError = (code: number, status: string, message: string) =>
   Response.json({ error: { code, message, status } }, { status: code });
@@ -100,6 +103,8 @@ async function handle(st: State, req: Request): Promise<Response> {
   if (!/^Bearer \S+$/.test(req.headers.get("authorization") ?? "")) {
     return googleError(401, "UNAUTHENTICATED", "Request is missing required authentication.");
   }
+  const cancel = CANCEL.exec(url.pathname);
+  if (req.method === "POST" && cancel) return cancelOperation(st, cancel[1]);
   const m = PATH.exec(url.pathname);
   if (!m) return googleError(404, "NOT_FOUND", `no route ${url.pathname}`);
   const [, project, region, id] = m;
@@ -153,9 +158,22 @@ function create(
       operationType: "BATCH",
     },
   };
+  (resource as Record<string, unknown>).operation = operation.name;
   st.batches.set(batchId, { resource, operation, gets: 0 });
   if (requestId !== null) st.byRequestId.set(requestId, batchId);
   return Response.json(operation);
+}
+
+/** operations.cancel: the batch of that operation ends CANCELLED (answer: Empty). */
+function cancelOperation(st: State, name: string): Response {
+  for (const b of st.batches.values()) {
+    if (b.operation.name !== name) continue;
+    b.resource.state = "CANCELLED";
+    b.resource.stateMessage = "Batch cancelled by request";
+    b.cancelled = true;
+    return Response.json({});
+  }
+  return googleError(404, "NOT_FOUND", `Not found: Operation ${name}`);
 }
 
 /** The batch; each look moves it on: PENDING, RUNNING, then the configured outcome. */
@@ -163,6 +181,7 @@ function get(st: State, id: string): Response {
   const b = st.batches.get(id);
   if (!b) return googleError(404, "NOT_FOUND", `Not found: Batch ${id}`);
   b.gets++;
+  if (b.cancelled) return Response.json(b.resource);
   const pending = st.options.pendingPolls ?? 1;
   const running = st.options.runningPolls ?? 2;
   const outcome = st.options.outcome ?? "SUCCEEDED";

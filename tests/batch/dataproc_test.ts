@@ -141,7 +141,7 @@ Deno.test("runDataprocSqlBatch() fails with the batch's stateMessage when it end
   }
 });
 
-Deno.test("runDataprocSqlBatch() gives up with SparkRunError when the batch does not end in time", async () => {
+Deno.test("runDataprocSqlBatch() gives up with SparkRunError when the batch does not end in time, and cancels it", async () => {
   await withStandin({ outcome: "NEVER" }, async (s) => {
     await assert.rejects(
       runDataprocSqlBatch(target(s), job("slow"), { token, pollMs: 10, timeoutMs: 300 }),
@@ -149,7 +149,13 @@ Deno.test("runDataprocSqlBatch() gives up with SparkRunError when the batch does
       "no end state within 300 ms",
     );
     assert.equal(s.batches.size, 1);
-    assert.equal(s.batches.get(dataprocIds("slow").batchId)!.resource.state, "RUNNING");
+    // Not left holding a cluster: cancelled through its operation.
+    const b = s.batches.get(dataprocIds("slow").batchId)!;
+    const cancel = s.requests.at(-1)!;
+    assert.equal(cancel.method, "POST");
+    assert.equal(cancel.path, `/v1/${b.operation.name}:cancel`);
+    assert.equal(cancel.authorization, "Bearer tok-1");
+    assert.equal(b.resource.state, "CANCELLED");
   });
 });
 
@@ -179,6 +185,7 @@ Deno.test("runDataprocSqlBatch() after a crash follows the batch already running
         SparkRunError,
       );
       assert.equal(s.batches.size, 1);
+      assert.ok(!s.requests.some((r) => r.path.endsWith(":cancel")), "a stop does not cancel");
       const out = await runDataprocSqlBatch(target(s), job("hour-11"), { token, pollMs: 5 });
       assert.equal(s.batches.size, 1, "no second batch");
       assert.equal(s.requests.filter((r) => r.method === "POST").length, 2);

@@ -121,7 +121,8 @@ export function batchBody(target: DataprocTarget, job: DataprocJob): Record<stri
  * Submits the run's batch (or finds it, when it was submitted before) and
  * waits until it ends; resolves when it SUCCEEDED, throws `SparkRunError`
  * when it FAILED or was CANCELLED (with the batch's `stateMessage`), on a
- * refused request, and when `timeoutMs` passes first.
+ * refused request, and when `timeoutMs` passes first (then the batch is
+ * cancelled, best effort).
  */
 export async function runDataprocSqlBatch(
   target: DataprocTarget,
@@ -168,7 +169,12 @@ export async function runDataprocSqlBatch(
     }
     return { batchName: String(batch.name ?? `${parent}/batches/${batchId}`), consoleUrl };
   } catch (err) {
-    if (timeout.signal.aborted && err === timeout.signal.reason) throw err;
+    if (timeout.signal.aborted && err === timeout.signal.reason) {
+      // Left running, the batch would hold its cluster while the scheduler's
+      // retry starts another; a caller's abort (a stop) leaves it to resume.
+      await api.cancel(`${parent}/batches/${batchId}`);
+      throw err;
+    }
     if (err instanceof SparkRunError) throw err;
     throw new SparkRunError(`Dataproc batch ${batchId}: ${(err as Error)?.message ?? err}`, {
       cause: err,
@@ -197,6 +203,9 @@ function refused(what: string, a: Answer): SparkRunError {
     `Dataproc ${what} refused: ${a.status} ${e?.status ?? ""} ${e?.message ?? ""}`.trim(),
   );
 }
+
+/** How long a best-effort cancellation may take, ms. */
+const CANCEL_MS = 10_000;
 
 /** Authorised JSON calls to the API, transient failures retried until the signal aborts. */
 class DataprocApi {
@@ -237,6 +246,34 @@ class DataprocApi {
       }
       return { status: res.status, body: parsed };
     }, { initialMs: 500, maxMs: 30_000, signal: this.signal });
+  }
+
+  /**
+   * Best effort, once: cancels the batch through its long-running operation
+   * (the batch's `operation`, `operations.cancel`), as `gcloud dataproc
+   * batches cancel` does. Failures are ignored: the run fails either way.
+   */
+  async cancel(batchPath: string): Promise<void> {
+    const f = this.deps.fetch ?? fetch;
+    const root = `${this.target.endpoint.replace(/\/+$/, "")}/v1/`;
+    const stop = new AbortController();
+    const timer = setTimeout(() => stop.abort(), CANCEL_MS);
+    try {
+      const headers = { authorization: `Bearer ${await this.deps.token()}` };
+      const got = await f(root + batchPath, { headers, signal: stop.signal });
+      const operation = got.ok ? (await got.json()).operation : await got.body?.cancel();
+      if (typeof operation !== "string") return;
+      const res = await f(`${root}${operation}:cancel`, {
+        method: "POST",
+        headers,
+        signal: stop.signal,
+      });
+      await res.body?.cancel();
+    } catch {
+      // Nothing more to do: the batch's own TTL or a person ends it.
+    } finally {
+      clearTimeout(timer);
+    }
   }
 }
 
