@@ -19,7 +19,7 @@ import { combineSql, isAdditive } from "../core/aggregate.ts";
 import { HOUR_MS, hourStart } from "../core/window.ts";
 import type { DroppedValue, WindowDelta } from "../core/partition_windows.ts";
 import type { Db, Queryable } from "../db/db.ts";
-import type { DeadLetter } from "../kafka/source.ts";
+import type { DeadLetter } from "./source.ts";
 import type { ParticipantWrite } from "./participant.ts";
 
 /** What one partition contributes to a flush. */
