@@ -6,10 +6,16 @@
  * end (read, join, aggregate, write to PostgreSQL). A baseline in the same
  * run reads the same files with plain hyparquet, no aggregation. The lake is
  * written by a child process so the job's peak RSS is its own. Figures go to
- * BENCHMARKS.md under "## Batch layer". With `--spark`, the same hour is also
- * computed by the Spark engine (`batch.engine: spark`) on `local[2]` and on
- * the standalone cluster of `deno task stack up spark`, Spark's start-up
- * reported apart from the query (its figures are printed, not recorded).
+ * BENCHMARKS.md under "## Batch layer".
+ *
+ * `--events N` sets the hour's events (issue 18's workload: `--events 712918`);
+ * `--speed` also writes the hour's speed windows through the speed layer's
+ * sink first (partials per partition and hourly totals), so the job's write
+ * phase reconciles against what a running pipeline would hold; the job's
+ * phase times are then printed. `--spark` also computes the hour with the
+ * Spark engine (`batch.engine: spark`) on `local[2]` and on the standalone
+ * cluster of `deno task stack up spark`, Spark's start-up reported apart from
+ * the query (printed). Any option leaves BENCHMARKS.md alone.
  */
 import postgres from "postgres";
 import { parquetRead } from "hyparquet";
@@ -18,6 +24,7 @@ import { migrate, openDb } from "../src/db/mod.ts";
 import { listHour, openStore, readHour } from "../src/lake/mod.ts";
 import { createBatchRunner } from "../src/batch/mod.ts";
 import { generateHour, insertUsers, testPlan, writeLakeHour } from "../tests/_support/batch.ts";
+import { insertSpeedRows, speedRowsOf } from "../tests/_support/api.ts";
 import { DEFAULT_APPS, deviceId } from "../src/simulator/mod.ts";
 import { createLogger, type Logger } from "../src/log.ts";
 import { engineFor } from "../src/batch/spark/mod.ts";
@@ -29,23 +36,29 @@ import type { ObjectStore } from "../src/lake/mod.ts";
 import { reexecWithStartFlags, startV8Flags, writeSection } from "./_util.ts";
 
 const H = Date.UTC(2026, 10, 28, 10);
-const EVENTS = 3_600_000;
+const flag = (name: string) => Deno.args.indexOf(name);
+const EVENTS = flag("--events") >= 0 ? Number(Deno.args[flag("--events") + 1]) : 3_600_000;
+/** Write the hour's speed windows too (the reconciliation's input), report phases, keep BENCHMARKS.md. */
+const SPEED = flag("--speed") >= 0;
+/** Also time the Spark engine on local[2] and the cluster (printed, not recorded). */
+const SPARK = flag("--spark") >= 0;
 const DEVICES = 100_000;
 const APPS = DEFAULT_APPS;
 const COMMAND = "./deno task bench:batch";
 
-async function writeLake(dir: string): Promise<void> {
-  const store = openStore(testPlan({ lakeUri: `file://${dir}` }).lake);
-  const devices = Array.from({ length: DEVICES }, (_, i) => deviceId(i));
-  const cols = generateHour({
+const hourColumns = () =>
+  generateHour({
     hour: H,
     events: EVENTS,
-    devices,
+    devices: Array.from({ length: DEVICES }, (_, i) => deviceId(i)),
     antennas: 500,
     apps: APPS,
     partitions: 3,
   });
-  await writeLakeHour(store, H, cols, 5);
+
+async function writeLake(dir: string): Promise<void> {
+  const store = openStore(testPlan({ lakeUri: `file://${dir}` }).lake);
+  await writeLakeHour(store, H, hourColumns(), 5);
 }
 
 class PeakRss {
@@ -101,7 +114,6 @@ async function sparkHour(plan: Plan, store: ObjectStore, db: Db, master: string)
 
 async function main() {
   if (Deno.args[0] === "--write-lake") return await writeLake(Deno.args[1]);
-  const withSpark = Deno.args.includes("--spark");
 
   const info = await stackUp(["postgres"]);
   const dbName = `bench_batch_${crypto.randomUUID().slice(0, 8)}`;
@@ -115,7 +127,7 @@ async function main() {
     console.error("writing the lake hour (child process)…");
     let t = performance.now();
     const child = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", import.meta.filename!, "--write-lake", dir],
+      args: ["run", "-A", import.meta.filename!, "--write-lake", dir, "--events", String(EVENTS)],
       stdout: "inherit",
       stderr: "inherit",
     }).output();
@@ -134,6 +146,17 @@ async function main() {
     const plan = testPlan({ lakeUri: `file://${dir}` });
     const store = openStore(plan.lake);
     const files = await listHour(store, H);
+    if (SPEED) {
+      t = performance.now();
+      const rows = speedRowsOf(hourColumns());
+      await insertSpeedRows(db, plan, rows);
+      await db.exec("VACUUM ANALYZE");
+      console.error(
+        `speed windows of the hour written through the sink: ${rows.length} partial rows in ${
+          ((performance.now() - t) / 1000).toFixed(1)
+        } s`,
+      );
+    }
 
     // Baseline: the same files and columns through plain hyparquet, nothing else.
     const columns = ["id", "antenna_id", "app", "bytes"];
@@ -161,7 +184,17 @@ async function main() {
     const codedMs = performance.now() - t;
 
     const rss = new PeakRss();
-    const runner = createBatchRunner({ plan, db, store, log: createLogger({ bench: "batch" }) });
+    // The job logs its phase times on its "batch hour succeeded" line: keep them.
+    const phases: Record<string, unknown> = {};
+    const base = createLogger({ bench: "batch" });
+    const log = {
+      ...base,
+      info(msg: string, fields?: Record<string, unknown>) {
+        if (msg === "batch hour succeeded") Object.assign(phases, fields);
+        base.info(msg, fields);
+      },
+    };
+    const runner = createBatchRunner({ plan, db, store, log });
     t = performance.now();
     const s = await runner.runHour(H, "manual");
     const jobMs = performance.now() - t;
@@ -176,7 +209,7 @@ async function main() {
     }
 
     const sparkLines: string[] = [];
-    if (withSpark) {
+    if (SPARK) {
       await stackUp(["spark"]);
       for (const master of ["local[2]", "spark://127.0.0.1:7077"]) {
         const r = await sparkHour(plan, store, db, master);
@@ -219,6 +252,18 @@ async function main() {
       } (2 cores shared with other work); the job's phase times are in its "batch hour succeeded" log line.`,
       `- Target: < 5 s and < 1 GB RSS: ${jobMs < 5000 && peak < 1e9 ? "met" : "NOT met"}.`,
     ];
+    const phase = (k: string) => Number(phases[k] ?? 0);
+    lines.push(
+      `- Job phases: read ${phase("read_ms")} ms, users ${phase("users_ms")} ms, compute ${
+        phase("compute_ms")
+      } ms, write ${phase("write_ms")} ms: the write phase is ${
+        (100 * phase("write_ms") / jobMs).toFixed(0)
+      } % of the job${SPEED ? " (speed windows of the hour in PostgreSQL, reconciled)" : ""}.`,
+    );
+    if (EVENTS !== 3_600_000 || SPEED || SPARK) {
+      console.log(lines.join("\n"));
+      return;
+    }
     const section = `Command: \`${COMMAND}\` (PostgreSQL of the local stack, local lake; ${
       new Date().toISOString().slice(0, 10)
     }, ${navigator.hardwareConcurrency} cores; the job runs with the \`start\` task's V8 flags \`${

@@ -52,14 +52,6 @@ function lakeUri(store: ObjectStore): string {
   return store.uri.replace(/\/+$/, "");
 }
 
-function randomSuffix(): string {
-  return Array.from(
-    crypto.getRandomValues(new Uint8Array(4)),
-    (b) => b.toString(16).padStart(2, "0"),
-  )
-    .join("");
-}
-
 /** The `user_metadata` snapshot as Parquet: id, email, name (strings), quota (INT64). */
 export function usersParquet(users: ReadonlyMap<string, UserMeta>): Uint8Array {
   const ids = [...users.keys()];
@@ -205,7 +197,9 @@ export function sparkEngine(options: SparkEngineOptions): HourEngine {
         const result = computeHour(plan.batch, {}, 0, users, dropped);
         return { result, rowsRead: 0, filesRead: 0, missing: true };
       }
-      const runKey = `run-${input.runId}-${randomSuffix()}`;
+      // Run ids are unique: a retry never meets a dead run's files, and a
+      // Dataproc re-submission of the same run finds its batch (dataproc.ts).
+      const runKey = `run-${input.runId}`;
       const prefix = `${RUNS_PREFIX}${runKey}/`;
       const root = lakeUri(store);
       const script = renderHourScript(plan.batch, dropped);

@@ -2,22 +2,26 @@
  * Front door of the Spark engine: the engine a plan asks for. `batch.engine:
  * process` is no engine here (the job computes in process); `spark` runs each
  * hour's script with `spark-sql` on `batch.spark.master`, or on Dataproc when
- * `batch.spark.dataproc` is set. Spark's home is `batch.spark.home`, else
+ * `batch.spark.dataproc` is set (dataproc.ts). Spark's home is `batch.spark.home`, else
  * `SPARK_HOME`, else the one `deno task stack up spark` installed; a gs://
  * lake adds the GCS connector that the stack downloaded, unless the user's
  * conf names jars itself.
  */
-import type { Plan } from "../../config/plan.ts";
+import type { DataprocPlan, Plan } from "../../config/plan.ts";
+import { log as rootLog } from "../../log.ts";
 // The stack's Spark file alone: its front door would load every service's client.
 import { GCS_CONNECTOR_JAR, stackSparkHome } from "../../stack/spark.ts";
 import type { HourEngine } from "../engine.ts";
 import { sparkEngine, type SparkRunner } from "./engine.ts";
+import { type DataprocTarget, googleToken, runDataprocSqlBatch } from "./dataproc.ts";
 import { SparkRunError } from "./errors.ts";
 import { sparkSqlRunner } from "./runner.ts";
 
 export { SparkRunError } from "./errors.ts";
 export { renderHourScript } from "./render.ts";
 export { sparkEngine, type SparkJob, type SparkRunner } from "./engine.ts";
+
+const log = rootLog.child({ component: "batch" });
 
 /** Sizing the engine sets unless `batch.spark.conf` does: an hour is small work for a cluster. */
 const DEFAULT_CONF: Readonly<Record<string, string>> = {
@@ -34,14 +38,7 @@ async function exists(path: string): Promise<boolean> {
 /** The runner of `batch.spark`: spark-sql on its master (Dataproc when configured). */
 function runnerFor(plan: Plan): SparkRunner {
   const spark = plan.batch.spark;
-  if (spark.dataproc) {
-    return () =>
-      Promise.reject(
-        new SparkRunError(
-          "batch.spark.dataproc is set, but this build has no Dataproc client (src/batch/spark/dataproc.ts)",
-        ),
-      );
-  }
+  if (spark.dataproc) return dataprocRunner(plan, spark.dataproc);
   return async (job) => {
     const home = spark.home ?? Deno.env.get("SPARK_HOME") ?? await stackSparkHome();
     if (!home) {
@@ -60,6 +57,35 @@ function runnerFor(plan: Plan): SparkRunner {
       gcs: { jar, endpoint: plan.lake.gcsEndpoint, projectId: plan.lake.gcsProjectId },
     });
     await run(job);
+  };
+}
+
+/**
+ * Each hour as a Dataproc Serverless batch: the script and the user snapshot
+ * already lie beside the lake on gs://, the batch reads and writes there
+ * (Dataproc's runtime has the GCS connector), and its ids come from the run.
+ */
+function dataprocRunner(plan: Plan, d: DataprocPlan): SparkRunner {
+  const target: DataprocTarget = {
+    project: d.project,
+    region: d.region,
+    serviceAccount: d.serviceAccount,
+    subnetwork: d.subnetwork,
+    staging: d.staging ?? plan.lake.uri,
+    endpoint: d.endpoint,
+  };
+  const token = googleToken();
+  return async (job) => {
+    await runDataprocSqlBatch(
+      target,
+      { runKey: job.runKey, queryFileUri: job.scriptUri, variables: { ...job.variables } },
+      {
+        token,
+        timeoutMs: plan.batch.spark.timeoutMs,
+        onSubmitted: (consoleUrl) =>
+          log.info("dataproc batch submitted", { run_key: job.runKey, console: consoleUrl }),
+      },
+    );
   };
 }
 
