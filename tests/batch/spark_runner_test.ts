@@ -115,7 +115,7 @@ Deno.test("queryMs() is the time spark-sql reports for the script's last stateme
   const stdout = `spark.sql.session.timeZone\tUTC
 Time taken: 8.236 seconds, Fetched 1 row(s)
 Time taken: 0.305 seconds
-Time taken: 30.841 seconds
+\r[Stage 3:>                (0 + 2) / 8]\rTime taken: 30.841 seconds
 `;
   assert.equal(queryMs(stdout), 30_841);
   assert.equal(queryMs("no timing here"), undefined);

@@ -56,7 +56,7 @@ function runnerFor(plan: Plan): SparkRunner {
       timeoutMs: spark.timeoutMs,
       gcs: { jar, endpoint: plan.lake.gcsEndpoint, projectId: plan.lake.gcsProjectId },
     });
-    await run(job);
+    return await run(job);
   };
 }
 

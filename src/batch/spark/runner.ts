@@ -33,6 +33,8 @@ export function loopbackMaster(master: string): boolean {
 export function sparkConf(options: SparkSqlOptions, job: Pick<SparkJob, "gcs">) {
   const conf: Record<string, string> = {
     "spark.ui.enabled": "false",
+    // Progress bars are \r-redrawn lines: noise in the output a failure reports.
+    "spark.ui.showConsoleProgress": "false",
     "spark.sql.session.timeZone": "UTC",
   };
   if (loopbackMaster(options.master)) {
@@ -98,7 +100,8 @@ async function tail(stream: ReadableStream<Uint8Array>, max = 300): Promise<stri
  * run is Spark's start-up (JVM, session, executors).
  */
 export function queryMs(stdout: string): number | undefined {
-  const times = [...stdout.matchAll(/^Time taken: ([\d.]+) seconds/gm)];
+  // Not anchored: a console progress bar (`\r[Stage 3:>  ]`) may precede it on its line.
+  const times = [...stdout.matchAll(/Time taken: ([\d.]+) seconds/g)];
   return times.length ? Math.round(Number(times.at(-1)![1]) * 1000) : undefined;
 }
 
@@ -164,7 +167,8 @@ export function sparkSqlRunner(options: SparkSqlOptions): SparkRunner {
             `spark-sql failed (exit ${status.code}): ${lastWords(err + "\n" + out)}`,
           );
         }
-        return { queryMs: queryMs(out) };
+        // The CLI prints its timings with its other messages, on stderr.
+        return { queryMs: queryMs(err) ?? queryMs(out) };
       } finally {
         clearTimeout(timer);
       }
