@@ -134,6 +134,15 @@ Deno.test("top, quota breaches and reconciliation answer from the batch and serv
     assert.equal(antenna.batchValue, all(totals(env.hours[0], "antenna_id")));
     assert.equal(antenna.speedValue, all(totals(env.hours[0], "antenna_id", speedKeeps)));
     assert.equal(antenna.difference, antenna.batchValue - antenna.speedValue);
+    // speedFinal is the row's speed_final column: pending rows say so.
+    const finals = await env.db.query<{ hour: Date; metric: string; speed_final: boolean }>(
+      "SELECT hour, metric, speed_final FROM batch_reconciliation ORDER BY hour, metric",
+    );
+    assert.deepEqual(
+      (rec.body.hours as { hour: string; metric: string; speedFinal: unknown }[])
+        .map((r) => [r.hour, r.metric, r.speedFinal]),
+      finals.map((r) => [iso(r.hour.getTime()), r.metric, r.speed_final]),
+    );
     const one = await getJson(app, `/api/v1/reconciliation?${RANGE}&metric=app_bytes_total`);
     assert.equal((one.body.hours as unknown[]).length, 2);
   } finally {
