@@ -12,6 +12,7 @@ import { definitionHash, metricDefinition } from "../config/hash.ts";
 import type { MetricPlan, Plan } from "../config/plan.ts";
 import type { Db, Queryable } from "../db/db.ts";
 import type { Logger } from "../log.ts";
+import { batchedHoursFrom, queueRedoHours } from "../batch/mod.ts";
 import * as store from "./store.ts";
 import type { RecordedDefinition } from "./store.ts";
 import { switchAtStoredOffsets, type SwitchPlan } from "./switch.ts";
@@ -101,11 +102,11 @@ export async function recordApplied(
   ];
   if (why.length === 0) return [];
   const hours = store.withinHours(
-    await store.batchedHours(tx, -Infinity),
+    await batchedHoursFrom(tx, -Infinity),
     nowMs,
     plan.batch.backfillHours,
   );
-  await store.queueHours(tx, topic, hours, why);
+  await queueRedoHours(tx, topic, hours, why);
   return hours;
 }
 

@@ -43,6 +43,15 @@ export { HourBusyError, UnknownDevicesError } from "./errors.ts";
 export { hourLabel, hourRange, parseHour } from "./hours.ts";
 export { type Breach, readBreaches, readReconciliation, type ReconciliationRow } from "./read.ts";
 export type { HourReader } from "./job.ts";
+// The batch tables a backfill writes or clears: its hours to run again, a dropped metric's rows.
+export {
+  batchedHoursFrom,
+  finishRedoHour,
+  nextRedoHour,
+  queueRedoHours,
+  redoHourCounts,
+} from "./redo_hours.ts";
+export { batchMetricKnown, dropBatchMetric } from "./write.ts";
 export type { HourParticipant, HourTotals, HourWrite } from "./participant.ts";
 // This process as the holder of a claim, and whether another holder's process is gone
 // (also used by the quota alert outbox to take over a dead process's deliveries at once).

@@ -349,3 +349,11 @@ export async function lastCompletedHour(db: Queryable): Promise<number | undefin
   const rows = await db.query<{ hour: Date | null }>("SELECT max(hour) AS hour FROM batch_hours");
   return rows[0]?.hour?.getTime();
 }
+
+/** The first hour a succeeded run read lake rows of (a lake older than its change records). */
+export async function firstReadHour(db: Queryable): Promise<number | undefined> {
+  const rows = await db.query<{ read: Date | null }>(
+    "SELECT min(hour) AS read FROM batch_runs WHERE status = 'succeeded' AND rows_read > 0",
+  );
+  return rows[0]?.read?.getTime();
+}
