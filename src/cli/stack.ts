@@ -4,8 +4,8 @@
  * exit code 0 on success, 1 on failure (for `status`: 1 if any service is down).
  */
 import { UserError } from "../errors.ts";
-import { muteKafkajsTimerWarning } from "./_process.ts";
-import { parseServices, stackDown, stackReset, stackStatus, stackUp } from "./mod.ts";
+import { muteKafkajsTimerWarning } from "../stack/_process.ts";
+import { parseServices, stackDown, stackReset, stackStatus, stackUp } from "../stack/mod.ts";
 
 const USAGE = "usage: deno task stack up|down|status|reset [kafka|postgres|gcs ...]";
 
