@@ -36,7 +36,7 @@ import {
 import { log as rootLog, type Logger } from "../log.ts";
 import type { Registry } from "../metrics.ts";
 import { readProgress, writeWindowDeltas } from "../speed/mod.ts";
-import { processHolder, type RunHolder } from "../batch/mod.ts";
+import { processHolder, type RunHolder } from "../holder.ts";
 import { PartitionReplay } from "./replay.ts";
 import * as store from "./store.ts";
 import type { BackfillRow } from "./store.ts";
