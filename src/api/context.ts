@@ -10,7 +10,7 @@ import type { ObjectStore } from "../lake/mod.ts";
 import type { EventSource } from "../kafka/source.ts";
 import type { Registry } from "../metrics.ts";
 import type { SpeedStatus } from "../speed/mod.ts";
-import type { ConfigStatus } from "../config/reload.ts";
+import type { ConfigStatus } from "../runtime/controller.ts";
 import type { BackfillStatus } from "../backfill/worker.ts";
 import type {
   HoursReport,
@@ -25,6 +25,11 @@ import { log as rootLog, type Logger } from "../log.ts";
 /** The part of the speed layer the API reads. */
 export interface SpeedStatusSource {
   status(): SpeedStatus;
+  /**
+   * `starting` while its start runs (the API opens before it, so `/ready`
+   * can say so). Default: `running` or `stopped` from `status().running`.
+   */
+  phase?(): "starting" | "running" | "stopped";
 }
 
 /** The part of the batch runner the API drives (the scheduler's code path). */
