@@ -196,3 +196,26 @@ Deno.test("reload(): reloads run one at a time, in order", async () => {
   assert.deepEqual(order, [2_000]);
   assert.equal(s.controller.status().generation, 2);
 });
+
+Deno.test("createReloadController() starts from a stored generation; a reload is the next one", async () => {
+  const gens: number[] = [];
+  const controller = createReloadController({
+    plan: plan(BASE),
+    generation: 7,
+    appliedAt: 1_000,
+    file: FILE,
+    parts: [{ name: "x", apply: (_n, _d, gen) => Promise.resolve(void gens.push(gen.generation)) }],
+    env: {},
+    log: capture().log,
+    registry: new Registry(),
+    clock: () => 5_000,
+    read: () => Promise.resolve(BASE.replace("window: 5m", "window: 5m\n  flush_interval: 2s")),
+  });
+  assert.equal(controller.status().generation, 7);
+  assert.equal(controller.status().appliedAt, 1_000);
+  const out = await controller.reload("watch");
+  assert.equal(out.result, "applied");
+  assert.deepEqual(gens, [8]);
+  assert.equal(controller.status().generation, 8);
+  assert.equal(controller.status().appliedAt, 5_000);
+});
