@@ -6,10 +6,11 @@
  */
 import type { Plan } from "../config/mod.ts";
 import type { Db } from "../db/db.ts";
-import { migrate, openDb, redactUrl, seedUsers, serveEmbedded } from "../db/mod.ts";
-import { type DeadLetterSink, type EventSource, openKafkaFromPlan } from "../kafka/mod.ts";
+import { migrate, openDb, redactUrl, serveEmbedded } from "../db/mod.ts";
+import { openKafkaFromPlan } from "../kafka/mod.ts";
+import type { DeadLetterSink, EventSource } from "../speed/mod.ts";
 import type { Logger } from "../log.ts";
-import { createDbTimelineStore, createSimulatorSource } from "../simulator/mod.ts";
+import { createDbTimelineStore, createSimulatorSource, seedUsers } from "../simulator/mod.ts";
 
 /** Where a part that must be stopped later is registered. */
 export interface StopList {

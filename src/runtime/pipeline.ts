@@ -19,11 +19,15 @@ import { DEFAULTS_FILE, type Plan, planHash, watchFile } from "../config/mod.ts"
 import type { Db } from "../db/db.ts";
 import { redactUrl } from "../db/mod.ts";
 import { UserError } from "../errors.ts";
-import type { EventSource } from "../kafka/mod.ts";
 import { type ObjectStore, openStore } from "../lake/mod.ts";
 import type { Logger } from "../log.ts";
 import { registry } from "../metrics.ts";
-import { type SpeedLayer, type SpeedStatus, startSpeedLayer } from "../speed/mod.ts";
+import {
+  type EventSource,
+  type SpeedLayer,
+  type SpeedStatus,
+  startSpeedLayer,
+} from "../speed/mod.ts";
 import { createReloadController, type ReloadController } from "./controller.ts";
 import { startGeneration } from "./generation.ts";
 import { reloadParts, SchedulerSlot } from "./parts.ts";
