@@ -23,7 +23,8 @@ import {
   progressPartitions,
   speedMetricKnown,
 } from "../speed/mod.ts";
-import { batchMetricKnown, dropBatchMetric, type RunHolder } from "../batch/mod.ts";
+import { batchMetricKnown, dropBatchMetric } from "../batch/mod.ts";
+import type { RunHolder } from "../holder.ts";
 import * as store from "./store.ts";
 
 /** SQLSTATE of a lock wait that ran out (`lock_timeout`). */

@@ -51,6 +51,8 @@ const OWNERS: Readonly<Record<string, readonly string[]>> = {
     "quota_usage_shares",
   ],
   simulator: ["simulator_issued", "simulator_timeline"],
+  // The plan generation the running pipeline last applied (src/runtime/generation.ts).
+  runtime: ["plan_generation"],
   // The serving layer's views, read by the API.
   api: ["bytes", "serving_5m", "serving_hourly", "user_usage_hourly", "users_over_quota"],
 };

@@ -19,12 +19,12 @@ import {
   hourLabel,
   hourRange,
   parseHour,
-  processHolder,
 } from "../batch/mod.ts";
-import { ProgressBar } from "../cli/progress.ts";
-import { parsedOrExit, runMain } from "../cli/run.ts";
-import { dropMetric, hasRows, startManualBackfill } from "./manual.ts";
-import { createBackfillWorker, type RowProgress } from "./worker.ts";
+import { processHolder } from "../holder.ts";
+import { ProgressBar } from "./progress.ts";
+import { parsedOrExit, runMain } from "./run.ts";
+import { dropMetric, hasRows, startManualBackfill } from "../backfill/manual.ts";
+import { createBackfillWorker, type RowProgress } from "../backfill/worker.ts";
 
 const USAGE =
   `Usage: deno task backfill --metric NAME [--from 2026-11-28T00] [--to 2026-11-28T23] [--config pipeline.yaml]
