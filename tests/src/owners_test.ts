@@ -24,7 +24,6 @@ const OWNERS: Readonly<Record<string, readonly string[]>> = {
     "speed_partials",
     "speed_progress",
     "speed_topics",
-    "speed_watermarks",
   ],
   // backfill_hours: the hours a backfill asks the batch layer to run again;
   // the batch layer's stale rule reads it, and batch ranks below backfill.
@@ -54,7 +53,14 @@ const OWNERS: Readonly<Record<string, readonly string[]>> = {
   // The plan generation the running pipeline last applied (src/runtime/generation.ts).
   runtime: ["plan_generation"],
   // The serving layer's views, read by the API.
-  api: ["bytes", "serving_5m", "serving_hourly", "user_usage_hourly", "users_over_quota"],
+  api: [
+    "bytes",
+    "serving_5m",
+    "serving_hourly",
+    "speed_watermarks",
+    "user_usage_hourly",
+    "users_over_quota",
+  ],
 };
 
 /** Reads from a folder that does not own the table, as `table ← folder`, with why. */
@@ -65,7 +71,9 @@ const ALLOWED: Readonly<Record<string, string>> = {
   "metric_catalog ← api": "the merged top-N knows which metrics the batch layer has",
   "batch_hours_current ← api": "the merged top-N prefers current batched hours",
   "speed_distinct ← api": "count_distinct series read closed members",
-  "speed_watermarks ← api": "count_distinct series read closed members",
+  // The speed side of a reconciliation is what `bytes` shows: the same view
+  // decides which windows are closed (src/speed/read.ts readSpeedSide).
+  "speed_watermarks ← speed": "the reconciliation reads windows closed as serving does",
   // One statement decides which batched hours are stale (batch's rule) from
   // batch_hours, the lake's changes and failed re-runs; split, it would merge
   // three reads in code instead of one GROUP BY.
