@@ -1,6 +1,10 @@
 /**
  * `GET /api/v1/quota/breaches`: users whose usage in an hour exceeded their
- * quota (the batch layer's user_quota_limit), for one hour or a range.
+ * quota, for one hour or a range: the batch layer's user_quota_limit where
+ * the hour's batch is current, else the speed layer's running usage
+ * (quota_usage, kept by the quota alerts) above the quota, so a breach shows
+ * while its hour runs rather than after the batch (the users_over_quota
+ * view, sql/009_quota_alerts.sql). Each breach names its source.
  */
 import { UserError } from "../errors.ts";
 import type { ApiContext } from "./context.ts";
@@ -9,10 +13,10 @@ import { DAY_MS, iso, parseRange, parseText, parseTime } from "./params.ts";
 import { EMAIL_PARAM, FROM_PARAM, type RouteDef, TO_PARAM } from "./route.ts";
 import { isoOf, numOf } from "./_util.ts";
 
-const SQL_RANGE = `SELECT email, usage, quota, timestamp FROM user_quota_limit
+const SQL_RANGE = `SELECT email, usage, quota, timestamp, source FROM users_over_quota
   WHERE timestamp >= $1::timestamp AND timestamp < $2::timestamp
   ORDER BY timestamp, usage DESC, email LIMIT 10000`;
-const SQL_RANGE_EMAIL = `SELECT email, usage, quota, timestamp FROM user_quota_limit
+const SQL_RANGE_EMAIL = `SELECT email, usage, quota, timestamp, source FROM users_over_quota
   WHERE timestamp >= $1::timestamp AND timestamp < $2::timestamp AND email = $3
   ORDER BY timestamp LIMIT 10000`;
 
@@ -35,7 +39,9 @@ export function quotaRoutes(ctx: ApiContext): RouteDef[] {
       EMAIL_PARAM,
     ],
     responses: {
-      200: "`{ from, to, breaches: [{ email, usage, quota, timestamp, over }] }`",
+      200: "`{ from, to, breaches: [{ email, usage, quota, timestamp, over, source }] }`: " +
+        "`source` is `batch` (the hour's batch is current) or `speed` (the running usage of " +
+        "an hour not batched yet; needs speed.quota_alerts).",
       400: "A bad parameter.",
     },
     handler: async (c) => {
@@ -58,7 +64,7 @@ export function quotaRoutes(ctx: ApiContext): RouteDef[] {
         }));
       }
       const rows = await ctx.db.query<
-        { email: string; usage: unknown; quota: unknown; timestamp: Date }
+        { email: string; usage: unknown; quota: unknown; timestamp: Date; source: string }
       >(
         email === undefined ? SQL_RANGE : SQL_RANGE_EMAIL,
         email === undefined
@@ -74,6 +80,7 @@ export function quotaRoutes(ctx: ApiContext): RouteDef[] {
           quota: numOf(r.quota),
           over: numOf(r.usage) - numOf(r.quota),
           timestamp: isoOf(r.timestamp),
+          source: r.source,
         })),
       });
     },

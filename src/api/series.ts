@@ -2,9 +2,12 @@
  * `GET /api/v1/metrics/:metric/series`: one metric's values over time, from
  * the serving views (merged: batch where the hour is batched, else speed;
  * hourly from the views' tables, see _serving_sql.ts), the batch table alone,
- * or the speed windows alone. Every SQL text is a constant picked by the
- * (source, granularity, with id) combination, so the planner sees `id = $4`
- * whenever an id is given and keeps to the index.
+ * or the speed windows alone. Live: the windows still filling are points too,
+ * with `final: false` (sql/013_live_windows.sql), so the first numbers show
+ * within the first flush, not once the watermark passes a window's end. Every
+ * SQL text is a constant picked by the (source, granularity, with id,
+ * stand-in) combination, so the planner sees `id = $4` whenever an id is
+ * given and keeps to the index.
  */
 import { UserError } from "../errors.ts";
 import type { ApiContext, MetricInfo } from "./context.ts";
@@ -12,7 +15,13 @@ import { HOUR_MS } from "../core/window.ts";
 import { DAY_MS, iso, parseChoice, parseRange, parseText } from "./params.ts";
 import { FROM_PARAM, METRIC_PARAM, type RouteDef, TO_PARAM } from "./route.ts";
 import { isoOf, numOf, requireMetric } from "./_util.ts";
-import { mergedHourlySql, speedHourlySql } from "./_serving_sql.ts";
+import {
+  mergedHourlySql,
+  speedHourlySql,
+  type StandIn,
+  standInOf,
+  type StandInSql,
+} from "./_serving_sql.ts";
 
 export type Granularity = "5m" | "1h";
 export type Source = "merged" | "batch" | "speed";
@@ -24,56 +33,83 @@ export const MAX_POINTS = 100_000;
 
 /**
  * [source, granularity] → SQL with `$4 = id`; `$5` = fold aggregation where
- * used. merged/1h reads serving_hourly's rows from its tables
- * (_serving_sql.ts) so the speed windows are picked by their raw timestamp:
- * one id's day is one range of the speed_partials key.
+ * used, `$6` the stand-in metric and `$7` the key of unknown devices (see
+ * `standInOf`) in the `+standIn` keys. merged/1h reads serving_hourly's rows
+ * from its tables (_serving_sql.ts) so the speed windows are picked by their
+ * raw timestamp: one id's day is one range of the speed_partials key.
  */
-const SQL_ONE: Record<string, string> = {
-  "merged/1h": `${mergedHourlySql({ id: "$4", fold: "$5" })}
+function sqlOne(): Record<string, string> {
+  const range = "type = $1 AND timestamp >= $2::timestamp AND timestamp < $3::timestamp";
+  return {
+    "merged/1h": `${mergedHourlySql({ id: "$4", fold: "$5" })}
     ORDER BY timestamp`,
-  "merged/5m": `SELECT timestamp, id, value, source FROM serving_5m
-    WHERE type = $1 AND timestamp >= $2::timestamp AND timestamp < $3::timestamp AND id = $4
+    ...standInVariants((standIn) =>
+      `${mergedHourlySql({ id: "$4", fold: "$5", standIn })}
+    ORDER BY timestamp`
+    ),
+    "merged/5m": `SELECT timestamp, id, value, source, final FROM serving_5m_live
+    WHERE ${range} AND id = $4
     ORDER BY timestamp`,
-  "batch/1h": `SELECT timestamp, id, value, 'batch' AS source FROM bytes_hourly
-    WHERE type = $1 AND timestamp >= $2::timestamp AND timestamp < $3::timestamp AND id = $4
+    "batch/1h": `SELECT timestamp, id, value, 'batch' AS source, true AS final FROM bytes_hourly
+    WHERE ${range} AND id = $4
     ORDER BY timestamp`,
-  "speed/5m": `SELECT timestamp, id, value, 'speed' AS source FROM bytes
-    WHERE type = $1 AND timestamp >= $2::timestamp AND timestamp < $3::timestamp AND id = $4
+    "speed/5m": `SELECT timestamp, id, value, 'speed' AS source, final FROM bytes_live
+    WHERE ${range} AND id = $4
     ORDER BY timestamp`,
-  "speed/1h": `SELECT timestamp, id, value, 'speed' AS source
+    "speed/1h": `SELECT timestamp, id, value, 'speed' AS source, final
     FROM (${speedHourlySql({ id: "$4", fold: "$5" })}) s
     ORDER BY timestamp`,
-};
+  };
+}
 
 /** Same without an id: every id, `$4` = row limit (one more than returned). */
-const SQL_ALL: Record<string, string> = {
-  "merged/1h": `${mergedHourlySql({ fold: "$5" })}
+function sqlAll(): Record<string, string> {
+  const range = "type = $1 AND timestamp >= $2::timestamp AND timestamp < $3::timestamp";
+  return {
+    "merged/1h": `${mergedHourlySql({ fold: "$5" })}
     ORDER BY timestamp, id LIMIT $4`,
-  "merged/5m": `SELECT timestamp, id, value, source FROM serving_5m
-    WHERE type = $1 AND timestamp >= $2::timestamp AND timestamp < $3::timestamp
+    ...standInVariants((standIn) =>
+      `${mergedHourlySql({ fold: "$5", standIn })}
+    ORDER BY timestamp, id LIMIT $4`
+    ),
+    "merged/5m": `SELECT timestamp, id, value, source, final FROM serving_5m_live
+    WHERE ${range}
     ORDER BY timestamp, id LIMIT $4`,
-  "batch/1h": `SELECT timestamp, id, value, 'batch' AS source FROM bytes_hourly
-    WHERE type = $1 AND timestamp >= $2::timestamp AND timestamp < $3::timestamp
+    "batch/1h": `SELECT timestamp, id, value, 'batch' AS source, true AS final FROM bytes_hourly
+    WHERE ${range}
     ORDER BY timestamp, id LIMIT $4`,
-  "speed/5m": `SELECT timestamp, id, value, 'speed' AS source FROM bytes
-    WHERE type = $1 AND timestamp >= $2::timestamp AND timestamp < $3::timestamp
+    "speed/5m": `SELECT timestamp, id, value, 'speed' AS source, final FROM bytes_live
+    WHERE ${range}
     ORDER BY timestamp, id LIMIT $4`,
-  "speed/1h": `SELECT timestamp, id, value, 'speed' AS source
+    "speed/1h": `SELECT timestamp, id, value, 'speed' AS source, final
     FROM (${speedHourlySql({ fold: "$5" })}) s
     ORDER BY timestamp, id LIMIT $4`,
-};
+  };
+}
+
+/** merged/1h of a batch-only metric with a stand-in: per device joined to users, or same key. */
+function standInVariants(sql: (s: StandInSql) => string): Record<string, string> {
+  return {
+    "merged/1h+standIn": sql({ type: "$6" }),
+    "merged/1h+standIn/email": sql({ type: "$6", user: "email" }),
+    "merged/1h+standIn/email/unknown": sql({ type: "$6", user: "email", unknownId: "$7" }),
+    "merged/1h+standIn/name": sql({ type: "$6", user: "name" }),
+    "merged/1h+standIn/name/unknown": sql({ type: "$6", user: "name", unknownId: "$7" }),
+  };
+}
+
+const SQL_ONE = sqlOne();
+const SQL_ALL = sqlAll();
 
 /** The queries that take the speed windows' fold as `$5`. */
-const FOLDED = new Set(["merged/1h", "speed/1h"]);
-
-const EXISTS_SQL = `SELECT EXISTS (SELECT 1 FROM bytes_hourly WHERE type = $1 AND id = $2)
-  OR EXISTS (SELECT 1 FROM bytes WHERE type = $1 AND id = $2) AS found`;
+const FOLDED = (key: string) => key.startsWith("merged/1h") || key === "speed/1h";
 
 interface PointRow {
   timestamp: Date;
   id: string;
   value: unknown;
   source: string;
+  final: boolean;
 }
 
 /** Refuses combinations the layers cannot answer, naming the parameter at fault. */
@@ -107,13 +143,19 @@ export function seriesRoutes(ctx: ApiContext): RouteDef[] {
     tag: "data",
     summary: "A metric's series: merged (batch where batched, else speed), batch or speed.",
     description: "Hourly ranges are widened to whole hours. Without `id`, every id of the " +
-      `metric is returned, at most ${MAX_POINTS} points (then \`truncated\` is true).`,
+      `metric is returned, at most ${MAX_POINTS} points (then \`truncated\` is true). ` +
+      "Live: a window or hour still filling is a point with `final: false` (its value so " +
+      "far, exact up to the speed layer's last flush); `final: true` once every partition's " +
+      "watermark passed its end, or once batched. Each point names its `source` (speed or " +
+      "batch); hours of a batch-only metric not batched yet come from the speed metric it " +
+      "reconciles with when that one counts the same thing (per device: joined to users).",
     params: [
       METRIC_PARAM,
       {
         name: "id",
         in: "query",
-        description: "Group key (e.g. an antenna id); unknown id → 404.",
+        description: "Group key (e.g. an antenna id); an id with no rows in the range gives " +
+          "an empty series.",
         schema: { type: "string" },
       },
       FROM_PARAM,
@@ -127,15 +169,17 @@ export function seriesRoutes(ctx: ApiContext): RouteDef[] {
       {
         name: "source",
         in: "query",
-        description: "merged (serving views), batch (bytes_hourly) or speed (bytes).",
+        description: "merged (serving views, open windows included), batch (bytes_hourly) or " +
+          "speed (bytes, open windows included).",
         schema: { type: "string", enum: ["merged", "batch", "speed"], default: "merged" },
       },
     ],
     responses: {
-      200:
-        "`{ metric, granularity, source, from, to, points: [{ timestamp, id, value, source }] }`",
+      200: "`{ metric, granularity, source, from, to, points: [{ timestamp, id, value, " +
+        "source, final }] }`; `points[].source` is `speed` or `batch`, `points[].final` a " +
+        "boolean (false: the window or hour is still filling).",
       400: "A bad parameter; the message names it.",
-      404: "Unknown metric, or an id with no rows for the metric.",
+      404: "Unknown metric, or a source the metric's layers cannot answer.",
     },
     handler: async (c) => {
       const m = requireMetric(ctx, c.req.param("metric") ?? "");
@@ -161,32 +205,20 @@ export function seriesRoutes(ctx: ApiContext): RouteDef[] {
         from = Math.floor(from / HOUR_MS) * HOUR_MS;
         to = Math.ceil(to / HOUR_MS) * HOUR_MS;
       }
-      const key = `${source}/${granularity}`;
+      const standIn = source === "merged" && granularity === "1h"
+        ? standInOf(ctx.plan, m.name)
+        : undefined;
+      const key = `${source}/${granularity}${standIn ? standInKey(standIn) : ""}`;
       const fold = m.speedAggregation ?? m.aggregation;
       const params: unknown[] = [m.name, new Date(from), new Date(to)];
-      let rows: PointRow[];
+      params.push(id ?? MAX_POINTS + 1);
+      if (FOLDED(key)) params.push(fold);
+      if (standIn) params.push(standIn.type, ...(standIn.unknownId ? [standIn.unknownId] : []));
+      let rows = await ctx.db.query<PointRow>((id === undefined ? SQL_ALL : SQL_ONE)[key], params);
       let truncated = false;
-      if (id !== undefined) {
-        params.push(id);
-        if (FOLDED.has(key)) params.push(fold);
-        rows = await ctx.db.query<PointRow>(SQL_ONE[key], params);
-        if (rows.length === 0) {
-          const [{ found }] = await ctx.db.query<{ found: boolean }>(EXISTS_SQL, [m.name, id]);
-          if (!found) {
-            throw new UserError(
-              `id: no rows at all for id ${JSON.stringify(id)} of metric "${m.name}"`,
-              { status: 404 },
-            );
-          }
-        }
-      } else {
-        params.push(MAX_POINTS + 1);
-        if (FOLDED.has(key)) params.push(fold);
-        rows = await ctx.db.query<PointRow>(SQL_ALL[key], params);
-        if (rows.length > MAX_POINTS) {
-          rows = rows.slice(0, MAX_POINTS);
-          truncated = true;
-        }
+      if (id === undefined && rows.length > MAX_POINTS) {
+        rows = rows.slice(0, MAX_POINTS);
+        truncated = true;
       }
       return c.json({
         metric: m.name,
@@ -200,8 +232,14 @@ export function seriesRoutes(ctx: ApiContext): RouteDef[] {
           id: r.id,
           value: numOf(r.value),
           source: r.source,
+          final: r.final,
         })),
       });
     },
   }];
+}
+
+/** The SQL key suffix of a stand-in (see `standInVariants`). */
+function standInKey(s: StandIn): string {
+  return `+standIn${s.user ? `/${s.user}` : ""}${s.user && s.unknownId ? "/unknown" : ""}`;
 }

@@ -1,26 +1,42 @@
 /**
  * `GET /api/v1/metrics/:metric/top`: the ids with the largest totals over a
- * range of hours, from the merged hourly series (serving_hourly's rows).
- * Totals combine hours with the metric's own rule (sum for sum/count, min,
- * max), as the views fold windows.
+ * range of hours, from the merged hourly series (serving_hourly's rows, live:
+ * open windows included, see _serving_sql.ts). Totals combine hours with the
+ * metric's own rule (sum for sum/count, min, max), as the views fold windows.
+ * Hours not batched yet come from the speed layer, also for a batch-only
+ * metric (email_bytes_total) through its stand-in, so a new install has a top
+ * list from the first minute rather than after the first batch (H+1h+grace).
  */
 import type { ApiContext } from "./context.ts";
 import { HOUR_MS, hourStart } from "../core/window.ts";
 import { DAY_MS, iso, parseLimit, parseRange } from "./params.ts";
 import { FROM_PARAM, METRIC_PARAM, type RouteDef, TO_PARAM } from "./route.ts";
 import { numOf, requireMetric } from "./_util.ts";
-import { foldSql, mergedHourlySql } from "./_serving_sql.ts";
+import { foldSql, mergedHourlySql, standInOf, type StandInSql } from "./_serving_sql.ts";
 
 // The merged hourly rows come from the views' tables with a raw time range
 // (_serving_sql.ts), which the BRIN index on speed_partials serves; `$4` is
-// the total's rule, `$6` the fold of the speed windows into hours.
-const TOP_SQL = `SELECT id, ${foldSql("$4")} AS total,
+// the total's rule, `$6` the fold of the speed windows into hours, `$7` and
+// `$8` a batch-only metric's stand-in and the key of unknown devices.
+const topSql = (standIn?: StandInSql) =>
+  `SELECT id, ${foldSql("$4")} AS total,
     count(*)::int AS hours,
-    count(*) FILTER (WHERE source = 'batch')::int AS batch_hours
-  FROM (${mergedHourlySql({ fold: "$6" })}) m
+    count(*) FILTER (WHERE source = 'batch')::int AS batch_hours,
+    bool_and(final) AS final
+  FROM (${mergedHourlySql({ fold: "$6", standIn })}) m
   GROUP BY id
   ORDER BY total DESC, id
   LIMIT $5`;
+
+/** One SQL text per stand-in shape, so each is prepared once. */
+const TOP_SQL = new Map<string, string>([
+  ["", topSql()],
+  ["same", topSql({ type: "$7" })],
+  ...(["email", "name"] as const).flatMap((user) => [
+    [user, topSql({ type: "$7", user })] as [string, string],
+    [`${user}/unknown`, topSql({ type: "$7", user, unknownId: "$8" })] as [string, string],
+  ]),
+]);
 
 export function topRoutes(ctx: ApiContext): RouteDef[] {
   return [{
@@ -29,6 +45,10 @@ export function topRoutes(ctx: ApiContext): RouteDef[] {
     operationId: "getTop",
     tag: "data",
     summary: "The top-N ids of a metric by total value over a range of hours (merged view).",
+    description: "Hours not batched yet come from the speed layer, open windows included; for " +
+      "a batch-only metric, from the speed metric it reconciles with when that one counts the " +
+      "same thing (per device: joined to user_metadata, e.g. email_bytes_total from " +
+      "user_bytes_total).",
     params: [
       METRIC_PARAM,
       FROM_PARAM,
@@ -41,7 +61,10 @@ export function topRoutes(ctx: ApiContext): RouteDef[] {
       },
     ],
     responses: {
-      200: "`{ metric, from, to, top: [{ id, total, hours, batchHours }] }`",
+      200: "`{ metric, from, to, top: [{ id, total, hours, batchHours, speedHours, final }] }`: " +
+        "`batchHours` of the `hours` came from the batch layer, `speedHours` from the speed " +
+        "layer (hours not batched yet, open windows included); `final` is false while one of " +
+        "them still fills.",
       400: "A bad parameter.",
       404: "Unknown metric.",
     },
@@ -55,15 +78,22 @@ export function topRoutes(ctx: ApiContext): RouteDef[] {
       });
       from = hourStart(from);
       to = Math.ceil(to / HOUR_MS) * HOUR_MS;
+      const standIn = standInOf(ctx.plan, m.name);
+      const shape = !standIn
+        ? ""
+        : standIn.user
+        ? `${standIn.user}${standIn.unknownId ? "/unknown" : ""}`
+        : "same";
       const rows = await ctx.db.query<
-        { id: string; total: unknown; hours: number; batch_hours: number }
-      >(TOP_SQL, [
+        { id: string; total: unknown; hours: number; batch_hours: number; final: boolean }
+      >(TOP_SQL.get(shape)!, [
         m.name,
         new Date(from),
         new Date(to),
         m.aggregation,
         limit,
         m.speedAggregation ?? m.aggregation,
+        ...(standIn ? [standIn.type, ...(standIn.unknownId ? [standIn.unknownId] : [])] : []),
       ]);
       return c.json({
         metric: m.name,
@@ -74,6 +104,8 @@ export function topRoutes(ctx: ApiContext): RouteDef[] {
           total: numOf(r.total),
           hours: r.hours,
           batchHours: r.batch_hours,
+          speedHours: r.hours - r.batch_hours,
+          final: r.final,
         })),
       });
     },

@@ -30,8 +30,8 @@ Deno.test("series: merged switches from speed to batch for an hour once it is ba
     assert.equal(before.body.source, "merged");
     assert.equal(before.body.granularity, "1h");
     assert.deepEqual(before.body.points, [
-      { timestamp: iso(H), id: A0, value: speedH, source: "speed" },
-      { timestamp: iso(H + HOUR), id: A0, value: speedH1, source: "speed" },
+      { timestamp: iso(H), id: A0, value: speedH, source: "speed", final: true },
+      { timestamp: iso(H + HOUR), id: A0, value: speedH1, source: "speed", final: true },
     ]);
 
     const run = await env.batch.runHour(H, "manual");
@@ -39,8 +39,8 @@ Deno.test("series: merged switches from speed to batch for an hour once it is ba
 
     const after = await getJson(app, url);
     assert.deepEqual(after.body.points, [
-      { timestamp: iso(H), id: A0, value: batchH, source: "batch" },
-      { timestamp: iso(H + HOUR), id: A0, value: speedH1, source: "speed" },
+      { timestamp: iso(H), id: A0, value: batchH, source: "batch", final: true },
+      { timestamp: iso(H + HOUR), id: A0, value: speedH1, source: "speed", final: true },
     ]);
 
     // source=batch reads bytes_hourly alone; source=speed folds the windows alone.
@@ -50,6 +50,7 @@ Deno.test("series: merged switches from speed to batch for an hour once it is ba
       id: A0,
       value: batchH,
       source: "batch",
+      final: true,
     }]);
     const s = await getJson(app, `${url}&source=speed`);
     assert.deepEqual((s.body.points as Point[]).map((p) => [p.value, p.source]), [
@@ -103,7 +104,7 @@ Deno.test("top, quota breaches and reconciliation answer from the batch and serv
       .map(([id, v]) => [id, v + (totals(env.hours[1], "antenna_id").get(id) ?? 0)] as const)
       .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
       .slice(0, 2)
-      .map(([id, total]) => ({ id, total, hours: 2, batchHours: 2 }));
+      .map(([id, total]) => ({ id, total, hours: 2, batchHours: 2, speedHours: 0, final: true }));
     assert.deepEqual(top.body.top, expected);
 
     const q = await getJson(app, `/api/v1/quota/breaches?hour=2026-11-28T10`);
@@ -210,7 +211,7 @@ Deno.test("config is redacted and the metric list comes from the plan", async ()
   }
 });
 
-Deno.test("bad parameters are 400 naming the parameter; unknown metric or id 404", async () => {
+Deno.test("bad parameters are 400 naming the parameter; unknown metric 404, id without rows empty", async () => {
   const env = await apiEnv();
   try {
     const app = env.app();
@@ -227,7 +228,6 @@ Deno.test("bad parameters are 400 naming the parameter; unknown metric or id 404
       [`/api/v1/metrics/email_bytes_total/series?granularity=5m`, 400, /^granularity: /],
       [`/api/v1/metrics/user_bytes_total/series?source=batch`, 404, /^source: metric/],
       [`/api/v1/metrics/nope/series`, 404, /^metric: unknown metric "nope"/],
-      [`${S}?id=no-such-antenna&${RANGE}`, 404, /^id: no rows at all for id "no-such-antenna"/],
       [`/api/v1/metrics/nope/top`, 404, /^metric: /],
       [`/api/v1/metrics/antenna_bytes_total/top?limit=0`, 400, /^limit: expected an integer/],
       [`/api/v1/metrics/antenna_bytes_total/top?limit=ten`, 400, /^limit: /],
@@ -242,10 +242,16 @@ Deno.test("bad parameters are 400 naming the parameter; unknown metric or id 404
       assert.equal(r.status, status, `${url}: ${r.body.error}`);
       assert.match(r.body.error ?? "", message, url);
     }
-    // A known id with no rows in the range is an empty series, not a 404.
+    // A known id with no rows in the range is an empty series, not a 404; so
+    // is an id with no rows yet at all (a window may not have been written).
     const empty = await getJson(app, `${S}?id=${A0}&from=2026-01-01&to=2026-01-02`);
     assert.equal(empty.status, 200);
     assert.deepEqual(empty.body.points, []);
+    for (const g of ["1h", "5m"]) {
+      const none = await getJson(app, `${S}?id=no-such-antenna&${RANGE}&granularity=${g}`);
+      assert.equal(none.status, 200, none.body.error);
+      assert.deepEqual(none.body.points, []);
+    }
   } finally {
     await env.done();
   }
