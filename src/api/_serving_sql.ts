@@ -88,11 +88,12 @@ export function foldSql(rule: string): string {
   return `(${foldCaseSql(`${rule}::text`, "value")})::bigint`;
 }
 
-// A speed hour is final once every partition that wrote rows in it passed
-// its end (no partition adds to it any more), as a window is (013).
+// A speed hour is final once every partition that wrote rows in it has its
+// watermark past the hour's end plus the allowed lateness (it takes no more
+// late events), as a window is in bytes_live (013). `m` is speed_metrics.
 const hourFinal = (alias: string) =>
-  `bool_and(COALESCE(date_trunc('hour', ${alias}."timestamp") + interval '1 hour' <= w.watermark,
-    false))`;
+  `bool_and(COALESCE(date_trunc('hour', ${alias}."timestamp") + interval '1 hour'
+    + m.allowed_lateness_ms * interval '1 millisecond' <= w.watermark, false))`;
 
 /**
  * The speed layer's 5-minute windows of type `$1` in [`$2`, `$3`) folded into
@@ -110,6 +111,7 @@ export function speedHourlySql(p: MergedHourlyParams): string {
   return `SELECT date_trunc('hour', p."timestamp") AS timestamp, p.id,
       (${foldCaseSql(`${p.fold}::text`, "p.value")})::bigint AS value, ${hourFinal("p")} AS final
     FROM speed_partials p
+    LEFT JOIN speed_metrics m ON m.type = p.type
     LEFT JOIN speed_watermarks w ON w."partition" = p."partition"
     WHERE ${p.fold}::text <> 'count_distinct'
       AND p.type = $1 AND p."timestamp" >= $2::timestamp AND p."timestamp" < $3::timestamp${
@@ -120,6 +122,7 @@ export function speedHourlySql(p: MergedHourlyParams): string {
   SELECT date_trunc('hour', d."timestamp") AS timestamp, d.id,
       count(DISTINCT d.member)::bigint AS value, ${hourFinal("d")} AS final
     FROM speed_distinct d
+    LEFT JOIN speed_metrics m ON m.type = d.type
     LEFT JOIN speed_watermarks w ON w."partition" = d."partition"
     WHERE ${p.fold}::text = 'count_distinct'
       AND d.type = $1 AND d."timestamp" >= $2::timestamp AND d."timestamp" < $3::timestamp${
@@ -143,6 +146,7 @@ function standInHourlySql(s: StandInSql, id: string | undefined): string {
       sum(p.value)::bigint AS value, ${hourFinal("p")} AS final
     FROM speed_partials p
     ${users}
+    LEFT JOIN speed_metrics m ON m.type = p.type
     LEFT JOIN speed_watermarks w ON w."partition" = p."partition"
     WHERE p.type = ${s.type}::text AND p."timestamp" >= $2::timestamp
       AND p."timestamp" < $3::timestamp${id ? ` AND ${key} = ${id}` : ""}

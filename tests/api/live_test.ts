@@ -1,9 +1,10 @@
 /**
  * Live numbers from the first minute, on real Kafka and PostgreSQL with the
  * real speed layer: the open window is served as it fills (`final: false`)
- * with exactly what the test produced into it, turns `final: true` with the
- * same total once every partition's watermark passed its end, and nothing is
- * counted twice; serving_5m_live says the same. The top and breach routes
+ * with exactly what the test produced into it, late events within the
+ * lateness included, turns `final: true` with the same total once every
+ * partition's watermark passed its end plus the lateness (and stays so), and
+ * nothing is counted twice; serving_5m_live says the same. The top and breach routes
  * answer hours not batched yet from the speed layer (a batch-only metric per
  * email through its per-device speed metric) and switch to the batch values
  * once the hour is batched. Expectations are the test's own sums.
@@ -103,30 +104,36 @@ Deno.test({
         { timestamp: iso(H), id: ANT, value: w0, source: "speed", final: false },
       ]);
 
-      // Partition 0 passes W0's end, partition 1 not yet: W0 still fills.
-      await produce(scene.topic, [on(0, 11, W1 + 10_000)]);
+      // Partition 0 passes W0's end but not by the lateness: a late event still
+      // counts in W0, which keeps filling (partition 1 has not passed it at all).
+      await produce(scene.topic, [on(0, 11, W1 + 7_000), on(0, 3, W0 + 50_000)]);
       await waitCommitted(layer, scene.topic);
       assert.deepEqual((await getJson(app, windows)).points, [
-        open,
+        { ...open, value: w0 + 3 },
         { timestamp: iso(W1), id: ANT, value: 11, source: "speed", final: false },
       ]);
 
-      // Partition 1 passes it too: W0 is final with the same total, counted once.
-      await produce(scene.topic, [on(1, 5, W1 + 6_000)]);
+      // Both partitions pass W0's end plus the lateness: W0 is final with the
+      // same total, counted once.
+      await produce(scene.topic, [on(0, 5, W1 + 12_000), on(1, 6, W1 + 12_000)]);
       await waitCommitted(layer, scene.topic);
       const points = (await getJson(app, windows)).points as Point[];
       assert.deepEqual(points, [
-        { ...open, final: true },
-        { timestamp: iso(W1), id: ANT, value: 16, source: "speed", final: false },
+        { ...open, value: w0 + 3, final: true },
+        { timestamp: iso(W1), id: ANT, value: 11 + 5 + 6, source: "speed", final: false },
       ]);
-      assert.deepEqual(await closed(), [w0]);
+      // A late event past the lateness no longer changes the final window.
+      await produce(scene.topic, [on(1, 1_000_000, W0 + 30_000)]);
+      await waitCommitted(layer, scene.topic);
+      assert.deepEqual((await getJson(app, windows)).points, points);
+      assert.deepEqual(await closed(), [w0 + 3]);
       assert.deepEqual(
         await live(),
         points.map((p) => ({ timestamp: p.timestamp, value: p.value, final: p.final })),
       );
-      assert.equal(points.reduce((n, p) => n + p.value, 0), 100 + 250 + 1_000 + 7 + 11 + 5);
+      assert.equal(points.reduce((n, p) => n + p.value, 0), w0 + 3 + 11 + 5 + 6);
       assert.deepEqual((await getJson(app, hourly)).points, [
-        { timestamp: iso(H), id: ANT, value: w0 + 16, source: "speed", final: false },
+        { timestamp: iso(H), id: ANT, value: w0 + 3 + 22, source: "speed", final: false },
       ]);
     } finally {
       await layer.stop();
