@@ -61,8 +61,9 @@ Deno.test({
     const { layer } = await startOnKafka(scene.plan, db, registry);
     const app = createApp({ plan: scene.plan, db, registry, log: quiet });
     try {
-      const W0 = Math.floor(Date.now() / 60_000) * 60_000 - HOUR;
-      const H = Math.floor(W0 / HOUR) * HOUR;
+      // Ten minutes into the last hour: both windows of the test in one hour.
+      const H = Math.floor(Date.now() / HOUR) * HOUR - HOUR;
+      const W0 = H + 600_000;
       const W1 = W0 + 60_000;
       const windows = `/api/v1/metrics/antenna_bytes_total/series?id=${ANT}&granularity=5m` +
         `&from=${iso(W0)}&to=${iso(W0 + 600_000)}`;
