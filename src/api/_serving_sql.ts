@@ -75,6 +75,35 @@ export function standInOf(plan: Plan, name: string): StandIn | undefined {
   return { type: s.name, user, ...(policy === "unknown_id" ? { unknownId: id } : {}) };
 }
 
+/** A stand-in's shape: `same`, `email`, `email/unknown`, `name` or `name/unknown`. */
+export function standInShape(s: StandIn): string {
+  return s.user ? `${s.user}${s.unknownId ? "/unknown" : ""}` : "same";
+}
+
+/** The values of a stand-in's placeholders, in order: its type, then the unknown key if any. */
+export function standInValues(s: StandIn): string[] {
+  return s.unknownId ? [s.type, s.unknownId] : [s.type];
+}
+
+/**
+ * Every stand-in shape (see `standInShape`) with its placeholders, the type
+ * at `first` and the unknown key after it, so a route prepares one SQL text
+ * per shape.
+ *
+ * @example
+ * standInShapes(6) // [["same", { type: "$6" }], ["email", { type: "$6", user: "email" }], …]
+ */
+export function standInShapes(first: number): [string, StandInSql][] {
+  const type = `$${first}`, unknownId = `$${first + 1}`;
+  return [
+    ["same", { type }],
+    ...(["email", "name"] as const).flatMap((user): [string, StandInSql][] => [
+      [user, { type, user }],
+      [`${user}/unknown`, { type, user, unknownId }],
+    ]),
+  ];
+}
+
 /**
  * `value` folded by the aggregation named in the text placeholder `rule`,
  * with the core's combine rule (src/core/aggregate.ts): SUM for sum and count,

@@ -18,9 +18,11 @@ import { isoOf, numOf, requireMetric } from "./_util.ts";
 import {
   mergedHourlySql,
   speedHourlySql,
-  type StandIn,
   standInOf,
+  standInShape,
+  standInShapes,
   type StandInSql,
+  standInValues,
 } from "./_serving_sql.ts";
 
 export type Granularity = "5m" | "1h";
@@ -34,7 +36,7 @@ export const MAX_POINTS = 100_000;
 /**
  * [source, granularity] → SQL with `$4 = id`; `$5` = fold aggregation where
  * used, `$6` the stand-in metric and `$7` the key of unknown devices (see
- * `standInOf`) in the `+standIn` keys. merged/1h reads serving_hourly's rows
+ * `standInOf`) in the `merged/1h+<shape>` keys. merged/1h reads serving_hourly's rows
  * from its tables (_serving_sql.ts) so the speed windows are picked by their
  * raw timestamp: one id's day is one range of the speed_partials key.
  */
@@ -87,15 +89,9 @@ function sqlAll(): Record<string, string> {
   };
 }
 
-/** merged/1h of a batch-only metric with a stand-in: per device joined to users, or same key. */
+/** merged/1h of a batch-only metric per stand-in shape (`merged/1h+<shape>`). */
 function standInVariants(sql: (s: StandInSql) => string): Record<string, string> {
-  return {
-    "merged/1h+standIn": sql({ type: "$6" }),
-    "merged/1h+standIn/email": sql({ type: "$6", user: "email" }),
-    "merged/1h+standIn/email/unknown": sql({ type: "$6", user: "email", unknownId: "$7" }),
-    "merged/1h+standIn/name": sql({ type: "$6", user: "name" }),
-    "merged/1h+standIn/name/unknown": sql({ type: "$6", user: "name", unknownId: "$7" }),
-  };
+  return Object.fromEntries(standInShapes(6).map(([shape, p]) => [`merged/1h+${shape}`, sql(p)]));
 }
 
 const SQL_ONE = sqlOne();
@@ -208,12 +204,12 @@ export function seriesRoutes(ctx: ApiContext): RouteDef[] {
       const standIn = source === "merged" && granularity === "1h"
         ? standInOf(ctx.plan, m.name)
         : undefined;
-      const key = `${source}/${granularity}${standIn ? standInKey(standIn) : ""}`;
+      const key = `${source}/${granularity}${standIn ? `+${standInShape(standIn)}` : ""}`;
       const fold = m.speedAggregation ?? m.aggregation;
       const params: unknown[] = [m.name, new Date(from), new Date(to)];
       params.push(id ?? MAX_POINTS + 1);
       if (FOLDED(key)) params.push(fold);
-      if (standIn) params.push(standIn.type, ...(standIn.unknownId ? [standIn.unknownId] : []));
+      if (standIn) params.push(...standInValues(standIn));
       let rows = await ctx.db.query<PointRow>((id === undefined ? SQL_ALL : SQL_ONE)[key], params);
       let truncated = false;
       if (id === undefined && rows.length > MAX_POINTS) {
@@ -237,9 +233,4 @@ export function seriesRoutes(ctx: ApiContext): RouteDef[] {
       });
     },
   }];
-}
-
-/** The SQL key suffix of a stand-in (see `standInVariants`). */
-function standInKey(s: StandIn): string {
-  return `+standIn${s.user ? `/${s.user}` : ""}${s.user && s.unknownId ? "/unknown" : ""}`;
 }

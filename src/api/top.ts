@@ -12,7 +12,15 @@ import { HOUR_MS, hourStart } from "../core/window.ts";
 import { DAY_MS, iso, parseLimit, parseRange } from "./params.ts";
 import { FROM_PARAM, METRIC_PARAM, type RouteDef, TO_PARAM } from "./route.ts";
 import { numOf, requireMetric } from "./_util.ts";
-import { foldSql, mergedHourlySql, standInOf, type StandInSql } from "./_serving_sql.ts";
+import {
+  foldSql,
+  mergedHourlySql,
+  standInOf,
+  standInShape,
+  standInShapes,
+  type StandInSql,
+  standInValues,
+} from "./_serving_sql.ts";
 
 // The merged hourly rows come from the views' tables with a raw time range
 // (_serving_sql.ts), which the BRIN index on speed_partials serves; `$4` is
@@ -31,11 +39,7 @@ const topSql = (standIn?: StandInSql) =>
 /** One SQL text per stand-in shape, so each is prepared once. */
 const TOP_SQL = new Map<string, string>([
   ["", topSql()],
-  ["same", topSql({ type: "$7" })],
-  ...(["email", "name"] as const).flatMap((user) => [
-    [user, topSql({ type: "$7", user })] as [string, string],
-    [`${user}/unknown`, topSql({ type: "$7", user, unknownId: "$8" })] as [string, string],
-  ]),
+  ...standInShapes(7).map(([shape, p]): [string, string] => [shape, topSql(p)]),
 ]);
 
 export function topRoutes(ctx: ApiContext): RouteDef[] {
@@ -79,21 +83,16 @@ export function topRoutes(ctx: ApiContext): RouteDef[] {
       from = hourStart(from);
       to = Math.ceil(to / HOUR_MS) * HOUR_MS;
       const standIn = standInOf(ctx.plan, m.name);
-      const shape = !standIn
-        ? ""
-        : standIn.user
-        ? `${standIn.user}${standIn.unknownId ? "/unknown" : ""}`
-        : "same";
       const rows = await ctx.db.query<
         { id: string; total: unknown; hours: number; batch_hours: number; final: boolean }
-      >(TOP_SQL.get(shape)!, [
+      >(TOP_SQL.get(standIn ? standInShape(standIn) : "")!, [
         m.name,
         new Date(from),
         new Date(to),
         m.aggregation,
         limit,
         m.speedAggregation ?? m.aggregation,
-        ...(standIn ? [standIn.type, ...(standIn.unknownId ? [standIn.unknownId] : [])] : []),
+        ...(standIn ? standInValues(standIn) : []),
       ]);
       return c.json({
         metric: m.name,
