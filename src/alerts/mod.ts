@@ -49,7 +49,20 @@ export {
   signBody,
   verifySignature,
 } from "./webhook_output.ts";
-export { type AlertRow, toAlert } from "./store.ts";
+export {
+  type AlertFilter,
+  type AlertRow,
+  alertVerdicts,
+  type DeliveryState,
+  type HourVerdict,
+  listAlerts,
+  type ListedAlert,
+  overQuota,
+  type OverQuotaRow,
+  toAlert,
+  usageOfHour,
+  type UsageRow,
+} from "./store.ts";
 
 export interface QuotaAlertsDeps {
   readonly plan: Plan;

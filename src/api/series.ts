@@ -11,9 +11,17 @@
  */
 import { UserError } from "../errors.ts";
 import type { ApiContext, MetricInfo } from "./context.ts";
-import { HOUR_MS } from "../core/window.ts";
-import { DAY_MS, iso, parseChoice, parseRange, parseText } from "./params.ts";
-import { FROM_PARAM, METRIC_PARAM, type RouteDef, TO_PARAM } from "./route.ts";
+import {
+  choiceParam,
+  DAY_MS,
+  FROM_PARAM,
+  iso,
+  parseRange,
+  textParam,
+  TO_PARAM,
+  wholeHours,
+} from "./params.ts";
+import { METRIC_PARAM, type RouteDef } from "./route.ts";
 import { isoOf, numOf, requireMetric } from "./_util.ts";
 import {
   mergedHourlySql,
@@ -100,6 +108,24 @@ const SQL_ALL = sqlAll();
 /** The queries that take the speed windows' fold as `$5`. */
 const FOLDED = (key: string) => key.startsWith("merged/1h") || key === "speed/1h";
 
+const ID = textParam(
+  "id",
+  "Group key (e.g. an antenna id); an id with no rows (yet) is an empty series.",
+);
+const GRANULARITY = choiceParam<Granularity, Granularity>(
+  "granularity",
+  "5m (speed windows; ranges up to 31 days) or 1h (up to 366 days).",
+  ["5m", "1h"],
+  "1h",
+);
+const SOURCE = choiceParam<Source, Source>(
+  "source",
+  "merged (serving views, open windows included), batch (bytes_hourly) or speed (bytes, " +
+    "open windows included).",
+  ["merged", "batch", "speed"],
+  "merged",
+);
+
 interface PointRow {
   timestamp: Date;
   id: string;
@@ -108,7 +134,11 @@ interface PointRow {
   final: boolean;
 }
 
-/** Refuses combinations the layers cannot answer, naming the parameter at fault. */
+/**
+ * Refuses combinations the layers cannot answer, naming the parameter at
+ * fault: 404, as for an unknown metric, since each depends on the metric and
+ * names a series that does not exist (no document can say it beforehand).
+ */
 function checkCombination(m: MetricInfo, source: Source, granularity: Granularity): void {
   if (source === "batch" && !m.layers.includes("batch")) {
     throw new UserError(
@@ -127,6 +157,7 @@ function checkCombination(m: MetricInfo, source: Source, granularity: Granularit
       `granularity: 5m needs the speed layer's windows; use 1h for ${
         source === "batch" ? "source=batch" : `metric "${m.name}" (batch only)`
       }`,
+      { status: 404 },
     );
   }
 }
@@ -142,65 +173,32 @@ export function seriesRoutes(ctx: ApiContext): RouteDef[] {
       `metric is returned, at most ${MAX_POINTS} points (then \`truncated\` is true). ` +
       "Live: a window or hour still filling is a point with `final: false` (its value so " +
       "far, exact up to the speed layer's last flush); `final: true` once every partition's " +
-      "watermark passed its end, or once batched. Each point names its `source` (speed or " +
+      "watermark passed its end plus the allowed lateness (no late event changes it), or once " +
+      "batched. Each point names its `source` (speed or " +
       "batch); hours of a batch-only metric not batched yet come from the speed metric it " +
       "reconciles with when that one counts the same thing (per device: joined to users).",
-    params: [
-      METRIC_PARAM,
-      {
-        name: "id",
-        in: "query",
-        description: "Group key (e.g. an antenna id); an id with no rows in the range gives " +
-          "an empty series.",
-        schema: { type: "string" },
-      },
-      FROM_PARAM,
-      TO_PARAM,
-      {
-        name: "granularity",
-        in: "query",
-        description: "5m (speed windows; ranges up to 31 days) or 1h (up to 366 days).",
-        schema: { type: "string", enum: ["5m", "1h"], default: "1h" },
-      },
-      {
-        name: "source",
-        in: "query",
-        description: "merged (serving views, open windows included), batch (bytes_hourly) or " +
-          "speed (bytes, open windows included).",
-        schema: { type: "string", enum: ["merged", "batch", "speed"], default: "merged" },
-      },
-    ],
+    params: [METRIC_PARAM, ID, FROM_PARAM, TO_PARAM, GRANULARITY, SOURCE],
     responses: {
       200: "`{ metric, granularity, source, from, to, points: [{ timestamp, id, value, " +
         "source, final }] }`; `points[].source` is `speed` or `batch`, `points[].final` a " +
         "boolean (false: the window or hour is still filling).",
       400: "A bad parameter; the message names it.",
-      404: "Unknown metric, or a source the metric's layers cannot answer.",
+      404: "Unknown metric, a source that does not compute it, or 5m windows of a batch-only " +
+        "series.",
     },
     handler: async (c) => {
       const m = requireMetric(ctx, c.req.param("metric") ?? "");
       const q = (n: string) => c.req.query(n);
-      const granularity = parseChoice<Granularity>("granularity", q("granularity"), [
-        "5m",
-        "1h",
-      ], "1h");
-      const source = parseChoice<Source>(
-        "source",
-        q("source"),
-        ["merged", "batch", "speed"],
-        "merged",
-      );
-      const id = parseText("id", q("id"));
+      const granularity = GRANULARITY.read(q("granularity"));
+      const source = SOURCE.read(q("source"));
+      const id = ID.read(q("id"));
       checkCombination(m, source, granularity);
-      let { from, to } = parseRange(q, {
+      const range = parseRange(q, {
         defaultMs: DAY_MS,
         maxMs: MAX_RANGE_MS[granularity],
         now: ctx.clock(),
       });
-      if (granularity === "1h") {
-        from = Math.floor(from / HOUR_MS) * HOUR_MS;
-        to = Math.ceil(to / HOUR_MS) * HOUR_MS;
-      }
+      const { from, to } = granularity === "1h" ? wholeHours(range) : range;
       const standIn = source === "merged" && granularity === "1h"
         ? standInOf(ctx.plan, m.name)
         : undefined;

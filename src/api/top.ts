@@ -8,9 +8,8 @@
  * list from the first minute rather than after the first batch (H+1h+grace).
  */
 import type { ApiContext } from "./context.ts";
-import { HOUR_MS, hourStart } from "../core/window.ts";
-import { DAY_MS, iso, parseLimit, parseRange } from "./params.ts";
-import { FROM_PARAM, METRIC_PARAM, type RouteDef, TO_PARAM } from "./route.ts";
+import { DAY_MS, FROM_PARAM, iso, limitParam, parseRange, TO_PARAM, wholeHours } from "./params.ts";
+import { METRIC_PARAM, type RouteDef } from "./route.ts";
 import { numOf, requireMetric } from "./_util.ts";
 import {
   foldSql,
@@ -42,6 +41,8 @@ const TOP_SQL = new Map<string, string>([
   ...standInShapes(7).map(([shape, p]): [string, string] => [shape, topSql(p)]),
 ]);
 
+const LIMIT = limitParam("How many ids (1-1000).", 10, 1000);
+
 export function topRoutes(ctx: ApiContext): RouteDef[] {
   return [{
     method: "GET",
@@ -53,17 +54,7 @@ export function topRoutes(ctx: ApiContext): RouteDef[] {
       "a batch-only metric, from the speed metric it reconciles with when that one counts the " +
       "same thing (per device: joined to user_metadata, e.g. email_bytes_total from " +
       "user_bytes_total).",
-    params: [
-      METRIC_PARAM,
-      FROM_PARAM,
-      TO_PARAM,
-      {
-        name: "limit",
-        in: "query",
-        description: "How many ids (1-1000).",
-        schema: { type: "integer", minimum: 1, maximum: 1000, default: 10 },
-      },
-    ],
+    params: [METRIC_PARAM, FROM_PARAM, TO_PARAM, LIMIT],
     responses: {
       200: "`{ metric, from, to, top: [{ id, total, hours, batchHours, speedHours, final }] }`: " +
         "`batchHours` of the `hours` came from the batch layer, `speedHours` from the speed " +
@@ -74,14 +65,14 @@ export function topRoutes(ctx: ApiContext): RouteDef[] {
     },
     handler: async (c) => {
       const m = requireMetric(ctx, c.req.param("metric") ?? "");
-      const limit = parseLimit("limit", c.req.query("limit"), 10, 1000);
-      let { from, to } = parseRange((n) => c.req.query(n), {
-        defaultMs: DAY_MS,
-        maxMs: 366 * DAY_MS,
-        now: ctx.clock(),
-      });
-      from = hourStart(from);
-      to = Math.ceil(to / HOUR_MS) * HOUR_MS;
+      const limit = LIMIT.read(c.req.query("limit"));
+      const { from, to } = wholeHours(
+        parseRange((n) => c.req.query(n), {
+          defaultMs: DAY_MS,
+          maxMs: 366 * DAY_MS,
+          now: ctx.clock(),
+        }),
+      );
       const standIn = standInOf(ctx.plan, m.name);
       const rows = await ctx.db.query<
         { id: string; total: unknown; hours: number; batch_hours: number; final: boolean }
