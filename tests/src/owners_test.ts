@@ -48,6 +48,8 @@ const OWNERS: Readonly<Record<string, readonly string[]>> = {
     "quota_usage",
     "quota_usage_current",
     "quota_usage_shares",
+    // A quota breach's speed half is the alerts' quota_usage: read through src/alerts/store.ts.
+    "users_over_quota",
   ],
   simulator: ["simulator_issued", "simulator_timeline"],
   // The plan generation the running pipeline last applied (src/runtime/generation.ts).
@@ -55,11 +57,12 @@ const OWNERS: Readonly<Record<string, readonly string[]>> = {
   // The serving layer's views, read by the API.
   api: [
     "bytes",
+    "bytes_live",
     "serving_5m",
+    "serving_5m_live",
     "serving_hourly",
     "speed_watermarks",
     "user_usage_hourly",
-    "users_over_quota",
   ],
 };
 
@@ -71,6 +74,9 @@ const ALLOWED: Readonly<Record<string, string>> = {
   "metric_catalog ← api": "the merged top-N knows which metrics the batch layer has",
   "batch_hours_current ← api": "the merged top-N prefers current batched hours",
   "speed_distinct ← api": "count_distinct series read closed members",
+  "speed_partials ← api": "hourly series of the speed layer fold the partials as the views do",
+  "speed_metrics ← api": "hourly series know each speed metric's aggregation",
+  "user_metadata ← api": "a batch-only metric's stand-in keys speed windows by user",
   // The speed side of a reconciliation is what `bytes` shows: the same view
   // decides which windows are closed (src/speed/read.ts readSpeedSide).
   "speed_watermarks ← speed": "the reconciliation reads windows closed as serving does",
