@@ -5,7 +5,7 @@
  * running process without a restart. Quotas are per email as the batch layer
  * defines them (core/quota.ts: the largest of the email's devices').
  */
-import type { Queryable } from "../db/db.ts";
+import { type Queryable, readUserQuotas, usersFingerprint } from "../db/mod.ts";
 import { quotasByEmail } from "../core/quota.ts";
 import type { Logger } from "../log.ts";
 import { pause } from "../async/delay.ts";
@@ -98,20 +98,14 @@ export class UserDirectory {
    * stays if it fails.
    */
   async refresh(): Promise<void> {
-    const [{ fp }] = await this.db.query<{ fp: string }>(
-      `SELECT count(*)::text || ':' || COALESCE(sum(hashtext(id || '|' || email || '|' ||
-         quota::text)::bigint), 0)::text AS fp
-       FROM user_metadata`,
-    );
+    const fp = await usersFingerprint(this.db);
     if (fp === this.#fingerprint) {
       this.#loadedAt = Date.now();
       return;
     }
-    const rows = await this.db.query<{ id: string; email: string; quota: number }>(
-      "SELECT id, email, quota FROM user_metadata",
-    );
+    const rows = await readUserQuotas(this.db);
     this.#fingerprint = fp;
-    const quotas = quotasByEmail(rows.map((r) => ({ email: r.email, quota: Number(r.quota) })));
+    const quotas = quotasByEmail(rows.map((r) => ({ email: r.email, quota: r.quota })));
     const entries = new Map<string, UserEntry>();
     for (const [email, quota] of quotas) {
       // An unchanged user keeps its entry (and what the detector knows of its alerts).

@@ -3,7 +3,7 @@
  * the sum of the speed windows it reconciles with, their difference, the
  * parts of it explained by the speed layer's late-dropped events and by the
  * batch's dropped rows of unknown devices, and the rest (non-zero means data
- * went missing).
+ * went missing) once the speed side is final.
  */
 import type { ApiContext } from "./context.ts";
 import { DAY_MS, FROM_PARAM, iso, parseRange, TO_PARAM } from "./params.ts";
@@ -31,7 +31,7 @@ export function reconciliationRoutes(ctx: ApiContext): RouteDef[] {
     ],
     responses: {
       200:
-        "`{ from, to, hours: [{ hour, metric, speedMetric, batchValue, speedValue, difference, lateDropped, unknownDropped, unexplained }] }`",
+        "`{ from, to, hours: [{ hour, metric, speedMetric, batchValue, speedValue, difference, lateDropped, unknownDropped, unexplained, speedFinal }] }` (`speedFinal` false: the speed side still has an open window in the hour, so its value may still grow)",
       400: "A bad parameter.",
       404: "Unknown metric.",
     },

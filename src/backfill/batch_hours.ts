@@ -7,7 +7,7 @@
  * succeeds, so its scheduler retries it like any failed run
  * (src/batch/hour_state.ts).
  */
-import { hourLabel } from "../batch/mod.ts";
+import { finishRedoHour, hourLabel, nextRedoHour } from "../batch/mod.ts";
 import type { WorkerContext } from "./_context.ts";
 import * as store from "./store.ts";
 
@@ -17,7 +17,7 @@ export async function runQueuedHours(ctx: WorkerContext): Promise<void> {
   if (!ctx.runHour) return;
   while (!ctx.stopping()) {
     if (await store.hasOpenRows(db, topic)) return;
-    const hour = await store.nextHour(db, topic);
+    const hour = await nextRedoHour(db, topic);
     if (hour === undefined) return;
     let status = "failed";
     let runId: string | undefined;
@@ -30,7 +30,7 @@ export async function runQueuedHours(ctx: WorkerContext): Promise<void> {
       });
       return;
     }
-    await store.finishHour(db, topic, hour, status, runId);
+    await finishRedoHour(db, topic, hour, status, runId);
     const fields = { hour: hourLabel(hour), status, run_id: runId };
     if (status === "succeeded") {
       log.info("batch hour run again for new or changed metrics", fields);

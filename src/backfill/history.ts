@@ -12,6 +12,7 @@ import { definitionHash, metricDefinition } from "../config/hash.ts";
 import type { MetricPlan, Plan } from "../config/plan.ts";
 import type { Db, Queryable } from "../db/db.ts";
 import type { Logger } from "../log.ts";
+import { batchedHoursFrom, queueRedoHours } from "../batch/mod.ts";
 import * as store from "./store.ts";
 import type { RecordedDefinition } from "./store.ts";
 import { switchAtStoredOffsets, type SwitchPlan } from "./switch.ts";
@@ -101,11 +102,11 @@ export async function recordApplied(
   ];
   if (why.length === 0) return [];
   const hours = store.withinHours(
-    await store.batchedHours(tx, -Infinity),
+    await batchedHoursFrom(tx, -Infinity),
     nowMs,
     plan.batch.backfillHours,
   );
-  await store.queueHours(tx, topic, hours, why);
+  await queueRedoHours(tx, topic, hours, why);
   return hours;
 }
 
@@ -128,6 +129,8 @@ export async function reconcileAtStart(
   plan: Plan,
   log: Logger,
   nowMs = Date.now(),
+  /** The plan's generation at this start (src/runtime/generation.ts), recorded on its backfill rows. */
+  generation = 1,
 ): Promise<StartReconciliation> {
   const recorded = await store.readDefinitions(db, topic);
   const speedEnabled = plan.speed.enabled;
@@ -149,7 +152,7 @@ export async function reconcileAtStart(
       ],
       removed: speed.removed,
       nowMs,
-      generation: 1,
+      generation,
     };
     switchOffsets = await switchAtStoredOffsets(db, sp, async (tx) => {
       hours = await recordApplied(tx, topic, plan, changes, nowMs);

@@ -16,8 +16,15 @@ import { definitionHash } from "../config/hash.ts";
 import type { MetricPlan, Plan } from "../config/plan.ts";
 import type { Db, Queryable } from "../db/db.ts";
 import { UserError } from "../errors.ts";
-import { deleteMetricRows } from "../speed/mod.ts";
-import type { RunHolder } from "../batch/mod.ts";
+import {
+  deleteMetricRows,
+  dropSpeedMetric,
+  lockNextOffset,
+  progressPartitions,
+  speedMetricKnown,
+} from "../speed/mod.ts";
+import { batchMetricKnown, dropBatchMetric } from "../batch/mod.ts";
+import type { RunHolder } from "../holder.ts";
 import * as store from "./store.ts";
 
 /** SQLSTATE of a lock wait that ran out (`lock_timeout`). */
@@ -53,20 +60,14 @@ export async function startManualBackfill(
         "save the file so the pipeline reloads it (or start it), which recomputes its history",
     );
   }
-  const parts = await db.query<{ partition: number }>(
-    `SELECT "partition" FROM speed_progress WHERE topic = $1 ORDER BY "partition"`,
-    [topic],
-  );
+  const parts = await progressPartitions(db, topic);
   if (parts.length === 0) {
     throw new UserError(
       `the speed layer has recorded no progress for topic "${topic}": nothing to recompute`,
     );
   }
   const stops = new Map<number, number>();
-  for (const { partition } of parts) {
-    const p = Number(partition);
-    stops.set(p, await startPartition(db, topic, b, p, hash, holder, leaseMs));
-  }
+  for (const p of parts) stops.set(p, await startPartition(db, topic, b, p, hash, holder, leaseMs));
   return stops;
 }
 
@@ -86,12 +87,7 @@ async function startPartition(
         // on its rows while holding this row would deadlock, so give up soon
         // and try again (the flush then goes through).
         if (db.kind === "postgres") await tx.query("SET LOCAL lock_timeout = '500ms'");
-        const progress = await tx.query<{ next_offset: number }>(
-          `SELECT next_offset FROM speed_progress WHERE topic = $1 AND "partition" = $2
-           FOR UPDATE`,
-          [topic, partition],
-        );
-        const stop = Number(progress[0]?.next_offset ?? 0);
+        const stop = await lockNextOffset(tx, topic, partition);
         const row = await store.lockRow(tx, topic, b.metric.name, partition);
         if (row && row.finishedAt === undefined && row.holder && row.holder !== holder.id) {
           const live = await tx.query(
@@ -156,35 +152,21 @@ export async function dropMetric(db: Db, plan: Plan, name: string): Promise<Drop
     );
   }
   return await db.transaction(async (tx) => {
-    const counts: DropCounts = {};
-    const del = async (table: string, sql: string) => {
-      const rows = await tx.query<{ n: number }>(
-        `WITH d AS (${sql} RETURNING 1) SELECT count(*)::int AS n FROM d`,
-        [name],
-      );
-      counts[table] = Number(rows[0]?.n ?? 0);
+    // Each layer deletes its own tables' rows, in this one transaction.
+    const counts: DropCounts = {
+      speed_windows: await deleteMetricRows(tx, topic, name, undefined, -Infinity, Infinity),
     };
-    counts.speed_windows = await deleteMetricRows(tx, topic, name, undefined, -Infinity, Infinity);
-    await del("speed_late_dropped", "DELETE FROM speed_late_dropped WHERE type = $1");
-    await del("speed_metrics", "DELETE FROM speed_metrics WHERE type = $1");
-    await del("backfill_partitions", "DELETE FROM backfill_partitions WHERE metric = $1");
-    await del("bytes_hourly", "DELETE FROM bytes_hourly WHERE type = $1");
-    await del(
-      "batch_reconciliation",
-      "DELETE FROM batch_reconciliation_t WHERE metric = $1 OR speed_metric = $1",
+    Object.assign(counts, await dropSpeedMetric(tx, name));
+    const rows = await tx.query<{ n: number }>(
+      "WITH d AS (DELETE FROM backfill_partitions WHERE metric = $1 RETURNING 1) SELECT count(*)::int AS n FROM d",
+      [name],
     );
-    await del("metric_catalog", "DELETE FROM metric_catalog WHERE type = $1");
-    return counts;
+    counts.backfill_partitions = Number(rows[0]?.n ?? 0);
+    return Object.assign(counts, await dropBatchMetric(tx, name));
   });
 }
 
 /** Whether `metric` has rows anywhere (a name typed wrong drops nothing, and says so). */
 export async function hasRows(db: Queryable, name: string): Promise<boolean> {
-  const rows = await db.query(
-    `SELECT 1 FROM speed_metrics WHERE type = $1
-     UNION ALL SELECT 1 FROM metric_catalog WHERE type = $1
-     UNION ALL (SELECT 1 FROM bytes_hourly WHERE type = $1 LIMIT 1) LIMIT 1`,
-    [name],
-  );
-  return rows.length > 0;
+  return await speedMetricKnown(db, name) || await batchMetricKnown(db, name);
 }

@@ -19,6 +19,7 @@ import { definitionHash } from "../config/hash.ts";
 import type { Db, Queryable } from "../db/db.ts";
 import {
   deleteMetricRows,
+  lockProgressPartitions,
   type ParticipantWrite,
   type PartitionSwitch,
   readProgress,
@@ -124,11 +125,8 @@ export async function switchStoredPartitions(
   also?: (tx: Queryable) => Promise<void>,
 ): Promise<Map<number, number>> {
   return await db.transaction(async (tx) => {
-    const parts = await tx.query<{ partition: number }>(
-      `SELECT "partition" FROM speed_progress WHERE topic = $1 ORDER BY "partition" FOR UPDATE`,
-      [topic],
-    );
-    const progress = await readProgress(tx, topic, parts.map((p) => Number(p.partition)));
+    const parts = await lockProgressPartitions(tx, topic);
+    const progress = await readProgress(tx, topic, parts);
     const offsets = new Map<number, number>();
     for (const [partition, pr] of [...progress].sort((a, b) => a[0] - b[0])) {
       await write({ partition, offset: pr.nextOffset, clockMs: pr.clockMs }).write(tx);

@@ -19,6 +19,8 @@ import {
 } from "../core/completeness.ts";
 import { HOUR_MS } from "../core/window.ts";
 import { sqlHour } from "./hours.ts";
+import { firstReadHour } from "./runs.ts";
+import { firstLakeHour, readTopicProgress } from "../speed/mod.ts";
 
 /** One partition's recorded progress. Times are epoch ms; -Infinity when unknown. */
 export interface PartitionCompleteness extends LakeProgress {
@@ -40,39 +42,15 @@ export interface Completeness {
   readonly oldestIncompleteHour?: number;
 }
 
-const ms = (v: unknown) => (v === null || v === undefined ? -Infinity : Number(v));
-
 /** Reads the completeness of `plan`'s source topic. */
 export async function readCompleteness(db: Queryable, plan: Plan): Promise<Completeness> {
   const topic = plan.source.kafka.topic;
   const lateness = plan.speed.allowedLatenessMs;
-  const [topics, rows] = await Promise.all([
-    db.query<{ partitions: number }>("SELECT partitions FROM speed_topics WHERE topic = $1", [
-      topic,
-    ]),
-    db.query<{
-      partition: number;
-      next_offset: number;
-      lake_offset: number;
-      lake_clock_ms: number | null;
-      caught_up_ms: number | null;
-    }>(
-      `SELECT "partition", next_offset, lake_offset, lake_clock_ms, caught_up_ms
-       FROM speed_progress WHERE topic = $1 ORDER BY "partition"`,
-      [topic],
-    ),
-  ]);
-  const partitions = topics.length ? Number(topics[0].partitions) : 0;
-  const perPartition = rows.map((r) => {
-    const p = {
-      partition: Number(r.partition),
-      nextOffset: Number(r.next_offset),
-      lakeOffset: Number(r.lake_offset),
-      lakeClockMs: ms(r.lake_clock_ms),
-      caughtUpMs: ms(r.caught_up_ms),
-    };
-    return { ...p, completeMs: partitionCompleteMs(p, lateness) };
-  });
+  const { partitions, progress } = await readTopicProgress(db, topic);
+  const perPartition = progress.map((p) => ({
+    ...p,
+    completeMs: partitionCompleteMs(p, lateness),
+  }));
   const completeMs = topicCompleteMs(perPartition, partitions, lateness);
   return {
     topic,
@@ -211,12 +189,11 @@ export async function readRule(
  * earlier one a batch read rows from (a lake older than its change records).
  */
 export async function readFirstDataHour(db: Queryable, plan: Plan): Promise<number | undefined> {
-  const rows = await db.query<{ lake: Date | null; read: Date | null }>(
-    `SELECT (SELECT min(hour) FROM lake_hour_changes WHERE topic = $1) AS lake,
-       (SELECT min(hour) FROM batch_runs WHERE status = 'succeeded' AND rows_read > 0) AS read`,
-    [plan.source.kafka.topic],
-  );
-  return firstDataHour(rows[0]?.lake?.getTime(), rows[0]?.read?.getTime());
+  const [lake, read] = await Promise.all([
+    firstLakeHour(db, plan.source.kafka.topic),
+    firstReadHour(db),
+  ]);
+  return firstDataHour(lake, read);
 }
 
 /** Draws the lake change number a run reads the lake at (before it reads). */

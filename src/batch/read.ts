@@ -52,10 +52,16 @@ export interface ReconciliationRow {
   readonly lateDropped: number;
   readonly unknownDropped: number;
   readonly unexplained: number;
+  /**
+   * False while the speed side still has an open window in the hour (a
+   * pending row): its speed value may still grow, so a difference is not yet
+   * data gone missing.
+   */
+  readonly speedFinal: boolean;
 }
 
 const COLUMNS = "hour, metric, speed_metric, batch_value, speed_value, difference, " +
-  "late_dropped, unknown_dropped, unexplained";
+  "late_dropped, unknown_dropped, unexplained, speed_final";
 const RECONCILIATION_SQL = `SELECT ${COLUMNS}
   FROM batch_reconciliation
   WHERE hour >= $1::timestamp AND hour < $2::timestamp
@@ -88,5 +94,6 @@ export async function readReconciliation(
     lateDropped: Number(r.late_dropped),
     unknownDropped: Number(r.unknown_dropped),
     unexplained: Number(r.unexplained),
+    speedFinal: r.speed_final === true,
   }));
 }

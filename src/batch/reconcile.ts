@@ -1,26 +1,17 @@
 /**
  * Reconciliation of an hour's batch totals with the speed layer's: the rule
- * (pure, `reconcile`), the speed side as `bytes` shows it (read from the
- * speed layer's hourly totals, sql/012_speed_hourly.sql), and the
+ * (pure, `reconcile`), the speed side as `bytes` shows it (read by the
+ * speed layer's `readSpeedSide` from its hourly totals, sql/012_speed_hourly.sql), and the
  * recomputation of rows computed before every speed window of their hour was
  * closed. A difference counts as unexplained (data went missing) only once
  * the speed side is final: the last windows of an idle-ending stream close
  * at the idle timeout, possibly after the hour was batched.
  */
 import type { Db, Queryable } from "../db/db.ts";
+import { readSpeedSide, type SpeedSide } from "../speed/mod.ts";
 import type { Logger } from "../log.ts";
 import { hourLabel, sqlHour } from "./hours.ts";
 import type { BatchTelemetry } from "./telemetry.ts";
-
-/** What the speed layer says about one metric's hour. */
-export interface SpeedSide {
-  /** The hour's total of the windows `bytes` shows (closed on their partition). */
-  readonly value: number;
-  /** What the speed layer dropped as too late in that hour (the batch has it). */
-  readonly lateDropped: number;
-  /** Every window written into the hour is closed on its partition. */
-  readonly final: boolean;
-}
 
 /** One reconciled metric's numbers. */
 export interface Reconciled {
@@ -54,72 +45,6 @@ export function reconcile(
     unexplained: speed.final ? difference - speed.lateDropped + unknownDropped : 0,
     speedFinal: speed.final,
   };
-}
-
-/**
- * The speed side of `hour` for each of `speedMetrics`, read in `tx`. The sum
- * of a partition's hourly total is what `bytes` shows once the partition's
- * watermark has passed the newest window written into the hour; only the
- * partitions with a window still open fold their partials as `bytes` does.
- */
-export async function readSpeedSide(
-  tx: Queryable,
-  hour: number,
-  speedMetrics: readonly string[],
-  /** Leave out metrics whose speed side is not final (and never fold partials). */
-  finalOnly = false,
-): Promise<Map<string, SpeedSide>> {
-  const h = sqlHour(hour);
-  const totals = await tx.query<{ type: string; closed: number | string; open: number[] | null }>(
-    `SELECT t.type,
-       COALESCE(sum(t.value) FILTER (WHERE w.watermark >= t.last_window_end), 0)::bigint AS closed,
-       array_agg(t."partition") FILTER (WHERE w.watermark IS NULL
-         OR w.watermark < t.last_window_end) AS open
-     FROM speed_hourly t
-     JOIN speed_metrics m ON m.type = t.type AND m.aggregation <> 'count_distinct'
-     LEFT JOIN speed_watermarks w ON w."partition" = t."partition"
-     WHERE t.hour = $1::timestamp AND t.type = ANY($2::text[])
-     GROUP BY t.type`,
-    [h, speedMetrics],
-  );
-  const late = await tx.query<{ type: string; v: number | string }>(
-    `SELECT type, COALESCE(sum(value), 0)::bigint AS v FROM speed_late_dropped
-     WHERE hour = $1::timestamp AND type = ANY($2::text[]) GROUP BY type`,
-    [h, speedMetrics],
-  );
-  const lateBy = new Map(late.map((r) => [r.type, Number(r.v)]));
-  const out = new Map<string, SpeedSide>();
-  for (const m of speedMetrics) {
-    out.set(m, { value: 0, lateDropped: lateBy.get(m) ?? 0, final: true });
-  }
-  for (const r of totals) {
-    const open = r.open ?? [];
-    if (finalOnly && open.length) {
-      out.delete(r.type);
-      continue;
-    }
-    const value = Number(r.closed) + (open.length ? await foldOpen(tx, h, r.type, open) : 0);
-    out.set(r.type, { value, lateDropped: lateBy.get(r.type) ?? 0, final: open.length === 0 });
-  }
-  return out;
-}
-
-/** What `bytes` shows of `type`'s hour on partitions whose newest window is still open. */
-async function foldOpen(
-  tx: Queryable,
-  h: Date,
-  type: string,
-  partitions: readonly number[],
-): Promise<number> {
-  const rows = await tx.query<{ v: number | string }>(
-    `SELECT COALESCE(sum(p.value), 0)::bigint AS v
-     FROM speed_partials p
-     JOIN speed_watermarks w ON w."partition" = p."partition" AND p.window_end <= w.watermark
-     WHERE p.type = $1 AND p."partition" = ANY($2::int[])
-       AND p."timestamp" >= $3::timestamp AND p."timestamp" < $3::timestamp + interval '1 hour'`,
-    [type, [...partitions], h],
-  );
-  return Number(rows[0]?.v ?? 0);
 }
 
 /** A reconciled metric whose difference the speed layer's late-dropped events do not explain. */

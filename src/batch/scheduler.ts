@@ -24,6 +24,7 @@ import { HOUR_MS, hourStart } from "../core/window.ts";
 import { listHour, type ObjectStore } from "../lake/mod.ts";
 import type { Logger } from "../log.ts";
 import { HourBusyError } from "./errors.ts";
+import { firstWindowStart } from "../speed/mod.ts";
 import { readRule, readStaleHours } from "./hour_state.ts";
 import { hourLabel, sqlHour } from "./hours.ts";
 import { reconcilePending } from "./reconcile.ts";
@@ -121,22 +122,7 @@ function firstSpeedHourReader(deps: SchedulerDeps): () => Promise<number | undef
     if (firstSpeedHour !== undefined) return firstSpeedHour;
     const types = deps.plan.speed.metrics.map((m) => m.name);
     try {
-      // min("timestamp") has no index to read it from (sql/006 left a BRIN
-      // index, which has no order), so: take any window, then the oldest at or
-      // before it. Windows arrive in time order, so the first row of the heap
-      // is among the oldest and the BRIN index narrows the second query to the
-      // table's first pages; the answer is exact whatever the order.
-      const any = await deps.db.query<{ t: Date }>(
-        `SELECT "timestamp" AS t FROM speed_partials WHERE type = ANY($1::text[]) LIMIT 1`,
-        [types],
-      );
-      if (any.length === 0) return undefined;
-      const rows = await deps.db.query<{ t: Date | null }>(
-        `SELECT min("timestamp") AS t FROM speed_partials
-         WHERE type = ANY($1::text[]) AND "timestamp" <= $2::timestamp`,
-        [types, any[0].t],
-      );
-      const t = rows[0]?.t?.getTime();
+      const t = await firstWindowStart(deps.db, types);
       if (t !== undefined) firstSpeedHour = hourStart(t);
       return firstSpeedHour;
     } catch {

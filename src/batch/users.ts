@@ -3,16 +3,14 @@
  * `user_metadata` once per run (100,000 devices is a few MB) rather than
  * queried per row.
  */
-import type { Queryable } from "../db/db.ts";
+import { type Queryable, readUsers } from "../db/mod.ts";
 import type { UserMeta } from "./compute.ts";
 
 export async function loadUsers(db: Queryable): Promise<Map<string, UserMeta>> {
-  const rows = await db.query<{ id: string; name: string; email: string; quota: number }>(
-    "SELECT id, name, email, quota FROM user_metadata",
-  );
+  const rows = await readUsers(db);
   const out = new Map<string, UserMeta>();
   for (const r of rows) {
-    out.set(r.id, { email: r.email, name: r.name, quota: Number(r.quota), usage: 0 });
+    out.set(r.id, { email: r.email, name: r.name, quota: r.quota, usage: 0 });
   }
   return out;
 }

@@ -15,7 +15,8 @@ import type { HourResult } from "./compute.ts";
 import { intArray, textArray } from "../speed/mod.ts";
 import { sqlHour } from "./hours.ts";
 import type { HourWrite } from "./participant.ts";
-import { readSpeedSide, reconcile, type Unexplained } from "./reconcile.ts";
+import { reconcile, type Unexplained } from "./reconcile.ts";
+import { readSpeedSide, settleLakeChanges } from "../speed/mod.ts";
 import { markSucceeded, type RunStats } from "./runs.ts";
 
 export type { Unexplained };
@@ -97,11 +98,7 @@ export async function writeHour(
       [h, runId, lakeSeq],
     );
     // Changes this run read are seen; a later one keeps the hour stale.
-    await tx.query(
-      `UPDATE lake_hour_changes SET pending_since = NULL
-       WHERE hour = $1::timestamp AND seq <= $2 AND pending_since IS NOT NULL`,
-      [h, lakeSeq],
-    );
+    await settleLakeChanges(tx, h, lakeSeq);
     return { rowsWritten: ids.length, unexplained };
   });
 }
@@ -180,4 +177,38 @@ async function writeReconciliation(
     lateDropped: r.c.lateDropped,
     unexplained: r.c.unexplained,
   }));
+}
+
+/**
+ * Deletes every batch row of a dropped metric in `tx` (its hourly rows, its
+ * reconciliation as either side, its catalog entry); rows deleted per table.
+ */
+export async function dropBatchMetric(
+  tx: Queryable,
+  name: string,
+): Promise<{ bytes_hourly: number; batch_reconciliation: number; metric_catalog: number }> {
+  const count = async (sql: string) => {
+    const rows = await tx.query<{ n: number }>(
+      `WITH d AS (${sql} RETURNING 1) SELECT count(*)::int AS n FROM d`,
+      [name],
+    );
+    return Number(rows[0]?.n ?? 0);
+  };
+  return {
+    bytes_hourly: await count("DELETE FROM bytes_hourly WHERE type = $1"),
+    batch_reconciliation: await count(
+      "DELETE FROM batch_reconciliation_t WHERE metric = $1 OR speed_metric = $1",
+    ),
+    metric_catalog: await count("DELETE FROM metric_catalog WHERE type = $1"),
+  };
+}
+
+/** Whether the batch layer has catalogued `name` or written an hourly row of it. */
+export async function batchMetricKnown(db: Queryable, name: string): Promise<boolean> {
+  const rows = await db.query(
+    `SELECT 1 FROM metric_catalog WHERE type = $1
+     UNION ALL (SELECT 1 FROM bytes_hourly WHERE type = $1 LIMIT 1) LIMIT 1`,
+    [name],
+  );
+  return rows.length > 0;
 }

@@ -17,6 +17,17 @@ export { serveEmbedded } from "./serve.ts";
 export type { EmbeddedServer, ServeOptions } from "./serve.ts";
 export { migrate, SQL_DIR } from "./migrate.ts";
 export { loadUsersCsv } from "./users_csv.ts";
+// user_metadata is this folder's: every other folder reads and writes users through these.
+export {
+  countUsers,
+  insertMissingUsers,
+  readUserQuotas,
+  readUsers,
+  upsertUsers,
+  type UserColumns,
+  type UserRow,
+  usersFingerprint,
+} from "./users.ts";
 export { EmbeddedInUseError } from "./pglite.ts";
 
 /** The URL without its password, for messages and logs. */

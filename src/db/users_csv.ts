@@ -6,6 +6,7 @@
  * Fields are trimmed; blank lines are ignored.
  */
 import type { Db } from "./db.ts";
+import { upsertUsers } from "./users.ts";
 import { CsvSyntaxError, parseCsv } from "./_csv.ts";
 import { UserError } from "../errors.ts";
 
@@ -109,21 +110,14 @@ export async function loadUsersCsv(db: Db, path: string): Promise<LoadResult> {
     let inserted = 0, updated = 0;
     for (let i = 0; i < rows.length; i += CHUNK) {
       const part = rows.slice(i, i + CHUNK);
-      // xmax = 0 only on a freshly inserted row version: tells inserts from updates.
-      const res = await tx.query<{ inserted: boolean }>(
-        `INSERT INTO user_metadata (id, name, email, quota)
-         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])
-         ON CONFLICT (id) DO UPDATE
-           SET name = excluded.name, email = excluded.email, quota = excluded.quota
-         RETURNING (xmax = 0) AS inserted`,
-        [
-          part.map((r) => r.id),
-          part.map((r) => r.name),
-          part.map((r) => r.email),
-          part.map((r) => r.quota),
-        ],
-      );
-      for (const r of res) r.inserted ? inserted++ : updated++;
+      const n = await upsertUsers(tx, {
+        ids: part.map((r) => r.id),
+        names: part.map((r) => r.name),
+        emails: part.map((r) => r.email),
+        quotas: part.map((r) => r.quota),
+      });
+      inserted += n.inserted;
+      updated += n.updated;
     }
     return { inserted, updated };
   });

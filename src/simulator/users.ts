@@ -11,7 +11,7 @@
  * minutes in, so a new install sees quota alerts within minutes and breaches
  * from the first batched hour.
  */
-import type { Db } from "../db/db.ts";
+import { type Db, insertMissingUsers } from "../db/mod.ts";
 import { deviceId } from "./ids.ts";
 
 /** Hourly quota (bytes) of a user whose quota is meant to be exceeded. */
@@ -46,12 +46,5 @@ export async function seedUsers(db: Db, opts: { devices: number }): Promise<numb
     emails.push(`user${i + 1}@example.com`);
     quotas.push(seedQuota(i));
   }
-  const inserted = await db.query<{ id: string }>(
-    `INSERT INTO user_metadata (id, name, email, quota)
-     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])
-     ON CONFLICT (id) DO NOTHING
-     RETURNING id`,
-    [ids, names, emails, quotas],
-  );
-  return inserted.length;
+  return await insertMissingUsers(db, { ids, names, emails, quotas });
 }

@@ -50,6 +50,22 @@ export {
   writeWindowDeltas,
 } from "./sink.ts";
 
+// The speed tables as other layers read them (and a dropped metric's deletes).
+export {
+  dropSpeedMetric,
+  firstLakeHour,
+  firstWindowStart,
+  lockNextOffset,
+  lockProgressPartitions,
+  progressPartitions,
+  readSpeedSide,
+  readTopicProgress,
+  type RecordedProgress,
+  settleLakeChanges,
+  speedMetricKnown,
+  type SpeedSide,
+} from "./read.ts";
+
 export interface SpeedDeps {
   readonly plan: Plan;
   readonly db: Db;

@@ -9,9 +9,8 @@
  * failed leaves the hour stale, and the scheduler runs it again.
  */
 import assert from "node:assert/strict";
-import { createBatchRunner, type HourReader } from "../../src/batch/mod.ts";
+import { createBatchRunner, type HourReader, queueRedoHours } from "../../src/batch/mod.ts";
 import { createBackfillWorker } from "../../src/backfill/mod.ts";
-import * as backfillStore from "../../src/backfill/store.ts";
 import { migrate, openDb, type Queryable } from "../../src/db/mod.ts";
 import { type ObjectStore, openStore, readHour } from "../../src/lake/mod.ts";
 import { createLogger } from "../../src/log.ts";
@@ -161,7 +160,7 @@ Deno.test("a batch re-run a backfill started that failed stays stale until the s
       log: quiet,
       runHour: (h) => backfillRunner.runHour(h, "backfill"),
     });
-    await backfillStore.queueHours(s.db, topic, [H0], ["email_bytes_total"]);
+    await queueRedoHours(s.db, topic, [H0], ["email_bytes_total"]);
     assert.equal(await worker.drain({ batch: true }), "done");
     assert.deepEqual((await worker.status()).batchHours, { queued: 0, finished: 1, failed: 1 });
     assert.equal((await runner.hours(H0, H0)).hours[0].state, "stale");

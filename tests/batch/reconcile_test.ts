@@ -6,7 +6,8 @@
  * backfill's deletion of part of the hour) and with windows still open.
  */
 import assert from "node:assert/strict";
-import { readSpeedSide, reconcile } from "../../src/batch/reconcile.ts";
+import { reconcile } from "../../src/batch/reconcile.ts";
+import { readSpeedSide } from "../../src/speed/mod.ts";
 import type { WindowDelta } from "../../src/core/mod.ts";
 import { type Db, migrate, openDb } from "../../src/db/mod.ts";
 import {

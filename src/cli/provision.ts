@@ -10,8 +10,8 @@
  */
 import { loadPlan } from "../config/mod.ts";
 import { UserError } from "../errors.ts";
-import { loadUsersCsv, migrate, openPlanDb, redactUrl } from "./mod.ts";
-import { HIGH_QUOTA, LOW_QUOTA, seedUsers } from "../simulator/users.ts";
+import { countUsers, loadUsersCsv, migrate, openPlanDb, redactUrl } from "../db/mod.ts";
+import { HIGH_QUOTA, LOW_QUOTA, seedUsers } from "../simulator/mod.ts";
 
 const USAGE = `Usage: provision [options]
 
@@ -141,9 +141,7 @@ export async function main(argv: string[]): Promise<number> {
         const { inserted, updated } = await loadUsersCsv(db, args.users);
         console.log(`users: ${args.users}: ${inserted} inserted, ${updated} updated`);
       }
-      const [{ users }] = await db.query<{ users: number }>(
-        "SELECT count(*) AS users FROM user_metadata",
-      );
+      const users = await countUsers(db);
       console.log(`done: user_metadata holds ${users} users`);
     } finally {
       await db.close();
