@@ -2,24 +2,31 @@
  * The hourly series as the API queries it, live: the rows of serving_hourly
  * (007_complete_hours.sql) for a range of whole hours, plus what the speed
  * layer holds of windows still open (the partials every flush writes, see
- * 013_live_windows.sql), each row saying whether it is `final`. Written
- * against the base tables so that the speed windows are selected by their
- * raw "timestamp": a range on the view's folded hour is a range of
- * date_trunc('hour', "timestamp"), which the speed_partials key
- * (type, id, "timestamp") cannot serve; a raw range makes one id's day a
- * single range scan of that key, and every id's range a BRIN scan
- * (006_speed_partials_brin.sql). With `from` and `to` on whole hours the two
- * ranges select the same windows.
+ * 013_live_windows.sql), each row saying whether it is `final`. Composed of
+ * the owners' fragments over the base tables (src/batch's bytes_hourly and
+ * current hours, src/speed's windows, src/db's users) so that the speed
+ * windows are selected by their raw "timestamp": a range on the view's
+ * folded hour is a range of date_trunc('hour', "timestamp"), which the
+ * speed_partials key (type, id, "timestamp") cannot serve; a raw range makes
+ * one id's day a single range scan of that key, and every id's range a BRIN
+ * scan (006_speed_partials_brin.sql). With `from` and `to` on whole hours the
+ * two ranges select the same windows.
  */
 import type { Plan } from "../config/plan.ts";
 import { foldCaseSql } from "../core/aggregate.ts";
+import { currentBatchHourlySql, notBatchedSql } from "../batch/mod.ts";
+import {
+  type SpeedHourlyParams,
+  speedHourlySql,
+  standInHourlySql,
+  type StandInSql,
+} from "../speed/mod.ts";
+
+// The speed fragment is re-exported: the API's hourly speed series uses it alone.
+export { speedHourlySql, type StandInSql };
 
 /** Placeholders of a merged hourly query; `$1` type, `$2` from, `$3` to are fixed. */
-export interface MergedHourlyParams {
-  /** The id's placeholder, e.g. `"$4"`; undefined = every id. */
-  readonly id?: string;
-  /** The placeholder of the speed windows' fold (`sum`, `count`, `min`, `max`, `count_distinct`). */
-  readonly fold: string;
+export interface MergedHourlyParams extends SpeedHourlyParams {
   /** A batch-only metric's stand-in for hours not batched yet (see `standInOf`). */
   readonly standIn?: StandInSql;
 }
@@ -37,13 +44,6 @@ export interface StandIn {
   /** The user_metadata column the batch metric groups by; undefined = same key. */
   readonly user?: "email" | "name";
   /** Key of devices without a user (unknown_id policy); undefined = left out. */
-  readonly unknownId?: string;
-}
-
-/** `StandIn` as placeholders, e.g. `{ type: "$6", user: "email", unknownId: "$7" }`. */
-export interface StandInSql {
-  readonly type: string;
-  readonly user?: "email" | "name";
   readonly unknownId?: string;
 }
 
@@ -117,71 +117,6 @@ export function foldSql(rule: string): string {
   return `(${foldCaseSql(`${rule}::text`, "value")})::bigint`;
 }
 
-// A speed hour is final once every partition that wrote rows in it has its
-// watermark past the hour's end plus the allowed lateness (it takes no more
-// late events), as a window is in bytes_live (013). `m` is speed_metrics.
-const hourFinal = (alias: string) =>
-  `bool_and(COALESCE(date_trunc('hour', ${alias}."timestamp") + interval '1 hour'
-    + m.allowed_lateness_ms * interval '1 millisecond' <= w.watermark, false))`;
-
-/**
- * The speed layer's 5-minute windows of type `$1` in [`$2`, `$3`) folded into
- * hours, open windows included, as serving_hourly folds the closed ones
- * (sql/007_complete_hours.sql): SUM for sum and count, MIN / MAX for min and
- * max (folding the partitions' partials directly gives the same), and a
- * count_distinct metric counts the distinct members of the hour's windows
- * (speed_distinct). The branch the fold does not take is cut by a one-time
- * filter, never scanned. Columns: timestamp, id, value, final.
- *
- * @example
- * speedHourlySql({ id: "$4", fold: "$5" }) // SELECT date_trunc('hour', p."timestamp") AS timestamp, …
- */
-export function speedHourlySql(p: MergedHourlyParams): string {
-  return `SELECT date_trunc('hour', p."timestamp") AS timestamp, p.id,
-      (${foldCaseSql(`${p.fold}::text`, "p.value")})::bigint AS value, ${hourFinal("p")} AS final
-    FROM speed_partials p
-    LEFT JOIN speed_metrics m ON m.type = p.type
-    LEFT JOIN speed_watermarks w ON w."partition" = p."partition"
-    WHERE ${p.fold}::text <> 'count_distinct'
-      AND p.type = $1 AND p."timestamp" >= $2::timestamp AND p."timestamp" < $3::timestamp${
-    p.id ? ` AND p.id = ${p.id}` : ""
-  }
-    GROUP BY 1, 2
-  UNION ALL
-  SELECT date_trunc('hour', d."timestamp") AS timestamp, d.id,
-      count(DISTINCT d.member)::bigint AS value, ${hourFinal("d")} AS final
-    FROM speed_distinct d
-    LEFT JOIN speed_metrics m ON m.type = d.type
-    LEFT JOIN speed_watermarks w ON w."partition" = d."partition"
-    WHERE ${p.fold}::text = 'count_distinct'
-      AND d.type = $1 AND d."timestamp" >= $2::timestamp AND d."timestamp" < $3::timestamp${
-    p.id ? ` AND d.id = ${p.id}` : ""
-  }
-    GROUP BY 1, 2`;
-}
-
-/**
- * A batch-only metric's hours from its stand-in's windows (sum and count
- * only: both fold by SUM), keyed as the batch layer keys them.
- */
-function standInHourlySql(s: StandInSql, id: string | undefined): string {
-  const key = !s.user
-    ? "p.id"
-    : s.unknownId
-    ? `COALESCE(u.${s.user}, ${s.unknownId}::text)`
-    : `u.${s.user}`;
-  const users = !s.user ? "" : `${s.unknownId ? "LEFT " : ""}JOIN user_metadata u ON u.id = p.id`;
-  return `SELECT date_trunc('hour', p."timestamp") AS timestamp, ${key} AS id,
-      sum(p.value)::bigint AS value, ${hourFinal("p")} AS final
-    FROM speed_partials p
-    ${users}
-    LEFT JOIN speed_metrics m ON m.type = p.type
-    LEFT JOIN speed_watermarks w ON w."partition" = p."partition"
-    WHERE p.type = ${s.type}::text AND p."timestamp" >= $2::timestamp
-      AND p."timestamp" < $3::timestamp${id ? ` AND ${key} = ${id}` : ""}
-    GROUP BY 1, 2`;
-}
-
 /**
  * serving_hourly's rows (timestamp, id, value, source, final) of type `$1` in
  * [`$2`, `$3`), both whole hours, live: the batch value where the hour's
@@ -194,19 +129,11 @@ function standInHourlySql(s: StandInSql, id: string | undefined): string {
  * `SELECT * FROM (${mergedHourlySql({ fold: "$5" })}) m ORDER BY timestamp, id`
  */
 export function mergedHourlySql(p: MergedHourlyParams): string {
-  return `SELECT h.timestamp, h.id, h.value, 'batch'::text AS source, true AS final
-    FROM bytes_hourly h
-    WHERE h.type = $1 AND h.timestamp >= $2::timestamp AND h.timestamp < $3::timestamp${
-    p.id ? ` AND h.id = ${p.id}` : ""
-  }
-      AND EXISTS (SELECT 1 FROM batch_hours_current bh WHERE bh.hour = h.timestamp)
+  return `${currentBatchHourlySql(p.id)}
   UNION ALL
   SELECT s.timestamp, s.id, s.value, 'speed'::text AS source, s.final
     FROM (${speedHourlySql(p)}${
     p.standIn ? `\n  UNION ALL\n  ${standInHourlySql(p.standIn, p.id)}` : ""
   }) s
-    WHERE NOT EXISTS (
-      SELECT 1 FROM batch_hours_current bh
-      JOIN metric_catalog bc ON bc.layer = 'batch' AND bc.type = $1
-      WHERE bh.hour = s.timestamp)`;
+    WHERE ${notBatchedSql("s.timestamp")}`;
 }

@@ -10,6 +10,7 @@
  * given and keeps to the index.
  */
 import { UserError } from "../errors.ts";
+import { batchSeriesSql } from "../batch/mod.ts";
 import type { ApiContext, MetricInfo } from "./context.ts";
 import {
   choiceParam,
@@ -60,8 +61,7 @@ function sqlOne(): Record<string, string> {
     "merged/5m": `SELECT timestamp, id, value, source, final FROM serving_5m_live
     WHERE ${range} AND id = $4
     ORDER BY timestamp`,
-    "batch/1h": `SELECT timestamp, id, value, 'batch' AS source, true AS final FROM bytes_hourly
-    WHERE ${range} AND id = $4
+    "batch/1h": `${batchSeriesSql(`${range} AND id = $4`)}
     ORDER BY timestamp`,
     "speed/5m": `SELECT timestamp, id, value, 'speed' AS source, final FROM bytes_live
     WHERE ${range} AND id = $4
@@ -85,8 +85,7 @@ function sqlAll(): Record<string, string> {
     "merged/5m": `SELECT timestamp, id, value, source, final FROM serving_5m_live
     WHERE ${range}
     ORDER BY timestamp, id LIMIT $4`,
-    "batch/1h": `SELECT timestamp, id, value, 'batch' AS source, true AS final FROM bytes_hourly
-    WHERE ${range}
+    "batch/1h": `${batchSeriesSql(range)}
     ORDER BY timestamp, id LIMIT $4`,
     "speed/5m": `SELECT timestamp, id, value, 'speed' AS source, final FROM bytes_live
     WHERE ${range}

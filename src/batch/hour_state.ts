@@ -20,7 +20,7 @@ import {
 import { HOUR_MS } from "../core/window.ts";
 import { sqlHour } from "./hours.ts";
 import { firstReadHour } from "./runs.ts";
-import { firstLakeHour, readTopicProgress } from "../speed/mod.ts";
+import { firstLakeHour, lakeChangesJoinSql, readTopicProgress } from "../speed/mod.ts";
 
 /** One partition's recorded progress. Times are epoch ms; -Infinity when unknown. */
 export interface PartitionCompleteness extends LakeProgress {
@@ -75,7 +75,9 @@ export interface BatchedHour {
 // re-run a backfill started for new or changed batch metrics failed after
 // its last success (backfill_hours, src/backfill/batch_hours.ts): its batch
 // lacks those metrics until a run succeeds, so the scheduler runs it again
-// like any stale hour, and retries it like any failed run.
+// like any stale hour, and retries it like any failed run. The lake changes
+// (lake_hour_changes, the speed layer's) join through the speed layer's
+// fragment, so one GROUP BY decides both.
 const REDO_JOIN = `LEFT JOIN backfill_hours f ON f.hour = bh.hour
     AND f.status <> 'succeeded' AND f.finished_at > bh.completed_at`;
 
@@ -84,7 +86,7 @@ const BATCHED_SQL = `SELECT bh.hour, bh.last_run_id, bh.completed_at,
       min(f.finished_at)) AS stale_since,
     bool_or(c.seq > COALESCE(bh.lake_seq, 0)) OR bool_or(f.hour IS NOT NULL) AS stale
   FROM batch_hours bh
-  LEFT JOIN lake_hour_changes c ON c.hour = bh.hour
+  ${lakeChangesJoinSql("bh.hour")}
   ${REDO_JOIN}
   WHERE ($1::timestamp IS NULL OR bh.hour >= $1::timestamp)
     AND ($2::timestamp IS NULL OR bh.hour <= $2::timestamp)
@@ -94,7 +96,7 @@ const BATCHED_SQL = `SELECT bh.hour, bh.last_run_id, bh.completed_at,
 const STALE_SQL = `SELECT bh.hour, bh.last_run_id, bh.completed_at,
     LEAST(min(c.pending_since), min(f.finished_at)) AS stale_since, true AS stale
   FROM batch_hours bh
-  LEFT JOIN lake_hour_changes c ON c.hour = bh.hour AND c.seq > COALESCE(bh.lake_seq, 0)
+  ${lakeChangesJoinSql("bh.hour", "COALESCE(bh.lake_seq, 0)")}
   ${REDO_JOIN}
   WHERE c.hour IS NOT NULL OR f.hour IS NOT NULL
   GROUP BY bh.hour, bh.last_run_id, bh.completed_at

@@ -43,7 +43,15 @@ import type { ListRunsOptions, RunRecord, RunSummary, Trigger } from "./types.ts
 export type { ListRunsOptions, RunRecord, RunStatus, RunSummary, Trigger } from "./types.ts";
 export { HourBusyError, UnknownDevicesError } from "./errors.ts";
 export { hourLabel, hourRange, parseHour } from "./hours.ts";
-export { type Breach, readBreaches, readReconciliation, type ReconciliationRow } from "./read.ts";
+export {
+  batchSeriesSql,
+  type Breach,
+  currentBatchHourlySql,
+  notBatchedSql,
+  readBreaches,
+  readReconciliation,
+  type ReconciliationRow,
+} from "./read.ts";
 export type { HourReader } from "./job.ts";
 // The batch tables a backfill writes or clears: its hours to run again, a dropped metric's rows.
 export {

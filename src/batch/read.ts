@@ -1,8 +1,9 @@
 /**
  * Reading what the batch layer writes (write.ts) for the API: the quota
- * breaches of `user_quota_limit` and the per-hour agreement of
- * `batch_reconciliation`. The SQL of those tables lives with the folder that
- * owns them.
+ * breaches of `user_quota_limit`, the per-hour agreement of
+ * `batch_reconciliation`, and the fragments of the serving statements that
+ * read the batch totals (`bytes_hourly`) and which hours are batched and
+ * current. The SQL of those tables lives with the folder that owns them.
  */
 import type { Queryable } from "../db/db.ts";
 
@@ -96,4 +97,44 @@ export async function readReconciliation(
     unexplained: Number(r.unexplained),
     speedFinal: r.speed_final === true,
   }));
+}
+
+/**
+ * The batch totals as a series: `bytes_hourly`'s rows (timestamp, id, value,
+ * source, final) where `where` holds, all batched and final.
+ *
+ * @example
+ * batchSeriesSql("type = $1 AND id = $4") // SELECT timestamp, id, value, 'batch' AS source, …
+ */
+export function batchSeriesSql(where: string): string {
+  return `SELECT timestamp, id, value, 'batch' AS source, true AS final FROM bytes_hourly
+    WHERE ${where}`;
+}
+
+/**
+ * The batch totals of type `$1` in [`$2`, `$3`) (optionally of the id
+ * placeholder `id`) in the hours whose batch is current (batched, and the
+ * lake unchanged since), as serving_hourly takes them (sql/007). Columns:
+ * timestamp, id, value, source, final.
+ */
+export function currentBatchHourlySql(id: string | undefined): string {
+  return `SELECT h.timestamp, h.id, h.value, 'batch'::text AS source, true AS final
+    FROM bytes_hourly h
+    WHERE h.type = $1 AND h.timestamp >= $2::timestamp AND h.timestamp < $3::timestamp${
+    id ? ` AND h.id = ${id}` : ""
+  }
+      AND EXISTS (SELECT 1 FROM batch_hours_current bh WHERE bh.hour = h.timestamp)`;
+}
+
+/**
+ * A condition true when the batch layer does not answer type `$1` at the
+ * hour `hour` (a column, e.g. `"s.timestamp"`): the type is no batch metric,
+ * or the hour's batch is not current. The speed rows where it holds are the
+ * merged series'.
+ */
+export function notBatchedSql(hour: string): string {
+  return `NOT EXISTS (
+      SELECT 1 FROM batch_hours_current bh
+      JOIN metric_catalog bc ON bc.layer = 'batch' AND bc.type = $1
+      WHERE bh.hour = ${hour})`;
 }

@@ -25,6 +25,7 @@ export {
   readUsers,
   upsertUsers,
   type UserColumns,
+  userKeySql,
   type UserRow,
   usersFingerprint,
 } from "./users.ts";

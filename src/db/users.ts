@@ -95,3 +95,23 @@ export async function countUsers(db: Queryable): Promise<number> {
   );
   return Number(users);
 }
+
+/**
+ * The key of a device's user for a query joining devices by `device` (e.g.
+ * `"p.id"`): the user's `column` (alias `u`), or with `unknownId` (a
+ * placeholder) that key for devices without a user, which the inner join
+ * would leave out. The join goes after the device table's FROM.
+ *
+ * @example
+ * userKeySql("p.id", "email") // { key: "u.email", join: "JOIN user_metadata u ON u.id = p.id" }
+ */
+export function userKeySql(
+  device: string,
+  column: "email" | "name",
+  unknownId?: string,
+): { key: string; join: string } {
+  return {
+    key: unknownId ? `COALESCE(u.${column}, ${unknownId}::text)` : `u.${column}`,
+    join: `${unknownId ? "LEFT " : ""}JOIN user_metadata u ON u.id = ${device}`,
+  };
+}

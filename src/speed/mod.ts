@@ -55,6 +55,7 @@ export {
   dropSpeedMetric,
   firstLakeHour,
   firstWindowStart,
+  lakeChangesJoinSql,
   lockNextOffset,
   lockProgressPartitions,
   progressPartitions,
@@ -65,6 +66,13 @@ export {
   speedMetricKnown,
   type SpeedSide,
 } from "./read.ts";
+// The speed tables as the serving layer's statements read them (src/api composes them).
+export {
+  type SpeedHourlyParams,
+  speedHourlySql,
+  standInHourlySql,
+  type StandInSql,
+} from "./serving_sql.ts";
 
 export interface SpeedDeps {
   readonly plan: Plan;

@@ -123,6 +123,20 @@ export async function firstLakeHour(db: Queryable, topic: string): Promise<numbe
   return rows[0]?.lake?.getTime();
 }
 
+/**
+ * The join of the lake changes of the hour `hour` (a column, e.g. `"bh.hour"`)
+ * as `c` (columns seq: the change number a batch run compares with the one it
+ * read the lake at; pending_since: when the first unseen change was made),
+ * only those after the change number `after` when given: the batch layer's
+ * stale rule (src/batch/hour_state.ts) groups its hours over it.
+ *
+ * @example
+ * lakeChangesJoinSql("bh.hour") // LEFT JOIN lake_hour_changes c ON c.hour = bh.hour
+ */
+export function lakeChangesJoinSql(hour: string, after?: string): string {
+  return `LEFT JOIN lake_hour_changes c ON c.hour = ${hour}${after ? ` AND c.seq > ${after}` : ""}`;
+}
+
 /** Marks the lake changes of `hour` up to `lakeSeq` as seen by a batch run (in its transaction). */
 export async function settleLakeChanges(
   tx: Queryable,

@@ -24,6 +24,10 @@ const OWNERS: Readonly<Record<string, readonly string[]>> = {
     "speed_partials",
     "speed_progress",
     "speed_topics",
+    // Each partition's watermark (sql/002, over speed_progress): the speed
+    // layer's rule of which windows are closed, read by its reconciliation
+    // side and its serving fragments (src/speed/serving_sql.ts).
+    "speed_watermarks",
   ],
   // backfill_hours: the hours a backfill asks the batch layer to run again;
   // the batch layer's stale rule reads it, and batch ranks below backfill.
@@ -61,30 +65,18 @@ const OWNERS: Readonly<Record<string, readonly string[]>> = {
     "serving_5m",
     "serving_5m_live",
     "serving_hourly",
-    "speed_watermarks",
     "user_usage_hourly",
   ],
 };
 
-/** Reads from a folder that does not own the table, as `table ← folder`, with why. */
-const ALLOWED: Readonly<Record<string, string>> = {
-  // The API's serving queries (src/api/series.ts, _serving_sql.ts) join the
-  // layers' tables as the serving views do: they are the serving layer.
-  "bytes_hourly ← api": "serving series and top-N read the batch totals",
-  "metric_catalog ← api": "the merged top-N knows which metrics the batch layer has",
-  "batch_hours_current ← api": "the merged top-N prefers current batched hours",
-  "speed_distinct ← api": "count_distinct series read closed members",
-  "speed_partials ← api": "hourly series of the speed layer fold the partials as the views do",
-  "speed_metrics ← api": "hourly series know each speed metric's aggregation",
-  "user_metadata ← api": "a batch-only metric's stand-in keys speed windows by user",
-  // The speed side of a reconciliation is what `bytes` shows: the same view
-  // decides which windows are closed (src/speed/read.ts readSpeedSide).
-  "speed_watermarks ← speed": "the reconciliation reads windows closed as serving does",
-  // One statement decides which batched hours are stale (batch's rule) from
-  // batch_hours, the lake's changes and failed re-runs; split, it would merge
-  // three reads in code instead of one GROUP BY.
-  "lake_hour_changes ← batch": "the stale-hours join of batch/hour_state.ts",
-};
+/**
+ * Reads from a folder that does not own the table, as `table ← folder`, with
+ * why. None remain: the API composes its serving statements from its owners'
+ * fragments (src/speed/serving_sql.ts, src/batch/read.ts, src/db/users.ts),
+ * and the batch layer's stale rule joins the lake changes through the speed
+ * layer's `lakeChangesJoinSql`.
+ */
+const ALLOWED: Readonly<Record<string, string>> = {};
 
 async function tables(): Promise<string[]> {
   const out = new Set<string>();
