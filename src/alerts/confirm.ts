@@ -90,54 +90,10 @@ export function createConfirmation(o: ConfirmOptions): HourParticipant {
             totals.usageByEmail,
             totals.quotaByEmail,
           );
-          raised = [];
-          if (rec.raise.length > 0) {
-            const rows = await tx.query<{
-              id: number;
-              email: string;
-              threshold: number;
-              quota: number;
-              usage: number;
-              detected_at: Date;
-            }>(RAISE_SQL, [
-              h,
-              textArray(rec.raise.map((r) => r.email)),
-              textArray(rec.raise.map((r) => String(r.threshold))),
-              intArray(rec.raise.map((r) => r.quota)),
-              intArray(rec.raise.map((r) => r.usage)),
-              totals.runId,
-              textArray([...o.outputs]),
-              o.raisedBy,
-            ]);
-            raised = rows.map((r) => ({
-              id: Number(r.id),
-              email: r.email,
-              hour: totals.hour,
-              threshold: Number(r.threshold),
-              quota: Number(r.quota),
-              usage: Number(r.usage),
-              crossedAt: null,
-              detectedAt: r.detected_at.getTime(),
-              source: "batch",
-            }));
-          }
-          const judged = rec.verdicts;
-          if (judged.length > 0) {
-            await tx.query(JUDGE_SQL, [
-              h,
-              textArray(judged.map((v) => v.email)),
-              textArray(judged.map((v) => String(v.threshold))),
-              intArray(judged.map((v) => v.usage)),
-              totals.runId,
-              `{${judged.map((v) => v.status !== "unconfirmed").join(",")}}`,
-            ]);
-          }
+          raised = await raiseLate(tx, o, totals, rec.raise);
+          await judge(tx, totals, rec.verdicts);
           await tx.query("DELETE FROM quota_alert_reconciliation WHERE hour = $1::timestamp", [h]);
-          await tx.query(AGREEMENT_SQL, [
-            h,
-            textArray(o.thresholds.map(String)),
-            totals.runId,
-          ]);
+          await tx.query(AGREEMENT_SQL, [h, textArray(o.thresholds.map(String)), totals.runId]);
           late = rec.agreement.reduce((n, a) => n + a.late, 0);
           unconfirmed = rec.agreement.reduce((n, a) => n + a.unconfirmed, 0);
         },
@@ -153,4 +109,57 @@ export function createConfirmation(o: ConfirmOptions): HourParticipant {
       };
     },
   };
+}
+
+type Reconciled = ReturnType<typeof reconcileHour>;
+
+/** Late alerts (source batch) for thresholds reached without one, with their outbox rows. */
+async function raiseLate(
+  tx: Queryable,
+  o: ConfirmOptions,
+  totals: HourTotals,
+  raise: Reconciled["raise"],
+): Promise<QuotaAlert[]> {
+  if (raise.length === 0) return [];
+  const rows = await tx.query<{
+    id: number;
+    email: string;
+    threshold: number;
+    quota: number;
+    usage: number;
+    detected_at: Date;
+  }>(RAISE_SQL, [
+    sqlHour(totals.hour),
+    textArray(raise.map((r) => r.email)),
+    textArray(raise.map((r) => String(r.threshold))),
+    intArray(raise.map((r) => r.quota)),
+    intArray(raise.map((r) => r.usage)),
+    totals.runId,
+    textArray([...o.outputs]),
+    o.raisedBy,
+  ]);
+  return rows.map((r) => ({
+    id: Number(r.id),
+    email: r.email,
+    hour: totals.hour,
+    threshold: Number(r.threshold),
+    quota: Number(r.quota),
+    usage: Number(r.usage),
+    crossedAt: null,
+    detectedAt: r.detected_at.getTime(),
+    source: "batch",
+  }));
+}
+
+/** Each existing alert's verdict, with the exact usage. */
+async function judge(tx: Queryable, totals: HourTotals, judged: Reconciled["verdicts"]) {
+  if (judged.length === 0) return;
+  await tx.query(JUDGE_SQL, [
+    sqlHour(totals.hour),
+    textArray(judged.map((v) => v.email)),
+    textArray(judged.map((v) => String(v.threshold))),
+    intArray(judged.map((v) => v.usage)),
+    totals.runId,
+    `{${judged.map((v) => v.status !== "unconfirmed").join(",")}}`,
+  ]);
 }

@@ -68,128 +68,42 @@ export function backoffAfter(attempt: number, retry: RetryPlan): number {
 /** How often claims of processes that died are looked for (and at start). */
 const TAKEOVER_EVERY_MS = 10_000;
 
+/**
+ * What a delivery attempt means for each claimed delivery: delivered; failed
+ * and due again after a backoff; or failed for good after the output's last
+ * attempt. Pure.
+ */
+export function outcomesOf(
+  batch: readonly Claimed[],
+  attempts: readonly ({ ok: true } | { ok: false; error: string })[],
+  retry: RetryPlan,
+): { claimed: Claimed; outcome: Outcome }[] {
+  return batch.map((claimed, i) => {
+    const a = attempts[i];
+    if (a.ok) return { claimed, outcome: { kind: "delivered" } };
+    if (claimed.attempt >= retry.maxAttempts) {
+      return { claimed, outcome: { kind: "failed", error: a.error } };
+    }
+    const delayMs = backoffAfter(claimed.attempt, retry);
+    return { claimed, outcome: { kind: "retry", delayMs, error: a.error } };
+  });
+}
+
 export function startDispatcher(o: DispatcherOptions): Dispatcher {
-  const pollMs = o.pollMs ?? 1_000;
-  const clock = o.clock ?? Date.now;
   const stopping = new AbortController();
   const inFlight = new AbortController();
-  const wakeups = o.outputs.map(() => new Wakeup());
   const holder = o.holder ?? processHolder();
-
-  /** Claims of this host's processes that are gone are due at once, not after their lease. */
-  async function takeOver(output: AlertOutput, log: Logger): Promise<void> {
-    for (const h of await claimHolders(o.db, output.name, holder.id)) {
-      if (!holder.gone(h)) continue;
-      const n = await releaseClaims(o.db, output.name, h);
-      if (n > 0) {
-        log.info("quota alert outbox: taking over deliveries of a process that is gone", {
-          holder: h,
-          deliveries: n,
-        });
-      }
-    }
-  }
-
-  async function worker(output: AlertOutput, wakeup: Wakeup): Promise<void> {
-    const log = o.log.child({ output: output.name });
-    let dbFailures = 0;
-    const dbFault = async (what: string, error: unknown) => {
-      dbFailures++;
-      if (dbFailures === 1) log.warn(`quota alert outbox: could not ${what}, retrying`, { error });
-      await pause(backoffMs(dbFailures, { initialMs: DB_RETRY_MS }), stopping.signal);
-    };
-    let takenOverAt = -Infinity;
-    while (!stopping.signal.aborted) {
-      let batch: Claimed[];
-      try {
-        if (clock() - takenOverAt >= TAKEOVER_EVERY_MS) {
-          await takeOver(output, log);
-          takenOverAt = clock();
-        }
-        batch = await claimDeliveries(
-          o.db,
-          output.name,
-          output.batchSize,
-          output.leaseMs,
-          holder.id,
-        );
-      } catch (error) {
-        await dbFault("claim deliveries", error);
-        continue;
-      }
-      if (batch.length === 0) {
-        await wakeup.wait(pollMs, stopping.signal);
-        continue;
-      }
-      const attempts = await output.deliver(batch, inFlight.signal).catch((e) =>
-        batch.map(() => ({ ok: false as const, error: String(e) }))
-      );
-      const now = clock();
-      const done = batch.map((claimed, i): { claimed: Claimed; outcome: Outcome } => {
-        const a = attempts[i];
-        if (a.ok) return { claimed, outcome: { kind: "delivered" } };
-        if (claimed.attempt >= output.retry.maxAttempts) {
-          return { claimed, outcome: { kind: "failed", error: a.error } };
-        }
-        const delayMs = backoffAfter(claimed.attempt, output.retry);
-        return { claimed, outcome: { kind: "retry", delayMs, error: a.error } };
-      });
-      // Recorded before anything is counted: a crash here means delivering again.
-      for (let tries = 0;; tries++) {
-        try {
-          await recordOutcomes(o.db, output.name, done, output.failureInDoubt);
-          dbFailures = 0;
-          break;
-        } catch (error) {
-          if (stopping.signal.aborted || tries >= 20) {
-            log.error("quota alert outbox: outcomes not recorded; they are delivered again", {
-              error,
-            });
-            break;
-          }
-          await dbFault("record outcomes", error);
-        }
-      }
-      for (const { claimed, outcome } of done) {
-        if (outcome.kind === "delivered") {
-          o.telemetry.delivered.inc({ output: output.name });
-          const consumed = o.consumedAt?.(claimed.alert.id);
-          if (consumed !== undefined) {
-            o.telemetry.deliverySeconds.observe((now - consumed) / 1000, { output: output.name });
-          }
-          continue;
-        }
-        o.telemetry.attemptErrors.inc({ output: output.name });
-        if (outcome.kind === "failed") {
-          o.telemetry.failures.inc({ output: output.name });
-          log.error("quota alert delivery failed for good", {
-            alert: claimed.alert.id,
-            email: claimed.alert.email,
-            attempts: claimed.attempt,
-            error: outcome.error,
-          });
-        } else {
-          // Once per alert at warning level: a receiver that is down for a while
-          // would otherwise fill the log with one line per attempt.
-          log[claimed.attempt === 1 ? "warn" : "debug"]("quota alert delivery failed, retrying", {
-            alert: claimed.alert.id,
-            attempt: claimed.attempt,
-            retry_in_ms: outcome.delayMs,
-            error: outcome.error,
-          });
-        }
-      }
-    }
-  }
-
-  const loops = o.outputs.map((out, i) => worker(out, wakeups[i]));
+  const workers = o.outputs.map((output) =>
+    new OutputWorker(o, output, holder, stopping.signal, inFlight.signal)
+  );
+  const loops = workers.map((w) => w.run());
   return {
     wake() {
-      for (const w of wakeups) w.wake();
+      for (const w of workers) w.wakeup.wake();
     },
     async stop(deadlineMs = 2_000) {
       stopping.abort();
-      for (const w of wakeups) w.wake();
+      for (const w of workers) w.wakeup.wake();
       const timer = setTimeout(() => inFlight.abort(), deadlineMs);
       try {
         await Promise.all(loops);
@@ -199,4 +113,129 @@ export function startDispatcher(o: DispatcherOptions): Dispatcher {
       }
     },
   };
+}
+
+/** One output's worker: claim due deliveries, deliver them, record and count the outcomes. */
+class OutputWorker {
+  readonly wakeup = new Wakeup();
+  readonly #log: Logger;
+  readonly #clock: () => number;
+  #dbFailures = 0;
+  #takenOverAt = -Infinity;
+
+  constructor(
+    readonly o: DispatcherOptions,
+    readonly output: AlertOutput,
+    readonly holder: RunHolder,
+    readonly stopping: AbortSignal,
+    readonly inFlight: AbortSignal,
+  ) {
+    this.#log = o.log.child({ output: output.name });
+    this.#clock = o.clock ?? Date.now;
+  }
+
+  async run(): Promise<void> {
+    while (!this.stopping.aborted) {
+      const batch = await this.#claim();
+      if (batch === undefined) continue;
+      if (batch.length === 0) {
+        await this.wakeup.wait(this.o.pollMs ?? 1_000, this.stopping);
+        continue;
+      }
+      const attempts = await this.output.deliver(batch, this.inFlight).catch((e) =>
+        batch.map(() => ({ ok: false as const, error: String(e) }))
+      );
+      const now = this.#clock();
+      const done = outcomesOf(batch, attempts, this.output.retry);
+      // Recorded before anything is counted: a crash here means delivering again.
+      await this.#record(done);
+      for (const d of done) this.#count(d.claimed, d.outcome, now);
+    }
+  }
+
+  /** Due deliveries, after taking over those of dead processes; undefined after a fault. */
+  async #claim(): Promise<Claimed[] | undefined> {
+    try {
+      if (this.#clock() - this.#takenOverAt >= TAKEOVER_EVERY_MS) {
+        await this.#takeOver();
+        this.#takenOverAt = this.#clock();
+      }
+      const out = this.output;
+      return await claimDeliveries(this.o.db, out.name, out.batchSize, out.leaseMs, this.holder.id);
+    } catch (error) {
+      await this.#dbFault("claim deliveries", error);
+      return undefined;
+    }
+  }
+
+  /** Claims of this host's processes that are gone are due at once, not after their lease. */
+  async #takeOver(): Promise<void> {
+    for (const h of await claimHolders(this.o.db, this.output.name, this.holder.id)) {
+      if (!this.holder.gone(h)) continue;
+      const n = await releaseClaims(this.o.db, this.output.name, h);
+      if (n > 0) {
+        this.#log.info("quota alert outbox: taking over deliveries of a process that is gone", {
+          holder: h,
+          deliveries: n,
+        });
+      }
+    }
+  }
+
+  async #record(done: { claimed: Claimed; outcome: Outcome }[]): Promise<void> {
+    for (let tries = 0;; tries++) {
+      try {
+        await recordOutcomes(this.o.db, this.output.name, done, this.output.failureInDoubt);
+        this.#dbFailures = 0;
+        return;
+      } catch (error) {
+        if (this.stopping.aborted || tries >= 20) {
+          this.#log.error("quota alert outbox: outcomes not recorded; they are delivered again", {
+            error,
+          });
+          return;
+        }
+        await this.#dbFault("record outcomes", error);
+      }
+    }
+  }
+
+  async #dbFault(what: string, error: unknown): Promise<void> {
+    this.#dbFailures++;
+    if (this.#dbFailures === 1) {
+      this.#log.warn(`quota alert outbox: could not ${what}, retrying`, { error });
+    }
+    await pause(backoffMs(this.#dbFailures, { initialMs: DB_RETRY_MS }), this.stopping);
+  }
+
+  #count(claimed: Claimed, outcome: Outcome, now: number): void {
+    const { telemetry } = this.o, output = this.output.name;
+    if (outcome.kind === "delivered") {
+      telemetry.delivered.inc({ output });
+      const consumed = this.o.consumedAt?.(claimed.alert.id);
+      if (consumed !== undefined) {
+        telemetry.deliverySeconds.observe((now - consumed) / 1000, { output });
+      }
+      return;
+    }
+    telemetry.attemptErrors.inc({ output });
+    if (outcome.kind === "failed") {
+      telemetry.failures.inc({ output });
+      this.#log.error("quota alert delivery failed for good", {
+        alert: claimed.alert.id,
+        email: claimed.alert.email,
+        attempts: claimed.attempt,
+        error: outcome.error,
+      });
+    } else {
+      // Once per alert at warning level: a receiver that is down for a while
+      // would otherwise fill the log with one line per attempt.
+      this.#log[claimed.attempt === 1 ? "warn" : "debug"]("quota alert delivery failed, retrying", {
+        alert: claimed.alert.id,
+        attempt: claimed.attempt,
+        retry_in_ms: outcome.delayMs,
+        error: outcome.error,
+      });
+    }
+  }
 }

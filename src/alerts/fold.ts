@@ -387,12 +387,7 @@ export class Fold {
     const o = this.#o;
     const taken = own ? this.#pending : new Pending();
     if (own) this.#pending = new Pending();
-    let outcome: {
-      raised: RaisedAlert[];
-      known: { user: UserEntry; hour: number; t: number }[];
-      folded: number[];
-      rows: number;
-    };
+    let outcome: Applied;
     const t0 = performance.now();
     try {
       outcome = await o.db.transaction((tx) => this.#apply(tx, taken, orphans));
@@ -436,78 +431,90 @@ export class Fold {
     if (known.size > KNOWN_HOURS) known.delete(Math.min(...known.keys()));
   }
 
-  async #apply(tx: Queryable, taken: Pending, orphans: boolean) {
-    const o = this.#o;
-    const raised: RaisedAlert[] = [];
-    const known: { user: UserEntry; hour: number; t: number }[] = [];
-    let work = taken;
-    if (!taken.empty) {
-      const ids = taken.shares.flatMap((c) => c.ids);
-      const claimed = new Set(
-        (await tx.query<{ id: number }>(CLAIM_OWN_SQL, [nums(ids)])).map((r) => Number(r.id)),
-      );
-      if (claimed.size < ids.length) {
-        // Another process took some as orphans (it thought this one gone): not applied here.
-        work = new Pending(taken.shares.filter((c) => c.ids.every((id) => claimed.has(id))));
-      }
-      work.sum((slot) => o.users.atSlot(slot));
-    }
-    let others: OrphanRow[] = [];
-    if (orphans) {
-      const holders = (await tx.query<{ holder: string }>(HOLDERS_SQL, [o.holder.id]))
-        .map((r) => r.holder).filter((h) => o.holder.gone(h));
-      others = await tx.query<OrphanRow>(CLAIM_ORPHANS_SQL, [
-        o.holder.id,
-        textArray(holders),
-        ORPHAN_AGE_MS,
-        ORPHANS_PER_FOLD,
-      ]);
-      this.#moreOrphans = others.length === ORPHANS_PER_FOLD;
-      for (const r of others) {
-        const names = new Map(
-          (await tx.query<{ slot: number; email: string }>(SLOT_EMAILS_SQL, [
-            r.holder,
-            nums(r.slots),
-          ])).map((x) => [Number(x.slot), x.email]),
-        );
-        r.emails = r.slots.map((slot) => names.get(Number(slot)) ?? "");
-      }
-      if (holders.length > 0) await tx.query(FORGET_SLOTS_SQL, [textArray(holders)]);
-      if (others.length > 0) {
-        o.log.info("quota alerts: folding shares of a process that is gone", {
-          shares: others.length,
-          holders,
-        });
-      }
-      for (const r of others) {
-        const hs = work.hour(Number(r.hour));
-        r.emails.forEach((email, k) => {
-          if (email === "") return; // its slot's email is lost: nothing to attribute it to
-          // A user gone from user_metadata since has no limit to reach.
-          const user = o.users.userOf(email) ??
-            new UserEntry(email, Number.MAX_SAFE_INTEGER, o.users.slotOf(email));
-          hs.add(user, user.slot, Number(r.usages[k]));
-        });
-      }
-    }
+  /** One fold's transaction, in the steps the module comment numbers. */
+  async #apply(tx: Queryable, taken: Pending, orphans: boolean): Promise<Applied> {
+    const work = await this.#claimOwn(tx, taken);
+    const others = orphans ? await this.#claimOrphans(tx, work) : [];
     // What the fold applied (its own shares that it claimed, and orphans'), for the caller.
     let rows = 0;
     for (const hs of work.hours.values()) rows += hs.touched.length;
-    const done = { raised, known, folded: [] as number[], rows };
+    const done: Applied = { raised: [], known: [], folded: [], rows };
     if (work.hours.size === 0) return done;
+    const totals = await this.#sum(tx, work);
+    for (const hs of work.hours.values()) done.folded.push(hs.hour);
+    if (totals.length === 0) return done;
+    const steps = this.#walk(totals, work, others);
+    await this.#insert(tx, totals, steps, done);
+    return done;
+  }
 
-    // The rows: every touched (hour, user), coalesced over the shares. An
-    // hour with no row yet (its first fold anywhere) is a plain INSERT: it
-    // costs PostgreSQL about a third less than an upsert, and the totals are
-    // then what is added; the others are upserted.
-    interface Row {
-      readonly hs: HourSums;
-      readonly slot: number;
-      readonly user: UserEntry;
-      readonly add: number;
-      readonly floor: number | null;
+  /** Step 1, own shares: claimed by deleting them; those another process took are left out. */
+  async #claimOwn(tx: Queryable, taken: Pending): Promise<Pending> {
+    if (taken.empty) return taken;
+    let work = taken;
+    const ids = taken.shares.flatMap((c) => c.ids);
+    const claimed = new Set(
+      (await tx.query<{ id: number }>(CLAIM_OWN_SQL, [nums(ids)])).map((r) => Number(r.id)),
+    );
+    if (claimed.size < ids.length) {
+      // Another process took some as orphans (it thought this one gone): not applied here.
+      work = new Pending(taken.shares.filter((c) => c.ids.every((id) => claimed.has(id))));
     }
-    const fresh: Row[] = [], seen: Row[] = [];
+    work.sum((slot) => this.#o.users.atSlot(slot));
+    return work;
+  }
+
+  /** Step 1, orphans: shares of processes that are gone, claimed and added to `work`'s sums. */
+  async #claimOrphans(tx: Queryable, work: Pending): Promise<OrphanRow[]> {
+    const o = this.#o;
+    const holders = (await tx.query<{ holder: string }>(HOLDERS_SQL, [o.holder.id]))
+      .map((r) => r.holder).filter((h) => o.holder.gone(h));
+    const others = await tx.query<OrphanRow>(CLAIM_ORPHANS_SQL, [
+      o.holder.id,
+      textArray(holders),
+      ORPHAN_AGE_MS,
+      ORPHANS_PER_FOLD,
+    ]);
+    this.#moreOrphans = others.length === ORPHANS_PER_FOLD;
+    for (const r of others) {
+      const names = new Map(
+        (await tx.query<{ slot: number; email: string }>(SLOT_EMAILS_SQL, [
+          r.holder,
+          nums(r.slots),
+        ])).map((x) => [Number(x.slot), x.email]),
+      );
+      r.emails = r.slots.map((slot) => names.get(Number(slot)) ?? "");
+    }
+    if (holders.length > 0) await tx.query(FORGET_SLOTS_SQL, [textArray(holders)]);
+    if (others.length > 0) {
+      o.log.info("quota alerts: folding shares of a process that is gone", {
+        shares: others.length,
+        holders,
+      });
+    }
+    for (const r of others) {
+      const hs = work.hour(Number(r.hour));
+      r.emails.forEach((email, k) => {
+        if (email === "") return; // its slot's email is lost: nothing to attribute it to
+        // A user gone from user_metadata since has no limit to reach.
+        const user = o.users.userOf(email) ??
+          new UserEntry(email, Number.MAX_SAFE_INTEGER, o.users.slotOf(email));
+        hs.add(user, user.slot, Number(r.usages[k]));
+      });
+    }
+    return others;
+  }
+
+  /**
+   * Step 2: every touched (hour, user), coalesced over the shares, added to
+   * `quota_usage`. An hour with no row yet (its first fold anywhere) is a
+   * plain INSERT: it costs PostgreSQL about a third less than an upsert, and
+   * the totals are then what is added; the others are upserted. Returns the
+   * totals that may reach an open threshold.
+   */
+  async #sum(tx: Queryable, work: Pending): Promise<Total[]> {
+    const o = this.#o;
+    const fresh: UsageRow[] = [], seen: UsageRow[] = [];
     for (const hs of work.hours.values()) {
       const into = this.#folded.has(hs.hour) ? seen : fresh;
       for (const slot of hs.touched) {
@@ -517,7 +524,7 @@ export class Fold {
         into.push({ hs, slot, user, add: hs.sum[slot], floor });
       }
     }
-    const totals: { row: Row; usage: number }[] = [];
+    const totals: Total[] = [];
     const newHours = new Set<number>();
     for (const hour of new Set(fresh.map((r) => r.hs.hour))) {
       const rows = await tx.query<{ any: boolean }>(HOUR_HAS_ROWS_SQL, [hour]);
@@ -548,24 +555,25 @@ export class Fold {
       ]);
       for (const r of up) totals.push({ row: seen[Number(r.n) - 1], usage: Number(r.usage) });
     }
-    for (const hs of work.hours.values()) done.folded.push(hs.hour);
-    if (totals.length === 0) return done;
+    return totals;
+  }
 
-    // The candidates' events, in order: orphans' (older) first, then each share's.
-    const steps = new Map<string, Step[]>();
-    const keyOf = (hour: number, slot: number) => `${hour}|${slot}`;
+  /** Step 3: the candidates' events, in order: orphans' (older) first, then each share's. */
+  #walk(totals: readonly Total[], work: Pending, others: readonly OrphanRow[]): Steps {
+    const o = this.#o;
+    const steps: Steps = new Map();
     const marks = new Map<number, Uint8Array>();
     for (const { row: { hs, slot } } of totals) {
       let m = marks.get(hs.hour);
       if (!m) marks.set(hs.hour, m = new Uint8Array(hs.sum.length));
       m[slot] = 1;
-      steps.set(keyOf(hs.hour, slot), []);
+      steps.set(stepKey(hs.hour, slot), []);
     }
     for (const r of others) {
       const hour = Number(r.hour);
       r.emails.forEach((email, k) => {
         if (email === "") return;
-        const list = steps.get(keyOf(hour, o.users.slotOf(email)));
+        const list = steps.get(stepKey(hour, o.users.slotOf(email)));
         // A share folded from its row: its events are gone, its last one stands for all.
         list?.push({
           bytes: Number(r.usages[k]),
@@ -577,29 +585,17 @@ export class Fold {
         });
       });
     }
-    for (const c of work.shares) {
-      let wanted = false;
-      for (let k = 0; k < c.groupSlot.length && !wanted; k++) {
-        wanted = marks.get(c.groupHour[k])?.[c.groupSlot[k]] === 1;
-      }
-      if (!wanted) continue;
-      const e = c.events;
-      for (let i = 0; i < c.group.length; i++) {
-        const g = c.group[i];
-        if (g < 0) continue;
-        const hour = c.groupHour[g], slot = c.groupSlot[g];
-        if (marks.get(hour)?.[slot] !== 1) continue;
-        steps.get(keyOf(hour, slot))!.push({
-          bytes: e.bytes[i],
-          quota: c.groupQuota[g],
-          partition: c.partition,
-          offset: e.offset[i],
-          timeMs: e.time[i],
-          consumedMs: e.wallOf(i),
-        });
-      }
-    }
+    for (const c of work.shares) walkShare(c, marks, steps);
+    return steps;
+  }
 
+  /**
+   * Step 3, the alerts: each total's events walked on top of its usage
+   * before them to the ones that reached a threshold, inserted once per
+   * (hour, email, threshold) with their outbox rows.
+   */
+  async #insert(tx: Queryable, totals: readonly Total[], steps: Steps, done: Applied) {
+    const o = this.#o;
     const a = {
       h: [] as number[],
       email: [] as string[],
@@ -613,7 +609,7 @@ export class Fold {
     };
     const tried: { user: UserEntry; hour: number; t: number }[] = [];
     for (const { row: { hs, slot, user }, usage } of totals) {
-      const list = steps.get(keyOf(hs.hour, slot))!;
+      const list = steps.get(stepKey(hs.hour, slot))!;
       const mask = this.#mask(user, hs.hour);
       const alerted = (t: number) => (mask & (1 << o.thresholds.indexOf(t))) !== 0;
       for (const x of crossings(usage - hs.sum[slot], list, o.thresholds, alerted)) {
@@ -630,7 +626,7 @@ export class Fold {
         a.p.push(s.partition);
       }
     }
-    if (tried.length === 0) return done;
+    if (tried.length === 0) return;
     const inserted = await tx.query<
       { id: number; h: number; email: string; threshold: number; detected_at: Date }
     >(ALERTS_SQL, [
@@ -652,10 +648,10 @@ export class Fold {
     );
     for (let k = 0; k < tried.length; k++) {
       const x = tried[k];
-      known.push(x);
+      done.known.push(x);
       const r = byKey.get(`${x.hour}|${x.user.email}|${x.t}`);
       if (!r) continue; // another instance's fold (or the batch layer) got there first
-      raised.push({
+      done.raised.push({
         alert: {
           id: Number(r.id),
           email: x.user.email,
@@ -672,6 +668,58 @@ export class Fold {
         consumedAt: a.w[k],
       });
     }
-    return done;
+  }
+}
+
+/** A touched (hour, user) of a fold and the share of its usage the fold adds. */
+interface UsageRow {
+  readonly hs: HourSums;
+  readonly slot: number;
+  readonly user: UserEntry;
+  readonly add: number;
+  /** The usage that reaches the user's first open threshold; null: none open. */
+  readonly floor: number | null;
+}
+
+/** A row whose usage after the fold may reach an open threshold. */
+interface Total {
+  readonly row: UsageRow;
+  readonly usage: number;
+}
+
+/** The events of each candidate (hour, slot), in order. */
+type Steps = Map<string, Step[]>;
+
+/** What one fold's transaction did, for the caller. */
+interface Applied {
+  readonly raised: RaisedAlert[];
+  readonly known: { user: UserEntry; hour: number; t: number }[];
+  readonly folded: number[];
+  readonly rows: number;
+}
+
+const stepKey = (hour: number, slot: number) => `${hour}|${slot}`;
+
+/** Appends a share's events of the marked (hour, slot)s to their step lists, in order. */
+function walkShare(c: Compact, marks: ReadonlyMap<number, Uint8Array>, steps: Steps): void {
+  let wanted = false;
+  for (let k = 0; k < c.groupSlot.length && !wanted; k++) {
+    wanted = marks.get(c.groupHour[k])?.[c.groupSlot[k]] === 1;
+  }
+  if (!wanted) return;
+  const e = c.events;
+  for (let i = 0; i < c.group.length; i++) {
+    const g = c.group[i];
+    if (g < 0) continue;
+    const hour = c.groupHour[g], slot = c.groupSlot[g];
+    if (marks.get(hour)?.[slot] !== 1) continue;
+    steps.get(stepKey(hour, slot))!.push({
+      bytes: e.bytes[i],
+      quota: c.groupQuota[g],
+      partition: c.partition,
+      offset: e.offset[i],
+      timeMs: e.time[i],
+      consumedMs: e.wallOf(i),
+    });
   }
 }

@@ -21,11 +21,11 @@ import type { FlushParticipant } from "../speed/mod.ts";
 import { createConfirmation } from "./confirm.ts";
 import { AlertDetector } from "./detector.ts";
 import { Fold, type RaisedAlert } from "./fold.ts";
-import { startDispatcher } from "./dispatcher.ts";
+import { type Dispatcher, startDispatcher } from "./dispatcher.ts";
 import { type AlertFeed, LiveFeed } from "./feed.ts";
 import { createKafkaOutput } from "./kafka_output.ts";
 import type { AlertOutput } from "./output.ts";
-import { alertTelemetry } from "./telemetry.ts";
+import { type AlertTelemetry, alertTelemetry } from "./telemetry.ts";
 import { alertJson, type QuotaAlert } from "./types.ts";
 import { UserDirectory } from "./users.ts";
 import { createWebhookOutput } from "./webhook_output.ts";
@@ -100,19 +100,9 @@ export async function startQuotaAlerts(deps: QuotaAlertsDeps): Promise<QuotaAler
   const users = new UserDirectory(db, log, telemetry);
   await users.start(q.refreshIntervalMs);
 
-  const outputs: AlertOutput[] = deps.outputs ? [...deps.outputs] : [];
+  let outputs: AlertOutput[];
   try {
-    if (!deps.outputs && q.outputs.kafka) {
-      outputs.push(
-        await createKafkaOutput({
-          plan: q.outputs.kafka,
-          log,
-          createTopic: plan.source.kafka.createTopics,
-          partitions: plan.source.kafka.partitions,
-        }),
-      );
-    }
-    if (!deps.outputs && q.outputs.webhook) outputs.push(createWebhookOutput(q.outputs.webhook));
+    outputs = await openOutputs(deps, log);
   } catch (e) {
     await users.stop();
     throw e;
@@ -132,26 +122,7 @@ export async function startQuotaAlerts(deps: QuotaAlertsDeps): Promise<QuotaAler
     consumedAt: (id) => consumed.get(id),
     holder,
   });
-
-  const announce = (alerts: readonly QuotaAlert[]) => {
-    for (const a of alerts) {
-      telemetry.raised.inc({ source: a.source, threshold: a.threshold });
-      log.info("quota alert", alertJson(a));
-    }
-    feed.publish(alerts);
-    if (names.length > 0) dispatcher.wake();
-  };
-  const onRaised = (raised: readonly RaisedAlert[]) => {
-    const now = Date.now();
-    for (const r of raised) {
-      telemetry.detectionSeconds.observe((now - r.consumedAt) / 1000);
-      if (names.length === 0) continue;
-      consumed.set(r.alert.id, r.consumedAt);
-      // Oldest first out (a Map keeps insertion order): bounded whatever is delivered.
-      if (consumed.size > CONSUMED_KEPT) consumed.delete(consumed.keys().next().value!);
-    }
-    announce(raised.map((r) => r.alert));
-  };
+  const { announce, onRaised } = announcer({ log, telemetry, feed, dispatcher, names, consumed });
 
   const topic = deps.topic ?? plan.source.kafka.topic;
   const fold = new Fold({
@@ -178,15 +149,7 @@ export async function startQuotaAlerts(deps: QuotaAlertsDeps): Promise<QuotaAler
     outputs: names,
     raisedBy: holder.id,
     onRaised: announce,
-    onJudged: (hour, late, unconfirmed) => {
-      if (late + unconfirmed > 0) {
-        log.info("quota alerts of the hour judged by the batch layer", {
-          hour: new Date(hour).toISOString(),
-          late,
-          unconfirmed,
-        });
-      }
-    },
+    onJudged: (hour, late, unconfirmed) => logJudged(log, hour, late, unconfirmed),
   });
   log.info("quota alerts started", {
     thresholds: q.thresholds,
@@ -213,4 +176,73 @@ export async function startQuotaAlerts(deps: QuotaAlertsDeps): Promise<QuotaAler
       await feed.close();
     },
   };
+}
+
+/** The outputs the plan configures (or the test's), connected. */
+async function openOutputs(deps: QuotaAlertsDeps, log: Logger): Promise<AlertOutput[]> {
+  if (deps.outputs) return [...deps.outputs];
+  const { plan } = deps;
+  const q = plan.speed.quotaAlerts;
+  const outputs: AlertOutput[] = [];
+  try {
+    if (q.outputs.kafka) {
+      outputs.push(
+        await createKafkaOutput({
+          plan: q.outputs.kafka,
+          log,
+          createTopic: plan.source.kafka.createTopics,
+          partitions: plan.source.kafka.partitions,
+        }),
+      );
+    }
+    if (q.outputs.webhook) outputs.push(createWebhookOutput(q.outputs.webhook));
+  } catch (e) {
+    await Promise.all(outputs.map((o) => o.close().catch(() => {})));
+    throw e;
+  }
+  return outputs;
+}
+
+/**
+ * What happens to a raised alert, from the fold (`onRaised`, with its
+ * crossing event's consume time) or the batch layer (`announce`): counted,
+ * logged, published to the stream, and the dispatcher woken.
+ */
+function announcer(o: {
+  log: Logger;
+  telemetry: AlertTelemetry;
+  feed: LiveFeed;
+  dispatcher: Dispatcher;
+  names: readonly string[];
+  consumed: Map<number, number>;
+}) {
+  const announce = (alerts: readonly QuotaAlert[]) => {
+    for (const a of alerts) {
+      o.telemetry.raised.inc({ source: a.source, threshold: a.threshold });
+      o.log.info("quota alert", alertJson(a));
+    }
+    o.feed.publish(alerts);
+    if (o.names.length > 0) o.dispatcher.wake();
+  };
+  const onRaised = (raised: readonly RaisedAlert[]) => {
+    const now = Date.now();
+    for (const r of raised) {
+      o.telemetry.detectionSeconds.observe((now - r.consumedAt) / 1000);
+      if (o.names.length === 0) continue;
+      o.consumed.set(r.alert.id, r.consumedAt);
+      // Oldest first out (a Map keeps insertion order): bounded whatever is delivered.
+      if (o.consumed.size > CONSUMED_KEPT) o.consumed.delete(o.consumed.keys().next().value!);
+    }
+    announce(raised.map((r) => r.alert));
+  };
+  return { announce, onRaised };
+}
+
+function logJudged(log: Logger, hour: number, late: number, unconfirmed: number): void {
+  if (late + unconfirmed === 0) return;
+  log.info("quota alerts of the hour judged by the batch layer", {
+    hour: new Date(hour).toISOString(),
+    late,
+    unconfirmed,
+  });
 }

@@ -6,7 +6,15 @@
  */
 
 import { PIPELINE_SPEC, RULES } from "./spec.ts";
-import type { FieldSpec, ObjectSpec } from "./spec_types.ts";
+import type {
+  DurationSpec,
+  EnumSpec,
+  FieldSpec,
+  IntSpec,
+  NumberSpec,
+  ObjectSpec,
+  SizeSpec,
+} from "./spec_types.ts";
 import { IDENTIFIER_PATTERN } from "./spec_types.ts";
 import type { PipelineConfig } from "./types.gen.ts";
 import type { Env } from "./interpolate.ts";
@@ -59,6 +67,96 @@ function describe(v: unknown): string {
   if (v !== null && typeof v === "object") return "a map";
   if (typeof v === "string") return JSON.stringify(v);
   return String(v);
+}
+
+/** Reports a bad value at the field being checked; returns the value to go on with. */
+type Bad = (message: string, kind?: ProblemKind) => unknown;
+
+function checkIdentifier(v: unknown, bad: Bad): unknown {
+  if (typeof v !== "string") {
+    return bad(`expected an identifier (a string), got ${describe(v)}`, "type");
+  }
+  if (!IDENTIFIER_PATTERN.test(v)) {
+    return bad(
+      `invalid identifier ${describe(v)} (expected a lowercase letter, then up to 62 ` +
+        `lowercase letters, digits or "_": ${IDENTIFIER_PATTERN.source})`,
+    );
+  }
+  return v;
+}
+
+/** `text`: the value came from `${VAR}` (or a default), so "42" may stand for 42. */
+function checkNumber(spec: IntSpec | NumberSpec, v: unknown, text: boolean, bad: Bad): unknown {
+  let n = v;
+  if (typeof v === "string" && text && /^-?\d+(\.\d+)?$/.test(v.trim())) n = Number(v);
+  const what = spec.type === "int" ? "an integer" : "a number";
+  if (typeof n !== "number" || !Number.isFinite(n)) {
+    return bad(`expected ${what}, got ${describe(v)}`, "type");
+  }
+  if (spec.type === "int" && !Number.isSafeInteger(n)) {
+    return bad(`expected ${what}, got ${describe(v)}`, "type");
+  }
+  if (spec.min !== undefined && n < spec.min) {
+    return bad(`must be at least ${spec.min}, got ${n}`);
+  }
+  if (spec.max !== undefined && n > spec.max) {
+    return bad(`must be at most ${spec.max}, got ${n}`);
+  }
+  return n;
+}
+
+function checkDuration(spec: DurationSpec, v: unknown, bad: Bad): unknown {
+  const ms = typeof v === "string" ? parseDuration(v) : v === 0 ? 0 : undefined;
+  if (ms === undefined) {
+    const hint = typeof v === "number" ? " (a bare number has no unit)" : "";
+    return bad(
+      `expected a duration like "250ms", "15s", "5m" or "1h"${hint}, got ${describe(v)}`,
+      typeof v === "string" || typeof v === "number" ? "invalid" : "type",
+    );
+  }
+  if (spec.min !== undefined && ms < spec.min) {
+    return bad(`must be at least ${spec.min}ms, got ${describe(v)}`);
+  }
+  return ms;
+}
+
+function checkSize(spec: SizeSpec, v: unknown, bad: Bad): unknown {
+  const bytes = typeof v === "string" || typeof v === "number" ? parseSize(v) : undefined;
+  if (bytes === undefined) {
+    return bad(
+      `expected a size like "64KiB", "64MiB" or a byte count, got ${describe(v)}`,
+      typeof v === "object" ? "type" : "invalid",
+    );
+  }
+  if (spec.min !== undefined && bytes < spec.min) {
+    return bad(`must be at least ${spec.min} bytes, got ${describe(v)}`);
+  }
+  return bytes;
+}
+
+function checkTimestamp(v: unknown, bad: Bad): unknown {
+  const ok = typeof v === "string" &&
+    /^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:\d\d)$/.test(v);
+  const ms = ok ? Date.parse(v as string) : NaN;
+  if (Number.isNaN(ms)) {
+    return bad(`expected an RFC 3339 time like "2000-01-01T00:00:00Z", got ${describe(v)}`);
+  }
+  return ms;
+}
+
+function checkEnum(spec: EnumSpec, v: unknown, bad: Bad): unknown {
+  if (typeof v !== "string") {
+    return bad(`expected one of: ${spec.values.join(", ")}; got ${describe(v)}`, "type");
+  }
+  if (!spec.values.includes(v)) {
+    const why = spec.refused?.[v];
+    return bad(
+      why
+        ? `${why} (expected one of: ${spec.values.join(", ")})`
+        : `unknown value ${describe(v)} (expected one of: ${spec.values.join(", ")})`,
+    );
+  }
+  return v;
 }
 
 class Checker {
@@ -133,7 +231,7 @@ class Checker {
     if (v === BAD) return this.fallback(spec, path);
     if (v === null || v === undefined || v === "") return this.absent(spec, path);
     const text = this.tree.interpolated.has(path) || this.#inDefault;
-    const bad = (message: string, kind: ProblemKind = "invalid") => {
+    const bad: Bad = (message, kind = "invalid") => {
       this.add(path, message, kind);
       return this.fallback(spec, path);
     };
@@ -146,37 +244,11 @@ class Checker {
         }
         return s;
       }
-      case "identifier": {
-        if (typeof v !== "string") {
-          return bad(`expected an identifier (a string), got ${describe(v)}`, "type");
-        }
-        if (!IDENTIFIER_PATTERN.test(v)) {
-          return bad(
-            `invalid identifier ${describe(v)} (expected a lowercase letter, then up to 62 ` +
-              `lowercase letters, digits or "_": ${IDENTIFIER_PATTERN.source})`,
-          );
-        }
-        return v;
-      }
+      case "identifier":
+        return checkIdentifier(v, bad);
       case "int":
-      case "number": {
-        let n = v;
-        if (typeof v === "string" && text && /^-?\d+(\.\d+)?$/.test(v.trim())) n = Number(v);
-        const what = spec.type === "int" ? "an integer" : "a number";
-        if (typeof n !== "number" || !Number.isFinite(n)) {
-          return bad(`expected ${what}, got ${describe(v)}`, "type");
-        }
-        if (spec.type === "int" && !Number.isSafeInteger(n)) {
-          return bad(`expected ${what}, got ${describe(v)}`, "type");
-        }
-        if (spec.min !== undefined && n < spec.min) {
-          return bad(`must be at least ${spec.min}, got ${n}`);
-        }
-        if (spec.max !== undefined && n > spec.max) {
-          return bad(`must be at most ${spec.max}, got ${n}`);
-        }
-        return n;
-      }
+      case "number":
+        return checkNumber(spec, v, text, bad);
       case "bool": {
         if (typeof v === "boolean") return v;
         if (typeof v === "string" && text && /^(true|false)$/i.test(v.trim())) {
@@ -184,56 +256,14 @@ class Checker {
         }
         return bad(`expected true or false, got ${describe(v)}`, "type");
       }
-      case "duration": {
-        const ms = typeof v === "string" ? parseDuration(v) : v === 0 ? 0 : undefined;
-        if (ms === undefined) {
-          const hint = typeof v === "number" ? " (a bare number has no unit)" : "";
-          return bad(
-            `expected a duration like "250ms", "15s", "5m" or "1h"${hint}, got ${describe(v)}`,
-            typeof v === "string" || typeof v === "number" ? "invalid" : "type",
-          );
-        }
-        if (spec.min !== undefined && ms < spec.min) {
-          return bad(`must be at least ${spec.min}ms, got ${describe(v)}`);
-        }
-        return ms;
-      }
-      case "size": {
-        const bytes = typeof v === "string" || typeof v === "number" ? parseSize(v) : undefined;
-        if (bytes === undefined) {
-          return bad(
-            `expected a size like "64KiB", "64MiB" or a byte count, got ${describe(v)}`,
-            typeof v === "object" ? "type" : "invalid",
-          );
-        }
-        if (spec.min !== undefined && bytes < spec.min) {
-          return bad(`must be at least ${spec.min} bytes, got ${describe(v)}`);
-        }
-        return bytes;
-      }
-      case "timestamp": {
-        const ok = typeof v === "string" &&
-          /^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:\d\d)$/.test(v);
-        const ms = ok ? Date.parse(v as string) : NaN;
-        if (Number.isNaN(ms)) {
-          return bad(`expected an RFC 3339 time like "2000-01-01T00:00:00Z", got ${describe(v)}`);
-        }
-        return ms;
-      }
-      case "enum": {
-        if (typeof v !== "string") {
-          return bad(`expected one of: ${spec.values.join(", ")}; got ${describe(v)}`, "type");
-        }
-        if (!spec.values.includes(v)) {
-          const why = spec.refused?.[v];
-          return bad(
-            why
-              ? `${why} (expected one of: ${spec.values.join(", ")})`
-              : `unknown value ${describe(v)} (expected one of: ${spec.values.join(", ")})`,
-          );
-        }
-        return v;
-      }
+      case "duration":
+        return checkDuration(spec, v, bad);
+      case "size":
+        return checkSize(spec, v, bad);
+      case "timestamp":
+        return checkTimestamp(v, bad);
+      case "enum":
+        return checkEnum(spec, v, bad);
       case "scalar": {
         if (typeof v === "string" || typeof v === "number") return v;
         return bad(`expected a string or a number, got ${describe(v)}`, "type");
@@ -249,7 +279,7 @@ class Checker {
     spec: FieldSpec & { type: "list" },
     v: unknown,
     path: string,
-    bad: (m: string, k?: ProblemKind) => unknown,
+    bad: Bad,
   ): unknown {
     let items: unknown[];
     if (Array.isArray(v)) items = v;
@@ -275,7 +305,7 @@ class Checker {
     spec: ObjectSpec,
     v: unknown,
     path: string,
-    bad: (m: string, k?: ProblemKind) => unknown,
+    bad: Bad,
   ): unknown {
     if (typeof v !== "object" || v === null || Array.isArray(v)) {
       return bad(`expected a map, got ${describe(v)}`, "type");

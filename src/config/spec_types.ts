@@ -1,11 +1,40 @@
 /**
  * The vocabulary the pipeline spec is written in: one `FieldSpec` per config
- * field (its type, default, description, example, allowed values) and the
- * cross-field `LintRule`s. The linter, the generated TypeScript types, the
- * reference doc and the JSON Schema all read these, so they cannot disagree.
+ * field (its type, default, description, example, allowed values, and how a
+ * running pipeline takes a change of it), the cross-field `LintRule`s and the
+ * `Section` that holds a top-level key's fields, rules and compile step. The
+ * linter, the reload table, the generated TypeScript types, the reference doc
+ * and the JSON Schema all read these, so they cannot disagree.
  */
 
+import type { Plan } from "./plan.ts";
 import type { ProblemKind } from "./problem.ts";
+import type { PipelineConfig } from "./types.gen.ts";
+
+/** A part of the running pipeline that applies a live change. */
+export type ReloadPart = "speed" | "batch" | "scheduler" | "backfill" | "api";
+
+/**
+ * How a running pipeline takes a change of one key: live, by the parts listed
+ * (the first is where it matters most), or only by a restart, for the reason
+ * given. `read` says where the key's compiled value is in a `Plan` when the
+ * plain rule does not find it (the key's path in camelCase, durations and
+ * timestamps with an `Ms` suffix: `speed.allowed_lateness` is
+ * `plan.speed.allowedLatenessMs`).
+ */
+export type Reload =
+  | { readonly live: readonly ReloadPart[]; readonly read?: (plan: Plan) => unknown }
+  | { readonly restart: string; readonly read?: (plan: Plan) => unknown };
+
+/** A key applied live by `parts`. */
+export function live(...parts: [ReloadPart, ...ReloadPart[]]): Reload {
+  return { live: parts };
+}
+
+/** A key only a restart applies, because `reason`. */
+export function restart(reason: string): Reload {
+  return { restart: reason };
+}
 
 interface Common {
   /** One sentence for the reference doc, the JSON Schema and the types. */
@@ -16,6 +45,13 @@ interface Common {
   readonly optional?: boolean;
   /** An example raw value for the docs. */
   readonly example?: unknown;
+  /**
+   * Required on every field that is a key of the reload table (a field that is
+   * not a map, outside list items): live or restart-only, see `Reload`.
+   */
+  readonly reload?: Reload;
+  /** Values are not shown in reload messages (passwords, tokens). */
+  readonly secret?: boolean;
 }
 
 /** Free text. An empty string counts as unset, like an absent key. */
@@ -121,6 +157,31 @@ export interface LintRule<C> {
   readonly description: string;
   readonly check: (config: C, report: Report) => void;
 }
+
+/** What a compile step has beside its own section. */
+export interface CompileContext {
+  /** The whole resolved config, for references across sections. */
+  readonly config: PipelineConfig;
+  /** The folder relative paths resolve against. */
+  readonly baseDir: string;
+}
+
+/**
+ * One top-level section of pipeline.yaml in one place: its fields, its
+ * cross-field rules (those reporting at its keys) and its compile step, which
+ * turns the resolved section into its part of the frozen plan. The plan's
+ * type is the compile step's return type.
+ */
+export interface Section<S, P> {
+  readonly spec: ObjectSpec;
+  readonly rules: readonly LintRule<PipelineConfig>[];
+  readonly compile: (section: S, context: CompileContext) => P;
+}
+
+/** The read-only form of a compiled value (the plan is deep-frozen). */
+export type Frozen<T> = T extends readonly (infer U)[] ? readonly Frozen<U>[]
+  : T extends object ? { readonly [K in keyof T]: Frozen<T[K]> }
+  : T;
 
 /** Metric and other SQL-reaching names. */
 export const IDENTIFIER_PATTERN = /^[a-z][a-z0-9_]{0,62}$/;

@@ -9,7 +9,7 @@
  * (migrations are immutable); tests/core/combine_rule_test.ts checks them against
  * this rule on PostgreSQL.
  */
-import type { Aggregation } from "../config/plan.ts";
+import type { Aggregation } from "./vocabulary.ts";
 import type { CompiledMetric, MetricRow } from "./metric.ts";
 
 type Numeric = Exclude<Aggregation, "count_distinct">;

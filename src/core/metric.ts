@@ -4,7 +4,7 @@
  * it contributes. The speed layer feeds events, the batch layer feeds lake rows
  * joined with user metadata; neither re-implements these rules.
  */
-import type { Aggregation, EventField, JoinedField, MetricPlan } from "../config/plan.ts";
+import type { Aggregation, EventField, JoinedField, MetricPlan } from "./vocabulary.ts";
 
 /** An event, possibly joined with its user's metadata (batch layer). */
 export interface MetricRow {

@@ -3,6 +3,7 @@
  * metric means, aggregation, windows, lateness, the quota rule and the quota
  * alert rules. No I/O.
  */
+export * from "./vocabulary.ts";
 export * from "./event.ts";
 export * from "./validate.ts";
 export * from "./metric.ts";

@@ -3,7 +3,7 @@
  * passed in. Every rejection names a stable reason (a metric label and the
  * dead-letter header) and a human detail that quotes the bad value.
  */
-import type { SchemaPlan } from "../config/plan.ts";
+import type { SchemaPlan } from "./vocabulary.ts";
 import type { DeadLetterReason, DeviceEvent } from "./event.ts";
 
 export type Validation =

@@ -34,6 +34,7 @@ export async function openKafkaFromPlan(
     topic: k.topic,
     group: k.group,
     fromBeginning: k.fromBeginning,
+    sessionTimeoutMs: k.sessionTimeoutMs,
   });
   return { source, deadLetters };
 }

@@ -37,6 +37,7 @@ import { STAGING_PREFIX } from "./intent.ts";
 import { hourPath, segmentFileName } from "./paths.ts";
 import { readFileMetadata } from "./read_file.ts";
 import {
+  checkedFirst,
   type Dictionaries,
   newDictionaries,
   SliceInput as Input,
@@ -165,14 +166,7 @@ async function merge(
     return true;
   };
   const open = async (input: Input) => {
-    if (!await load(input, true)) return;
-    if (input.offset < input.file.firstOffset) {
-      throw new LakeFileError(
-        input.file.key,
-        `row offset ${input.offset} is below the first offset ${input.file.firstOffset} of its name`,
-      );
-    }
-    active.push(input);
+    if (await load(input, true)) active.push(checkedFirst(input));
   };
 
   for (;;) {

@@ -11,7 +11,12 @@
  * compacted file beside its inputs, a replay orphan) come out once.
  */
 import { LakeFileError } from "./errors.ts";
-import { newDictionaries, SliceInput as Input, STRING_COLUMNS } from "./slice_input.ts";
+import {
+  checkedFirst,
+  newDictionaries,
+  SliceInput as Input,
+  STRING_COLUMNS,
+} from "./slice_input.ts";
 import { parseFileName, parseHourPath } from "./paths.ts";
 import { STAGING_PREFIX } from "./intent.ts";
 import type { LakeFile } from "./reader.ts";
@@ -115,14 +120,7 @@ export async function* streamPartition(
 
   const open = async (f: PartitionFile) => {
     const input = new Input(f, COLUMNS);
-    if (!await input.load(store, sliceRows, dicts)) return;
-    if (input.offset < f.firstOffset) {
-      throw new LakeFileError(
-        f.key,
-        `row offset ${input.offset} is below the first offset ${f.firstOffset} of its name`,
-      );
-    }
-    active.push(input);
+    if (await input.load(store, sliceRows, dicts)) active.push(checkedFirst(input));
   };
 
   for (;;) {
@@ -165,15 +163,18 @@ export async function* streamPartition(
       active.splice(min, 1);
     }
   }
-  if (filled > 0) {
-    yield {
-      rows: filled,
-      timestamp: chunk.timestamp.subarray(0, filled),
-      id: chunk.id.slice(0, filled),
-      antenna_id: chunk.antenna_id.slice(0, filled),
-      app: chunk.app.slice(0, filled),
-      bytes: chunk.bytes.subarray(0, filled),
-      offset: chunk.offset.subarray(0, filled),
-    };
-  }
+  if (filled > 0) yield trimmed(chunk, filled);
+}
+
+/** The first `rows` events of a chunk. */
+function trimmed(chunk: ReturnType<typeof allocChunk>, rows: number): EventChunk {
+  return {
+    rows,
+    timestamp: chunk.timestamp.subarray(0, rows),
+    id: chunk.id.slice(0, rows),
+    antenna_id: chunk.antenna_id.slice(0, rows),
+    app: chunk.app.slice(0, rows),
+    bytes: chunk.bytes.subarray(0, rows),
+    offset: chunk.offset.subarray(0, rows),
+  };
 }

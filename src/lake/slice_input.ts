@@ -5,6 +5,7 @@
  * (partition_stream.ts), so that what is decoded at once is a slice per open
  * file, however many rows the files hold.
  */
+import { LakeFileError } from "./errors.ts";
 import type { LakeColumn } from "./format.ts";
 import { type FileColumns, readFileMetadata, readRowsInto, StringDictionary } from "./read_file.ts";
 import type { LakeFile } from "./reader.ts";
@@ -73,4 +74,15 @@ export class SliceInput {
     this.#next = range.end;
     return this.n > 0;
   }
+}
+
+/** An input just opened, checked against its name: no offset below the first one it names. */
+export function checkedFirst(input: SliceInput): SliceInput {
+  if (input.offset < input.file.firstOffset) {
+    throw new LakeFileError(
+      input.file.key,
+      `row offset ${input.offset} is below the first offset ${input.file.firstOffset} of its name`,
+    );
+  }
+  return input;
 }

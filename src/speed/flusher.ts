@@ -10,6 +10,7 @@ import type { Logger } from "../log.ts";
 import type { SpeedLake } from "./lake_port.ts";
 import type { SpeedPartition } from "./partition.ts";
 import { type RetryHooks, retrying } from "./retry.ts";
+import type { Aggregation } from "../config/plan.ts";
 import { type Aggregations, flushWriter, type PartitionFlush } from "./sink.ts";
 import type { SpeedTelemetry } from "./telemetry.ts";
 
@@ -39,6 +40,19 @@ export class Flusher {
   upsertOnly = false;
   /** The aggregation of each metric the takes may hold. */
   aggregations: Aggregations;
+
+  /**
+   * After a plan switch: the switch flush still writes the old metrics'
+   * deltas (removed ones included), and a backfill may write rows of the new
+   * metrics in the live windows meanwhile, so every write is an upsert.
+   */
+  adopt(metrics: readonly { readonly name: string; readonly aggregation: Aggregation }[]): void {
+    this.aggregations = new Map([
+      ...this.aggregations,
+      ...metrics.map((m) => [m.name, m.aggregation] as const),
+    ]);
+    this.upsertOnly = true;
+  }
 
   constructor(deps: FlusherDeps & { readonly aggregations: Aggregations }) {
     this.#d = deps;

@@ -22,6 +22,8 @@ export interface LakeGateDeps {
   readonly flushNow: () => Promise<void>;
   /** True once the layer is stopping: waits end, no new compaction starts. */
   readonly stopping: () => boolean;
+  /** Hours of a partition whose compaction a crash cut short. */
+  readonly unfinished?: (partition: number) => Promise<number[]>;
 }
 
 export class LakeGate {
@@ -73,6 +75,24 @@ export class LakeGate {
   }
 
   /** Queues the compaction of one partition's hour. */
+  /**
+   * A partition was assigned: the lake writer recovers it from its resume
+   * offset, and hours whose compaction a crash cut short are compacted again.
+   */
+  async assigned(partition: number, resumeOffset: number): Promise<void> {
+    const d = this.#d;
+    await this.run("lake", () => d.lake.recover(partition, resumeOffset));
+    const unfinished = d.unfinished;
+    if (!unfinished || !this.compacting) return;
+    for (const hour of await retrying("lake", d.hooks, () => unfinished(partition))) {
+      d.log.info("lake compaction cut short by a crash: compacting again", {
+        hour: new Date(hour).toISOString(),
+        partition,
+      });
+      this.compact(hour, partition);
+    }
+  }
+
   compact(hour: number, partition: number): void {
     const { lake, log } = this.#d;
     const compact = this.#d.compactHour;

@@ -52,3 +52,32 @@ export async function retrying<T>(
     throw failures > 0 && hooks.signal.aborted ? last : error;
   }
 }
+
+/**
+ * Hooks that pause the source while any sink is down and resume it once
+ * every sink is back (unless the layer is stopping), counting each retry.
+ */
+export function pausingHooks(
+  deps: {
+    readonly log: Logger;
+    readonly source: { pause(): void; resume(): void };
+    readonly telemetry: { readonly sinkRetries: { inc(labels: { sink: string }): void } };
+  },
+  down: Set<string>,
+  stopping: () => boolean,
+  signal: AbortSignal,
+): RetryHooks {
+  return {
+    log: deps.log,
+    onDown: (sink) => {
+      down.add(sink);
+      deps.source.pause();
+    },
+    onUp: (sink) => {
+      down.delete(sink);
+      if (down.size === 0 && !stopping()) deps.source.resume();
+    },
+    onRetry: (sink) => deps.telemetry.sinkRetries.inc({ sink }),
+    signal,
+  };
+}

@@ -11,6 +11,8 @@ import {
   registry as processRegistry,
 } from "../metrics.ts";
 
+import type { Ingested, SpeedPartition } from "./partition.ts";
+import type { SpeedStatus } from "./types.ts";
 export interface SpeedTelemetry {
   readonly consumed: Counter;
   readonly valid: Counter;
@@ -70,5 +72,30 @@ export function speedTelemetry(registry: Registry = processRegistry): SpeedTelem
       "speed_committed_offset",
       "Next offset committed to Kafka per partition.",
     ),
+  };
+}
+
+/** Counts what one source batch did to its partition (partition.ts `ingest`). */
+export function countIngest(t: SpeedTelemetry, st: SpeedPartition, r: Ingested): void {
+  t.consumed.inc(undefined, r.consumed);
+  t.valid.inc(undefined, r.valid);
+  if (r.lateUpdated) t.lateUpdated.inc(undefined, r.lateUpdated);
+  if (r.lateDropped) t.lateDropped.inc(undefined, r.lateDropped);
+  for (const reason of r.rejected) t.deadLetters.inc({ reason });
+  t.lag.set(st.lag, { partition: st.partition });
+  const wm = st.windows.watermarkMs;
+  if (Number.isFinite(wm)) t.watermark.set(wm / 1000, { partition: st.partition });
+}
+
+/** The process-wide counters `status()` reports, read from the registry. */
+export function countersOf(t: SpeedTelemetry): SpeedStatus["counters"] {
+  return {
+    consumed: t.consumed.get(),
+    valid: t.valid.get(),
+    deadLetters: t.deadLetters.total(),
+    lateUpdated: t.lateUpdated.get(),
+    lateDropped: t.lateDropped.get(),
+    windowsWritten: t.windowsWritten.get(),
+    flushes: t.flushes.get(),
   };
 }

@@ -1,6 +1,7 @@
 /**
  * The generated config files (types, reference doc, JSON Schema) match what
- * the spec renders today: edit src/config/spec.ts, then run `deno task gen`.
+ * the spec renders today: edit the section in src/config/sections/, then run
+ * `deno task gen`.
  */
 
 import assert from "node:assert/strict";

@@ -8,8 +8,7 @@
  * from the rule fails here.
  */
 import assert from "node:assert/strict";
-import type { Aggregation } from "../../src/config/plan.ts";
-import { AGGREGATIONS } from "../../src/config/spec.ts";
+import { type Aggregation, AGGREGATIONS } from "../../src/core/vocabulary.ts";
 import { AGGREGATION_RULES } from "../../src/core/mod.ts";
 import { HOUR_MS } from "../../src/core/window.ts";
 import { migrate, openDb } from "../../src/db/mod.ts";
