@@ -1,6 +1,7 @@
 /**
  * `GET /api/v1/hours`: each UTC hour of a range as the batch layer sees it
- * (`incomplete`: the lake does not hold all of it yet; `complete`: it does,
+ * (`empty`: before any data, nothing to batch; `incomplete`: the lake does
+ * not hold all of it yet; `complete`: it does,
  * not batched yet; `batched`: its batch is current; `stale`: the lake changed
  * after its batch read it, a re-run is due), with its last run, and how far
  * each partition's lake is complete. What decides it is src/core/completeness.ts.
@@ -52,12 +53,13 @@ export function hoursRoutes(ctx: ApiContext): RouteDef[] {
     path: "/api/v1/hours",
     operationId: "getHours",
     tag: "batch",
-    summary: "Each hour's state (incomplete, complete, batched, stale), its last run and " +
+    summary: "Each hour's state (empty, incomplete, complete, batched, stale), its last run and " +
       "the lake's completeness per partition.",
     description: "The range is widened to whole hours; the default is the last 24 hours. " +
       "With the speed layer on, an hour is complete once every partition's lake is complete " +
       "past its end plus speed.allowed_lateness; with it off, once it has ended plus " +
-      "batch.grace (`rule`: completeness or wall_clock).",
+      "batch.grace (`rule`: completeness or wall_clock). Under the completeness rule, an " +
+      "hour before the first hour with data (the lake's or a batch's) is empty.",
     params: [FROM_PARAM, TO_PARAM],
     responses: {
       200: "`{ rule, from, to, completeness, hours: [{ hour, state, staleSince, lastRun }] }`",

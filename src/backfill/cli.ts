@@ -6,7 +6,7 @@
  */
 import { parseArgs } from "node:util";
 import { loadPlan } from "../config/mod.ts";
-import type { Plan } from "../config/plan.ts";
+import type { MetricPlan, Plan } from "../config/plan.ts";
 import { HOUR_MS } from "../core/window.ts";
 import { migrate, openPlanDb } from "../db/mod.ts";
 import type { Db } from "../db/db.ts";
@@ -29,6 +29,9 @@ const USAGE =
                replayed from the lake up to the offsets the speed layer has stored, and
                meet the windows it writes from there. A batch metric: those hours are
                run again by the batch layer (default: every hour it has batched).
+               Beside a running pipeline, the lake trails its stored offsets by up to
+               lake.roll.max_age: the replay waits for it (the log says so) and finishes
+               here. It gives up (exit 1) only when no pipeline writes the lake.
 --drop NAME    Delete every row of NAME, a metric no longer in the pipeline file
                (removed metrics keep their past rows until dropped).`;
 
@@ -114,99 +117,109 @@ async function backfill(
       `unknown metric "${name}" (${plan.file} declares: ${names.join(", ") || "none"})`,
     );
   }
+  let ok = true;
+  if (speed) ok = await backfillSpeed(db, plan, speed, from, to) && ok;
+  if (batch) ok = await backfillBatch(db, plan, name, from, to) && ok;
+  return ok ? 0 : 1;
+}
+
+/**
+ * Recomputes a speed metric's windows from the lake. Beside a running
+ * pipeline the lake trails the speed layer's stored offsets by up to a roll
+ * (`lake.roll.max_age`): the replay waits for it, saying so, and finishes
+ * here, so the summary below is the whole backfill. Only when no speed layer
+ * moves the lake (the pipeline is stopped and its last files were never
+ * written) does it give the rows back and exit 1 saying so.
+ */
+async function backfillSpeed(
+  db: Db,
+  plan: Plan,
+  metric: MetricPlan,
+  from: number | undefined,
+  to: number | undefined,
+): Promise<boolean> {
   const topic = plan.source.kafka.topic;
-  const lake = openStore(plan.lake);
-  const log = createLogger({ component: "backfill" });
   const holder = processHolder();
-  let failed = false;
-  if (speed) {
-    const leaseMs = 60_000;
-    const t0 = Date.now();
-    const stops = await startManualBackfill(
-      db,
-      topic,
-      {
-        metric: speed,
-        fromMs: from ?? -Infinity,
-        untilMs: to === undefined ? Infinity : to + HOUR_MS,
-      },
-      holder,
-      leaseMs,
-    );
-    const bar = new ProgressBar(`backfill ${name}`);
-    const rows = new Map<number, RowProgress>();
-    const worker = createBackfillWorker({
-      db,
-      store: lake,
-      topic,
-      plan: () => plan,
-      log,
-      holder,
-      leaseMs,
-      restRatio: 0, // by hand: as fast as it goes (the running pipeline has its own process)
-      progressEveryMs: 60_000,
-      onProgress: (p) => {
-        rows.set(p.partition, p);
-        let total = 0, done = 0;
-        for (const stop of stops.values()) total += stop;
-        for (const [part, r] of rows) done += r.finished ? stops.get(part) ?? 0 : r.nextOffset;
-        bar.update(
-          total === 0 ? 1 : done / total,
-          `partition ${p.partition} offset ${p.nextOffset}`,
-        );
-      },
-    });
-    let outcome: "done" | "gave_up";
-    try {
-      outcome = await worker.drain({ metrics: [name], giveUpAfterMs: 30_000 });
-    } finally {
-      bar.done();
-    }
-    if (outcome === "gave_up") {
-      console.error(
-        "the lake is not durable up to the offsets the speed layer stored (it was stopped " +
-          "before its files were written): start the pipeline, whose backfill finishes the rest",
+  const leaseMs = 60_000;
+  const t0 = Date.now();
+  const stops = await startManualBackfill(
+    db,
+    topic,
+    { metric, fromMs: from ?? -Infinity, untilMs: to === undefined ? Infinity : to + HOUR_MS },
+    holder,
+    leaseMs,
+  );
+  const bar = new ProgressBar(`backfill ${metric.name}`);
+  const rows = new Map<number, RowProgress>();
+  const worker = createBackfillWorker({
+    db,
+    store: openStore(plan.lake),
+    topic,
+    plan: () => plan,
+    log: createLogger({ component: "backfill" }),
+    holder,
+    leaseMs,
+    restRatio: 0, // by hand: as fast as it goes (the running pipeline has its own process)
+    progressEveryMs: 60_000,
+    onProgress: (p) => {
+      rows.set(p.partition, p);
+      let total = 0, done = 0;
+      for (const stop of stops.values()) total += stop;
+      for (const [part, r] of rows) done += r.finished ? stops.get(part) ?? 0 : r.nextOffset;
+      bar.update(
+        total === 0 ? 1 : done / total,
+        `partition ${p.partition} offset ${p.nextOffset}`,
       );
-    }
-    const status = (await worker.status()).metrics.find((m) => m.metric === name);
-    const ok = status?.state === "finished";
-    failed ||= !ok;
-    console.log(
-      `${name} (speed) ${ok ? "finished" : "not finished"} partitions=${stops.size} ` +
-        `events=${status?.events ?? 0} rows_written=${status?.rowsWritten ?? 0} ` +
-        `from=${from === undefined ? "lake start" : hourLabel(from)} ` +
-        `to=${to === undefined ? "now" : hourLabel(to)} ` +
-        `stop_offsets=${JSON.stringify(Object.fromEntries(stops))} ` +
-        `duration=${((Date.now() - t0) / 1000).toFixed(2)}s`,
-    );
-  }
-  if (batch) {
-    const runner = createBatchRunner({
-      plan,
-      db,
-      store: lake,
-      log: createLogger({ component: "batch" }),
-    });
-    const done = (await store.batchedHours(db, from ?? -Infinity))
-      .filter((h) => to === undefined || h <= to);
-    const hours = from !== undefined && to !== undefined ? hourRange(from, to) : done;
-    const bar = new ProgressBar(`batch ${name}`);
-    let ok = 0;
-    for (const [i, h] of hours.entries()) {
-      bar.update(i / Math.max(1, hours.length), `running ${hourLabel(h)}`);
-      try {
-        const s = await runner.runHour(h, "backfill");
-        if (s.status === "succeeded") ok++;
-      } catch (err) {
-        if (!(err instanceof UserError)) throw err;
-        log.warn("batch hour not run", { hour: hourLabel(h), error: err.message });
-      }
-    }
+    },
+  });
+  let outcome: "done" | "gave_up";
+  try {
+    outcome = await worker.drain({ metrics: [metric.name], giveUpWhenStalled: true });
+  } finally {
     bar.done();
-    failed ||= ok < hours.length;
-    console.log(`${name} (batch) ${ok} of ${hours.length} hours succeeded`);
   }
-  return failed ? 1 : 0;
+  if (outcome === "gave_up") console.error(worker.gaveUpBecause);
+  const status = (await worker.status()).metrics.find((m) => m.metric === metric.name);
+  const ok = status?.state === "finished";
+  console.log(
+    `${metric.name} (speed) ${ok ? "finished" : "not finished"} partitions=${stops.size} ` +
+      `events=${status?.events ?? 0} rows_written=${status?.rowsWritten ?? 0} ` +
+      `from=${from === undefined ? "lake start" : hourLabel(from)} ` +
+      `to=${to === undefined ? "now" : hourLabel(to)} ` +
+      `stop_offsets=${JSON.stringify(Object.fromEntries(stops))} ` +
+      `duration=${((Date.now() - t0) / 1000).toFixed(2)}s`,
+  );
+  return ok;
+}
+
+/** Runs a batch metric's hours again (default: every hour the batch layer completed). */
+async function backfillBatch(
+  db: Db,
+  plan: Plan,
+  name: string,
+  from: number | undefined,
+  to: number | undefined,
+): Promise<boolean> {
+  const log = createLogger({ component: "batch" });
+  const runner = createBatchRunner({ plan, db, store: openStore(plan.lake), log });
+  const done = (await store.batchedHours(db, from ?? -Infinity))
+    .filter((h) => to === undefined || h <= to);
+  const hours = from !== undefined && to !== undefined ? hourRange(from, to) : done;
+  const bar = new ProgressBar(`batch ${name}`);
+  let ok = 0;
+  for (const [i, h] of hours.entries()) {
+    bar.update(i / Math.max(1, hours.length), `running ${hourLabel(h)}`);
+    try {
+      const s = await runner.runHour(h, "backfill");
+      if (s.status === "succeeded") ok++;
+    } catch (err) {
+      if (!(err instanceof UserError)) throw err;
+      log.warn("batch hour not run", { hour: hourLabel(h), error: err.message });
+    }
+  }
+  bar.done();
+  console.log(`${name} (batch) ${ok} of ${hours.length} hours succeeded`);
+  return ok === hours.length;
 }
 
 if (import.meta.main) await runMain(main);

@@ -398,7 +398,7 @@ export async function finishHour(
   );
 }
 
-/** Queued and finished hours, and the first unfinished one. */
+/** Queued and finished hours, and the failed ones no run has succeeded for since. */
 export async function hourCounts(
   db: Queryable,
   topic: string,
@@ -406,8 +406,10 @@ export async function hourCounts(
   const rows = await db.query<{ queued: number; finished: number; failed: number }>(
     `SELECT count(*) FILTER (WHERE finished_at IS NULL)::int AS queued,
        count(*) FILTER (WHERE finished_at IS NOT NULL)::int AS finished,
-       count(*) FILTER (WHERE status = 'failed')::int AS failed
-     FROM backfill_hours WHERE topic = $1`,
+       count(*) FILTER (WHERE status = 'failed' AND NOT EXISTS (
+         SELECT 1 FROM batch_hours bh
+         WHERE bh.hour = h.hour AND bh.completed_at > h.finished_at))::int AS failed
+     FROM backfill_hours h WHERE topic = $1`,
     [topic],
   );
   return rows[0] ?? { queued: 0, finished: 0, failed: 0 };

@@ -12,7 +12,8 @@
  * the row's new position and clock. A crash loses at most the chunk in
  * flight, which the next claimant replays from the recorded position. The
  * replay reads only what the lake holds durably: past the partition's
- * lake-durable offset (speed_progress) it waits for the lake to catch up.
+ * lake-durable offset (speed_progress) it waits for the lake to catch up,
+ * and says why in its log and status (lake_wait.ts, waits.ts).
  *
  * It runs at low priority on the speed layer's thread: after each chunk it
  * rests as long as the chunk took, so it never takes more than about half of
@@ -20,34 +21,38 @@
  * Speed rows come first; batch hours run once no speed row is left (their
  * reconciliation compares with the recomputed windows), one at a time
  * through the batch runner's queue, so the scheduler's hours interleave.
+ *
+ * The steps live beside it: replaying one row (row_replay.ts), the batch
+ * hours (batch_hours.ts), what the status shows (status.ts); this file
+ * claims rows, loops, and drains for the CLI.
  */
 import type { Plan } from "../config/plan.ts";
-import { compileMetric } from "../core/metric.ts";
-import type { DroppedValue, WindowDelta } from "../core/partition_windows.ts";
-import { hourStart } from "../core/window.ts";
 import type { Db } from "../db/db.ts";
-import {
-  listPartitionFiles,
-  type ObjectStore,
-  type PartitionFile,
-  StoreError,
-  streamPartition,
-} from "../lake/mod.ts";
+import { type ObjectStore, StoreError } from "../lake/mod.ts";
 import { log as rootLog, type Logger } from "../log.ts";
 import type { Registry } from "../metrics.ts";
-import { readProgress, writeWindowDeltas } from "../speed/mod.ts";
+import { readProgress } from "../speed/mod.ts";
 import { processHolder, type RunHolder } from "../batch/mod.ts";
-import { PartitionReplay } from "./replay.ts";
+import { type RowProgress, sleep, type WorkerContext } from "./_context.ts";
+import { runQueuedHours } from "./batch_hours.ts";
+import { type LakePace, lakeStalled, stalledMessage } from "./lake_wait.ts";
+import { type Outcome, replayRow } from "./row_replay.ts";
+import { type BackfillStatus, summarize } from "./status.ts";
 import * as store from "./store.ts";
 import type { BackfillRow } from "./store.ts";
 import { backfillTelemetry } from "./telemetry.ts";
+import { Waits } from "./waits.ts";
+
+export type { RowProgress } from "./_context.ts";
+export type { BackfillStatus, MetricBackfill, RowWait } from "./status.ts";
+export { summarize } from "./status.ts";
 
 export interface BackfillWorkerDeps {
   readonly db: Db;
   readonly store: ObjectStore;
   /** The pipeline's topic (names its rows). */
   readonly topic: string;
-  /** The active plan (window options, for the replay). */
+  /** The active plan (window options, for the replay; the lake's roll, for waits). */
   readonly plan: () => Plan;
   /** Default: the process logger with `component: "backfill"`. */
   readonly log?: Logger;
@@ -71,46 +76,18 @@ export interface BackfillWorkerDeps {
   readonly onProgress?: (p: RowProgress) => void;
 }
 
-/** Where one row stands, after a chunk. */
-export interface RowProgress {
-  readonly metric: string;
-  readonly partition: number;
-  readonly nextOffset: number;
-  readonly stopOffset: number;
-  readonly startOffset: number;
-  readonly finished: boolean;
-}
-
-/** One metric's backfill, as `/api/v1/config` and the CLI show it. */
-export interface MetricBackfill {
-  readonly metric: string;
-  readonly reason: BackfillRow["reason"];
-  readonly generation?: number;
-  /** `running`: rows left; `finished`: every partition is done. */
-  readonly state: "running" | "finished";
-  /** Share of the offsets to replay that are replayed, 0..1. */
-  readonly progress: number;
-  readonly partitions: number;
-  readonly finishedPartitions: number;
-  /** Where each partition switched (events below were replayed from the lake). */
-  readonly switchOffsets: Readonly<Record<string, number>>;
-  /** First window recomputed (ISO), null for every hour of the lake. */
-  readonly from: string | null;
-  readonly events: number;
-  readonly rowsWritten: number;
-  readonly createdAt: string;
-  readonly finishedAt: string | null;
-}
-
-export interface BackfillStatus {
-  /** Something is left to recompute or run. */
-  readonly active: boolean;
-  readonly metrics: readonly MetricBackfill[];
-  readonly batchHours: {
-    readonly queued: number;
-    readonly finished: number;
-    readonly failed: number;
-  };
+export interface DrainOptions {
+  /** Only rows of these metrics. Default: every metric. */
+  readonly metrics?: readonly string[];
+  /** Then run the queued batch hours. Default false. */
+  readonly batch?: boolean;
+  /**
+   * Give up (and give the rows back) when a row waits on a partition whose
+   * lake will not catch up by itself: no speed layer has recorded its
+   * progress for longer than a roll and a flush (lake_wait.ts). Default
+   * false: wait as long as it takes.
+   */
+  readonly giveUpWhenStalled?: boolean;
 }
 
 export interface BackfillWorker {
@@ -122,381 +99,239 @@ export interface BackfillWorker {
   stop(): Promise<void>;
   /**
    * Processes rows (of `metrics`, when given) until none is claimable, then
-   * queued batch hours when `batch`; for the CLI. Resolves when done.
+   * queued batch hours when `batch`; for the CLI. Resolves when done, or
+   * `gave_up` (see `giveUpWhenStalled`; `gaveUpBecause` says why).
    */
-  drain(
-    opts?: {
-      metrics?: readonly string[];
-      batch?: boolean;
-      /** Give up (and give the rows back) after waiting this long on the lake without progress. Default: never. */
-      giveUpAfterMs?: number;
-    },
-  ): Promise<"done" | "gave_up">;
+  drain(opts?: DrainOptions): Promise<"done" | "gave_up">;
+  /** Why the last drain gave up. */
+  readonly gaveUpBecause?: string;
   status(): Promise<BackfillStatus>;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** What replaying one row came to. */
-type Outcome = "finished" | "waiting" | "moved" | "stopped";
-
 export function createBackfillWorker(deps: BackfillWorkerDeps): BackfillWorker {
-  const { db, topic } = deps;
-  const log = deps.log ?? rootLog.child({ component: "backfill" });
-  const holder = deps.holder ?? processHolder();
-  const leaseMs = deps.leaseMs ?? 60_000;
-  const restRatio = deps.restRatio ?? 1;
-  const chunkEvents = deps.chunkEvents ?? 20_000;
-  const progressEveryMs = deps.progressEveryMs ?? 5_000;
-  const pollMs = deps.pollMs ?? 1_000;
-  const telemetry = backfillTelemetry(deps.registry);
-  let stopping = false;
-  let loop: Promise<void> | undefined;
-  let wakeUp: (() => void) | undefined;
-  /** Chunks committed so far (drain tells progress from waiting). */
-  let progressed = 0;
+  return new Worker(deps);
+}
 
-  const nap = (ms: number) =>
-    new Promise<void>((resolve) => {
-      const t = setTimeout(done, ms);
-      function done() {
-        clearTimeout(t);
-        wakeUp = undefined;
-        resolve();
+class Worker implements BackfillWorker {
+  readonly #ctx: WorkerContext;
+  readonly #waits: Waits;
+  #stopping = false;
+  #loop: Promise<void> | undefined;
+  #wakeUp: (() => void) | undefined;
+  /** Chunks committed so far. */
+  #progressed = 0;
+  gaveUpBecause?: string;
+
+  constructor(deps: BackfillWorkerDeps) {
+    const log = deps.log ?? rootLog.child({ component: "backfill" });
+    this.#ctx = {
+      db: deps.db,
+      store: deps.store,
+      topic: deps.topic,
+      plan: deps.plan,
+      log,
+      holder: deps.holder ?? processHolder(),
+      leaseMs: deps.leaseMs ?? 60_000,
+      restRatio: deps.restRatio ?? 1,
+      chunkEvents: deps.chunkEvents ?? 20_000,
+      progressEveryMs: deps.progressEveryMs ?? 5_000,
+      pollMs: deps.pollMs ?? 1_000,
+      telemetry: backfillTelemetry(deps.registry),
+      onProgress: deps.onProgress,
+      runHour: deps.runHour,
+      stopping: () => this.#stopping,
+      committed: () => this.#progressed++,
+    };
+    this.#waits = new Waits(log);
+  }
+
+  start(): void {
+    this.#loop ??= this.#run();
+  }
+
+  wake(): void {
+    this.#wakeUp?.();
+  }
+
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    this.#wakeUp?.();
+    await this.#loop;
+  }
+
+  async drain(opts: DrainOptions = {}): Promise<"done" | "gave_up"> {
+    this.gaveUpBecause = undefined;
+    for (;;) {
+      const outcome = await this.#speedPass(opts.metrics);
+      if (this.#stopping) return "done";
+      if (outcome === "idle") break;
+      const stalled = opts.giveUpWhenStalled ? await this.#stalled(opts.metrics) : undefined;
+      if (stalled !== undefined) {
+        await this.#giveBack(opts.metrics);
+        this.gaveUpBecause = stalled;
+        this.#ctx.log.warn("backfill gave up: the lake does not catch up", { reason: stalled });
+        return "gave_up";
       }
-      wakeUp = done;
-    });
+      await sleep(this.#ctx.pollMs);
+    }
+    if (opts.batch) await runQueuedHours(this.#ctx);
+    return "done";
+  }
 
-  async function claim(
+  async status(): Promise<BackfillStatus> {
+    const { db, topic } = this.#ctx;
+    const [rows, hours] = await Promise.all([
+      store.listRows(db, topic),
+      store.hourCounts(db, topic),
+    ]);
+    const metrics = summarize(rows, this.#waits.list());
+    return {
+      active: metrics.some((m) => m.state === "running") || hours.queued > 0,
+      metrics,
+      batchHours: hours,
+    };
+  }
+
+  #pace(): LakePace {
+    const plan = this.#ctx.plan();
+    return { rollMaxAgeMs: plan.lake.roll.maxAgeMs, flushIntervalMs: plan.speed.flushIntervalMs };
+  }
+
+  #nap(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(t);
+        this.#wakeUp = undefined;
+        resolve();
+      };
+      const t = setTimeout(done, ms);
+      this.#wakeUp = done;
+    });
+  }
+
+  async #claim(
     metrics: readonly string[] | undefined,
     skip: ReadonlySet<string>,
   ): Promise<BackfillRow | undefined> {
+    const { db, topic, holder, leaseMs } = this.#ctx;
     const gone = (await store.holders(db, topic)).filter((h) => holder.gone(h));
     return await store.claimRow(db, topic, holder.id, leaseMs, gone, metrics, [...skip]);
   }
 
-  /** Replays one claimed row as far as the lake allows. */
-  async function replay(row: BackfillRow): Promise<Outcome> {
-    const speed = deps.plan().speed;
-    const p = row.partition;
-    const lake = (await readProgress(db, topic, [p])).get(p)?.lakeOffset ?? 0;
-    const fromHour = Number.isFinite(row.fromMs) ? hourStart(row.fromMs) : -Infinity;
-    const files = await listPartitionFiles(deps.store, p, fromHour, Infinity);
-    // Stopping early for an upper window bound needs every file below the
-    // stop offset listed, so only once the lake is durable up to it.
-    const stop = lake >= row.stopOffset ? effectiveStop(row, files) : row.stopOffset;
-    let next = row.nextOffset ?? 0;
-    const startOffset = row.startOffset ??
-      Math.min(stop, Math.max(next, files.find((f) => f.lastOffset >= next)?.firstOffset ?? next));
-    const limit = Math.min(stop, lake);
-    const report = (finished: boolean) =>
-      deps.onProgress?.({
-        metric: row.metric,
-        partition: p,
-        nextOffset: next,
-        stopOffset: stop,
-        startOffset,
-        finished,
-      });
-    let position: store.Position = { nextOffset: row.nextOffset, hash: row.hash };
-    const commit = async (
-      to: number,
-      clockMs: number,
-      work: { deltas: WindowDelta[]; dropped: DroppedValue[]; events: number },
-      finished: boolean,
-    ) => {
-      const aggs = new Map([[row.metric, row.definition.aggregation]]);
-      await db.transaction(async (tx) => {
-        await store.checkPosition(tx, row, holder.id, position);
-        await writeWindowDeltas(tx, topic, speed.windowMs, aggs, p, work.deltas, work.dropped);
-        await store.advance(tx, row, {
-          nextOffset: to,
-          clockMs,
-          startOffset,
-          events: work.events,
-          rows: work.deltas.length,
-          leaseMs,
-          finished,
-        });
-      });
-      position = { nextOffset: to, hash: row.hash };
-      next = to;
-      progressed++;
-      telemetry.events.inc({ metric: row.metric }, work.events);
-      telemetry.rows.inc({ metric: row.metric }, work.deltas.length);
-      report(finished);
-    };
-
-    const replay = new PartitionReplay(
-      [compileMetric(row.definition)],
-      { windowMs: speed.windowMs, allowedLatenessMs: speed.allowedLatenessMs },
-      { fromMs: row.fromMs, untilMs: row.untilMs },
-      row.clockMs,
-    );
-    let lastLog = Date.now();
-    if (next < limit) {
-      const stream = streamPartition(deps.store, {
-        partition: p,
-        files,
-        startOffset: next,
-        stopOffset: limit,
-        sliceRows: chunkEvents,
-      });
-      for await (const c of stream) {
-        const t0 = performance.now();
-        const ev = { bytes: 0, timestamp: 0, app: "", id: "", antenna_id: "" };
-        for (let i = 0; i < c.rows; i++) {
-          ev.bytes = c.bytes[i];
-          ev.timestamp = c.timestamp[i] / 1000;
-          ev.app = c.app[i];
-          ev.id = c.id[i];
-          ev.antenna_id = c.antenna_id[i];
-          replay.add(ev);
-        }
-        const to = c.offset[c.rows - 1] + 1;
-        await commit(to, replay.clockMs, { ...replay.take(), events: c.rows }, false);
-        if (Date.now() - lastLog >= progressEveryMs) {
-          lastLog = Date.now();
-          log.info("backfill progress", {
-            metric: row.metric,
-            partition: p,
-            offset: next,
-            stop,
-            percent: percent(startOffset, next, stop),
-          });
-        }
-        if (stopping) return "stopped";
-        await sleep(Math.max(1, (performance.now() - t0) * restRatio));
-      }
-    }
-    // Every lake event below `limit` is replayed: nothing more below it.
-    const finished = limit >= stop;
-    if (next < limit || finished) {
-      await commit(
-        Math.max(next, limit),
-        replay.clockMs,
-        { deltas: [], dropped: [], events: 0 },
-        finished,
-      );
-    }
-    return finished ? "finished" : "waiting";
-  }
-
   /** Claims and replays rows until none is claimable (or the lake holds them up). */
-  async function speedPass(metrics?: readonly string[]): Promise<"idle" | "waiting"> {
+  async #speedPass(metrics?: readonly string[]): Promise<"idle" | "waiting"> {
     let waiting = false;
     const skip = new Set<string>();
-    while (!stopping) {
+    while (!this.#stopping) {
       // Rows waiting on the lake are skipped for the rest of the pass.
-      const row = await claim(metrics, skip);
+      const row = await this.#claim(metrics, skip);
       if (!row) break;
-      const id = `${row.metric}/${row.partition}`;
-      let outcome: Outcome;
       const t0 = Date.now();
-      try {
-        outcome = await replay(row);
-      } catch (error) {
-        if (error instanceof store.RowMovedError) {
-          log.info("backfill row superseded: dropped", {
-            metric: row.metric,
-            partition: row.partition,
-          });
-          continue;
-        }
-        if (error instanceof StoreError && error.kind === "not_found") {
-          // A compaction replaced a file under the stream: list again, from the recorded position.
-          log.debug("lake file gone during a backfill: listing again", { error });
-          await sleep(Math.min(200, pollMs));
-          continue;
-        }
-        throw error;
-      }
-      if (outcome === "finished") {
-        log.info("backfill of a partition finished", {
-          metric: row.metric,
-          partition: row.partition,
-          stop_offset: row.stopOffset,
-          ms: Date.now() - t0,
-        });
-        if (!(await store.hasOpenRows(db, topic))) {
-          log.info("backfill finished: every partition is done");
-        }
-      } else if (outcome === "waiting") {
-        skip.add(id);
+      const outcome = await this.#replay(row);
+      if (outcome === undefined) continue;
+      if (outcome.kind === "stopped") break;
+      if (outcome.kind === "waiting") {
+        skip.add(`${row.metric}/${row.partition}`);
         waiting = true;
-        log.debug("backfill waits for the lake to be durable up to the switch", {
-          metric: row.metric,
-          partition: row.partition,
-        });
-      } else if (outcome === "stopped") break;
+        this.#waits.note(row.metric, outcome.lag, this.#pace());
+      } else await this.#finished(row, Date.now() - t0);
     }
-    await refreshGauge();
+    await this.#refreshGauge();
     return waiting ? "waiting" : "idle";
   }
 
-  async function batchPass(): Promise<void> {
-    if (!deps.runHour) return;
-    while (!stopping) {
-      if (await store.hasOpenRows(db, topic)) return;
-      const hour = await store.nextHour(db, topic);
-      if (hour === undefined) return;
-      let status = "failed";
-      let runId: string | undefined;
-      try {
-        const s = await deps.runHour(hour);
-        status = s.status;
-        runId = s.runId;
-      } catch (error) {
-        log.warn("batch hour of a backfill not run: it is retried later", {
-          hour: new Date(hour).toISOString().slice(0, 13),
-          error,
+  /** Replays a row; undefined when it went away under the replay (claim the next one). */
+  async #replay(row: BackfillRow): Promise<Outcome | undefined> {
+    const { log, pollMs } = this.#ctx;
+    try {
+      return await replayRow(this.#ctx, row);
+    } catch (error) {
+      if (error instanceof store.RowMovedError) {
+        this.#waits.end(row.metric, row.partition);
+        log.info("backfill row superseded: dropped", {
+          metric: row.metric,
+          partition: row.partition,
         });
-        return;
+        return undefined;
       }
-      await store.finishHour(db, topic, hour, status, runId);
-      // A failed hour stays failed here (counted in the status); `deno task backfill
-      // --metric` or `deno task batch` runs it again.
-      const fields = { hour: new Date(hour).toISOString().slice(0, 13), status, run_id: runId };
-      if (status === "succeeded") {
-        log.info("batch hour run again for new or changed metrics", fields);
-      } else log.warn("batch hour of a backfill did not succeed", fields);
+      if (error instanceof StoreError && error.kind === "not_found") {
+        // A compaction replaced a file under the stream: list again, from the recorded position.
+        log.debug("lake file gone during a backfill: listing again", { error });
+        await sleep(Math.min(200, pollMs));
+        return undefined;
+      }
+      throw error;
     }
   }
 
-  async function refreshGauge(): Promise<void> {
+  async #finished(row: BackfillRow, ms: number): Promise<void> {
+    const { db, topic, log } = this.#ctx;
+    const waited = this.#waits.end(row.metric, row.partition);
+    log.info("backfill of a partition finished", {
+      metric: row.metric,
+      partition: row.partition,
+      stop_offset: row.stopOffset,
+      ms,
+      ...(waited !== undefined ? { waited_for_lake_ms: waited } : {}),
+    });
+    const rows = (await store.listRows(db, topic)).filter((r) => r.metric === row.metric);
+    if (rows.every((r) => r.finishedAt !== undefined)) {
+      const [m] = summarize(rows);
+      log.info(`backfill of ${row.metric} finished: every partition is done`, {
+        metric: row.metric,
+        partitions: m.partitions,
+        events: m.events,
+        rows_written: m.rowsWritten,
+      });
+    }
+  }
+
+  /** Why a row of `metrics` that waits will not see the lake catch up; undefined while it may. */
+  async #stalled(metrics?: readonly string[]): Promise<string | undefined> {
+    const waits = this.#waits.list(metrics);
+    if (waits.length === 0) return undefined;
+    const { db, topic } = this.#ctx;
+    const progress = await readProgress(db, topic, waits.map((w) => w.partition));
+    const pace = this.#pace();
+    for (const w of waits) {
+      const age = progress.get(w.partition)?.ageMs;
+      if (lakeStalled(age, pace)) return stalledMessage(w.lag, age, pace);
+    }
+    return undefined;
+  }
+
+  /** Gives back the rows this worker holds, of `metrics` when given. */
+  async #giveBack(metrics?: readonly string[]): Promise<void> {
+    const { db, topic, holder } = this.#ctx;
+    for (const r of await store.listRows(db, topic)) {
+      if (r.holder !== holder.id || (metrics && !metrics.includes(r.metric))) continue;
+      await store.releaseRow(db, r, holder.id);
+      this.#waits.end(r.metric, r.partition);
+    }
+  }
+
+  async #refreshGauge(): Promise<void> {
     try {
-      const rows = await store.listRows(db, topic);
-      telemetry.open.set(rows.filter((r) => r.finishedAt === undefined).length);
+      const rows = await store.listRows(this.#ctx.db, this.#ctx.topic);
+      this.#ctx.telemetry.open.set(rows.filter((r) => r.finishedAt === undefined).length);
     } catch { /* a gauge is not worth a failure */ }
   }
 
-  async function run(): Promise<void> {
+  async #run(): Promise<void> {
+    const { log, pollMs } = this.#ctx;
     let failures = 0;
-    while (!stopping) {
+    while (!this.#stopping) {
       try {
-        const speed = await speedPass();
-        await batchPass();
+        const speed = await this.#speedPass();
+        await runQueuedHours(this.#ctx);
         failures = 0;
-        await nap(speed === "waiting" ? pollMs : pollMs * 5);
+        await this.#nap(speed === "waiting" ? pollMs : pollMs * 5);
       } catch (error) {
         failures++;
         if (failures === 1) log.warn("backfill failed, retrying", { error });
         else log.debug("backfill still failing", { failures, error });
-        await nap(Math.min(30_000, pollMs * 2 ** Math.min(failures, 5)));
+        await this.#nap(Math.min(30_000, pollMs * 2 ** Math.min(failures, 5)));
       }
     }
   }
-
-  return {
-    start() {
-      if (!loop) loop = run();
-    },
-    wake() {
-      wakeUp?.();
-    },
-    async stop() {
-      stopping = true;
-      wakeUp?.();
-      await loop;
-    },
-    async drain(opts = {}) {
-      let lastMoved = Date.now();
-      let lastSeen = progressed;
-      for (;;) {
-        const outcome = await speedPass(opts.metrics);
-        if (stopping) return "done";
-        if (outcome === "idle") break;
-        if (progressed !== lastSeen) {
-          lastSeen = progressed;
-          lastMoved = Date.now();
-        } else if (
-          opts.giveUpAfterMs !== undefined && Date.now() - lastMoved > opts.giveUpAfterMs
-        ) {
-          for (const r of await store.listRows(db, topic)) {
-            if (r.holder === holder.id) await store.releaseRow(db, r, holder.id);
-          }
-          return "gave_up";
-        }
-        await sleep(pollMs);
-      }
-      if (opts.batch) await batchPass();
-      return "done";
-    },
-    async status() {
-      const [rows, hours] = await Promise.all([
-        store.listRows(db, topic),
-        store.hourCounts(db, topic),
-      ]);
-      const metrics = summarize(rows);
-      return {
-        active: metrics.some((m) => m.state === "running") || hours.queued > 0,
-        metrics,
-        batchHours: hours,
-      };
-    },
-  };
-}
-
-/** The replay stops at the switch, or earlier when windows end before `untilMs`. */
-function effectiveStop(row: BackfillRow, files: readonly PartitionFile[]): number {
-  if (!Number.isFinite(row.untilMs)) return row.stopOffset;
-  // Past the last event of an hour before `untilMs`, no event changes a window in range.
-  let last = -1;
-  for (const f of files) if (f.hourMs < row.untilMs) last = Math.max(last, f.lastOffset);
-  return Math.min(row.stopOffset, last + 1);
-}
-
-function percent(start: number, next: number, stop: number): number {
-  if (stop <= start) return 100;
-  return Math.round((Math.min(1, Math.max(0, (next - start) / (stop - start)))) * 1000) / 10;
-}
-
-/** Rows grouped by metric, newest first. */
-export function summarize(rows: readonly BackfillRow[]): MetricBackfill[] {
-  const by = new Map<string, BackfillRow[]>();
-  for (const r of rows) {
-    let list = by.get(r.metric);
-    if (!list) by.set(r.metric, list = []);
-    list.push(r);
-  }
-  const iso = (ms?: number) => (ms === undefined ? null : new Date(ms).toISOString());
-  const out: MetricBackfill[] = [];
-  for (const [metric, list] of by) {
-    let total = 0, done = 0;
-    for (const r of list) {
-      const start = r.startOffset ?? 0;
-      const span = Math.max(0, r.stopOffset - start);
-      total += span;
-      done += r.finishedAt !== undefined
-        ? span
-        : r.nextOffset === undefined
-        ? 0
-        : Math.min(span, Math.max(0, r.nextOffset - start));
-    }
-    const finished = list.filter((r) => r.finishedAt !== undefined).length;
-    const first = list.reduce((a, b) => (a.createdAt <= b.createdAt ? a : b));
-    const lastDone = list.every((r) => r.finishedAt !== undefined)
-      ? Math.max(...list.map((r) => r.finishedAt!))
-      : undefined;
-    out.push({
-      metric,
-      reason: first.reason,
-      ...(first.generation !== undefined ? { generation: first.generation } : {}),
-      state: finished === list.length ? "finished" : "running",
-      progress: total === 0 ? (finished === list.length ? 1 : 0) : done / total,
-      partitions: list.length,
-      finishedPartitions: finished,
-      switchOffsets: Object.fromEntries(
-        [...list].sort((a, b) => a.partition - b.partition).map((
-          r,
-        ) => [String(r.partition), r.stopOffset]),
-      ),
-      from: Number.isFinite(first.fromMs) ? iso(first.fromMs) : null,
-      events: list.reduce((n, r) => n + r.events, 0),
-      rowsWritten: list.reduce((n, r) => n + r.rowsWritten, 0),
-      createdAt: iso(first.createdAt)!,
-      finishedAt: iso(lastDone),
-    });
-  }
-  return out.sort((a, b) => (a.createdAt < b.createdAt ? 1 : a.createdAt > b.createdAt ? -1 : 0));
 }

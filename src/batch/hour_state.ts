@@ -2,12 +2,15 @@
  * What the batch layer knows about each hour, read from what the speed layer
  * and earlier runs recorded in PostgreSQL: how complete the lake is (per
  * partition, and as the topic's least, see src/core/completeness.ts), which
- * hours are batched, and which batched hours the lake has changed since
- * (stale). The scheduler decides from it; the API and `/ready` show it.
+ * hours are batched, which batched hours the lake has changed since or a
+ * backfill's re-run failed for (stale), and which hours come before any data
+ * (empty). The scheduler decides from it; the API and `/ready` show it.
  */
 import type { Plan } from "../config/plan.ts";
 import type { Queryable } from "../db/db.ts";
 import {
+  beforeAnyData,
+  firstDataHour,
   hourComplete,
   type LakeProgress,
   oldestIncompleteHour,
@@ -90,20 +93,32 @@ export interface BatchedHour {
   readonly staleSince?: number;
 }
 
+// An hour is stale when the lake changed after its batch read it, or when a
+// re-run a backfill started for new or changed batch metrics failed after
+// its last success (backfill_hours, src/backfill/batch_hours.ts): its batch
+// lacks those metrics until a run succeeds, so the scheduler runs it again
+// like any stale hour, and retries it like any failed run.
+const REDO_JOIN = `LEFT JOIN backfill_hours f ON f.hour = bh.hour
+    AND f.status <> 'succeeded' AND f.finished_at > bh.completed_at`;
+
 const BATCHED_SQL = `SELECT bh.hour, bh.last_run_id, bh.completed_at,
-    min(c.pending_since) FILTER (WHERE c.seq > COALESCE(bh.lake_seq, 0)) AS stale_since,
-    bool_or(c.seq > COALESCE(bh.lake_seq, 0)) AS stale
+    LEAST(min(c.pending_since) FILTER (WHERE c.seq > COALESCE(bh.lake_seq, 0)),
+      min(f.finished_at)) AS stale_since,
+    bool_or(c.seq > COALESCE(bh.lake_seq, 0)) OR bool_or(f.hour IS NOT NULL) AS stale
   FROM batch_hours bh
   LEFT JOIN lake_hour_changes c ON c.hour = bh.hour
+  ${REDO_JOIN}
   WHERE ($1::timestamp IS NULL OR bh.hour >= $1::timestamp)
     AND ($2::timestamp IS NULL OR bh.hour <= $2::timestamp)
   GROUP BY bh.hour, bh.last_run_id, bh.completed_at
   ORDER BY bh.hour`;
 
 const STALE_SQL = `SELECT bh.hour, bh.last_run_id, bh.completed_at,
-    min(c.pending_since) AS stale_since, true AS stale
+    LEAST(min(c.pending_since), min(f.finished_at)) AS stale_since, true AS stale
   FROM batch_hours bh
-  JOIN lake_hour_changes c ON c.hour = bh.hour AND c.seq > COALESCE(bh.lake_seq, 0)
+  LEFT JOIN lake_hour_changes c ON c.hour = bh.hour AND c.seq > COALESCE(bh.lake_seq, 0)
+  ${REDO_JOIN}
+  WHERE c.hour IS NOT NULL OR f.hour IS NOT NULL
   GROUP BY bh.hour, bh.last_run_id, bh.completed_at
   ORDER BY bh.hour`;
 
@@ -143,19 +158,27 @@ export async function readStaleHours(db: Queryable): Promise<BatchedHour[]> {
   return (await db.query<BatchedRow>(STALE_SQL)).map(toBatched);
 }
 
-/** What an hour is to the batch layer. */
-export type HourState = "incomplete" | "complete" | "batched" | "stale";
+/** What an hour is to the batch layer (`empty`: before any data, nothing to batch). */
+export type HourState = "empty" | "incomplete" | "complete" | "batched" | "stale";
 
 /**
  * The state of one hour. With the speed layer off (`completeMs` undefined)
  * the wall-clock rule stands in for completeness: an hour is complete once
- * it has ended plus the grace.
+ * it has ended plus the grace. Under the completeness rule, an hour before
+ * the first hour with data (`firstDataHour`) is empty, whatever else.
  */
 export function hourState(
   hourMs: number,
   batched: BatchedHour | undefined,
-  when: { completeMs?: number; allowedLatenessMs: number; nowMs: number; graceMs: number },
+  when: {
+    completeMs?: number;
+    allowedLatenessMs: number;
+    nowMs: number;
+    graceMs: number;
+    firstDataHour?: number;
+  },
 ): HourState {
+  if (beforeAnyData(hourMs, when.firstDataHour)) return "empty";
   if (batched) return batched.stale ? "stale" : "batched";
   const complete = when.completeMs === undefined
     ? hourMs + HOUR_MS + when.graceMs <= when.nowMs
@@ -176,11 +199,24 @@ export type BatchRule = "completeness" | "wall_clock";
 export async function readRule(
   db: Queryable,
   plan: Plan,
-): Promise<{ rule: BatchRule; completeness?: Completeness }> {
+): Promise<{ rule: BatchRule; completeness?: Completeness; firstDataHour?: number }> {
   const completeness = await readCompleteness(db, plan);
-  return plan.speed.enabled || completeness.partitions > 0
-    ? { rule: "completeness", completeness }
-    : { rule: "wall_clock" };
+  if (!plan.speed.enabled && completeness.partitions === 0) return { rule: "wall_clock" };
+  return { rule: "completeness", completeness, firstDataHour: await readFirstDataHour(db, plan) };
+}
+
+/**
+ * The first hour with data (src/core/completeness.ts), when this pipeline's
+ * speed layer writes the lake: the first hour it stamped lake rows in, or an
+ * earlier one a batch read rows from (a lake older than its change records).
+ */
+export async function readFirstDataHour(db: Queryable, plan: Plan): Promise<number | undefined> {
+  const rows = await db.query<{ lake: Date | null; read: Date | null }>(
+    `SELECT (SELECT min(hour) FROM lake_hour_changes WHERE topic = $1) AS lake,
+       (SELECT min(hour) FROM batch_runs WHERE status = 'succeeded' AND rows_read > 0) AS read`,
+    [plan.source.kafka.topic],
+  );
+  return firstDataHour(rows[0]?.lake?.getTime(), rows[0]?.read?.getTime());
 }
 
 /** Draws the lake change number a run reads the lake at (before it reads). */

@@ -15,6 +15,7 @@ import type { Logger } from "../log.ts";
 import { reconciledSpeedMetrics } from "./catalog.ts";
 import { computeHour, type HourColumns, neededColumns } from "./compute.ts";
 import { UnknownDevicesError } from "./errors.ts";
+import { emptyBefore, recordEmpty } from "./empty_hour.ts";
 import { drawLakeSeq, readRule } from "./hour_state.ts";
 import { hourLabel } from "./hours.ts";
 import type { HourParticipant } from "./participant.ts";
@@ -106,6 +107,13 @@ export async function runJob(
     mark = performance.now();
     stats.rowsRead = data.rows;
     stats.filesRead = fileCount(data.files);
+    // Nothing in the lake for an hour before any data: empty (empty_hour.ts).
+    const firstData = data.rows === 0 && stats.filesRead === 0
+      ? await emptyBefore(deps, hour)
+      : undefined;
+    if (firstData !== undefined) {
+      return await recordEmpty(deps, { hour, runId, trigger, firstData, started });
+    }
     const result = computeHour(plan.batch, data.columns, data.rows, users, reconciled);
     lap("compute_ms");
     stats.unknownDevices = result.unknownDevices;

@@ -224,7 +224,7 @@ export function createBatchRunner(deps: BatchRunnerDeps): BatchRunner {
   async function hours(from: number, to: number): Promise<HoursReport> {
     checkHour(from);
     checkHour(to);
-    const [{ rule, completeness }, batched, last] = await Promise.all([
+    const [{ rule, completeness, firstDataHour }, batched, last] = await Promise.all([
       readRule(db, plan),
       readBatchedHours(db, from, to),
       runs.lastRuns(db, from, to),
@@ -236,6 +236,7 @@ export function createBatchRunner(deps: BatchRunnerDeps): BatchRunner {
       allowedLatenessMs: plan.speed.allowedLatenessMs,
       nowMs: clock(),
       graceMs: plan.batch.graceMs,
+      firstDataHour,
     };
     return {
       rule,

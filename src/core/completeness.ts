@@ -82,3 +82,29 @@ export function oldestIncompleteHour(
   if (!Number.isFinite(completeMs)) return undefined;
   return hourStart(completeMs - allowedLatenessMs);
 }
+
+/**
+ * The first hour with data: the earliest of the first hour the speed layer
+ * recorded lake rows in and the first hour a batch run read rows from
+ * (either undefined when there is none); undefined when neither is known.
+ *
+ * @example firstDataHour(Date.UTC(2026, 11, 5, 14), undefined) // Date.UTC(2026, 11, 5, 14)
+ */
+export function firstDataHour(
+  firstLakeHourMs: number | undefined,
+  firstReadHourMs: number | undefined,
+): number | undefined {
+  if (firstLakeHourMs === undefined) return firstReadHourMs;
+  if (firstReadHourMs === undefined) return firstLakeHourMs;
+  return Math.min(firstLakeHourMs, firstReadHourMs);
+}
+
+/**
+ * Whether hour `hourMs` is before any data: it starts before the first hour
+ * with data (`firstDataHour`). Nothing known, nothing before it.
+ *
+ * @example beforeAnyData(Date.UTC(2026, 11, 1, 0), Date.UTC(2026, 11, 5, 14)) // true
+ */
+export function beforeAnyData(hourMs: number, firstDataHourMs: number | undefined): boolean {
+  return firstDataHourMs !== undefined && hourMs < firstDataHourMs;
+}

@@ -56,6 +56,8 @@ export interface Progress {
   /** -Infinity when unknown. */
   readonly lakeClockMs: number;
   readonly caughtUpMs: number;
+  /** How long ago (database clock) the speed layer last recorded it, ms. */
+  readonly ageMs?: number;
 }
 
 /** SQL of epoch ms → TIMESTAMP (UTC wall clock), without going through floats or strings. */
@@ -188,8 +190,10 @@ export async function readProgress(
     clock_ms: number | null;
     lake_clock_ms: number | null;
     caught_up_ms: number | null;
+    age_ms: number | string | null;
   }>(
-    `SELECT "partition", next_offset, lake_offset, clock_ms, lake_clock_ms, caught_up_ms
+    `SELECT "partition", next_offset, lake_offset, clock_ms, lake_clock_ms, caught_up_ms,
+       (EXTRACT(EPOCH FROM (now() - updated_at)) * 1000)::bigint AS age_ms
      FROM speed_progress WHERE topic = $1 AND "partition" = ANY($2::int[])`,
     [topic, [...partitions]],
   );
@@ -200,6 +204,7 @@ export async function readProgress(
     clockMs: ms(r.clock_ms),
     lakeClockMs: ms(r.lake_clock_ms),
     caughtUpMs: ms(r.caught_up_ms),
+    ...(r.age_ms === null ? {} : { ageMs: Number(r.age_ms) }),
   }]));
 }
 

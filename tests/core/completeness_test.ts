@@ -3,16 +3,20 @@
  * partition's lake is complete up to its clock at the lake-durable offset, or
  * up to the time it was seen fully consumed minus the lateness; the topic up
  * to the least of its partitions, every one of which must be known; an hour
- * once that is past its end plus the lateness.
+ * once that is past its end plus the lateness; hours before the first hour
+ * with data are empty.
  */
 import assert from "node:assert/strict";
 import {
+  beforeAnyData,
+  firstDataHour,
   hourComplete,
   type LakeProgress,
   oldestIncompleteHour,
   partitionCompleteMs,
   topicCompleteMs,
 } from "../../src/core/completeness.ts";
+import { type BatchedHour, hourState } from "../../src/batch/hour_state.ts";
 
 const L = 15_000;
 const H = Date.UTC(2026, 10, 28, 10);
@@ -71,5 +75,43 @@ Deno.test("oldestIncompleteHour() is the hour whose end the complete time minus 
     const oldest = oldestIncompleteHour(c, L)!;
     assert.equal(hourComplete(oldest, c, L), false);
     assert.equal(hourComplete(oldest - HOUR, c, L), true);
+  }
+});
+
+Deno.test("firstDataHour() is the earlier of the lake's first hour and the first hour a batch read rows from", () => {
+  const cases: [number | undefined, number | undefined, number | undefined][] = [
+    [undefined, undefined, undefined], // nothing seen: no hour is before any data
+    [H, undefined, H],
+    [undefined, H, H],
+    [H, H - 3 * HOUR, H - 3 * HOUR], // a lake older than its change records
+    [H - HOUR, H, H - HOUR],
+  ];
+  for (const [lake, read, want] of cases) assert.equal(firstDataHour(lake, read), want);
+});
+
+Deno.test("beforeAnyData() holds for hours starting before the first hour with data, and for none when it is unknown", () => {
+  assert.equal(beforeAnyData(H - 72 * HOUR, H), true); // days before the pipeline existed
+  assert.equal(beforeAnyData(H - HOUR, H), true);
+  assert.equal(beforeAnyData(H, H), false); // the first hour itself holds data
+  assert.equal(beforeAnyData(H + 5 * HOUR, H), false); // a quiet hour later is not empty
+  assert.equal(beforeAnyData(H - 72 * HOUR, undefined), false);
+});
+
+Deno.test("hourState() is empty before the first hour with data, whatever the lake's completeness", () => {
+  const when = { completeMs: H + 3 * HOUR, allowedLatenessMs: L, nowMs: H + 4 * HOUR, graceMs: 0 };
+  const batched: BatchedHour = { hour: H - 2 * HOUR, lastRunId: "1", completedAt: H, stale: false };
+  const cases: [number, BatchedHour | undefined, number | undefined, string][] = [
+    [H - 48 * HOUR, undefined, H, "empty"], // was complete: the lake is complete past it
+    [H - 2 * HOUR, batched, H, "empty"], // batched empty before this rule: still nothing there
+    [H, undefined, H, "complete"],
+    [H + 3 * HOUR, undefined, H, "incomplete"],
+    [H - 48 * HOUR, undefined, undefined, "complete"], // nothing known: as before
+  ];
+  for (const [hour, b, first, want] of cases) {
+    assert.equal(
+      hourState(hour, b, { ...when, firstDataHour: first }),
+      want,
+      new Date(hour).toISOString(),
+    );
   }
 });
