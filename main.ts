@@ -6,29 +6,11 @@
 import process from "node:process";
 import { UserError } from "./src/errors.ts";
 import { runMain } from "./src/cli/run.ts";
+import { helpText } from "./src/cli/help.ts";
 
 // Dependencies (the GCS client's URL stack) load Node's deprecated `punycode`;
 // the warning is about their internals, nothing an operator can act on.
 process.noDeprecation = true;
-
-const HELP = `antenna-lambda: a lambda architecture for mobile-antenna telemetry
-
-Usage: deno task <command> [options]      (or ./deno run -A main.ts <command>)
-
-Commands:
-  start      Run the pipeline: source -> speed layer -> PostgreSQL + lake,
-             hourly batch layer, HTTP API. Embedded defaults need no service.
-  check      Validate pipeline.yaml (or the given file) and list every problem.
-  provision  Apply the SQL migrations, seed simulator users, load a users CSV.
-  simulate   Produce simulated antenna events to Kafka.
-  batch      Run the batch layer for an hour (--hour) or a range (--from/--to).
-  backfill   Recompute a metric's history (--metric NAME) or drop a removed
-             metric's rows (--drop NAME).
-  stack      Start, stop or show the local Kafka, PostgreSQL and GCS emulator.
-  help       Show this text. Every command takes --help.
-
-Common option: --config <file>  (default ./pipeline.yaml)
-Docs: README.md, docs/config-reference.md`;
 
 type CommandMain = (args: string[]) => Promise<number>;
 
@@ -45,7 +27,7 @@ const COMMANDS: Record<string, () => Promise<CommandMain>> = {
 async function run(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (!command || command === "help" || command === "--help" || command === "-h") {
-    console.log(HELP);
+    console.log(helpText());
     return command ? 0 : 2;
   }
   const load = COMMANDS[command];

@@ -7,7 +7,7 @@
 import type { Plan } from "../config/plan.ts";
 import type { Db } from "../db/db.ts";
 import type { ObjectStore } from "../lake/mod.ts";
-import type { EventSource } from "../kafka/source.ts";
+import type { EventSource } from "../speed/mod.ts";
 import type { Registry } from "../metrics.ts";
 import type { SpeedStatus } from "../speed/mod.ts";
 import type { ConfigStatus } from "../config/reload.ts";

@@ -23,12 +23,14 @@ import {
   watchFile,
 } from "../config/mod.ts";
 import type { Plan } from "../config/plan.ts";
-import { migrate, openDb, redactUrl, seedUsers, serveEmbedded } from "../db/mod.ts";
+import { migrate, openDb, redactUrl, serveEmbedded } from "../db/mod.ts";
+import { seedUsers } from "../simulator/mod.ts";
 import type { Db } from "../db/db.ts";
 import { UserError } from "../errors.ts";
 import { createLogger, type Logger } from "../log.ts";
 import { openStore } from "../lake/mod.ts";
-import { type DeadLetterSink, type EventSource, openKafkaFromPlan } from "../kafka/mod.ts";
+import { openKafkaFromPlan } from "../kafka/mod.ts";
+import type { DeadLetterSink, EventSource } from "../speed/mod.ts";
 import { createDbTimelineStore, createSimulatorSource } from "../simulator/mod.ts";
 import { type SpeedLayer, startSpeedLayer } from "../speed/mod.ts";
 import { type BatchRunner, createBatchRunner } from "../batch/mod.ts";

@@ -10,8 +10,8 @@
  */
 import { loadPlan } from "../config/mod.ts";
 import { UserError } from "../errors.ts";
-import { loadUsersCsv, migrate, openPlanDb, redactUrl, seedUsers } from "./mod.ts";
-import { HIGH_QUOTA, LOW_QUOTA } from "./seed.ts";
+import { loadUsersCsv, migrate, openPlanDb, redactUrl } from "./mod.ts";
+import { HIGH_QUOTA, LOW_QUOTA, seedUsers } from "../simulator/users.ts";
 
 const USAGE = `Usage: provision [options]
 

@@ -1,6 +1,6 @@
 /**
  * Front door of the database layer: `openDb` picks the backend (postgres.js
- * for a URL, embedded PGlite otherwise), plus migrations, seed, CSV loading and
+ * for a URL, embedded PGlite otherwise), plus migrations, CSV loading and
  * the embedded wire-protocol server. Both backends return the same JS types:
  * BIGINT/NUMERIC as `number` (a `bigint` beyond 2^53-1), TIMESTAMP (UTC by
  * convention) and TIMESTAMPTZ as `Date`.
@@ -16,7 +16,6 @@ export type { Db, Queryable, Row } from "./db.ts";
 export { serveEmbedded } from "./serve.ts";
 export type { EmbeddedServer, ServeOptions } from "./serve.ts";
 export { migrate, SQL_DIR } from "./migrate.ts";
-export { seedQuota, seedUsers } from "./seed.ts";
 export { loadUsersCsv } from "./users_csv.ts";
 export { EmbeddedInUseError } from "./pglite.ts";
 

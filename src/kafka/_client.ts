@@ -5,6 +5,7 @@
  */
 import { Kafka, type LogEntry, logLevel } from "kafkajs";
 import { log } from "../log.ts";
+import "../kafkajs_timer_fix.ts";
 
 const kafkaLog = log.child({ component: "kafka" });
 
@@ -12,8 +13,8 @@ const kafkaLog = log.child({ component: "kafka" });
  * kafkajs logs every join, pause and resume at INFO; those are ours to report,
  * so only its warnings and errors come through (LOG_LEVEL=debug shows INFO too).
  */
-function logCreator(_level: logLevel) {
-  return ({ namespace, level, log: entry }: LogEntry) => {
+function logCreator(quietRetries: boolean) {
+  return (_level: logLevel) => ({ namespace, level, log: entry }: LogEntry) => {
     const { message, timestamp: _ts, logger: _logger, ...extra } = entry as unknown as {
       message: string;
       timestamp: string;
@@ -27,6 +28,10 @@ function logCreator(_level: logLevel) {
     // final error). The producer's "limiting retries" warning
     // is a choice we made (fail rather than hang when Kafka is gone).
     const retried = namespace === "Connection" || namespace === "BrokerPool";
+    // A caller that retries past kafkajs reports the outage itself (producer.ts).
+    if (quietRetries && level <= logLevel.WARN && level > logLevel.NOTHING) {
+      return kafkaLog.debug(message, fields);
+    }
     const accepted = message.startsWith("Limiting retries for the idempotent producer");
     if (level === logLevel.ERROR && !retried) kafkaLog.error(message, fields);
     else if ((level === logLevel.WARN && !accepted) || level === logLevel.ERROR) {
@@ -38,6 +43,11 @@ function logCreator(_level: logLevel) {
 export interface ClientOptions {
   readonly brokers: readonly string[];
   readonly clientId: string;
+  /**
+   * kafkajs' warnings and errors go to the debug log: for a caller that
+   * retries what kafkajs gives up and logs the outage itself. Default false.
+   */
+  readonly quietRetries?: boolean;
 }
 
 /** A kafkajs client for `brokers`, logging through src/log.ts. */
@@ -46,7 +56,7 @@ export function createClient(opts: ClientOptions): Kafka {
     brokers: [...opts.brokers],
     clientId: opts.clientId,
     logLevel: logLevel.INFO,
-    logCreator,
+    logCreator: logCreator(opts.quietRetries ?? false),
     // Fail fast on a wrong address instead of kafkajs' default ~30 s of retries.
     connectionTimeout: 3_000,
     retry: { initialRetryTime: 200, retries: 5 },

@@ -9,7 +9,7 @@
  *   (where the message was read; topic only when `sourceTopic` is given).
  * Partitioning is by the original key, like the source topic.
  */
-import type { DeadLetter, DeadLetterSink } from "./source.ts";
+import type { DeadLetter, DeadLetterSink } from "../speed/mod.ts";
 import { createProducer, type OutgoingMessage } from "./producer.ts";
 
 export interface DeadLetterSinkOptions {

@@ -7,7 +7,7 @@ import type { KafkaSourcePlan } from "../config/plan.ts";
 import { createKafkaDeadLetterSink } from "./dead_letter_sink.ts";
 import { createKafkaSource } from "./kafka_source.ts";
 import { ensureTopics } from "./topics.ts";
-import type { DeadLetterSink, EventSource } from "./source.ts";
+import type { DeadLetterSink, EventSource } from "../speed/mod.ts";
 
 export async function openKafkaFromPlan(
   k: KafkaSourcePlan,

@@ -1,7 +1,7 @@
 /**
  * The Kafka front door: the only module (with its siblings) that imports
  * kafkajs. The speed layer consumes through `createKafkaSource` (an
- * EventSource), rejects through `createKafkaDeadLetterSink`; the simulator
+ * EventSource, the speed layer's port in src/speed/source.ts), rejects through `createKafkaDeadLetterSink`; the simulator
  * and the quota alert output produce through `createProducer` (the latter
  * reads back what an interrupted attempt published with `readHeadersSince`); `ensureTopics` creates what is missing;
  * `openKafkaFromPlan` opens the topics, source and sink a plan names.
@@ -29,11 +29,3 @@ export {
   type DeadLetterSinkOptions,
   DLQ_HEADERS,
 } from "./dead_letter_sink.ts";
-export type {
-  DeadLetter,
-  DeadLetterSink,
-  EventSource,
-  SourceBatch,
-  SourceHandlers,
-  SourceMessage,
-} from "./source.ts";

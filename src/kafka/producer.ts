@@ -4,14 +4,33 @@
  * compression (the CPU is the bottleneck on a 2-core box, not the network),
  * and Kafka's Java-compatible keyed partitioner so a device lands on the same
  * partition whichever client produced it.
+ *
+ * With `maxRetryTimeMs`, a producer outlives its broker: a request that
+ * kafkajs gave up on because the broker is unreachable is sent again, with
+ * backoff, until it is acknowledged or the broker has been gone that long.
+ * It is the same request of the same idempotent producer (same producer id,
+ * same sequence numbers, which kafkajs rolls back when a request fails), so
+ * a batch the broker wrote before the connection broke is recognised as a
+ * duplicate and not written twice, and nothing behind it is sent before it,
+ * so each partition keeps its order.
  */
 import { Buffer } from "node:buffer";
 import { CompressionTypes, type Message, Partitioners } from "kafkajs";
+import { retry } from "../async/retry.ts";
+import { log } from "../log.ts";
 import { createClient } from "./_client.ts";
 
 export interface ProducerOptions {
   readonly brokers: readonly string[];
   readonly clientId: string;
+  /**
+   * How long a send keeps retrying while the broker is unreachable, ms,
+   * counted from the first failure of a request; then it rejects. 0 = only
+   * kafkajs' own retries (about 10 s). Default 0.
+   */
+  readonly maxRetryTimeMs?: number;
+  /** Aborting ends the retries of a waiting send (it rejects). Default: none. */
+  readonly signal?: AbortSignal;
 }
 
 /** A message to produce; strings are sent as UTF-8. */
@@ -37,6 +56,102 @@ export interface Producer {
  */
 const CHUNK_BYTES = 768 * 1024;
 
+const producerLog = log.child({ component: "producer" });
+
+/** Error names of kafkajs that mean "the broker is not there (yet)", not "this request is wrong". */
+const UNREACHABLE = new Set([
+  "KafkaJSConnectionError",
+  "KafkaJSConnectionClosedError",
+  "KafkaJSRequestTimeoutError",
+  "KafkaJSBrokerNotFound",
+  "KafkaJSNoBrokerAvailableError",
+  "KafkaJSMetadataNotLoaded",
+  "KafkaJSTopicMetadataNotLoaded",
+  "KafkaJSLockTimeout",
+]);
+
+/**
+ * True when `error`, or an error it wraps, says the broker is unreachable or
+ * not ready (a retriable protocol error such as NOT_LEADER while it starts).
+ * kafkajs wraps the cause of its last retry as `cause`.
+ */
+export function isUnreachable(error: unknown): boolean {
+  let e = error as { name?: string; retriable?: boolean; cause?: unknown } | undefined;
+  for (let depth = 0; e && depth < 8; depth++, e = e.cause as typeof e) {
+    if (e.name !== undefined && UNREACHABLE.has(e.name)) return true;
+    if (e.name === "KafkaJSProtocolError" && e.retriable === true) return true;
+  }
+  return false;
+}
+
+/** Raised when the broker stayed away longer than `maxRetryTimeMs`. */
+export class BrokerGoneError extends Error {
+  constructor(maxRetryTimeMs: number, readonly lastError: unknown) {
+    const last = lastError instanceof Error ? `${lastError.name}: ${lastError.message}` : lastError;
+    super(
+      `Kafka stayed unreachable for ${
+        maxRetryTimeMs / 1000
+      } s (the retry limit); last error: ${last}`,
+    );
+    this.name = "BrokerGoneError";
+  }
+}
+
+/**
+ * Runs `attempt` until it succeeds; while it fails because the broker is
+ * unreachable, again with backoff for at most `maxRetryTimeMs` from its first
+ * failure. Logs one line when the broker goes away and one when it is back,
+ * not one a retry.
+ */
+function createOutageRetry(opts: ProducerOptions) {
+  const maxRetryTimeMs = opts.maxRetryTimeMs ?? 0;
+  let downSince: number | undefined;
+  return async function send<T>(attempt: () => Promise<T>): Promise<T> {
+    if (maxRetryTimeMs <= 0) return await attempt();
+    // Aborted with the reason to give up: a fatal error or the time limit.
+    const giveUp = new AbortController();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let lastError: unknown;
+    const signal = opts.signal ? AbortSignal.any([opts.signal, giveUp.signal]) : giveUp.signal;
+    const once = async () => {
+      try {
+        return await attempt();
+      } catch (e) {
+        if (!isUnreachable(e)) giveUp.abort(e);
+        lastError = e;
+        timer ??= setTimeout(
+          () => giveUp.abort(new BrokerGoneError(maxRetryTimeMs, lastError)),
+          maxRetryTimeMs,
+        );
+        throw e;
+      }
+    };
+    try {
+      const result = await retry(once, {
+        signal,
+        initialMs: 500,
+        maxMs: 5_000,
+        onError: (e) => {
+          if (downSince !== undefined) return;
+          downSince = Date.now();
+          producerLog.warn("Kafka is unreachable: keeping the messages and retrying", {
+            brokers: opts.brokers.join(","),
+            maxRetryTimeMs,
+            error: e instanceof Error ? e.message : String(e),
+          });
+        },
+      });
+      if (downSince !== undefined) {
+        producerLog.info("Kafka is back: sending again", { downMs: Date.now() - downSince });
+        downSince = undefined;
+      }
+      return result;
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+}
+
 /** Zero-copy view kafkajs accepts (it only treats real Buffers as raw bytes). */
 export function toBuffer(v: Uint8Array | string | null): Buffer | string | null {
   if (v === null || typeof v === "string" || Buffer.isBuffer(v)) return v;
@@ -57,7 +172,9 @@ function sizeOf(v: Uint8Array | string | null): number {
  * await p.close();
  */
 export async function createProducer(opts: ProducerOptions): Promise<Producer> {
-  const kafka = createClient(opts);
+  const outageRetry = createOutageRetry(opts);
+  // Our retry reports the outage in two lines; kafkajs' line a failed attempt is noise then.
+  const kafka = createClient({ ...opts, quietRetries: (opts.maxRetryTimeMs ?? 0) > 0 });
   const producer = kafka.producer({
     createPartitioner: Partitioners.DefaultPartitioner,
     idempotent: true,
@@ -65,19 +182,19 @@ export async function createProducer(opts: ProducerOptions): Promise<Producer> {
     maxInFlightRequests: 1,
     allowAutoTopicCreation: false,
   });
-  await producer.connect();
+  await outageRetry(() => producer.connect());
   return {
     async send(topic, messages) {
       let chunk: Message[] = [];
       let bytes = 0;
       const flush = async () => {
         if (chunk.length === 0) return;
-        await producer.send({
-          topic,
-          messages: chunk,
-          acks: -1,
-          compression: CompressionTypes.None,
-        });
+        // A retry resends this very chunk: keyed messages land on the same
+        // partitions with the same sequence numbers (a keyless one may not).
+        const messages = chunk;
+        await outageRetry(() =>
+          producer.send({ topic, messages, acks: -1, compression: CompressionTypes.None })
+        );
         chunk = [];
         bytes = 0;
       };

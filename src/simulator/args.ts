@@ -24,7 +24,12 @@ export interface SimulateArgs {
   readonly maxLatenessMs?: number;
   readonly malformedShare?: number;
   readonly quiet: boolean;
+  /** How long to keep retrying while Kafka is unreachable, ms. */
+  readonly maxRetryTimeMs: number;
 }
+
+/** Default of --max-retry-time: long enough for a broker restart or a short outage. */
+export const DEFAULT_MAX_RETRY_TIME_MS = 5 * 60_000;
 
 export const USAGE = `Usage: simulate [options]
 
@@ -49,6 +54,8 @@ Options:
   --late-share X         share (0..1) of late, out-of-order events (default source.simulator.late_share)
   --max-lateness D       largest lateness of a late event (default source.simulator.max_lateness)
   --malformed-share X    share (0..1) of malformed messages (default source.simulator.malformed_share)
+  --max-retry-time D     while Kafka is unreachable, keep the messages and retry with backoff for
+                         at most D, then fail (default 5m); nothing is lost or sent twice
   --quiet                no progress lines
   -h, --help             this help`;
 
@@ -107,6 +114,7 @@ export function parseSimulateArgs(argv: readonly string[]): SimulateArgs {
         "max-lateness": { type: "string" },
         "malformed-share": { type: "string" },
         quiet: { type: "boolean" },
+        "max-retry-time": { type: "string" },
       },
     }));
   } catch (e) {
@@ -178,5 +186,7 @@ export function parseSimulateArgs(argv: readonly string[]): SimulateArgs {
     maxLatenessMs: duration("max-lateness", s("max-lateness"), 1),
     malformedShare: share("malformed-share", s("malformed-share")),
     quiet: values.quiet === true,
+    maxRetryTimeMs: duration("max-retry-time", s("max-retry-time"), 1) ??
+      DEFAULT_MAX_RETRY_TIME_MS,
   };
 }

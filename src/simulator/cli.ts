@@ -41,6 +41,7 @@ export async function main(args: string[]): Promise<number> {
       count: a.count,
       durationMs: a.durationMs,
       progressMs: a.quiet ? 0 : 5_000,
+      maxRetryTimeMs: a.maxRetryTimeMs,
       signal: controller.signal,
       generator: {
         seed: a.seed ?? s.seed,
@@ -68,6 +69,12 @@ export async function main(args: string[]): Promise<number> {
       return 2;
     }
     const e = err as Error;
+    if (controller?.signal.aborted) {
+      console.error(
+        `error: simulate stopped while Kafka was unreachable; unacknowledged messages were not sent`,
+      );
+      return 1;
+    }
     const kafka = e.name.startsWith("KafkaJS") ? " (is Kafka running at --brokers?)" : "";
     console.error(`error: simulate failed: ${e.name}: ${e.message}${kafka}`);
     return 1;

@@ -10,7 +10,7 @@
  */
 import { devicesByPartition } from "./device_partitions.ts";
 import type { GeneratedItem } from "./item.ts";
-import { antennaId, deviceId } from "./ids.ts";
+import { idScheme } from "./ids.ts";
 import { MALFORMED_KINDS } from "./malformed.ts";
 import { simulatedItem } from "./item.ts";
 import { createRandom, createRandomAt, hash3 } from "./prng.ts";
@@ -20,7 +20,9 @@ import { createRandom, createRandomAt, hash3 } from "./prng.ts";
  * segment: a change that alters any message's bytes must bump it, so offsets
  * issued before keep the old meaning in the records.
  */
-export const MESSAGE_SCHEME = 1;
+export const MESSAGE_SCHEME = 2;
+/** Schemes this version still derives: 1 (hex ids), 2 (decimal ids, ids.ts). */
+const DERIVED_SCHEMES: readonly number[] = [1, 2];
 
 /** What shapes messages; recorded (as JSON) with each timeline segment. */
 export interface MessageParams {
@@ -93,12 +95,16 @@ export function antennaOf(seed: number, antennas: number, d: number, issueMs: nu
 export function createMessageAt(params: MessageParams): MessageAt {
   const { seed, antennas, apps, lateShare, malformedShare, maxPayloadBytes } = params;
   const maxLatenessMs = Math.max(1, params.maxLatenessMs);
-  if (params.scheme !== MESSAGE_SCHEME) {
+  if (!DERIVED_SCHEMES.includes(params.scheme)) {
     throw new RangeError(
-      `Timeline segment recorded with message scheme ${params.scheme}, this version derives ${MESSAGE_SCHEME}`,
+      `Timeline segment recorded with message scheme ${params.scheme}, this version derives ${
+        DERIVED_SCHEMES.join(" and ")
+      }`,
     );
   }
-  const lists = devicesByPartition(params.devices, params.partitions);
+  // The segment's own ids: offsets issued under scheme 1 keep their hex ids.
+  const { deviceId, antennaId } = idScheme(params.scheme);
+  const lists = devicesByPartition(params.devices, params.partitions, deviceId);
   // Each app gets its own volume scale (0.5x..2x), so per-app totals differ.
   const scaleRng = createRandom(seed);
   const scale = apps.map(() => 0.5 + 1.5 * scaleRng.next());

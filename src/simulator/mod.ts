@@ -35,3 +35,4 @@ export { MALFORMED_KINDS } from "./malformed.ts";
 export { keyPartition } from "./murmur2.ts";
 export { antennaId, DEFAULT_APPS, deviceId } from "./ids.ts";
 export { createRandom, type Random } from "./prng.ts";
+export { HIGH_QUOTA, LOW_QUOTA, seedQuota, seedUsers } from "./users.ts";

@@ -26,7 +26,15 @@ export interface SimulateOptions {
   readonly durationMs?: number;
   /** Progress line interval, ms; 0 = none. Default 5 000. */
   readonly progressMs?: number;
-  /** Aborting stops after the batch in flight (Ctrl-C). */
+  /**
+   * While Kafka is unreachable, keep the messages and retry for at most this
+   * long, ms; 0 = fail after kafkajs' own retries. Default 0.
+   */
+  readonly maxRetryTimeMs?: number;
+  /**
+   * Aborting stops after the batch in flight (Ctrl-C); while Kafka is
+   * unreachable, at once, with an error.
+   */
   readonly signal?: AbortSignal;
 }
 
@@ -78,6 +86,8 @@ export async function simulate(opts: SimulateOptions): Promise<SimulateSummary> 
   const producer = await createProducer({
     brokers: opts.brokers,
     clientId: opts.clientId ?? "antenna-lambda-simulator",
+    maxRetryTimeMs: opts.maxRetryTimeMs,
+    signal: opts.signal,
   });
   const gen = createGenerator(opts.generator);
   let produced = 0, valid = 0, late = 0, malformed = 0;

@@ -18,7 +18,7 @@
  */
 import { delay } from "../async/delay.ts";
 import type { SimulatorPlan } from "../config/plan.ts";
-import type { EventSource, SourceHandlers, SourceMessage } from "../kafka/source.ts";
+import type { EventSource, SourceHandlers, SourceMessage } from "../speed/mod.ts";
 import { log, type Logger } from "../log.ts";
 import {
   createMessageAt,
@@ -79,6 +79,283 @@ interface Partition {
   readonly chunk: number;
 }
 
+/** What the steps of one source share: its settings and its running state. */
+interface State {
+  readonly sim: SimulatorPlan;
+  readonly store: TimelineStore;
+  readonly partitions: number;
+  readonly all: readonly number[];
+  readonly tickMs: number;
+  readonly maxBatch: number;
+  readonly clock: () => number;
+  readonly log: Logger;
+  readonly params: MessageParams;
+  readonly parts: Map<number, Partition>;
+  readonly messageAt: (s: Segment) => MessageAt;
+  handlers?: SourceHandlers;
+  paused: boolean;
+  stopping: boolean;
+  /** Sleeps of the delivery loops; a resume or a stop ends them all at once. */
+  wake: AbortController;
+  /** Raises the issued ends (one write shared by concurrent callers). */
+  reserve: () => Promise<void>;
+  /** The reservation being written, if any. */
+  reservation?: Promise<void>;
+}
+
+/** The settings checked and the state of a source that has not started. */
+function initialState(opts: SimulatorSourceOptions): State {
+  const sim = opts.simulator;
+  const partitions = opts.partitions ?? 3;
+  const maxBatch = opts.maxBatch ?? 5_000;
+  if (!Number.isInteger(partitions) || partitions < 1) {
+    throw new RangeError(`partitions must be a positive integer, got ${partitions}`);
+  }
+  if (!Number.isInteger(maxBatch) || maxBatch < 1) {
+    throw new RangeError(`maxBatch must be a positive integer, got ${maxBatch}`);
+  }
+  // One derivation per parameter set: segments that share parameters share it.
+  const derivations = new Map<string, MessageAt>();
+  const state: State = {
+    sim,
+    store: opts.timeline,
+    partitions,
+    all: Array.from({ length: partitions }, (_, p) => p),
+    tickMs: opts.tickMs ?? 100,
+    maxBatch,
+    clock: opts.now ?? Date.now,
+    log: opts.log ?? log.child({ component: "simulator_source" }),
+    params: {
+      scheme: MESSAGE_SCHEME,
+      seed: sim.seed,
+      partitions,
+      devices: sim.devices,
+      antennas: sim.antennas,
+      apps: [...sim.apps],
+      lateShare: sim.lateShare,
+      malformedShare: sim.malformedShare,
+      maxLatenessMs: Math.max(1, sim.maxLatenessMs),
+      maxPayloadBytes: opts.maxPayloadBytes ?? 65_536,
+    },
+    parts: new Map(),
+    messageAt: (seg) => {
+      const k = JSON.stringify(seg.params);
+      let at = derivations.get(k);
+      if (!at) derivations.set(k, at = createMessageAt(seg.params));
+      return at;
+    },
+    paused: false,
+    stopping: false,
+    wake: new AbortController(),
+    reserve: () => Promise.resolve(),
+  };
+  state.reserve = createReserve(state);
+  return state;
+}
+
+function wakeAll(st: State): void {
+  st.wake.abort();
+  st.wake = new AbortController();
+}
+
+function sleep(st: State, ms: number): Promise<void> {
+  return delay(ms, { signal: st.wake.signal }).catch(() => {});
+}
+
+// ---- reservations: one write for every partition that needs one ------------
+
+function createReserve(st: State): () => Promise<void> {
+  let failing = false;
+  async function write(): Promise<void> {
+    const now = st.clock();
+    const ends = new Map<number, number>();
+    for (const part of st.parts.values()) {
+      const target = Math.min(
+        endOffsetAt(part.segments, now + RESERVE_AHEAD_MS),
+        part.pos + part.chunk,
+      );
+      if (target > part.reserved) ends.set(part.partition, target);
+    }
+    if (ends.size === 0) return;
+    try {
+      await st.store.reserve(ends);
+    } catch (error) {
+      if (!failing) {
+        failing = true;
+        st.log.warn("simulator timeline store unavailable; delivery waits", { error });
+      }
+      throw error;
+    }
+    for (const [p, end] of ends) st.parts.get(p)!.reserved = end;
+    if (failing) {
+      failing = false;
+      st.log.info("simulator timeline store resumed");
+    }
+  }
+  return () => {
+    st.reservation ??= write().finally(() => st.reservation = undefined);
+    return st.reservation;
+  };
+}
+
+// ---- delivery ----------------------------------------------------------------
+
+function build(st: State, part: Partition, from: number, to: number): SourceMessage[] {
+  const out: SourceMessage[] = [];
+  let seg = segmentOf(part.segments, from);
+  let at = st.messageAt(seg);
+  for (let o = from; o < to; o++) {
+    const s = segmentOf(part.segments, o);
+    if (s !== seg) {
+      seg = s;
+      at = st.messageAt(s);
+    }
+    const m = at(part.partition, o, segmentTimeMs(seg, o));
+    out.push({ partition: part.partition, offset: o, key: m.keyBytes, value: m.value });
+  }
+  return out;
+}
+
+async function deliver(
+  st: State,
+  part: Partition,
+  messages: SourceMessage[],
+  end: number,
+): Promise<void> {
+  const batch = { partition: part.partition, messages, highWatermark: end };
+  // Like a Kafka consumer that has not committed: the same batch comes again.
+  while (!st.stopping) {
+    try {
+      await st.handlers!.onBatch(batch);
+      return;
+    } catch (error) {
+      st.log.error("onBatch failed; delivering the batch again in 1 s", {
+        partition: part.partition,
+        error,
+      });
+      await sleep(st, 1_000);
+    }
+  }
+}
+
+/** One partition's loop: deliver what its timeline has issued, reserving ahead. */
+async function run(st: State, part: Partition): Promise<void> {
+  while (!st.stopping) {
+    if (st.paused) {
+      await sleep(st, st.tickMs);
+      continue;
+    }
+    const issued = endOffsetAt(part.segments, st.clock());
+    const to = Math.min(issued, part.pos + st.maxBatch);
+    if (to <= part.pos) {
+      await sleep(st, st.tickMs);
+      continue;
+    }
+    if (to > part.reserved) {
+      try {
+        await st.reserve();
+      } catch {
+        await sleep(st, RETRY_MS);
+      }
+      continue;
+    }
+    await deliver(st, part, build(st, part, part.pos, to), issued);
+    if (st.stopping) break;
+    part.pos = to;
+    // Reserve ahead before it is needed, so delivery rarely waits for it.
+    if (part.reserved - part.pos < part.chunk / 2) st.reserve().catch(() => {});
+    // A consumer that resolves at once must not starve timers and I/O.
+    await sleep(st, 0);
+  }
+}
+
+// ---- start: the timeline of every partition -----------------------------------
+
+/** Each partition's start: its recorded timeline, a new segment if needed, its position. */
+async function startTimelines(
+  st: State,
+  starts: ReadonlyMap<number, number>,
+  now: number,
+): Promise<Map<number, StartDecision>> {
+  const { sim, partitions } = st;
+  const totalRate = sim.rate > 0 ? sim.rate : RATE_ZERO_NOMINAL;
+  const recorded = await st.store.load(st.all);
+  const decisions = new Map<number, StartDecision>();
+  for (const p of st.all) {
+    const rec = recorded.get(p) ?? { segments: [], issuedEnd: 0 };
+    const rate = partitionRate(totalRate, sim.devices, partitions, p);
+    const decision = startSegment({
+      segments: rec.segments,
+      issuedEnd: rec.issuedEnd,
+      resumeOffset: starts.get(p) ?? 0,
+      rate,
+      params: st.params,
+      nowMs: now,
+      maxBacklogMs: sim.maxBacklogMs,
+      // "As fast as possible" starts with a history to read that fast.
+      firstOriginBehindMs: sim.rate > 0 ? sim.historyMs : sim.maxBacklogMs,
+    });
+    decisions.set(p, decision);
+    const segments = rec.segments.filter((s) => s.fromOffset !== decision.segment?.fromOffset);
+    if (decision.segment) segments.push(decision.segment);
+    st.parts.set(p, {
+      partition: p,
+      segments,
+      pos: starts.get(p) ?? 0,
+      reserved: rec.issuedEnd,
+      chunk: Math.max(RESERVE_BATCHES * st.maxBatch, Math.ceil((rate * RESERVE_AHEAD_MS) / 1000)),
+    });
+  }
+  await st.store.record(
+    new Map([...decisions].flatMap(([p, d]) => d.segment ? [[p, d.segment] as const] : [])),
+  );
+  return decisions;
+}
+
+function logDecisions(st: State, decisions: Map<number, StartDecision>): void {
+  const skipped = [...decisions].filter(([, d]) => d.skipped);
+  if (skipped.length > 0) {
+    const events = skipped.reduce((n, [, d]) => n + d.skipped!.events, 0);
+    const ms = Math.max(...skipped.map(([, d]) => d.skipped!.ms));
+    st.log.warn("simulator backlog longer than source.simulator.max_backlog: gap skipped", {
+      skipped_events: events,
+      skipped_seconds: Math.round(ms / 1000),
+      max_backlog_seconds: Math.round(st.sim.maxBacklogMs / 1000),
+      partitions: Object.fromEntries(
+        skipped.map(([p, d]) => [p, { from_offset: d.segment!.fromOffset, ...d.skipped }]),
+      ),
+    });
+  }
+  const changed = [...decisions].filter(([, d]) => d.reason === "changed");
+  if (changed.length > 0) {
+    st.log.info("simulator parameters changed: new timeline segment", {
+      partitions: Object.fromEntries(changed.map(([p, d]) => [p, d.segment!.fromOffset])),
+    });
+  }
+}
+
+function logStarted(st: State, now: number): void {
+  const { all, parts, sim } = st;
+  const ends = Object.fromEntries(all.map((p) => [p, endOffsetAt(parts.get(p)!.segments, now)]));
+  st.log.info("simulator source started", {
+    partitions: st.partitions,
+    rate: sim.rate,
+    devices: sim.devices,
+    antennas: sim.antennas,
+    starts: Object.fromEntries(all.map((p) => [p, parts.get(p)!.pos])),
+    ends,
+    backlog: all.reduce((n, p) => n + Math.max(0, ends[p] - parts.get(p)!.pos), 0),
+  });
+}
+
+/** Per partition: `of(partition)` of its state, 0 before the start. */
+function perPartition(st: State, of: (part: Partition) => number): ReadonlyMap<number, number> {
+  return new Map(st.all.map((p) => {
+    const part = st.parts.get(p);
+    return [p, part ? of(part) : 0];
+  }));
+}
+
 /**
  * Creates the simulator source.
  *
@@ -88,279 +365,57 @@ interface Partition {
  * await source.start({ onBatch, onAssign, onRevoke });
  */
 export function createSimulatorSource(opts: SimulatorSourceOptions): SimulatorSource {
-  const sim = opts.simulator;
-  const store = opts.timeline;
-  const partitions = opts.partitions ?? 3;
-  const tickMs = opts.tickMs ?? 100;
-  const maxBatch = opts.maxBatch ?? 5_000;
-  const clock = opts.now ?? Date.now;
-  const srcLog = opts.log ?? log.child({ component: "simulator_source" });
-  if (!Number.isInteger(partitions) || partitions < 1) {
-    throw new RangeError(`partitions must be a positive integer, got ${partitions}`);
-  }
-  if (!Number.isInteger(maxBatch) || maxBatch < 1) {
-    throw new RangeError(`maxBatch must be a positive integer, got ${maxBatch}`);
-  }
-  const params: MessageParams = {
-    scheme: MESSAGE_SCHEME,
-    seed: sim.seed,
-    partitions,
-    devices: sim.devices,
-    antennas: sim.antennas,
-    apps: [...sim.apps],
-    lateShare: sim.lateShare,
-    malformedShare: sim.malformedShare,
-    maxLatenessMs: Math.max(1, sim.maxLatenessMs),
-    maxPayloadBytes: opts.maxPayloadBytes ?? 65_536,
-  };
-  const totalRate = sim.rate > 0 ? sim.rate : RATE_ZERO_NOMINAL;
-  const all = Array.from({ length: partitions }, (_, p) => p);
-  const parts = new Map<number, Partition>();
+  const st = initialState(opts);
   const committed = new Map<number, number>();
-  // One derivation per parameter set: segments that share parameters share it.
-  const derivations = new Map<string, MessageAt>();
-  const messageAt = (s: Segment): MessageAt => {
-    const k = JSON.stringify(s.params);
-    let at = derivations.get(k);
-    if (!at) derivations.set(k, at = createMessageAt(s.params));
-    return at;
-  };
-
-  let handlers: SourceHandlers | undefined;
-  let paused = false;
-  let stopping = false;
   let loops: Promise<void>[] = [];
-  // A resume or a stop ends every sleep at once: it aborts the signal the
-  // sleeps wait on, and later sleeps wait on a new one.
-  let wake = new AbortController();
-  const wakeAll = () => {
-    wake.abort();
-    wake = new AbortController();
-  };
-  const sleep = (ms: number) => delay(ms, { signal: wake.signal }).catch(() => {});
-
-  // ---- reservations: one write for every partition that needs one ----------
-
-  let reservation: Promise<void> | undefined;
-  let reserveFailing = false;
-  /** Raises the issued ends; calls while one write is in flight share it. */
-  function reserve(): Promise<void> {
-    reservation ??= writeReservation().finally(() => reservation = undefined);
-    return reservation;
-  }
-
-  async function writeReservation(): Promise<void> {
-    const now = clock();
-    const ends = new Map<number, number>();
-    for (const st of parts.values()) {
-      const target = Math.min(endOffsetAt(st.segments, now + RESERVE_AHEAD_MS), st.pos + st.chunk);
-      if (target > st.reserved) ends.set(st.partition, target);
-    }
-    if (ends.size === 0) return;
-    try {
-      await store.reserve(ends);
-    } catch (error) {
-      if (!reserveFailing) {
-        reserveFailing = true;
-        srcLog.warn("simulator timeline store unavailable; delivery waits", { error });
-      }
-      throw error;
-    }
-    for (const [p, end] of ends) parts.get(p)!.reserved = end;
-    if (reserveFailing) {
-      reserveFailing = false;
-      srcLog.info("simulator timeline store resumed");
-    }
-  }
-
-  // ---- delivery ---------------------------------------------------------------
-
-  function build(st: Partition, from: number, to: number): SourceMessage[] {
-    const out: SourceMessage[] = [];
-    let seg = segmentOf(st.segments, from);
-    let at = messageAt(seg);
-    for (let o = from; o < to; o++) {
-      const s = segmentOf(st.segments, o);
-      if (s !== seg) {
-        seg = s;
-        at = messageAt(s);
-      }
-      const m = at(st.partition, o, segmentTimeMs(seg, o));
-      out.push({ partition: st.partition, offset: o, key: m.keyBytes, value: m.value });
-    }
-    return out;
-  }
-
-  async function deliver(st: Partition, messages: SourceMessage[], end: number): Promise<void> {
-    const batch = { partition: st.partition, messages, highWatermark: end };
-    // Like a Kafka consumer that has not committed: the same batch comes again.
-    while (!stopping) {
-      try {
-        await handlers!.onBatch(batch);
-        return;
-      } catch (error) {
-        srcLog.error("onBatch failed; delivering the batch again in 1 s", {
-          partition: st.partition,
-          error,
-        });
-        await sleep(1_000);
-      }
-    }
-  }
-
-  async function run(st: Partition): Promise<void> {
-    while (!stopping) {
-      if (paused) {
-        await sleep(tickMs);
-        continue;
-      }
-      const issued = endOffsetAt(st.segments, clock());
-      const to = Math.min(issued, st.pos + maxBatch);
-      if (to <= st.pos) {
-        await sleep(tickMs);
-        continue;
-      }
-      if (to > st.reserved) {
-        try {
-          await reserve();
-        } catch {
-          await sleep(RETRY_MS);
-        }
-        continue;
-      }
-      await deliver(st, build(st, st.pos, to), issued);
-      if (stopping) break;
-      st.pos = to;
-      // Reserve ahead before it is needed, so delivery rarely waits for it.
-      if (st.reserved - st.pos < st.chunk / 2) reserve().catch(() => {});
-      // A consumer that resolves at once must not starve timers and I/O.
-      await sleep(0);
-    }
-  }
-
-  // ---- start: the timeline of every partition ---------------------------------
-
-  function logDecisions(decisions: Map<number, StartDecision>): void {
-    const skipped = [...decisions].filter(([, d]) => d.skipped);
-    if (skipped.length > 0) {
-      const events = skipped.reduce((n, [, d]) => n + d.skipped!.events, 0);
-      const ms = Math.max(...skipped.map(([, d]) => d.skipped!.ms));
-      srcLog.warn("simulator backlog longer than source.simulator.max_backlog: gap skipped", {
-        skipped_events: events,
-        skipped_seconds: Math.round(ms / 1000),
-        max_backlog_seconds: Math.round(sim.maxBacklogMs / 1000),
-        partitions: Object.fromEntries(
-          skipped.map(([p, d]) => [p, { from_offset: d.segment!.fromOffset, ...d.skipped }]),
-        ),
-      });
-    }
-    const changed = [...decisions].filter(([, d]) => d.reason === "changed");
-    if (changed.length > 0) {
-      srcLog.info("simulator parameters changed: new timeline segment", {
-        partitions: Object.fromEntries(changed.map(([p, d]) => [p, d.segment!.fromOffset])),
-      });
-    }
-  }
-
   return {
     kind: "simulator",
 
     async start(h: SourceHandlers): Promise<void> {
-      if (handlers) throw new Error("simulator source already started");
-      handlers = h;
-      const starts = (await h.onAssign(all)) ?? new Map<number, number>();
-      const recorded = await store.load(all);
-      const now = clock();
-      const decisions = new Map<number, StartDecision>();
-      for (const p of all) {
-        const rec = recorded.get(p) ?? { segments: [], issuedEnd: 0 };
-        const rate = partitionRate(totalRate, sim.devices, partitions, p);
-        const decision = startSegment({
-          segments: rec.segments,
-          issuedEnd: rec.issuedEnd,
-          resumeOffset: starts.get(p) ?? 0,
-          rate,
-          params,
-          nowMs: now,
-          maxBacklogMs: sim.maxBacklogMs,
-          // "As fast as possible" starts with a history to read that fast.
-          firstOriginBehindMs: sim.rate > 0 ? sim.historyMs : sim.maxBacklogMs,
-        });
-        decisions.set(p, decision);
-        const segments = rec.segments.filter((s) => s.fromOffset !== decision.segment?.fromOffset);
-        if (decision.segment) segments.push(decision.segment);
-        parts.set(p, {
-          partition: p,
-          segments,
-          pos: starts.get(p) ?? 0,
-          reserved: rec.issuedEnd,
-          chunk: Math.max(RESERVE_BATCHES * maxBatch, Math.ceil((rate * RESERVE_AHEAD_MS) / 1000)),
-        });
-      }
-      await store.record(
-        new Map(
-          [...decisions].flatMap(([p, d]) => d.segment ? [[p, d.segment] as const] : []),
-        ),
-      );
-      logDecisions(decisions);
-      const ends = Object.fromEntries(
-        all.map((p) => [p, endOffsetAt(parts.get(p)!.segments, now)]),
-      );
-      srcLog.info("simulator source started", {
-        partitions,
-        rate: sim.rate,
-        devices: sim.devices,
-        antennas: sim.antennas,
-        starts: Object.fromEntries(all.map((p) => [p, parts.get(p)!.pos])),
-        ends,
-        backlog: all.reduce((n, p) => n + Math.max(0, ends[p] - parts.get(p)!.pos), 0),
-      });
-      loops = [...parts.values()].map(run);
+      if (st.handlers) throw new Error("simulator source already started");
+      st.handlers = h;
+      const starts = (await h.onAssign(st.all)) ?? new Map<number, number>();
+      const now = st.clock();
+      logDecisions(st, await startTimelines(st, starts, now));
+      logStarted(st, now);
+      loops = [...st.parts.values()].map((part) => run(st, part));
     },
 
     commit(offsets: ReadonlyMap<number, number>): Promise<void> {
-      for (const [p, o] of offsets) if (p >= 0 && p < partitions) committed.set(p, o);
+      for (const [p, o] of offsets) if (p >= 0 && p < st.partitions) committed.set(p, o);
       return Promise.resolve();
     },
 
     pause(): void {
-      paused = true;
+      st.paused = true;
     },
 
     resume(): void {
-      paused = false;
-      wakeAll();
+      st.paused = false;
+      wakeAll(st);
     },
 
     lag(): Promise<ReadonlyMap<number, number>> {
-      const now = clock();
+      const now = st.clock();
       return Promise.resolve(
-        new Map(all.map((p) => {
-          const st = parts.get(p);
-          return [p, st ? Math.max(0, endOffsetAt(st.segments, now) - st.pos) : 0];
-        })),
+        perPartition(st, (part) => Math.max(0, endOffsetAt(part.segments, now) - part.pos)),
       );
     },
 
     endOffsets(): Promise<ReadonlyMap<number, number>> {
-      const now = clock();
-      return Promise.resolve(
-        new Map(all.map((p) => {
-          const st = parts.get(p);
-          return [p, st ? endOffsetAt(st.segments, now) : 0];
-        })),
-      );
+      const now = st.clock();
+      return Promise.resolve(perPartition(st, (part) => endOffsetAt(part.segments, now)));
     },
 
     committed: () => new Map(committed),
 
     async stop(): Promise<void> {
-      if (stopping) return;
-      stopping = true;
-      wakeAll();
+      if (st.stopping) return;
+      st.stopping = true;
+      wakeAll(st);
       await Promise.all(loops);
-      await reservation?.catch(() => {});
-      if (handlers) await handlers.onRevoke(all);
+      await st.reservation?.catch(() => {});
+      if (st.handlers) await st.handlers.onRevoke(st.all);
     },
   };
 }

@@ -35,7 +35,7 @@ export const RATE_ZERO_NOMINAL = 100_000;
  * Rate of one partition: the devices keyed to it get their share of the
  * total, so every device sends at the same rate, as with a real topic.
  *
- * @example partitionRate(100, 20, 3, 0) // 40: 8 of the 20 devices hash to partition 0
+ * @example partitionRate(100, 20, 3, 0) // 30: 6 of the 20 devices hash to partition 0
  */
 export function partitionRate(
   totalRate: number,

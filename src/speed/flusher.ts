@@ -5,7 +5,7 @@
  * Kafka, per partition, the lower of what PostgreSQL and the lake hold.
  */
 import type { Db } from "../db/db.ts";
-import type { DeadLetterSink, EventSource } from "../kafka/source.ts";
+import type { DeadLetterSink, EventSource } from "./source.ts";
 import type { Logger } from "../log.ts";
 import type { SpeedLake } from "./lake_port.ts";
 import type { SpeedPartition } from "./partition.ts";

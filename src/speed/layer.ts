@@ -14,7 +14,7 @@
 import { Serial } from "../async/serial.ts";
 import type { Plan } from "../config/plan.ts";
 import { type CompiledMetric, compileMetric } from "../core/metric.ts";
-import type { SourceBatch } from "../kafka/source.ts";
+import type { SourceBatch } from "./source.ts";
 import type { FlushParticipant } from "./participant.ts";
 import { LakeGate } from "./lake_gate.ts";
 import { SpeedPartition } from "./partition.ts";

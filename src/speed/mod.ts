@@ -7,7 +7,7 @@
  */
 import type { Plan } from "../config/plan.ts";
 import type { Db } from "../db/db.ts";
-import type { DeadLetterSink, EventSource } from "../kafka/source.ts";
+import type { DeadLetterSink, EventSource } from "./source.ts";
 import { compactHour, LakeWriter, type ObjectStore, unfinishedCompactions } from "../lake/mod.ts";
 import { log as rootLog, type Logger } from "../log.ts";
 import type { Registry } from "../metrics.ts";
@@ -19,6 +19,14 @@ import type { SpeedPlanSwitch, SpeedSwitchResult } from "./plan_switch.ts";
 import { speedTelemetry } from "./telemetry.ts";
 
 export type { PartitionStatus, SpeedStatus } from "./types.ts";
+export type {
+  DeadLetter,
+  DeadLetterSink,
+  EventSource,
+  SourceBatch,
+  SourceHandlers,
+  SourceMessage,
+} from "./source.ts";
 export type { CompactHour, SpeedLake } from "./lake_port.ts";
 export type { FlushParticipant, ParticipantWrite } from "./participant.ts";
 export type {

@@ -18,7 +18,7 @@ import { PartitionWindows, type WindowOptions } from "../core/partition_windows.
 import { validateMessage } from "../core/validate.ts";
 import { HOUR_MS, hourStart, windowStart } from "../core/window.ts";
 import type { SchemaPlan } from "../config/plan.ts";
-import type { DeadLetter, SourceMessage } from "../kafka/source.ts";
+import type { DeadLetter, SourceMessage } from "./source.ts";
 import { LakeTrail } from "./lake_trail.ts";
 import type { FlushParticipant } from "./participant.ts";
 import type { PartitionFlush, Progress } from "./sink.ts";

@@ -18,7 +18,7 @@ import type { Aggregation, SpeedPlan } from "../config/plan.ts";
 import { combineSql } from "../core/aggregate.ts";
 import type { DroppedValue, WindowDelta } from "../core/partition_windows.ts";
 import type { Db, Queryable } from "../db/db.ts";
-import type { DeadLetter } from "../kafka/source.ts";
+import type { DeadLetter } from "./source.ts";
 import type { ParticipantWrite } from "./participant.ts";
 
 /** What one partition contributes to a flush. */

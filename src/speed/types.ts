@@ -5,7 +5,7 @@
  */
 import type { Plan } from "../config/plan.ts";
 import type { Db } from "../db/db.ts";
-import type { DeadLetterSink, EventSource } from "../kafka/source.ts";
+import type { DeadLetterSink, EventSource } from "./source.ts";
 import type { Logger } from "../log.ts";
 import type { CompactHour, SpeedLake } from "./lake_port.ts";
 import type { FlushParticipant } from "./participant.ts";

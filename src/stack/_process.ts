@@ -3,7 +3,6 @@
  * start a detached daemon (own session, output to a log file, pid file) that
  * outlives the Deno process, check and stop it by pid, and wait for a TCP port.
  */
-import process from "node:process";
 import { delay } from "../async/delay.ts";
 import { UserError } from "../errors.ts";
 
@@ -219,18 +218,4 @@ export async function exists(path: string): Promise<boolean> {
   } catch {
     return false;
   }
-}
-
-/**
- * kafkajs 2.2.4 arms a timer with a negative delay on every connection, which
- * the Node compatibility layer reports as a TimeoutNegativeWarning: harmless,
- * but it would be the noisiest line of `stack up`. Drops only that warning.
- */
-export function muteKafkajsTimerWarning(): void {
-  const listeners = process.listeners("warning");
-  process.removeAllListeners("warning");
-  process.on("warning", (w: Error) => {
-    if (w.name === "TimeoutNegativeWarning") return;
-    for (const l of listeners) l(w);
-  });
 }

@@ -4,7 +4,6 @@
  * exit code 0 on success, 1 on failure (for `status`: 1 if any service is down).
  */
 import { UserError } from "../errors.ts";
-import { muteKafkajsTimerWarning } from "./_process.ts";
 import { parseServices, stackDown, stackReset, stackStatus, stackUp } from "./mod.ts";
 
 const USAGE = "usage: deno task stack up|down|status|reset [kafka|postgres|gcs ...]";
@@ -69,6 +68,5 @@ export async function main(args: string[]): Promise<number> {
 }
 
 if (import.meta.main) {
-  muteKafkajsTimerWarning();
   Deno.exit(await main(Deno.args));
 }

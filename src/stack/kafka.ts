@@ -3,8 +3,12 @@
  * development and tests, run from Maven Central jars with the machine's Java 17:
  * `kafka/pom.xml` is resolved into `.state/kafka/lib`, the storage is formatted
  * once, and the broker runs detached with its logs in `.state/kafka/logs`.
+ * `createKafkaService` builds the same broker on other ports and another state
+ * folder (sharing the stack's jars), for tests that must stop a broker without
+ * taking the shared one away from everyone else.
  */
 import { Kafka, logLevel } from "kafkajs";
+import "../kafkajs_timer_fix.ts";
 import { UserError } from "../errors.ts";
 import { log } from "../log.ts";
 import { STATE_DIR } from "./_paths.ts";
@@ -28,32 +32,50 @@ export const KAFKA_CONTROLLER_PORT = 19093;
 const HERE = new URL("./kafka/", import.meta.url).pathname;
 const POM = `${HERE}pom.xml`;
 const LOG4J = `${HERE}log4j2.properties`;
-const DIR = `${STATE_DIR}/kafka`;
-const LIB = `${DIR}/lib`;
-const DATA = `${DIR}/data`;
-const LOGS = `${DIR}/logs`;
-const PROPS = `${DIR}/server.properties`;
-const PID_FILE = `${DIR}/kafka.pid`;
-const STDOUT_LOG = `${LOGS}/stdout.log`;
+/** The stack's jars, which every broker of createKafkaService runs from. */
+const LIB = `${STATE_DIR}/kafka/lib`;
 /** Records which pom the jars in lib/ came from, so editing the pom reinstalls. */
 const INSTALLED = `${LIB}/.installed-from`;
-/** Identifies our broker's process among all java processes. */
-const MARKER = `kafka.Kafka ${PROPS}`;
 
 const log_ = log.child({ component: "stack", service: "kafka" });
 
-function serverProperties(): string {
+/** Where one broker listens and keeps its state. */
+export interface KafkaServiceOptions {
+  /** PLAINTEXT port on 127.0.0.1. */
+  readonly port: number;
+  /** KRaft controller port on 127.0.0.1. */
+  readonly controllerPort: number;
+  /** State folder: data/, logs/, server.properties and the pid file. */
+  readonly dir: string;
+}
+
+/** The files of one broker under its state folder. */
+function brokerPaths(dir: string) {
+  const props = `${dir}/server.properties`;
+  return {
+    data: `${dir}/data`,
+    logs: `${dir}/logs`,
+    props,
+    pidFile: `${dir}/kafka.pid`,
+    stdoutLog: `${dir}/logs/stdout.log`,
+    /** Identifies this broker's process among all java processes. */
+    marker: `kafka.Kafka ${props}`,
+  };
+}
+
+function serverProperties(o: KafkaServiceOptions): string {
+  const listeners = `PLAINTEXT://127.0.0.1:${o.port},CONTROLLER://127.0.0.1:${o.controllerPort}`;
   return [
     "# Written by src/stack/kafka.ts on every start: edit that file, not this one.",
     "process.roles=broker,controller",
     "node.id=1",
-    `controller.quorum.bootstrap.servers=127.0.0.1:${KAFKA_CONTROLLER_PORT}`,
-    `listeners=PLAINTEXT://127.0.0.1:${KAFKA_PORT},CONTROLLER://127.0.0.1:${KAFKA_CONTROLLER_PORT}`,
-    `advertised.listeners=PLAINTEXT://127.0.0.1:${KAFKA_PORT},CONTROLLER://127.0.0.1:${KAFKA_CONTROLLER_PORT}`,
+    `controller.quorum.bootstrap.servers=127.0.0.1:${o.controllerPort}`,
+    `listeners=${listeners}`,
+    `advertised.listeners=${listeners}`,
     "controller.listener.names=CONTROLLER",
     "inter.broker.listener.name=PLAINTEXT",
     "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-    `log.dirs=${DATA}`,
+    `log.dirs=${brokerPaths(o.dir).data}`,
     "num.partitions=3",
     "auto.create.topics.enable=true",
     "delete.topic.enable=true",
@@ -111,7 +133,7 @@ function clusterId(): string {
   }
 }
 
-function javaArgs(mainClass: string, args: string[]): string[] {
+function javaArgs(mainClass: string, args: string[], logs: string): string[] {
   return [
     "-Xmx768m",
     "-Xms256m",
@@ -120,7 +142,7 @@ function javaArgs(mainClass: string, args: string[]): string[] {
     "-XX:+ExitOnOutOfMemoryError",
     "-Djava.awt.headless=true",
     `-Dlog4j2.configurationFile=${LOG4J}`,
-    `-Dkafka.logs.dir=${LOGS}`,
+    `-Dkafka.logs.dir=${logs}`,
     "-cp",
     `${LIB}/*`,
     mainClass,
@@ -128,9 +150,10 @@ function javaArgs(mainClass: string, args: string[]): string[] {
   ];
 }
 
-async function formatStorage(): Promise<void> {
-  if (await exists(`${DATA}/meta.properties`)) return;
-  log_.info("formatting KRaft storage", { dir: DATA });
+async function formatStorage(dir: string): Promise<void> {
+  const { data, props, logs } = brokerPaths(dir);
+  if (await exists(`${data}/meta.properties`)) return;
+  log_.info("formatting KRaft storage", { dir: data });
   await runChecked(
     "java",
     javaArgs("kafka.tools.StorageTool", [
@@ -138,17 +161,17 @@ async function formatStorage(): Promise<void> {
       "-t",
       clusterId(),
       "-c",
-      PROPS,
+      props,
       "--standalone",
       "-g",
-    ]),
+    ], logs),
   );
 }
 
 /** True once the broker answers a metadata request (not merely accepts TCP). */
-export async function kafkaReady(timeoutMs = 3000): Promise<boolean> {
+export async function kafkaReady(timeoutMs = 3000, port = KAFKA_PORT): Promise<boolean> {
   const kafka = new Kafka({
-    brokers: [`127.0.0.1:${KAFKA_PORT}`],
+    brokers: [`127.0.0.1:${port}`],
     clientId: "stack-probe",
     logLevel: logLevel.NOTHING,
     connectionTimeout: timeoutMs,
@@ -167,70 +190,95 @@ export async function kafkaReady(timeoutMs = 3000): Promise<boolean> {
   }
 }
 
-export const kafkaService: Service = {
-  name: "kafka",
-  address: `127.0.0.1:${KAFKA_PORT}`,
+/**
+ * A broker on `opts.port`, its state under `opts.dir`, run from the stack's
+ * jars (installed by the first `up`).
+ *
+ * @example
+ * const broker = createKafkaService({ port: 19192, controllerPort: 19193, dir: `${STATE_DIR}/kafka-x` });
+ * await broker.up();
+ */
+export function createKafkaService(opts: KafkaServiceOptions): Service {
+  const { logs, props, pidFile, stdoutLog, marker } = brokerPaths(opts.dir);
+  const ready = () => kafkaReady(3000, opts.port);
+  return {
+    name: "kafka",
+    address: `127.0.0.1:${opts.port}`,
 
-  async up() {
-    const pid = await livePid(PID_FILE, MARKER);
-    if (pid) {
-      await waitFor("Kafka", () => kafkaReady(), {
-        timeoutMs: 60_000,
-        alive: async () => (await livePid(PID_FILE, MARKER)) !== undefined,
-        logFile: `${LOGS}/server.log`,
-      });
-      return;
-    }
-    for (const port of [KAFKA_PORT, KAFKA_CONTROLLER_PORT]) {
-      if (await portOpen(port)) {
-        throw new UserError(
-          `port ${port} is already in use by another process: stop it (another checkout's stack?) before starting Kafka`,
-        );
+    async up() {
+      const pid = await livePid(pidFile, marker);
+      if (pid) {
+        await waitFor("Kafka", ready, {
+          timeoutMs: 60_000,
+          alive: async () => (await livePid(pidFile, marker)) !== undefined,
+          logFile: `${logs}/server.log`,
+        });
+        return;
       }
-    }
-    await Deno.mkdir(LOGS, { recursive: true });
-    await install();
-    await Deno.writeTextFile(PROPS, serverProperties());
-    await formatStorage();
-    log_.info("starting Kafka", { address: this.address, logs: LOGS });
-    const started = await spawnDetached("java", javaArgs("kafka.Kafka", [PROPS]), {
-      logFile: STDOUT_LOG,
-      pidFile: PID_FILE,
-    });
-    await waitFor("Kafka", () => kafkaReady(), {
-      timeoutMs: 90_000,
-      alive: () => pidRunning(started),
-      logFile: `${LOGS}/server.log`,
-    });
-  },
+      for (const port of [opts.port, opts.controllerPort]) {
+        if (await portOpen(port)) {
+          throw new UserError(
+            `port ${port} is already in use by another process: stop it (another checkout's stack?) before starting Kafka`,
+          );
+        }
+      }
+      await Deno.mkdir(logs, { recursive: true });
+      await install();
+      await Deno.writeTextFile(props, serverProperties(opts));
+      await formatStorage(opts.dir);
+      log_.info("starting Kafka", { address: this.address, logs });
+      const started = await spawnDetached("java", javaArgs("kafka.Kafka", [props], logs), {
+        logFile: stdoutLog,
+        pidFile,
+      });
+      await waitFor("Kafka", ready, {
+        timeoutMs: 90_000,
+        alive: () => pidRunning(started),
+        logFile: `${logs}/server.log`,
+      });
+    },
 
-  async down() {
-    const pid = await livePid(PID_FILE, MARKER);
-    if (!pid) return;
-    log_.info("stopping Kafka", { pid });
-    // A controlled shutdown takes a few seconds; past 30 s something is stuck.
-    await stopPid(pid, 30_000);
-    await Deno.remove(PID_FILE).catch(() => {});
-  },
+    async down() {
+      const pid = await livePid(pidFile, marker);
+      if (!pid) return;
+      log_.info("stopping Kafka", { pid });
+      // A controlled shutdown takes a few seconds; past 30 s something is stuck.
+      await stopPid(pid, 30_000);
+      await Deno.remove(pidFile).catch(() => {});
+    },
 
-  async wipe() {
-    await Deno.remove(DIR, { recursive: true }).catch(() => {});
-  },
+    async wipe() {
+      // The stack's own broker owns the jars; another one leaves them in place.
+      await Deno.remove(opts.dir, { recursive: true }).catch(() => {});
+    },
 
-  async status(): Promise<ServiceStatus> {
-    const pid = await livePid(PID_FILE, MARKER);
-    const base = { name: "kafka" as const, address: this.address };
-    if (pid) {
-      const ready = await kafkaReady();
-      return { ...base, running: ready, pid, detail: ready ? undefined : "starting or unhealthy" };
-    }
-    if (await portOpen(KAFKA_PORT)) {
-      return { ...base, running: false, detail: "port taken by a process not of this stack" };
-    }
-    return {
-      ...base,
-      running: false,
-      detail: (await exists(INSTALLED)) ? "stopped" : "not installed",
-    };
-  },
-};
+    async status(): Promise<ServiceStatus> {
+      const pid = await livePid(pidFile, marker);
+      const base = { name: "kafka" as const, address: this.address };
+      if (pid) {
+        const isReady = await ready();
+        return {
+          ...base,
+          running: isReady,
+          pid,
+          detail: isReady ? undefined : "starting or unhealthy",
+        };
+      }
+      if (await portOpen(opts.port)) {
+        return { ...base, running: false, detail: "port taken by a process not of this stack" };
+      }
+      return {
+        ...base,
+        running: false,
+        detail: (await exists(INSTALLED)) ? "stopped" : "not installed",
+      };
+    },
+  };
+}
+
+/** The stack's broker, which every engineer's tests share. */
+export const kafkaService: Service = createKafkaService({
+  port: KAFKA_PORT,
+  controllerPort: KAFKA_CONTROLLER_PORT,
+  dir: `${STATE_DIR}/kafka`,
+});

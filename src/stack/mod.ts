@@ -18,7 +18,6 @@ import { PG_URL, postgresService } from "./postgres.ts";
 
 export type { ServiceName, ServiceStatus };
 export { REPO_ROOT, STATE_DIR } from "./_paths.ts";
-export { muteKafkajsTimerWarning } from "./_process.ts";
 
 export const SERVICE_NAMES: readonly ServiceName[] = ["kafka", "postgres", "gcs"];
 

@@ -8,7 +8,8 @@
  */
 import { delay } from "../../src/async/delay.ts";
 import { planFromYaml } from "../../src/config/mod.ts";
-import { migrate, openDb, seedUsers } from "../../src/db/mod.ts";
+import { migrate, openDb } from "../../src/db/mod.ts";
+import { seedUsers } from "../../src/simulator/mod.ts";
 import { createKafkaSource } from "../../src/kafka/mod.ts";
 import { openStore } from "../../src/lake/mod.ts";
 import { Registry } from "../../src/metrics.ts";

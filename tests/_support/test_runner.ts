@@ -6,7 +6,7 @@
  * The exit code is deno test's; a missing report or a stack that cannot start
  * counts as a failure.
  */
-import { muteKafkajsTimerWarning, REPO_ROOT, stackUp, STATE_DIR } from "../../src/stack/mod.ts";
+import { REPO_ROOT, stackUp, STATE_DIR } from "../../src/stack/mod.ts";
 import { countJUnit, summaryLine, type TestCounts } from "./junit.ts";
 
 /** Where the report of the latest run is kept, for CI artefacts and humans. */
@@ -78,6 +78,5 @@ export async function main(args: string[]): Promise<number> {
 }
 
 if (import.meta.main) {
-  muteKafkajsTimerWarning();
   Deno.exit(await main(Deno.args));
 }

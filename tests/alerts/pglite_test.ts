@@ -9,8 +9,8 @@
 import assert from "node:assert/strict";
 import { createApp } from "../../src/api/mod.ts";
 import { planFromYaml } from "../../src/config/mod.ts";
-import { migrate, openDb, seedUsers } from "../../src/db/mod.ts";
-import { LOW_QUOTA } from "../../src/db/seed.ts";
+import { migrate, openDb } from "../../src/db/mod.ts";
+import { LOW_QUOTA, seedUsers } from "../../src/simulator/users.ts";
 import { openStore } from "../../src/lake/mod.ts";
 import { Registry } from "../../src/metrics.ts";
 import { createDbTimelineStore, createSimulatorSource } from "../../src/simulator/mod.ts";

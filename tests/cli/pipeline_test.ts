@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { main as batchMain } from "../../src/batch/cli.ts";
 import { HOUR_MS } from "../../src/core/mod.ts";
 import { openDb } from "../../src/db/mod.ts";
-import { seedQuota } from "../../src/db/seed.ts";
+import { seedQuota } from "../../src/simulator/users.ts";
 import { createGenerator, deviceId } from "../../src/simulator/mod.ts";
 import { populateFromPipeline } from "../_support/pipeline_fixture.ts";
 import { freshDatabase } from "../_support/services.ts";

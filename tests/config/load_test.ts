@@ -16,7 +16,7 @@ import {
 } from "../../src/config/mod.ts";
 import { main } from "../../src/config/cli.ts";
 import { interpolate } from "../../src/config/interpolate.ts";
-import { DEFAULT_APPS } from "../../src/simulator/ids.ts";
+import { DEFAULT_APPS } from "../../src/core/apps.ts";
 
 const REPO = dirname(dirname(dirname(fileURLToPath(import.meta.url))));
 const PIPELINE = join(REPO, "pipeline.yaml");

@@ -3,7 +3,8 @@
  * and writes nothing, and the upsert of a good file on real PostgreSQL.
  */
 import assert from "node:assert/strict";
-import { loadUsersCsv, migrate, openDb, seedUsers } from "../../src/db/mod.ts";
+import { loadUsersCsv, migrate, openDb } from "../../src/db/mod.ts";
+import { seedUsers } from "../../src/simulator/users.ts";
 import { parseCsv } from "../../src/db/_csv.ts";
 import { parseUsersCsv } from "../../src/db/users_csv.ts";
 import { UserError } from "../../src/errors.ts";

@@ -6,7 +6,8 @@
 import assert from "node:assert/strict";
 import { delay } from "../../src/async/delay.ts";
 import postgres from "postgres";
-import { migrate, openDb, seedUsers, serveEmbedded } from "../../src/db/mod.ts";
+import { migrate, openDb, serveEmbedded } from "../../src/db/mod.ts";
+import { seedUsers } from "../../src/simulator/users.ts";
 import { UserError } from "../../src/errors.ts";
 
 const opts = { sanitizeResources: false, sanitizeOps: false };

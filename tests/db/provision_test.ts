@@ -5,7 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { main } from "../../src/db/cli.ts";
-import { openDb, seedUsers, SQL_DIR } from "../../src/db/mod.ts";
+import { openDb, SQL_DIR } from "../../src/db/mod.ts";
+import { seedUsers } from "../../src/simulator/users.ts";
 import { freshDatabase } from "../_support/services.ts";
 
 const testdata = new URL("../testdata/", import.meta.url).pathname;

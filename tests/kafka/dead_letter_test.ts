@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { Kafka, logLevel } from "kafkajs";
 import { freshTopic, kafkaBrokers, uniqueName } from "../_support/services.ts";
 import { createKafkaDeadLetterSink, DLQ_HEADERS } from "../../src/kafka/mod.ts";
-import type { DeadLetter } from "../../src/kafka/source.ts";
+import type { DeadLetter } from "../../src/speed/mod.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const enc = new TextEncoder();

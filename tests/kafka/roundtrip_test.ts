@@ -9,7 +9,7 @@ import { main } from "../../src/simulator/cli.ts";
 import { createGenerator, type GeneratedItem } from "../../src/simulator/generator.ts";
 import { keyPartition } from "../../src/simulator/murmur2.ts";
 import { createKafkaSource } from "../../src/kafka/mod.ts";
-import type { SourceMessage } from "../../src/kafka/source.ts";
+import type { SourceMessage } from "../../src/speed/mod.ts";
 import { loadPlan } from "../../src/config/mod.ts";
 
 const decoder = new TextDecoder();

@@ -6,8 +6,9 @@
 import assert from "node:assert/strict";
 import { delay } from "../../src/async/delay.ts";
 import { freshTopic, kafkaBrokers, uniqueName } from "../_support/services.ts";
+import { eventSourceCases } from "../_support/event_source_cases.ts";
 import { createKafkaSource, createProducer, type OutgoingMessage } from "../../src/kafka/mod.ts";
-import type { EventSource, SourceMessage } from "../../src/kafka/source.ts";
+import type { EventSource, SourceMessage } from "../../src/speed/mod.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -241,3 +242,24 @@ Deno.test(
     }
   },
 );
+
+eventSourceCases("createKafkaSource()", async () => {
+  const topic = await freshTopic("source-contract", 3);
+  let filled = 0;
+  return {
+    partitions: 3,
+    open: () =>
+      Promise.resolve(createKafkaSource({
+        brokers: kafkaBrokers(),
+        clientId: "source-contract",
+        topic,
+        group: uniqueName("source-contract"),
+        fromBeginning: true,
+      })),
+    async fill(n) {
+      for (let p = 0; p < 3 && filled < n; p++) await produce(topic, n - filled, p);
+      filled = Math.max(filled, n);
+    },
+    close: () => Promise.resolve(),
+  };
+});

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { parseSimulateArgs } from "../../src/simulator/args.ts";
 import { main } from "../../src/simulator/cli.ts";
 import { UserError } from "../../src/errors.ts";
+import { freshTopic, kafkaBrokers } from "../_support/services.ts";
 
 Deno.test("parseSimulateArgs() reads every flag", () => {
   const a = parseSimulateArgs([
@@ -27,6 +28,8 @@ Deno.test("parseSimulateArgs() reads every flag", () => {
     "--malformed-share",
     "0",
     "--quiet",
+    "--max-retry-time",
+    "2m",
   ]);
   assert.deepEqual(a, {
     help: false,
@@ -44,8 +47,10 @@ Deno.test("parseSimulateArgs() reads every flag", () => {
     maxLatenessMs: 45_000,
     malformedShare: 0,
     quiet: true,
+    maxRetryTimeMs: 120_000,
   });
   assert.equal(parseSimulateArgs(["--duration", "1h30m"]).durationMs, 5_400_000);
+  assert.equal(parseSimulateArgs([]).maxRetryTimeMs, 5 * 60_000, "default 5 minutes");
 });
 
 const BAD: [string[], RegExp][] = [
@@ -55,6 +60,7 @@ const BAD: [string[], RegExp][] = [
   [["--devices", "0"], /--devices must be an integer >= 1/],
   [["--late-share", "2"], /--late-share must be a number between 0 and 1/],
   [["--duration", "ten"], /--duration must be a duration/],
+  [["--max-retry-time", "soon"], /--max-retry-time must be a duration/],
   [["--count", "5", "--duration", "1m"], /either --count or --duration/],
   [["--start", "2026-11-28T10:00"], /--start must be an ISO 8601 time with a zone/],
   [["--brokers", "localhost"], /--brokers must be host:port/],
@@ -81,4 +87,23 @@ Deno.test("main() exits 2 on a bad flag and 0 on --help", async () => {
     await main(["--start", "2026-11-28T10:00Z", "--rate", "max", "--count", "1"]),
     2,
   );
+});
+
+Deno.test("simulate against Kafka prints no TimeoutNegativeWarning on stderr", async () => {
+  const topic = await freshTopic("sim-warn", 1);
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      ...["run", "-A", "main.ts", "simulate", "--brokers", kafkaBrokers().join(",")],
+      ...["--topic", topic, "--rate", "max", "--count", "2000", "--quiet"],
+    ],
+    cwd: new URL("../..", import.meta.url).pathname,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stderr = new TextDecoder().decode(out.stderr);
+  assert.equal(out.code, 0, stderr);
+  assert.equal(JSON.parse(new TextDecoder().decode(out.stdout)).produced, 2000);
+  assert.ok(!stderr.includes("TimeoutNegativeWarning"), stderr);
+  assert.ok(!stderr.includes("Warning"), stderr);
 });

@@ -133,3 +133,13 @@ Deno.test("murmur2() matches Kafka's Utils.murmur2 test vectors", () => {
   const p = keyPartition(enc.encode(deviceId(0)), 3);
   assert.ok(p >= 0 && p < 3);
 });
+
+Deno.test("deviceId() and antennaId() count in decimal like the original system's provisioner", () => {
+  assert.equal(deviceId(0), "00000000-0000-0000-0000-000000000001");
+  assert.equal(deviceId(9), "00000000-0000-0000-0000-000000000010", "the tenth device");
+  assert.equal(deviceId(19), "00000000-0000-0000-0000-000000000020");
+  assert.equal(deviceId(99_999), "00000000-0000-0000-0000-000000100000");
+  assert.equal(antennaId(0), "00000000-0000-0000-0001-000000000000");
+  assert.equal(antennaId(10), "00000000-0000-0000-0001-000000000010");
+  assert.throws(() => deviceId(1e12), RangeError);
+});

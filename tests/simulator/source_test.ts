@@ -19,12 +19,13 @@ import { createDbTimelineStore } from "../../src/simulator/db_timeline_store.ts"
 import { keyPartition } from "../../src/simulator/murmur2.ts";
 import { MESSAGE_SCHEME } from "../../src/simulator/message_at.ts";
 import type { SimulatorPlan } from "../../src/config/plan.ts";
-import type { SourceBatch } from "../../src/kafka/source.ts";
+import type { SourceBatch } from "../../src/speed/mod.ts";
 import type { Logger } from "../../src/log.ts";
 import { DEFAULT_APPS } from "../../src/simulator/ids.ts";
 import { migrate, openDb } from "../../src/db/mod.ts";
 import type { Db } from "../../src/db/db.ts";
 import { freshDatabase } from "../_support/services.ts";
+import { eventSourceCases } from "../_support/event_source_cases.ts";
 
 const PLAN: SimulatorPlan = {
   antennas: 5,
@@ -185,17 +186,17 @@ Deno.test("createSimulatorSource() records commits and honours pause, resume and
 Deno.test("createSimulatorSource() reports each partition's issued end and its lag by the wall clock", async () => {
   const T = Date.now();
   let t = T;
-  // 2 000/s over 20 devices, 8/6/6 of them keyed to partitions 0/1/2: 800, 600, 600 per second.
+  // 2 000/s over 20 devices, 6/7/7 of them keyed to partitions 0/1/2: 600, 700, 700 per second.
   const r = await run({ plan: { rate: 2_000 }, now: () => t });
   t = T + 1_000;
   while (total(r.seen) < 2_003) await delay(10);
-  assert.deepEqual(await r.source.endOffsets(), new Map([[0, 801], [1, 601], [2, 601]]));
+  assert.deepEqual(await r.source.endOffsets(), new Map([[0, 601], [1, 701], [2, 701]]));
   assert.deepEqual(await r.source.lag(), new Map([[0, 0], [1, 0], [2, 0]]));
   r.source.pause();
   await delay(50);
   t = T + 2_000;
-  assert.deepEqual(await r.source.endOffsets(), new Map([[0, 1601], [1, 1201], [2, 1201]]));
-  assert.deepEqual(await r.source.lag(), new Map([[0, 800], [1, 600], [2, 600]]));
+  assert.deepEqual(await r.source.endOffsets(), new Map([[0, 1201], [1, 1401], [2, 1401]]));
+  assert.deepEqual(await r.source.lag(), new Map([[0, 600], [1, 700], [2, 700]]));
   await r.source.stop();
 });
 
@@ -382,5 +383,24 @@ Deno.test("createSimulatorSource() skips a backlog longer than max_backlog, logg
     while ([0, 1, 2].some((p) => (r.seen.next.get(p) ?? 0) < first.next.get(p)!)) await delay(20);
     await r.source.stop();
     assertSameWhereBoth(first.messages, r.seen.messages, 500);
+  });
+});
+
+eventSourceCases("createSimulatorSource()", () => {
+  const timeline = createMemoryTimelineStore();
+  return Promise.resolve({
+    partitions: 3,
+    open: () =>
+      Promise.resolve(
+        createSimulatorSource({
+          simulator: { ...PLAN, rate: 2_000 },
+          timeline,
+          partitions: 3,
+          tickMs: 20,
+        }),
+      ),
+    // Generated as it is read.
+    fill: () => Promise.resolve(),
+    close: () => Promise.resolve(),
   });
 });

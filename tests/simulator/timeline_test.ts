@@ -86,6 +86,30 @@ Deno.test("createMessageAt() keys partition p with devices that hash to p, all o
   }
 });
 
+Deno.test("createMessageAt() derives a segment recorded under scheme 1 with its hex ids, scheme 2 with decimal ones", () => {
+  const ids = (params: MessageParams) => {
+    const at = createMessageAt(params);
+    const seen = new Set<string>();
+    for (let p = 0; p < 3; p++) {
+      for (let o = 0; o < 2_000; o++) {
+        const m = at(p, o, T0);
+        assert.equal(keyPartition(m.keyBytes, 3), p, "keyed like Kafka under its own ids");
+        seen.add(m.key);
+      }
+    }
+    return seen;
+  };
+  const old = ids({ ...PARAMS, scheme: 1 });
+  assert.ok(old.has("00000000-0000-0000-0000-00000000000a"), "the tenth device, in hex");
+  assert.ok(old.has("00000000-0000-0000-0000-000000000014"), "the twentieth device, in hex");
+  const now = ids({ ...PARAMS, scheme: 2 });
+  assert.equal(MESSAGE_SCHEME, 2);
+  assert.ok(now.has("00000000-0000-0000-0000-000000000010"), "the tenth device, in decimal");
+  assert.ok(now.has("00000000-0000-0000-0000-000000000020"), "the twentieth device, in decimal");
+  assert.ok(![...now].some((id) => /[a-f]/.test(id.slice(-12))));
+  assert.throws(() => createMessageAt({ ...PARAMS, scheme: 3 }), RangeError);
+});
+
 Deno.test("createMessageAt() keeps the late and malformed shares, every malformed kind tripping its own reason", () => {
   const at = createMessageAt(PARAMS);
   const n = 30_000;

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import type { SchemaPlan } from "../../src/config/plan.ts";
 import type { SourcedEvent } from "../../src/core/event.ts";
 import { compileMetric } from "../../src/core/metric.ts";
-import type { SourceMessage } from "../../src/kafka/source.ts";
+import type { SourceMessage } from "../../src/speed/mod.ts";
 import type { FlushParticipant } from "../../src/speed/participant.ts";
 import { SpeedPartition } from "../../src/speed/partition.ts";
 import type { Progress } from "../../src/speed/sink.ts";

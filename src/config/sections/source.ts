@@ -4,7 +4,7 @@
  * so none of its keys reloads live.
  */
 
-import { DEFAULT_APPS } from "../../simulator/ids.ts";
+import { DEFAULT_APPS } from "../../core/apps.ts";
 import type { PipelineConfig } from "../types.gen.ts";
 import { BROKER, TOPIC } from "./_fields.ts";
 import {

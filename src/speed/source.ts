@@ -1,6 +1,8 @@
 /**
- * The event source the speed layer reads from: Kafka (kafka_source.ts) or the
- * in-process simulator. Offsets are per partition; `commit` takes the *next*
+ * The event-source port: what the speed layer reads from, declared beside its
+ * consumer and implemented by src/kafka/ (createKafkaSource) and
+ * src/simulator/ (createSimulatorSource); tests/_support/event_source_cases.ts
+ * is the one contract suite both pass. Offsets are per partition; `commit` takes the *next*
  * offset to read, like Kafka. Delivery is at-least-once: after a restart or a
  * rebalance, messages from the last committed offset are delivered again.
  */

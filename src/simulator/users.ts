@@ -1,6 +1,7 @@
 /**
  * Seeds `user_metadata` for the simulator's devices so the batch layer can join
- * every simulated event to a user. Device `i` (0-based, id `deviceId(i)`) is
+ * every simulated event to a user (here, in the simulator's own module, so the
+ * database layer knows nothing of the simulator's ids). Device `i` (0-based, id `deviceId(i)`) is
  * user N = i + 1: name `User N`, email `userN@example.com`. The default
  * simulator (100 events/s over 20 devices, ~4.7 KB an event on average) gives a
  * device about 85 MB an hour (~23 KB/s), so every 5th user (N = 5, 10, 15, ...)
@@ -10,8 +11,8 @@
  * minutes in, so a new install sees quota alerts within minutes and breaches
  * from the first batched hour.
  */
-import type { Db } from "./db.ts";
-import { deviceId } from "../simulator/ids.ts";
+import type { Db } from "../db/db.ts";
+import { deviceId } from "./ids.ts";
 
 /** Hourly quota (bytes) of a user whose quota is meant to be exceeded. */
 export const LOW_QUOTA = 5_000_000;
