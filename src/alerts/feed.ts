@@ -10,7 +10,7 @@
 import type { Queryable } from "../db/db.ts";
 import type { Logger } from "../log.ts";
 import { pause } from "../async/delay.ts";
-import { alertsAfter, alertsDetectedSince } from "./store.ts";
+import { alertsAfter, alertsDetectedSince, alertsOfHoursFrom } from "./store.ts";
 import type { AlertTelemetry } from "./telemetry.ts";
 import type { QuotaAlert } from "./types.ts";
 
@@ -22,6 +22,11 @@ export interface AlertFeed {
   subscribe(listener: (alert: QuotaAlert) => void): () => void;
   /** Stored alerts with an id above `afterId`, oldest first (a client resuming). */
   after(afterId: number, limit?: number): Promise<QuotaAlert[]>;
+  /**
+   * Stored alerts of the hours from `fromHour` on with an id above `afterId`,
+   * oldest first (a client connecting fresh catches up with the current hour).
+   */
+  ofHoursFrom(fromHour: number, afterId?: number, limit?: number): Promise<QuotaAlert[]>;
   /** Aborted once the feed is closed: streams end then (a server shutdown waits for them). */
   readonly closed: AbortSignal;
   close(): Promise<void>;
@@ -83,6 +88,10 @@ export class LiveFeed implements AlertFeed {
 
   after(afterId: number, limit = 1_000): Promise<QuotaAlert[]> {
     return alertsAfter(this.#o.db, afterId, limit);
+  }
+
+  ofHoursFrom(fromHour: number, afterId = 0, limit = 1_000): Promise<QuotaAlert[]> {
+    return alertsOfHoursFrom(this.#o.db, fromHour, afterId, limit);
   }
 
   #startPolling(): void {

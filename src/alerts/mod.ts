@@ -49,7 +49,18 @@ export {
   signBody,
   verifySignature,
 } from "./webhook_output.ts";
-export { type AlertRow, toAlert } from "./store.ts";
+export {
+  type AlertFilter,
+  type AlertRow,
+  alertVerdicts,
+  type DeliveryState,
+  type HourVerdict,
+  listAlerts,
+  type ListedAlert,
+  toAlert,
+  usageOfHour,
+  type UsageRow,
+} from "./store.ts";
 
 export interface QuotaAlertsDeps {
   readonly plan: Plan;

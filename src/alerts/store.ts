@@ -232,3 +232,171 @@ export async function releaseClaims(
   );
   return rows.length;
 }
+
+/** Alerts of the hours from `fromHour` on, with an id above `afterId`, oldest first (the stream's catch-up). */
+export async function alertsOfHoursFrom(
+  db: Queryable,
+  fromHour: number,
+  afterId: number,
+  limit: number,
+): Promise<QuotaAlert[]> {
+  const rows = await db.query<AlertRow>(
+    `SELECT ${ALERT_COLUMNS} FROM quota_alerts a
+     WHERE a.hour >= $1::timestamp AND a.id > $2 ORDER BY a.id LIMIT $3`,
+    [new Date(fromHour), afterId, limit],
+  );
+  return rows.map(toAlert);
+}
+
+/** A delivery of an alert to one output, as the API lists it. */
+export interface DeliveryState {
+  readonly state: string;
+  readonly attempts: number;
+  readonly lastError: string | null;
+  readonly deliveredAt: number | null;
+}
+
+/** An alert with the batch layer's verdict and its deliveries by output. */
+export interface ListedAlert {
+  readonly alert: QuotaAlert;
+  readonly batch: { readonly status: string; readonly usage: number } | null;
+  readonly deliveries: Readonly<Record<string, DeliveryState>>;
+}
+
+export interface AlertFilter {
+  /** Hours from (inclusive), epoch ms of an hour start. */
+  readonly fromHour: number;
+  /** Hours before (exclusive). */
+  readonly to: number;
+  readonly email?: string;
+  readonly source?: AlertSource;
+  /** Only alerts with a delivery in this state. */
+  readonly delivery?: string;
+  readonly limit: number;
+}
+
+const LIST_SQL = `SELECT ${ALERT_COLUMNS}, a.batch_status, a.batch_usage,
+    (SELECT COALESCE(json_agg(json_build_object('output', d.output, 'state', d.state,
+        'attempts', d.attempts, 'last_error', d.last_error, 'delivered_at', d.delivered_at)
+        ORDER BY d.output), '[]')::text
+     FROM quota_alert_deliveries d WHERE d.alert_id = a.id) AS deliveries
+  FROM quota_alerts a
+  WHERE a.hour >= $1::timestamp AND a.hour < $2::timestamp
+    AND ($3::text IS NULL OR a.email = $3)
+    AND ($4::text IS NULL OR a.source = $4)
+    AND ($5::text IS NULL OR EXISTS (
+      SELECT 1 FROM quota_alert_deliveries x WHERE x.alert_id = a.id AND x.state = $5))
+  ORDER BY a.id
+  LIMIT $6`;
+
+interface ListRow extends AlertRow {
+  batch_status: string | null;
+  batch_usage: number | null;
+  deliveries: string;
+}
+
+/** Alerts of a range of hours with their verdict and deliveries, oldest first. */
+export async function listAlerts(db: Queryable, f: AlertFilter): Promise<ListedAlert[]> {
+  const rows = await db.query<ListRow>(LIST_SQL, [
+    new Date(f.fromHour),
+    new Date(f.to),
+    f.email ?? null,
+    f.source ?? null,
+    f.delivery ?? null,
+    f.limit,
+  ]);
+  return rows.map((r) => ({
+    alert: toAlert(r),
+    batch: r.batch_status === null
+      ? null
+      : { status: r.batch_status, usage: Number(r.batch_usage) },
+    deliveries: Object.fromEntries(
+      (JSON.parse(r.deliveries) as {
+        output: string;
+        state: string;
+        attempts: number;
+        last_error: string | null;
+        delivered_at: string | null;
+      }[]).map((d) => [d.output, {
+        state: d.state,
+        attempts: d.attempts,
+        lastError: d.last_error,
+        deliveredAt: d.delivered_at === null ? null : Date.parse(d.delivered_at),
+      }]),
+    ),
+  }));
+}
+
+/** The batch layer's verdict on an hour's alerts at one threshold. */
+export interface HourVerdict {
+  readonly hour: number;
+  readonly threshold: number;
+  readonly speedAlerts: number;
+  readonly confirmed: number;
+  readonly unconfirmed: number;
+  readonly late: number;
+  readonly runId: string | null;
+  readonly computedAt: number;
+}
+
+/** quota_alert_reconciliation of the hours in `fromHour`..`to`, by hour and threshold. */
+export async function alertVerdicts(
+  db: Queryable,
+  fromHour: number,
+  to: number,
+): Promise<HourVerdict[]> {
+  const rows = await db.query<Record<string, unknown>>(
+    `SELECT hour, threshold, speed_alerts, confirmed, unconfirmed, late, run_id, computed_at
+     FROM quota_alert_reconciliation
+     WHERE hour >= $1::timestamp AND hour < $2::timestamp
+     ORDER BY hour, threshold`,
+    [new Date(fromHour), new Date(to)],
+  );
+  return rows.map((r) => ({
+    hour: (r.hour as Date).getTime(),
+    threshold: Number(r.threshold),
+    speedAlerts: Number(r.speed_alerts),
+    confirmed: Number(r.confirmed),
+    unconfirmed: Number(r.unconfirmed),
+    late: Number(r.late),
+    runId: r.run_id === null ? null : String(r.run_id),
+    computedAt: (r.computed_at as Date).getTime(),
+  }));
+}
+
+/** One user's running usage of an hour (quota_usage). */
+export interface UsageRow {
+  readonly hour: number;
+  readonly email: string;
+  readonly usage: number;
+  readonly quota: number;
+  readonly updatedAt: number;
+}
+
+/**
+ * The users' running usage of `hour` (default: the newest hour with usage),
+ * nearest to their quota first.
+ */
+export async function usageOfHour(
+  db: Queryable,
+  o: { hour?: number; email?: string; limit: number },
+): Promise<UsageRow[]> {
+  const rows = await db.query<
+    { hour: Date; email: string; usage: unknown; quota: unknown; updated_at: Date }
+  >(
+    `SELECT u.hour, u.email, u.usage, u.quota, u.updated_at
+     FROM quota_usage u
+     WHERE u.hour = COALESCE($1::timestamp, (SELECT max(hour) FROM quota_usage))
+       AND ($2::text IS NULL OR u.email = $2)
+     ORDER BY CASE WHEN u.quota > 0 THEN u.usage::float8 / u.quota END DESC NULLS LAST, u.email
+     LIMIT $3`,
+    [o.hour === undefined ? null : new Date(o.hour), o.email ?? null, o.limit],
+  );
+  return rows.map((r) => ({
+    hour: r.hour.getTime(),
+    email: r.email,
+    usage: Number(r.usage),
+    quota: Number(r.quota),
+    updatedAt: r.updated_at.getTime(),
+  }));
+}

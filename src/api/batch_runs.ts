@@ -6,10 +6,10 @@
  * `HourBusyError`, a `UserError` with status 409, mapped by the app's onError.
  */
 import { UserError } from "../errors.ts";
-import { hourRange, parseHour, type RunRecord, type RunStatus } from "../batch/mod.ts";
+import { hourRange, type RunRecord, type RunStatus } from "../batch/mod.ts";
 import type { ApiContext, BatchControl } from "./context.ts";
 import { HOUR_MS } from "../core/window.ts";
-import { parseChoice, parseLimit } from "./params.ts";
+import { choiceParam, HOUR_PATTERN, hourParam, limitParam, parseHourText } from "./params.ts";
 import type { RouteDef } from "./route.ts";
 
 /** Longest range one request may queue: a month of hours. */
@@ -55,167 +55,174 @@ export function runJson(r: RunRecord) {
   };
 }
 
-/** The hours a POST body names: `{ hour }` or `{ from, to }` (both included). */
-function hoursOf(body: unknown, now: number): number[] {
+const HOUR_FIELD = { type: "string", pattern: HOUR_PATTERN, examples: ["2026-11-28T10"] };
+
+/** The POST body: one hour, or a range of hours (both ends included, in either order). */
+const BODY = {
+  oneOf: [
+    {
+      type: "object",
+      required: ["hour"],
+      additionalProperties: false,
+      properties: { hour: HOUR_FIELD },
+    },
+    {
+      type: "object",
+      required: ["from", "to"],
+      additionalProperties: false,
+      properties: {
+        from: HOUR_FIELD,
+        to: { ...HOUR_FIELD, description: "Included.", examples: ["2026-11-28T23"] },
+      },
+    },
+  ],
+};
+
+/** The body's fields, checked as BODY states them. */
+function bodyFields(body: unknown): Record<string, number> {
   if (typeof body !== "object" || body === null || Array.isArray(body)) {
     throw new UserError('body: expected a JSON object { "hour": … } or { "from": …, "to": … }');
   }
-  const b = body as Record<string, unknown>;
-  const text = (name: string): string | undefined => {
-    const v = b[name];
-    if (v === undefined) return undefined;
+  const keys = Object.keys(body);
+  const has = (k: string) => keys.includes(k);
+  if (has("hour") && (has("from") || has("to"))) {
+    throw new UserError("hour: give either hour or from/to, not both");
+  }
+  if (!has("hour") && !has("from") && !has("to")) {
+    throw new UserError('hour: missing; give "hour" or "from" and "to"');
+  }
+  if (has("from") !== has("to")) {
+    throw new UserError(`${has("from") ? "to" : "from"}: missing; give both "from" and "to"`);
+  }
+  const extra = keys.filter((k) => !["hour", "from", "to"].includes(k));
+  if (extra.length > 0) {
+    throw new UserError(`body: unexpected field ${JSON.stringify(extra[0])}`);
+  }
+  const out: Record<string, number> = {};
+  for (const [name, v] of Object.entries(body as Record<string, unknown>)) {
     if (typeof v !== "string") {
       throw new UserError(
         `${name}: expected a string like "2026-11-28T10", got ${JSON.stringify(v)}`,
       );
     }
-    return v;
-  };
-  const hour = text("hour");
-  const fromText = text("from");
-  const toText = text("to");
-  let hours: number[];
-  if (hour !== undefined) {
-    if (fromText !== undefined || toText !== undefined) {
-      throw new UserError("hour: give either hour or from/to, not both");
-    }
-    hours = [parseHour(hour, "hour")];
-  } else {
-    if (fromText === undefined) {
-      throw new UserError('hour: missing; give "hour" or "from" and "to"');
-    }
-    if (toText === undefined) throw new UserError('to: missing; "from" needs "to" (included)');
-    const from = parseHour(fromText, "from");
-    const to = parseHour(toText, "to");
-    if (to < from) throw new UserError(`to: ${toText} is before from ${fromText}`);
-    if ((to - from) / HOUR_MS + 1 > MAX_HOURS_PER_REQUEST) {
-      throw new UserError(`to: at most ${MAX_HOURS_PER_REQUEST} hours per request`);
-    }
-    hours = hourRange(from, to);
+    out[name] = parseHourText(name, v);
   }
-  const last = hours[hours.length - 1];
-  if (last + HOUR_MS > now) {
+  return out;
+}
+
+/**
+ * The hours a POST body names: `{ hour }` or `{ from, to }` (both included).
+ * An hour not over yet and a range too long for one request are conflicts
+ * with the state of things (409: later, or split), not malformed requests.
+ */
+function hoursOf(body: unknown, now: number): number[] {
+  const f = bodyFields(body);
+  const [from, to] = f.hour !== undefined ? [f.hour, f.hour] : [f.from, f.to].sort((a, b) => a - b);
+  if ((to - from) / HOUR_MS + 1 > MAX_HOURS_PER_REQUEST) {
     throw new UserError(
-      `${hour !== undefined ? "hour" : "to"}: ${
-        new Date(last).toISOString().slice(0, 13)
-      } has not ended yet`,
+      `to: at most ${MAX_HOURS_PER_REQUEST} hours per request; split the range`,
+      { status: 409 },
     );
   }
-  return hours;
+  if (to + HOUR_MS > now) {
+    throw new UserError(
+      `${f.hour !== undefined ? "hour" : "to"}: ${
+        new Date(to).toISOString().slice(0, 13)
+      } has not ended yet`,
+      { status: 409 },
+    );
+  }
+  return hourRange(from, to);
+}
+
+const LIMIT = limitParam("How many runs (1-1000).", 20, 1000);
+const HOUR = hourParam("hour", "Only runs of this hour (e.g. 2026-11-28T10).");
+const STATUS = choiceParam("status", "Only runs with this status.", STATUSES, undefined);
+
+function submitRoute(ctx: ApiContext): RouteDef {
+  return {
+    method: "POST",
+    path: "/api/v1/batch/runs",
+    operationId: "submitBatchRuns",
+    tag: "batch",
+    summary: "Queue the batch job for an hour or a range of hours (the scheduler's code path).",
+    description: "Needs `Authorization: Bearer <api.token>`; with no token configured, only " +
+      "loopback clients may call it.",
+    mutating: true,
+    body: BODY,
+    responses: {
+      202: "`{ runIds: [...] }`; Location names the first run.",
+      400: "A bad body; the message names the field.",
+      401: "Missing or wrong bearer token.",
+      403: "No token configured and the client is not on loopback.",
+      409: "An hour is already running, has not ended yet, or the range is longer than " +
+        `${MAX_HOURS_PER_REQUEST} hours.`,
+      503: "The batch layer is not running in this process.",
+    },
+    handler: async (c) => {
+      const batch = requireBatch(ctx);
+      let body: unknown;
+      try {
+        body = await c.req.json();
+      } catch {
+        throw new UserError("body: expected JSON (Content-Type: application/json)");
+      }
+      const hours = hoursOf(body, ctx.clock());
+      const { runIds } = await batch.submit(hours, "api");
+      c.header("Location", `/api/v1/batch/runs/${runIds[0]}`);
+      return c.json({ runIds }, 202);
+    },
+  };
+}
+
+function getRoute(ctx: ApiContext): RouteDef {
+  return {
+    method: "GET",
+    path: "/api/v1/batch/runs/:id",
+    operationId: "getBatchRun",
+    tag: "batch",
+    summary: "One batch run: status and summary.",
+    params: [{
+      name: "id",
+      in: "path",
+      required: true,
+      description: "Run id, as returned by POST.",
+      schema: { type: "string", pattern: "^[0-9]{1,18}$" },
+    }],
+    responses: { 200: "The run.", 400: "Not a run id.", 404: "No such run." },
+    handler: async (c) => {
+      const batch = requireBatch(ctx);
+      const id = c.req.param("id") ?? "";
+      if (!/^[0-9]{1,18}$/.test(id)) {
+        throw new UserError(`id: expected a run id (digits), got ${JSON.stringify(id)}`);
+      }
+      const run = await batch.getRun(id);
+      if (!run) throw new UserError(`id: no batch run ${id}`, { status: 404 });
+      return c.json(runJson(run));
+    },
+  };
+}
+
+function listRoute(ctx: ApiContext): RouteDef {
+  return {
+    method: "GET",
+    path: "/api/v1/batch/runs",
+    operationId: "listBatchRuns",
+    tag: "batch",
+    summary: "Recent batch runs, newest first.",
+    params: [LIMIT, HOUR, STATUS],
+    responses: { 200: "`{ runs: [...] }`", 400: "A bad parameter." },
+    handler: async (c) => {
+      const batch = requireBatch(ctx);
+      const limit = LIMIT.read(c.req.query("limit"));
+      const hour = HOUR.read(c.req.query("hour"));
+      const status = STATUS.read(c.req.query("status"));
+      const runs = await batch.listRuns({ limit, hour, status });
+      return c.json({ runs: runs.map(runJson) });
+    },
+  };
 }
 
 export function batchRunRoutes(ctx: ApiContext): RouteDef[] {
-  return [
-    {
-      method: "POST",
-      path: "/api/v1/batch/runs",
-      operationId: "submitBatchRuns",
-      tag: "batch",
-      summary: "Queue the batch job for an hour or a range of hours (the scheduler's code path).",
-      description: "Needs `Authorization: Bearer <api.token>`; with no token configured, only " +
-        "loopback clients may call it.",
-      mutating: true,
-      body: {
-        oneOf: [
-          {
-            type: "object",
-            required: ["hour"],
-            properties: { hour: { type: "string", examples: ["2026-11-28T10"] } },
-          },
-          {
-            type: "object",
-            required: ["from", "to"],
-            properties: {
-              from: { type: "string", examples: ["2026-11-28T00"] },
-              to: { type: "string", description: "Included.", examples: ["2026-11-28T23"] },
-            },
-          },
-        ],
-      },
-      responses: {
-        202: "`{ runIds: [...] }`; Location names the first run.",
-        400: "A bad body; the message names the field.",
-        401: "Missing or wrong bearer token.",
-        403: "No token configured and the client is not on loopback.",
-        409: "An hour is already running.",
-        503: "The batch layer is not running in this process.",
-      },
-      handler: async (c) => {
-        const batch = requireBatch(ctx);
-        let body: unknown;
-        try {
-          body = await c.req.json();
-        } catch {
-          throw new UserError("body: expected JSON (Content-Type: application/json)");
-        }
-        const hours = hoursOf(body, ctx.clock());
-        const { runIds } = await batch.submit(hours, "api");
-        c.header("Location", `/api/v1/batch/runs/${runIds[0]}`);
-        return c.json({ runIds }, 202);
-      },
-    },
-    {
-      method: "GET",
-      path: "/api/v1/batch/runs/:id",
-      operationId: "getBatchRun",
-      tag: "batch",
-      summary: "One batch run: status and summary.",
-      params: [{
-        name: "id",
-        in: "path",
-        required: true,
-        description: "Run id, as returned by POST.",
-        schema: { type: "string", pattern: "^[0-9]+$" },
-      }],
-      responses: { 200: "The run.", 400: "Not a run id.", 404: "No such run." },
-      handler: async (c) => {
-        const batch = requireBatch(ctx);
-        const id = c.req.param("id") ?? "";
-        if (!/^[0-9]{1,18}$/.test(id)) {
-          throw new UserError(`id: expected a run id (digits), got ${JSON.stringify(id)}`);
-        }
-        const run = await batch.getRun(id);
-        if (!run) throw new UserError(`id: no batch run ${id}`, { status: 404 });
-        return c.json(runJson(run));
-      },
-    },
-    {
-      method: "GET",
-      path: "/api/v1/batch/runs",
-      operationId: "listBatchRuns",
-      tag: "batch",
-      summary: "Recent batch runs, newest first.",
-      params: [
-        {
-          name: "limit",
-          in: "query",
-          description: "How many runs (1-1000).",
-          schema: { type: "integer", minimum: 1, maximum: 1000, default: 20 },
-        },
-        {
-          name: "hour",
-          in: "query",
-          description: "Only runs of this hour (e.g. 2026-11-28T10).",
-          schema: { type: "string" },
-        },
-        {
-          name: "status",
-          in: "query",
-          description: "Only runs with this status.",
-          schema: { type: "string", enum: [...STATUSES] },
-        },
-      ],
-      responses: { 200: "`{ runs: [...] }`", 400: "A bad parameter." },
-      handler: async (c) => {
-        const batch = requireBatch(ctx);
-        const limit = parseLimit("limit", c.req.query("limit"), 20, 1000);
-        const h = c.req.query("hour");
-        const hour = h === undefined ? undefined : parseHour(h, "hour");
-        const s = c.req.query("status");
-        const status = s === undefined ? undefined : parseChoice("status", s, STATUSES, "queued");
-        const runs = await batch.listRuns({ limit, hour, status });
-        return c.json({ runs: runs.map(runJson) });
-      },
-    },
-  ];
+  return [submitRoute(ctx), getRoute(ctx), listRoute(ctx)];
 }

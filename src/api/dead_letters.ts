@@ -4,15 +4,9 @@
  * process's counter since start when the speed layer runs here.
  */
 import type { ApiContext } from "./context.ts";
-import { iso, parseTime } from "./params.ts";
-import { FROM_PARAM, type RouteDef, TO_PARAM } from "./route.ts";
-import { UserError } from "../errors.ts";
-import { isoOf, numOf } from "./_util.ts";
-
-const SQL = `SELECT reason, count(*)::bigint AS count, min(at) AS first_at, max(at) AS last_at
-  FROM dead_letters
-  WHERE at >= $1::timestamptz AND at < $2::timestamptz
-  GROUP BY reason ORDER BY count DESC, reason`;
+import { FROM_PARAM, iso, TO_PARAM } from "./params.ts";
+import type { RouteDef } from "./route.ts";
+import { deadLetterCounts } from "../speed/mod.ts";
 
 // No range given means all time: bounds wide enough for any stored row.
 const EPOCH = new Date(0);
@@ -31,21 +25,15 @@ export function deadLetterRoutes(ctx: ApiContext): RouteDef[] {
       400: "A bad parameter.",
     },
     handler: async (c) => {
-      const f = c.req.query("from");
-      const t = c.req.query("to");
-      const from = f === undefined ? EPOCH : new Date(parseTime("from", f));
-      const to = t === undefined ? FAR_FUTURE : new Date(parseTime("to", t));
-      if (to <= from) {
-        throw new UserError(`to: must be after from (from=${iso(+from)}, to=${iso(+to)})`);
-      }
-      const rows = await ctx.db.query<
-        { reason: string; count: unknown; first_at: Date; last_at: Date }
-      >(SQL, [from, to]);
-      const reasons = rows.map((r) => ({
-        reason: r.reason,
-        count: numOf(r.count),
-        firstAt: isoOf(r.first_at),
-        lastAt: isoOf(r.last_at),
+      const f = FROM_PARAM.read(c.req.query("from"));
+      const t = TO_PARAM.read(c.req.query("to"));
+      const from = f === undefined ? EPOCH : new Date(f);
+      // `to` at or before `from` is an empty range: the query finds nothing.
+      const to = t === undefined ? FAR_FUTURE : new Date(t);
+      const reasons = (await deadLetterCounts(ctx.db, from, to)).map((r) => ({
+        ...r,
+        firstAt: iso(r.firstAt),
+        lastAt: iso(r.lastAt),
       }));
       return c.json({
         from: f === undefined ? null : from.toISOString(),

@@ -8,6 +8,7 @@ import { planFromYaml } from "../config/mod.ts";
 import type { Db } from "../db/db.ts";
 import { Registry } from "../metrics.ts";
 import { apiContext, openApiDocument, routeTable } from "./mod.ts";
+import { HOUR_PATTERN, TEXT_PATTERN, TIME_PATTERN } from "./params.ts";
 
 export const API_DOC_PATH = new URL("../../docs/api.md", import.meta.url);
 
@@ -33,6 +34,22 @@ interface Op {
   responses: Record<string, { description: string }>;
 }
 
+// The patterns are exact (calendar-valid dates) and long: the reference names them
+// and spells each out once, in its preamble.
+const PATTERN_NAMES = new Map([
+  [TIME_PATTERN, "<time>"],
+  [HOUR_PATTERN, "<hour>"],
+  [TEXT_PATTERN, "<text>"],
+]);
+
+/** A schema as one line of JSON, its long patterns by name. */
+function schemaText(schema: unknown): string {
+  return JSON.stringify(
+    schema,
+    (k, v) => k === "pattern" && PATTERN_NAMES.has(v) ? PATTERN_NAMES.get(v) : v,
+  );
+}
+
 /** The Markdown reference of every route. */
 export function apiMarkdown(): string {
   const plan = planFromYaml("", { env: {} });
@@ -49,6 +66,18 @@ export function apiMarkdown(): string {
     'Times are ISO-8601, UTC when no zone is given. Errors are JSON `{ "error": "…" }`;',
     "a bad parameter is a 400 whose message starts with the parameter's name.",
     "",
+    "Parameters are checked exactly as their schemas say. Patterns named in the schemas:",
+    "",
+    "- `<time>`: an ISO-8601 date (years 1000-9999, days that exist), optionally with `T` or a",
+    "  space, hour, minutes, seconds, a fraction and a zone (`Z`, `+01:00`, `-0500`); no zone means",
+    "  UTC, e.g. `2026-11-28`, `2026-11-28T10`, `2026-11-28T10:15:30.5+01:00`.",
+    "- `<hour>`: a whole UTC hour, `2026-11-28T10` (also `…T10:00`, `…T10:00:00Z`).",
+    "- `<text>`: any characters but NUL.",
+    "",
+    "`to` at or before `from` is an empty range (an empty answer), and a range longer than a",
+    "route's maximum starts that maximum before `to`: answers name the range they cover.",
+    "Undeclared methods answer 405 with `Allow`.",
+    "",
     "Mutating routes (POST) need `Authorization: Bearer $API_TOKEN` when `api.token` is set;",
     "without a token they are accepted from loopback clients only (403 otherwise).",
     "",
@@ -57,13 +86,19 @@ export function apiMarkdown(): string {
     for (const [method, op] of Object.entries(ops)) {
       out.push(`## ${method.toUpperCase()} ${path}`, "", op.summary, "");
       if (op.description) out.push(op.description, "");
-      if (op.security) out.push("Requires the bearer token (or loopback when none is set).", "");
+      if (op.security) {
+        out.push(
+          "Requires the bearer token when `api.token` is set (401 when missing or wrong), or a " +
+            "loopback client when none is (403 otherwise); this reference shows the latter.",
+          "",
+        );
+      }
       if (op.parameters?.length) {
         out.push("| Parameter | In | Description | Schema |", "| --- | --- | --- | --- |");
         for (const p of op.parameters) {
           out.push(
             `| \`${p.name}\`${p.required ? " (required)" : ""} | ${p.in} | ${p.description} | \`${
-              JSON.stringify(p.schema)
+              schemaText(p.schema)
             }\` |`,
           );
         }
@@ -72,7 +107,7 @@ export function apiMarkdown(): string {
       if (op.requestBody) {
         out.push(
           "Body (JSON): `" +
-            JSON.stringify(
+            schemaText(
               (op.requestBody as { content: Record<string, { schema: unknown }> }).content[
                 "application/json"
               ].schema,

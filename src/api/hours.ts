@@ -10,8 +10,8 @@ import type { Completeness, HourReport } from "../batch/mod.ts";
 import { UserError } from "../errors.ts";
 import type { ApiContext } from "./context.ts";
 import { HOUR_MS } from "../core/window.ts";
-import { DAY_MS, iso, parseRange } from "./params.ts";
-import { FROM_PARAM, type RouteDef, TO_PARAM } from "./route.ts";
+import { DAY_MS, FROM_PARAM, iso, parseRange, TO_PARAM, wholeHours } from "./params.ts";
+import type { RouteDef } from "./route.ts";
 import { runJson } from "./batch_runs.ts";
 
 /** Longest range: a month of hours. */
@@ -71,13 +71,12 @@ export function hoursRoutes(ctx: ApiContext): RouteDef[] {
         throw new UserError("the batch layer is not running in this process", { status: 503 });
       }
       const now = ctx.clock();
-      let { from, to } = parseRange((n) => c.req.query(n), {
+      const { from, to } = wholeHours(parseRange((n) => c.req.query(n), {
         defaultMs: DAY_MS,
         maxMs: MAX_RANGE_MS,
         now: Math.ceil(now / HOUR_MS) * HOUR_MS,
-      });
-      from = Math.floor(from / HOUR_MS) * HOUR_MS;
-      to = Math.ceil(to / HOUR_MS) * HOUR_MS;
+      }));
+      // An empty range (to = from) lists no hour.
       const report = await ctx.batch.hours(from, to - HOUR_MS);
       return c.json({
         rule: report.rule,

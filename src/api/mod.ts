@@ -62,6 +62,32 @@ export function routeTable(ctx: ApiContext): RouteDef[] {
   return routes;
 }
 
+/**
+ * Every other method on a served path is 405 naming the ones that are served
+ * (RFC 9110 §15.5.6), not a 404 that says the path does not exist. HEAD is
+ * served wherever GET is (Hono answers it from the GET route).
+ */
+function allowOnly(app: Hono, routes: readonly RouteDef[]): void {
+  const methods = new Map<string, Set<string>>();
+  for (const r of routes) {
+    const set = methods.get(r.path) ?? new Set<string>();
+    set.add(r.method);
+    if (r.method === "GET") set.add("HEAD");
+    methods.set(r.path, set);
+  }
+  for (const [path, set] of methods) {
+    const allow = [...set].join(", ");
+    app.all(path, (c) => {
+      matchedRoute.set(c, path);
+      c.header("Allow", allow);
+      return c.json(
+        { error: `method ${c.req.method} is not allowed on ${path}; use ${allow}` },
+        405,
+      );
+    });
+  }
+}
+
 /** Builds the API. Serve it with `Deno.serve(opts, app.fetch)` so clients' addresses reach the auth check. */
 export function createApp(deps: AppDeps): Hono {
   const ctx = apiContext(deps);
@@ -78,6 +104,7 @@ export function createApp(deps: AppDeps): Hono {
     }, r.handler);
   }
 
+  allowOnly(app, routes);
   app.notFound((c) => c.json({ error: `no route for ${c.req.method} ${c.req.path}` }, 404));
   app.onError((err, c) => {
     if (err instanceof UserError) {

@@ -17,32 +17,88 @@ const ERROR_SCHEMA: Schema = {
   properties: { error: { type: "string", description: "One line naming what was wrong." } },
 };
 
+/** One Server-Sent Event as schemathesis and OpenAPI 3.2 read a stream: an item per event. */
+function eventItemSchema(event: string, data: Schema): Schema {
+  return {
+    type: "object",
+    required: ["event", "data"],
+    properties: {
+      event: { const: event },
+      id: { type: "string", pattern: "^[0-9]+$" },
+      data: { type: "string", contentMediaType: "application/json", contentSchema: data },
+      retry: { type: "integer", minimum: 0 },
+    },
+  };
+}
+
+/** The write guard's refusal that cannot happen under this configuration (auth.ts). */
+function impossibleRefusal(ctx: ApiContext, r: RouteDef): string | undefined {
+  if (!r.mutating) return undefined;
+  return ctx.plan.api.token ? "403" : "401";
+}
+
+function responsesOf(ctx: ApiContext, r: RouteDef): Record<string, unknown> {
+  const responses: Record<string, unknown> = {};
+  const impossible = impossibleRefusal(ctx, r);
+  for (const [status, description] of Object.entries(r.responses)) {
+    if (status === impossible) continue;
+    if (Number(status) >= 400) {
+      responses[status] = {
+        description,
+        content: { "application/json": { schema: { $ref: "#/components/schemas/Error" } } },
+      };
+    } else if (r.eventData) {
+      responses[status] = {
+        description,
+        content: {
+          "text/event-stream": {
+            itemSchema: eventItemSchema(r.eventData.event, r.eventData.schema),
+          },
+        },
+      };
+    } else {
+      const type = r.produces ?? "application/json";
+      responses[status] = {
+        description,
+        content: { [type]: { schema: r.produces ? { type: "string" } : {} } },
+      };
+    }
+  }
+  return responses;
+}
+
+/**
+ * Who may call a mutating route, as the write guard (auth.ts) decides: with a
+ * token, the bearer token; without one, anyone on loopback (so no credential
+ * at all is one of the alternatives).
+ */
+function securityOf(ctx: ApiContext): unknown[] {
+  return ctx.plan.api.token ? [{ bearer: [] }] : [{ bearer: [] }, {}];
+}
+
+function operationOf(ctx: ApiContext, r: RouteDef): Record<string, unknown> {
+  const metrics = [...ctx.metrics.keys()];
+  const params = r.params?.map(({ enumOf, ...p }) =>
+    enumOf === "metrics" ? { ...p, schema: { ...p.schema, enum: metrics } } : { ...p }
+  );
+  return {
+    operationId: r.operationId,
+    summary: r.summary,
+    ...(r.description ? { description: r.description } : {}),
+    tags: [r.tag],
+    ...(params?.length ? { parameters: params } : {}),
+    ...(r.body
+      ? { requestBody: { required: true, content: { "application/json": { schema: r.body } } } }
+      : {}),
+    ...(r.mutating ? { security: securityOf(ctx) } : {}),
+    responses: responsesOf(ctx, r),
+  };
+}
+
 export function openApiDocument(ctx: ApiContext, routes: readonly RouteDef[]): Schema {
   const paths: Record<string, Record<string, unknown>> = {};
   for (const r of routes) {
-    const p = (paths[openApiPath(r.path)] ??= {});
-    const responses: Record<string, unknown> = {};
-    for (const [status, description] of Object.entries(r.responses)) {
-      const ok = Number(status) < 400;
-      responses[status] = {
-        description,
-        content: ok
-          ? { [r.produces ?? "application/json"]: { schema: r.produces ? { type: "string" } : {} } }
-          : { "application/json": { schema: { $ref: "#/components/schemas/Error" } } },
-      };
-    }
-    p[r.method.toLowerCase()] = {
-      operationId: r.operationId,
-      summary: r.summary,
-      ...(r.description ? { description: r.description } : {}),
-      tags: [r.tag],
-      ...(r.params?.length ? { parameters: r.params.map((x) => ({ ...x })) } : {}),
-      ...(r.body
-        ? { requestBody: { required: true, content: { "application/json": { schema: r.body } } } }
-        : {}),
-      ...(r.mutating ? { security: [{ bearer: [] }] } : {}),
-      responses,
-    };
+    (paths[openApiPath(r.path)] ??= {})[r.method.toLowerCase()] = operationOf(ctx, r);
   }
   return {
     openapi: "3.1.0",
@@ -70,7 +126,8 @@ export function openApiDocument(ctx: ApiContext, routes: readonly RouteDef[]): S
 
 /** The route serving the document; `routes` is read at request time so it includes itself. */
 export function openApiRoutes(ctx: ApiContext, routes: () => readonly RouteDef[]): RouteDef[] {
-  let doc: Schema | undefined;
+  // Rebuilt when a reload changes the plan: the metric names and the auth it documents.
+  let doc: { plan: unknown; schema: Schema } | undefined;
   return [{
     method: "GET",
     path: "/openapi.json",
@@ -78,6 +135,9 @@ export function openApiRoutes(ctx: ApiContext, routes: () => readonly RouteDef[]
     tag: "docs",
     summary: "This OpenAPI 3.1 document.",
     responses: { 200: "The document." },
-    handler: (c) => c.json(doc ??= openApiDocument(ctx, routes())),
+    handler: (c) => {
+      if (doc?.plan !== ctx.plan) doc = { plan: ctx.plan, schema: openApiDocument(ctx, routes()) };
+      return c.json(doc.schema);
+    },
   }];
 }

@@ -2,19 +2,18 @@
  * `GET /api/v1/quota/breaches`: users whose usage in an hour exceeded their
  * quota (the batch layer's user_quota_limit), for one hour or a range.
  */
-import { UserError } from "../errors.ts";
 import type { ApiContext } from "./context.ts";
 import { HOUR_MS, hourStart } from "../core/window.ts";
-import { DAY_MS, iso, parseRange, parseText, parseTime } from "./params.ts";
-import { EMAIL_PARAM, FROM_PARAM, type RouteDef, TO_PARAM } from "./route.ts";
-import { isoOf, numOf } from "./_util.ts";
+import { DAY_MS, EMAIL_PARAM, FROM_PARAM, iso, parseRange, timeParam, TO_PARAM } from "./params.ts";
+import type { RouteDef } from "./route.ts";
+import { readBreaches } from "../batch/mod.ts";
 
-const SQL_RANGE = `SELECT email, usage, quota, timestamp FROM user_quota_limit
-  WHERE timestamp >= $1::timestamp AND timestamp < $2::timestamp
-  ORDER BY timestamp, usage DESC, email LIMIT 10000`;
-const SQL_RANGE_EMAIL = `SELECT email, usage, quota, timestamp FROM user_quota_limit
-  WHERE timestamp >= $1::timestamp AND timestamp < $2::timestamp AND email = $3
-  ORDER BY timestamp LIMIT 10000`;
+const HOUR = timeParam(
+  "hour",
+  "One UTC hour (the hour holding this time), e.g. 2026-11-28T10. With `from`/`to` too, the " +
+    "part of that hour inside the range.",
+  "2026-11-28T10",
+);
 
 export function quotaRoutes(ctx: ApiContext): RouteDef[] {
   return [{
@@ -22,58 +21,40 @@ export function quotaRoutes(ctx: ApiContext): RouteDef[] {
     path: "/api/v1/quota/breaches",
     operationId: "getQuotaBreaches",
     tag: "data",
-    summary: "Users over their hourly quota, for one hour (`hour`) or a range (`from`/`to`).",
-    params: [
-      {
-        name: "hour",
-        in: "query",
-        description: "One UTC hour, e.g. 2026-11-28T10; excludes from/to.",
-        schema: { type: "string", examples: ["2026-11-28T10"] },
-      },
-      FROM_PARAM,
-      TO_PARAM,
-      EMAIL_PARAM,
-    ],
+    summary:
+      "Users over their hourly quota, for one hour (`hour`), a range (`from`/`to`) or both " +
+      "(their intersection).",
+    params: [HOUR, FROM_PARAM, TO_PARAM, EMAIL_PARAM],
     responses: {
       200: "`{ from, to, breaches: [{ email, usage, quota, timestamp, over }] }`",
       400: "A bad parameter.",
     },
     handler: async (c) => {
       const q = (n: string) => c.req.query(n);
-      const hourText = q("hour");
-      const email = parseText("email", q("email"));
-      let from: number, to: number;
-      if (hourText !== undefined) {
-        if (q("from") !== undefined || q("to") !== undefined) {
-          throw new UserError("hour: give either hour or from/to, not both");
-        }
-        const t = parseTime("hour", hourText);
-        from = hourStart(t);
-        to = from + HOUR_MS;
-      } else {
-        ({ from, to } = parseRange(q, {
-          defaultMs: DAY_MS,
-          maxMs: 366 * DAY_MS,
-          now: ctx.clock(),
-        }));
+      const hour = HOUR.read(q("hour"));
+      const email = EMAIL_PARAM.read(q("email"));
+      let { from, to } = parseRange(q, {
+        defaultMs: DAY_MS,
+        maxMs: 366 * DAY_MS,
+        now: ctx.clock(),
+      });
+      if (hour !== undefined) {
+        // The hour, cut to the range when one is given too (an empty cut is an empty answer).
+        const start = hourStart(hour);
+        const given = q("from") !== undefined || q("to") !== undefined;
+        from = given ? Math.max(from, start) : start;
+        to = given ? Math.max(from, Math.min(to, start + HOUR_MS)) : start + HOUR_MS;
       }
-      const rows = await ctx.db.query<
-        { email: string; usage: unknown; quota: unknown; timestamp: Date }
-      >(
-        email === undefined ? SQL_RANGE : SQL_RANGE_EMAIL,
-        email === undefined
-          ? [new Date(from), new Date(to)]
-          : [new Date(from), new Date(to), email],
-      );
+      const rows = await readBreaches(ctx.db, from, to, email);
       return c.json({
         from: iso(from),
         to: iso(to),
         breaches: rows.map((r) => ({
           email: r.email,
-          usage: numOf(r.usage),
-          quota: numOf(r.quota),
-          over: numOf(r.usage) - numOf(r.quota),
-          timestamp: isoOf(r.timestamp),
+          usage: r.usage,
+          quota: r.quota,
+          over: r.usage - r.quota,
+          timestamp: iso(r.hour),
         })),
       });
     },

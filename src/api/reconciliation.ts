@@ -6,32 +6,10 @@
  * went missing).
  */
 import type { ApiContext } from "./context.ts";
-import { DAY_MS, iso, parseRange } from "./params.ts";
-import { FROM_PARAM, type RouteDef, TO_PARAM } from "./route.ts";
-import { isoOf, numOf, requireMetric } from "./_util.ts";
-
-const COLUMNS =
-  "hour, metric, speed_metric, batch_value, speed_value, difference, late_dropped, unknown_dropped, unexplained";
-const SQL = `SELECT ${COLUMNS}
-  FROM batch_reconciliation
-  WHERE hour >= $1::timestamp AND hour < $2::timestamp
-  ORDER BY hour, metric`;
-const SQL_METRIC = `SELECT ${COLUMNS}
-  FROM batch_reconciliation
-  WHERE hour >= $1::timestamp AND hour < $2::timestamp AND metric = $3
-  ORDER BY hour`;
-
-interface Row {
-  hour: Date;
-  metric: string;
-  speed_metric: string;
-  batch_value: unknown;
-  speed_value: unknown;
-  difference: unknown;
-  late_dropped: unknown;
-  unknown_dropped: unknown;
-  unexplained: unknown;
-}
+import { DAY_MS, FROM_PARAM, iso, parseRange, TO_PARAM } from "./params.ts";
+import type { RouteDef } from "./route.ts";
+import { requireMetric } from "./_util.ts";
+import { readReconciliation } from "../batch/mod.ts";
 
 export function reconciliationRoutes(ctx: ApiContext): RouteDef[] {
   return [{
@@ -46,8 +24,9 @@ export function reconciliationRoutes(ctx: ApiContext): RouteDef[] {
       {
         name: "metric",
         in: "query",
-        description: "Only this batch metric.",
+        description: "Only this metric.",
         schema: { type: "string" },
+        enumOf: "metrics",
       },
     ],
     responses: {
@@ -65,23 +44,11 @@ export function reconciliationRoutes(ctx: ApiContext): RouteDef[] {
         maxMs: 366 * DAY_MS,
         now: ctx.clock(),
       });
-      const params: unknown[] = [new Date(from), new Date(to)];
-      if (metric !== undefined) params.push(metric);
-      const rows = await ctx.db.query<Row>(metric === undefined ? SQL : SQL_METRIC, params);
+      const rows = await readReconciliation(ctx.db, from, to, metric);
       return c.json({
         from: iso(from),
         to: iso(to),
-        hours: rows.map((r) => ({
-          hour: isoOf(r.hour),
-          metric: r.metric,
-          speedMetric: r.speed_metric,
-          batchValue: numOf(r.batch_value),
-          speedValue: numOf(r.speed_value),
-          difference: numOf(r.difference),
-          lateDropped: numOf(r.late_dropped),
-          unknownDropped: numOf(r.unknown_dropped),
-          unexplained: numOf(r.unexplained),
-        })),
+        hours: rows.map((r) => ({ ...r, hour: iso(r.hour) })),
       });
     },
   }];

@@ -15,6 +15,8 @@ export interface ParamDoc {
   readonly description: string;
   readonly required?: boolean;
   readonly schema: Schema;
+  /** The document adds `enum`: the names of the active plan's metrics. */
+  readonly enumOf?: "metrics";
 }
 
 export interface RouteDef {
@@ -32,34 +34,19 @@ export interface RouteDef {
   readonly responses: Readonly<Record<number, string>>;
   /** Mutating: needs the bearer token, or loopback when none is configured. */
   readonly mutating?: boolean;
+  /** JSON Schema of one Server-Sent Event's `data` (produces text/event-stream). */
+  readonly eventData?: { readonly event: string; readonly schema: Schema };
   /** Content type of a 200/202 answer; default application/json. */
   readonly produces?: string;
   readonly handler: (c: Context) => Response | Promise<Response>;
 }
 
-/** Common parameter docs, shared by several routes. */
-export const FROM_PARAM: ParamDoc = {
-  name: "from",
-  in: "query",
-  description: "Start of the range (inclusive), ISO-8601; no zone means UTC.",
-  schema: { type: "string", examples: ["2026-11-28T00:00:00Z"] },
-};
-export const TO_PARAM: ParamDoc = {
-  name: "to",
-  in: "query",
-  description: "End of the range (exclusive), ISO-8601; default now.",
-  schema: { type: "string", examples: ["2026-11-29T00:00:00Z"] },
-};
-export const EMAIL_PARAM: ParamDoc = {
-  name: "email",
-  in: "query",
-  description: "Only this user.",
-  schema: { type: "string" },
-};
+/** The metric named in the path: the document lists the active plan's metrics. */
 export const METRIC_PARAM: ParamDoc = {
   name: "metric",
   in: "path",
   required: true,
   description: "Metric name from pipeline.yaml (speed.metrics or batch.metrics).",
   schema: { type: "string", examples: ["antenna_bytes_total"] },
+  enumOf: "metrics",
 };

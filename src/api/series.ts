@@ -8,9 +8,17 @@
  */
 import { UserError } from "../errors.ts";
 import type { ApiContext, MetricInfo } from "./context.ts";
-import { HOUR_MS } from "../core/window.ts";
-import { DAY_MS, iso, parseChoice, parseRange, parseText } from "./params.ts";
-import { FROM_PARAM, METRIC_PARAM, type RouteDef, TO_PARAM } from "./route.ts";
+import {
+  choiceParam,
+  DAY_MS,
+  FROM_PARAM,
+  iso,
+  parseRange,
+  textParam,
+  TO_PARAM,
+  wholeHours,
+} from "./params.ts";
+import { METRIC_PARAM, type RouteDef } from "./route.ts";
 import { isoOf, numOf, requireMetric } from "./_util.ts";
 import { mergedHourlySql, speedHourlySql } from "./_serving_sql.ts";
 
@@ -66,8 +74,22 @@ const SQL_ALL: Record<string, string> = {
 /** The queries that take the speed windows' fold as `$5`. */
 const FOLDED = new Set(["merged/1h", "speed/1h"]);
 
-const EXISTS_SQL = `SELECT EXISTS (SELECT 1 FROM bytes_hourly WHERE type = $1 AND id = $2)
-  OR EXISTS (SELECT 1 FROM bytes WHERE type = $1 AND id = $2) AS found`;
+const ID = textParam(
+  "id",
+  "Group key (e.g. an antenna id); an id with no rows (yet) is an empty series.",
+);
+const GRANULARITY = choiceParam<Granularity, Granularity>(
+  "granularity",
+  "5m (speed windows; ranges up to 31 days) or 1h (up to 366 days).",
+  ["5m", "1h"],
+  "1h",
+);
+const SOURCE = choiceParam<Source, Source>(
+  "source",
+  "merged (serving views), batch (bytes_hourly) or speed (bytes).",
+  ["merged", "batch", "speed"],
+  "merged",
+);
 
 interface PointRow {
   timestamp: Date;
@@ -76,7 +98,11 @@ interface PointRow {
   source: string;
 }
 
-/** Refuses combinations the layers cannot answer, naming the parameter at fault. */
+/**
+ * Refuses combinations the layers cannot answer, naming the parameter at
+ * fault: 404, as for an unknown metric, since each depends on the metric and
+ * names a series that does not exist (no document can say it beforehand).
+ */
 function checkCombination(m: MetricInfo, source: Source, granularity: Granularity): void {
   if (source === "batch" && !m.layers.includes("batch")) {
     throw new UserError(
@@ -95,6 +121,7 @@ function checkCombination(m: MetricInfo, source: Source, granularity: Granularit
       `granularity: 5m needs the speed layer's windows; use 1h for ${
         source === "batch" ? "source=batch" : `metric "${m.name}" (batch only)`
       }`,
+      { status: 404 },
     );
   }
 }
@@ -108,59 +135,27 @@ export function seriesRoutes(ctx: ApiContext): RouteDef[] {
     summary: "A metric's series: merged (batch where batched, else speed), batch or speed.",
     description: "Hourly ranges are widened to whole hours. Without `id`, every id of the " +
       `metric is returned, at most ${MAX_POINTS} points (then \`truncated\` is true).`,
-    params: [
-      METRIC_PARAM,
-      {
-        name: "id",
-        in: "query",
-        description: "Group key (e.g. an antenna id); unknown id → 404.",
-        schema: { type: "string" },
-      },
-      FROM_PARAM,
-      TO_PARAM,
-      {
-        name: "granularity",
-        in: "query",
-        description: "5m (speed windows; ranges up to 31 days) or 1h (up to 366 days).",
-        schema: { type: "string", enum: ["5m", "1h"], default: "1h" },
-      },
-      {
-        name: "source",
-        in: "query",
-        description: "merged (serving views), batch (bytes_hourly) or speed (bytes).",
-        schema: { type: "string", enum: ["merged", "batch", "speed"], default: "merged" },
-      },
-    ],
+    params: [METRIC_PARAM, ID, FROM_PARAM, TO_PARAM, GRANULARITY, SOURCE],
     responses: {
       200:
         "`{ metric, granularity, source, from, to, points: [{ timestamp, id, value, source }] }`",
       400: "A bad parameter; the message names it.",
-      404: "Unknown metric, or an id with no rows for the metric.",
+      404: "Unknown metric, a source that does not compute it, or 5m windows of a batch-only " +
+        "series.",
     },
     handler: async (c) => {
       const m = requireMetric(ctx, c.req.param("metric") ?? "");
       const q = (n: string) => c.req.query(n);
-      const granularity = parseChoice<Granularity>("granularity", q("granularity"), [
-        "5m",
-        "1h",
-      ], "1h");
-      const source = parseChoice<Source>(
-        "source",
-        q("source"),
-        ["merged", "batch", "speed"],
-        "merged",
-      );
-      const id = parseText("id", q("id"));
+      const granularity = GRANULARITY.read(q("granularity"));
+      const source = SOURCE.read(q("source"));
+      const id = ID.read(q("id"));
       checkCombination(m, source, granularity);
-      let { from, to } = parseRange(q, {
+      const range = parseRange(q, {
         defaultMs: DAY_MS,
         maxMs: MAX_RANGE_MS[granularity],
         now: ctx.clock(),
       });
-      if (granularity === "1h") {
-        from = Math.floor(from / HOUR_MS) * HOUR_MS;
-        to = Math.ceil(to / HOUR_MS) * HOUR_MS;
-      }
+      const { from, to } = granularity === "1h" ? wholeHours(range) : range;
       const key = `${source}/${granularity}`;
       const fold = m.speedAggregation ?? m.aggregation;
       const params: unknown[] = [m.name, new Date(from), new Date(to)];
@@ -170,15 +165,6 @@ export function seriesRoutes(ctx: ApiContext): RouteDef[] {
         params.push(id);
         if (FOLDED.has(key)) params.push(fold);
         rows = await ctx.db.query<PointRow>(SQL_ONE[key], params);
-        if (rows.length === 0) {
-          const [{ found }] = await ctx.db.query<{ found: boolean }>(EXISTS_SQL, [m.name, id]);
-          if (!found) {
-            throw new UserError(
-              `id: no rows at all for id ${JSON.stringify(id)} of metric "${m.name}"`,
-              { status: 404 },
-            );
-          }
-        }
       } else {
         params.push(MAX_POINTS + 1);
         if (FOLDED.has(key)) params.push(fold);

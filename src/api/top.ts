@@ -5,9 +5,8 @@
  * max), as the views fold windows.
  */
 import type { ApiContext } from "./context.ts";
-import { HOUR_MS, hourStart } from "../core/window.ts";
-import { DAY_MS, iso, parseLimit, parseRange } from "./params.ts";
-import { FROM_PARAM, METRIC_PARAM, type RouteDef, TO_PARAM } from "./route.ts";
+import { DAY_MS, FROM_PARAM, iso, limitParam, parseRange, TO_PARAM, wholeHours } from "./params.ts";
+import { METRIC_PARAM, type RouteDef } from "./route.ts";
 import { numOf, requireMetric } from "./_util.ts";
 import { foldSql, mergedHourlySql } from "./_serving_sql.ts";
 
@@ -22,6 +21,8 @@ const TOP_SQL = `SELECT id, ${foldSql("$4")} AS total,
   ORDER BY total DESC, id
   LIMIT $5`;
 
+const LIMIT = limitParam("How many ids (1-1000).", 10, 1000);
+
 export function topRoutes(ctx: ApiContext): RouteDef[] {
   return [{
     method: "GET",
@@ -29,17 +30,7 @@ export function topRoutes(ctx: ApiContext): RouteDef[] {
     operationId: "getTop",
     tag: "data",
     summary: "The top-N ids of a metric by total value over a range of hours (merged view).",
-    params: [
-      METRIC_PARAM,
-      FROM_PARAM,
-      TO_PARAM,
-      {
-        name: "limit",
-        in: "query",
-        description: "How many ids (1-1000).",
-        schema: { type: "integer", minimum: 1, maximum: 1000, default: 10 },
-      },
-    ],
+    params: [METRIC_PARAM, FROM_PARAM, TO_PARAM, LIMIT],
     responses: {
       200: "`{ metric, from, to, top: [{ id, total, hours, batchHours }] }`",
       400: "A bad parameter.",
@@ -47,14 +38,14 @@ export function topRoutes(ctx: ApiContext): RouteDef[] {
     },
     handler: async (c) => {
       const m = requireMetric(ctx, c.req.param("metric") ?? "");
-      const limit = parseLimit("limit", c.req.query("limit"), 10, 1000);
-      let { from, to } = parseRange((n) => c.req.query(n), {
-        defaultMs: DAY_MS,
-        maxMs: 366 * DAY_MS,
-        now: ctx.clock(),
-      });
-      from = hourStart(from);
-      to = Math.ceil(to / HOUR_MS) * HOUR_MS;
+      const limit = LIMIT.read(c.req.query("limit"));
+      const { from, to } = wholeHours(
+        parseRange((n) => c.req.query(n), {
+          defaultMs: DAY_MS,
+          maxMs: 366 * DAY_MS,
+          now: ctx.clock(),
+        }),
+      );
       const rows = await ctx.db.query<
         { id: string; total: unknown; hours: number; batch_hours: number }
       >(TOP_SQL, [

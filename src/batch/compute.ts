@@ -14,8 +14,14 @@
  */
 import type { BatchPlan, EventField, MetricPlan } from "../config/plan.ts";
 import { GroupAccumulator } from "../core/aggregate.ts";
-import { compileMetric, metricFields, type MetricRow } from "../core/metric.ts";
+import {
+  type CompiledMetric,
+  compileMetric,
+  metricFields,
+  type MetricRow,
+} from "../core/metric.ts";
 import { type QuotaBreach, quotaBreaches, quotasByEmail } from "../core/quota.ts";
+import { EVENT_FIELDS } from "../core/vocabulary.ts";
 import type { DictionaryColumn } from "../lake/mod.ts";
 import { UnknownDevicesError } from "./errors.ts";
 
@@ -55,8 +61,6 @@ export interface HourResult {
   /** Each known email's hourly quota (core/quota.ts quotasByEmail). */
   readonly quotaByEmail: ReadonlyMap<string, number>;
 }
-
-const EVENT_FIELDS: readonly EventField[] = ["bytes", "timestamp", "app", "id", "antenna_id"];
 
 /** The lake columns an hour's batch needs: fields the metrics read, `id` for the join, `bytes` for quotas. */
 export function neededColumns(
@@ -233,6 +237,139 @@ function foldMetric(
   }
 }
 
+/** An hour's columns in the shapes the fold reads: strings as codes, numbers as arrays. */
+interface Columns {
+  readonly idDict: readonly string[];
+  readonly idCodes: ArrayLike<number>;
+  readonly cols: Readonly<Record<StringField, DictionaryColumn | undefined>>;
+  readonly bytes: ArrayLike<number> | undefined;
+  /** Epoch seconds. */
+  readonly ts: ArrayLike<number> | undefined;
+}
+
+function prepared(columns: HourColumns, rows: number): Columns {
+  const ids = coded(columns.id, rows);
+  if (!ids && rows > 0) throw new TypeError("computeHour() needs the id column");
+  return {
+    idDict: ids?.dict ?? [],
+    idCodes: ids?.codes ?? new Int32Array(0),
+    cols: { id: ids, antenna_id: coded(columns.antenna_id, rows), app: coded(columns.app, rows) },
+    bytes: numbers(columns.bytes, rows),
+    ts: seconds(columns.timestamp, rows),
+  };
+}
+
+/** The user join's outcome, per device code. */
+interface Joined {
+  readonly userOf: (UserMeta | undefined)[];
+  readonly unknown: string[];
+  readonly unknownRows: number;
+  /** 1 for devices whose rows count, 0 for those dropped by policy; undefined: all count. */
+  readonly keep: Uint8Array | undefined;
+}
+
+/**
+ * The join, once per distinct device: each device's user (or the
+ * placeholder of the `unknown_id` policy), each user's usage summed, the
+ * devices without metadata. Throws `UnknownDevicesError` under `fail`.
+ */
+function joinUsers(
+  batch: BatchPlan,
+  c: Columns,
+  rows: number,
+  users: ReadonlyMap<string, UserMeta>,
+): Joined {
+  const devices = c.idDict.length;
+  const deviceRows = new Float64Array(devices);
+  const deviceBytes = new Float64Array(devices);
+  for (let i = 0; i < rows; i++) {
+    const code = c.idCodes[i];
+    deviceRows[code]++;
+    if (c.bytes) deviceBytes[code] += c.bytes[i];
+  }
+  for (const u of users.values()) u.usage = 0;
+  const policy = batch.unknownDevice.policy;
+  const id = batch.unknownDevice.id;
+  const placeholder: UserMeta = { email: id, name: id, quota: 0, usage: 0 };
+  const userOf: (UserMeta | undefined)[] = new Array(devices);
+  const unknown: string[] = [];
+  let unknownRows = 0;
+  for (let code = 0; code < devices; code++) {
+    if (deviceRows[code] === 0) continue;
+    const user = users.get(c.idDict[code]);
+    if (user === undefined) {
+      unknown.push(c.idDict[code]);
+      unknownRows += deviceRows[code];
+      if (policy === "unknown_id") userOf[code] = placeholder;
+      continue;
+    }
+    userOf[code] = user;
+    user.usage += deviceBytes[code];
+  }
+  if (policy === "fail" && unknown.length > 0) {
+    throw new UnknownDevicesError(unknown.length, unknownRows, unknown.slice(0, 3));
+  }
+  // Rows of devices without a user (dropped by policy) are skipped everywhere.
+  let keep: Uint8Array | undefined;
+  if (unknown.length > 0 && policy !== "unknown_id") {
+    keep = new Uint8Array(devices);
+    for (let code = 0; code < devices; code++) keep[code] = userOf[code] === undefined ? 0 : 1;
+  }
+  return { userOf, unknown, unknownRows, keep };
+}
+
+/** Row `i` of the hour into `row` (its event fields). */
+function fillRow(row: MetricRow, c: Columns, i: number): void {
+  row.id = c.idDict[c.idCodes[i]];
+  if (c.bytes) row.bytes = c.bytes[i];
+  if (c.ts) row.timestamp = c.ts[i];
+  const { app, antenna_id } = c.cols;
+  if (app) row.app = app.dict[app.codes[i]];
+  if (antenna_id) row.antenna_id = antenna_id.dict[antenna_id.codes[i]];
+}
+
+const emptyRow = (): MetricRow => ({ bytes: 0, timestamp: 0, app: "", id: "", antenna_id: "" });
+
+/** The metrics `foldMetric` cannot fold by codes, row by row through the core. */
+function foldRowWise(
+  metrics: readonly CompiledMetric[],
+  accs: readonly GroupAccumulator[],
+  c: Columns,
+  rows: number,
+  userOf: readonly (UserMeta | undefined)[],
+): void {
+  if (metrics.length === 0) return;
+  const row = emptyRow();
+  for (let i = 0; i < rows; i++) {
+    const user = userOf[c.idCodes[i]];
+    if (user === undefined) continue;
+    fillRow(row, c, i);
+    row.email = user.email;
+    row.name = user.name;
+    for (let j = 0; j < metrics.length; j++) if (metrics[j].accepts(row)) accs[j].add(row);
+  }
+}
+
+/** What the rows dropped by policy add to each of the `dropped` speed metrics. */
+function droppedValuesOf(
+  dropped: readonly MetricPlan[],
+  c: Columns,
+  rows: number,
+  keep: Uint8Array | undefined,
+): Map<string, number> {
+  const out = new Map<string, number>();
+  if (!keep || dropped.length === 0) return out;
+  const speed = dropped.map(compileMetric);
+  for (const m of speed) out.set(m.name, 0);
+  const row = emptyRow();
+  for (let i = 0; i < rows; i++) {
+    if (keep[c.idCodes[i]] === 1) continue;
+    fillRow(row, c, i);
+    for (const m of speed) if (m.accepts(row)) out.set(m.name, out.get(m.name)! + m.value(row));
+  }
+  return out;
+}
+
 /**
  * Computes every batch metric, the quota breaches and the unknown devices of
  * one hour. `users` is mutated: each user's `usage` is reset then summed.
@@ -247,132 +384,37 @@ export function computeHour(
 ): HourResult {
   const metrics = batch.metrics.map(compileMetric);
   const accs = metrics.map((m) => new GroupAccumulator(m));
-  const ids = coded(columns.id, rows);
-  if (!ids) {
-    if (rows > 0) throw new TypeError("computeHour() needs the id column");
-  }
-  const idDict = ids?.dict ?? [];
-  const idCodes = ids?.codes ?? new Int32Array(0);
-  const cols = {
-    id: ids,
-    antenna_id: coded(columns.antenna_id, rows),
-    app: coded(columns.app, rows),
-  };
-  const bytes = numbers(columns.bytes, rows);
-  const ts = seconds(columns.timestamp, rows);
-
-  // The join, once per distinct device: rows and bytes per device code first.
-  const devices = idDict.length;
-  const deviceRows = new Float64Array(devices);
-  const deviceBytes = new Float64Array(devices);
-  for (let i = 0; i < rows; i++) {
-    const c = idCodes[i];
-    deviceRows[c]++;
-    if (bytes) deviceBytes[c] += bytes[i];
-  }
-  for (const u of users.values()) u.usage = 0;
-  const policy = batch.unknownDevice.policy;
-  const placeholder: UserMeta = {
-    email: batch.unknownDevice.id,
-    name: batch.unknownDevice.id,
-    quota: 0,
-    usage: 0,
-  };
-  const userOf: (UserMeta | undefined)[] = new Array(devices);
-  const unknown: string[] = [];
-  let unknownRows = 0;
-  for (let c = 0; c < devices; c++) {
-    if (deviceRows[c] === 0) continue;
-    const user = users.get(idDict[c]);
-    if (user === undefined) {
-      unknown.push(idDict[c]);
-      unknownRows += deviceRows[c];
-      if (policy === "unknown_id") userOf[c] = placeholder;
-      continue;
-    }
-    userOf[c] = user;
-    user.usage += deviceBytes[c];
-  }
-  if (policy === "fail" && unknown.length > 0) {
-    throw new UnknownDevicesError(unknown.length, unknownRows, unknown.slice(0, 3));
-  }
-  // Rows of devices without a user (dropped by policy) are skipped everywhere.
-  let keep: Uint8Array | undefined;
-  if (unknown.length > 0 && policy !== "unknown_id") {
-    keep = new Uint8Array(devices);
-    for (let c = 0; c < devices; c++) keep[c] = userOf[c] === undefined ? 0 : 1;
-  }
+  const c = prepared(columns, rows);
+  const { userOf, unknown, unknownRows, keep } = joinUsers(batch, c, rows, users);
 
   const rowWise: number[] = [];
   batch.metrics.forEach((plan, j) => {
     const fields = foldFields(plan);
-    if (!fields || fields.some((f) => !cols[f])) return void rowWise.push(j);
+    if (!fields || fields.some((f) => !c.cols[f])) return void rowWise.push(j);
     const values = plan.aggregation === "count" || plan.aggregation === "count_distinct"
       ? undefined
       : plan.field === "bytes"
-      ? bytes
-      : ts;
-    foldMetric(accs[j], fields, cols, values, rows, keep, idCodes, userOf);
+      ? c.bytes
+      : c.ts;
+    foldMetric(accs[j], fields, c.cols, values, rows, keep, c.idCodes, userOf);
   });
-  if (rowWise.length > 0) {
-    const row: MetricRow = { bytes: 0, timestamp: 0, app: "", id: "", antenna_id: "" };
-    const antennas = cols.antenna_id;
-    const apps = cols.app;
-    for (let i = 0; i < rows; i++) {
-      const c = idCodes[i];
-      const user = userOf[c];
-      if (user === undefined) continue;
-      row.id = idDict[c];
-      if (bytes) row.bytes = bytes[i];
-      if (ts) row.timestamp = ts[i];
-      if (apps) row.app = apps.dict[apps.codes[i]];
-      if (antennas) row.antenna_id = antennas.dict[antennas.codes[i]];
-      row.email = user.email;
-      row.name = user.name;
-      for (const j of rowWise) if (metrics[j].accepts(row)) accs[j].add(row);
-    }
-  }
+  foldRowWise(rowWise.map((j) => metrics[j]), rowWise.map((j) => accs[j]), c, rows, userOf);
 
   const out = new Map<string, Map<string, number>>();
   for (const acc of accs) out.set(acc.metric.name, acc.results());
-
-  const droppedValues = new Map<string, number>();
-  if (keep && dropped.length > 0) {
-    const speed = dropped.map(compileMetric);
-    for (const m of speed) droppedValues.set(m.name, 0);
-    const row: MetricRow = { bytes: 0, timestamp: 0, app: "", id: "", antenna_id: "" };
-    const antennas = cols.antenna_id;
-    const apps = cols.app;
-    for (let i = 0; i < rows; i++) {
-      const c = idCodes[i];
-      if (keep[c] === 1) continue;
-      row.id = idDict[c];
-      if (bytes) row.bytes = bytes[i];
-      if (ts) row.timestamp = ts[i];
-      if (apps) row.app = apps.dict[apps.codes[i]];
-      if (antennas) row.antenna_id = antennas.dict[antennas.codes[i]];
-      for (const m of speed) {
-        if (m.accepts(row)) droppedValues.set(m.name, droppedValues.get(m.name)! + m.value(row));
-      }
-    }
-  }
-
   const usageByEmail = new Map<string, number>();
   for (const u of users.values()) {
     if (u.usage > 0) usageByEmail.set(u.email, (usageByEmail.get(u.email) ?? 0) + u.usage);
   }
   const quotaByEmail = quotasByEmail(users.values());
-  const breaches: QuotaBreach[] = batch.quota.enabled
-    ? quotaBreaches(usageByEmail, quotaByEmail)
-    : [];
   return {
     metrics: out,
-    breaches,
+    breaches: batch.quota.enabled ? quotaBreaches(usageByEmail, quotaByEmail) : [],
     unknownDevices: unknown.length,
     unknownRows,
     unknownSample: unknown.slice(0, 5),
     rowsUsed: rows - (keep ? unknownRows : 0),
-    droppedValues,
+    droppedValues: droppedValuesOf(dropped, c, rows, keep),
     usageByEmail,
     quotaByEmail,
   };

@@ -41,6 +41,7 @@ import type { ListRunsOptions, RunRecord, RunSummary, Trigger } from "./types.ts
 export type { ListRunsOptions, RunRecord, RunStatus, RunSummary, Trigger } from "./types.ts";
 export { HourBusyError, UnknownDevicesError } from "./errors.ts";
 export { hourLabel, hourRange, parseHour } from "./hours.ts";
+export { type Breach, readBreaches, readReconciliation, type ReconciliationRow } from "./read.ts";
 export type { HourReader } from "./job.ts";
 export type { HourParticipant, HourTotals, HourWrite } from "./participant.ts";
 // This process as the holder of a claim, and whether another holder's process is gone

@@ -36,6 +36,7 @@ export type {
   SpeedSwitchResult,
 } from "./plan_switch.ts";
 export { type SpeedTelemetry, speedTelemetry } from "./telemetry.ts";
+export { deadLetterCounts, type DeadLetterReason } from "./dead_letters.ts";
 // The sink's writes a replay of the lake shares with the live layer (src/backfill).
 export {
   type Aggregations,

@@ -210,7 +210,7 @@ Deno.test("config is redacted and the metric list comes from the plan", async ()
   }
 });
 
-Deno.test("bad parameters are 400 naming the parameter; unknown metric or id 404", async () => {
+Deno.test("bad parameters are 400 naming the parameter; unknown metric 404; a valid id without rows is empty", async () => {
   const env = await apiEnv();
   try {
     const app = env.app();
@@ -219,20 +219,25 @@ Deno.test("bad parameters are 400 naming the parameter; unknown metric or id 404
       [`${S}?from=yesterday`, 400, /^from: expected an ISO-8601 time, got "yesterday"$/],
       [`${S}?to=2026-13-01`, 400, /^to: expected an ISO-8601 time/],
       [`${S}?from=2026-02-31T00:00Z`, 400, /^from: /],
-      [`${S}?from=${iso(H + HOUR)}&to=${iso(H)}`, 400, /^to: must be after from/],
-      [`${S}?granularity=5m&from=2026-01-01&to=2026-03-01`, 400, /^to: .*maximum of 31 days/],
+      [`${S}?from=2026-02-29`, 400, /^from: /],
+      [`${S}?from=%202026-01-01`, 400, /^from: /],
+      [`${S}?from=`, 400, /^from: /],
+      [`${S}?id=`, 400, /^id: expected 1 to 512 characters/],
+      [`${S}?id=a%00b`, 400, /^id: /],
       [`${S}?granularity=1m`, 400, /^granularity: expected one of 5m, 1h, got "1m"$/],
       [`${S}?source=lake`, 400, /^source: expected one of merged, batch, speed/],
-      [`${S}?granularity=5m&source=batch`, 400, /^granularity: 5m needs/],
-      [`/api/v1/metrics/email_bytes_total/series?granularity=5m`, 400, /^granularity: /],
+      // Series that do not exist for this metric: 404 like an unknown metric.
+      [`${S}?granularity=5m&source=batch`, 404, /^granularity: 5m needs/],
+      [`/api/v1/metrics/email_bytes_total/series?granularity=5m`, 404, /^granularity: /],
       [`/api/v1/metrics/user_bytes_total/series?source=batch`, 404, /^source: metric/],
       [`/api/v1/metrics/nope/series`, 404, /^metric: unknown metric "nope"/],
-      [`${S}?id=no-such-antenna&${RANGE}`, 404, /^id: no rows at all for id "no-such-antenna"/],
       [`/api/v1/metrics/nope/top`, 404, /^metric: /],
       [`/api/v1/metrics/antenna_bytes_total/top?limit=0`, 400, /^limit: expected an integer/],
       [`/api/v1/metrics/antenna_bytes_total/top?limit=ten`, 400, /^limit: /],
+      [`/api/v1/metrics/antenna_bytes_total/top?limit=%205`, 400, /^limit: /],
       [`/api/v1/quota/breaches?hour=10am`, 400, /^hour: expected an ISO-8601 time/],
-      [`/api/v1/quota/breaches?hour=2026-11-28T10&from=2026-11-28`, 400, /^hour: give either/],
+      [`/api/v1/quota/breaches?hour=`, 400, /^hour: /],
+      [`/api/v1/quota/breaches?email=`, 400, /^email: /],
       [`/api/v1/reconciliation?metric=nope`, 404, /^metric: /],
       [`/api/v1/dead-letters?from=soon`, 400, /^from: /],
       [`/api/v1/nothing-here`, 404, /^no route for GET/],
@@ -242,10 +247,51 @@ Deno.test("bad parameters are 400 naming the parameter; unknown metric or id 404
       assert.equal(r.status, status, `${url}: ${r.body.error}`);
       assert.match(r.body.error ?? "", message, url);
     }
-    // A known id with no rows in the range is an empty series, not a 404.
-    const empty = await getJson(app, `${S}?id=${A0}&from=2026-01-01&to=2026-01-02`);
-    assert.equal(empty.status, 200);
-    assert.deepEqual(empty.body.points, []);
+    // A valid id with no rows (yet, or in the range) is an empty series, not a 404.
+    for (
+      const url of [
+        `${S}?id=no-such-antenna&${RANGE}`,
+        `${S}?id=${A0}&from=2026-01-01&to=2026-01-02`,
+      ]
+    ) {
+      const empty = await getJson(app, url);
+      assert.equal(empty.status, 200, `${url}: ${empty.body.error}`);
+      assert.deepEqual(empty.body.points, [], url);
+    }
+  } finally {
+    await env.done();
+  }
+});
+
+Deno.test("ranges JSON Schema cannot bound are answered: to before from is empty, a long range is cut, hour with from/to is their intersection", async () => {
+  const env = await apiEnv();
+  try {
+    const app = env.app();
+    await env.batch.runHour(H, "manual");
+    const S = "/api/v1/metrics/antenna_bytes_total/series";
+    const reversed = await getJson(app, `${S}?from=${iso(H + HOUR)}&to=${iso(H)}`);
+    assert.equal(reversed.status, 200, reversed.body.error);
+    assert.deepEqual(reversed.body.points, []);
+    assert.equal(reversed.body.from, reversed.body.to);
+
+    // 5m ranges are at most 31 days: the answer starts 31 days before `to`.
+    const to = H + 2 * HOUR;
+    const long = await getJson(app, `${S}?granularity=5m&from=2026-01-01&to=${iso(to)}&id=${A0}`);
+    assert.equal(long.status, 200, long.body.error);
+    assert.equal(long.body.from, iso(to - 31 * 24 * HOUR));
+    assert.ok((long.body.points as unknown[]).length > 0);
+
+    const B = "/api/v1/quota/breaches";
+    const hour = await getJson(app, `${B}?hour=2026-11-28T10`);
+    const both = await getJson(
+      app,
+      `${B}?hour=2026-11-28T10&from=${iso(H)}&to=${iso(H + 2 * HOUR)}`,
+    );
+    assert.equal(both.status, 200, both.body.error);
+    assert.deepEqual(both.body, hour.body);
+    const outside = await getJson(app, `${B}?hour=2026-11-28T10&from=${iso(H + HOUR)}`);
+    assert.equal(outside.status, 200, outside.body.error);
+    assert.deepEqual(outside.body.breaches, []);
   } finally {
     await env.done();
   }

@@ -113,6 +113,12 @@ Deno.test("POST /api/v1/batch/runs queues hours (202 + Location); GET shows stat
       new Date(H).toISOString(),
     ]);
 
+    // The ends of a range may come in either order: both are included.
+    const reversed = await post({ from: "2026-11-28T11", to: "2026-11-28T10" });
+    assert.equal(reversed.status, 202);
+    assert.equal((await reversed.json()).runIds.length, 2);
+    await env.batch.idle();
+
     // Another process holds hour H+1: the same refusal the scheduler gets.
     await env.db.query(
       `INSERT INTO batch_runs (hour, trigger, status, started_at, lease_until)
@@ -130,15 +136,20 @@ Deno.test("POST /api/v1/batch/runs queues hours (202 + Location); GET shows stat
       [{ hour: "tomorrow" }, /^hour "tomorrow" is not a UTC hour/],
       [{ hour: 10 }, /^hour: expected a string/],
       [{ from: "2026-11-28T10" }, /^to: missing/],
-      [{ from: "2026-11-28T12", to: "2026-11-28T10" }, /^to: .* is before from/],
-      [{ hour: "2026-11-28T13" }, /^hour: 2026-11-28T13 has not ended yet/],
       [{}, /^hour: missing/],
+      [{ hour: "2026-11-28T10", to: "2026-11-28T11" }, /^hour: give either/],
+      [{ hour: "2026-11-28T10", at: 1 }, /^body: unexpected field "at"/],
     ];
     for (const [body, message] of bad) {
       const r = await post(body);
       assert.equal(r.status, 400, JSON.stringify(body));
       assert.match((await r.json()).error, message);
     }
+    // What JSON Schema cannot state is not a malformed body: an hour not over yet
+    // is a 409 (later); a range's ends may come in either order (above).
+    const open = await post({ hour: "2026-11-28T13" });
+    assert.equal(open.status, 409);
+    assert.match((await open.json()).error, /^hour: 2026-11-28T13 has not ended yet/);
     assert.equal((await getJson(app, "/api/v1/batch/runs/abc")).status, 400);
     assert.equal((await getJson(app, "/api/v1/batch/runs?limit=-1")).status, 400);
   } finally {
