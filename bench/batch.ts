@@ -7,6 +7,12 @@
  * run reads the same files with plain hyparquet, no aggregation. The lake is
  * written by a child process so the job's peak RSS is its own. Figures go to
  * BENCHMARKS.md under "## Batch layer".
+ *
+ * `--events N` sets the hour's events (issue 18's workload: `--events 712918`);
+ * `--speed` also writes the hour's speed windows through the speed layer's
+ * sink first (partials per partition and hourly totals), so the job's write
+ * phase reconciles against what a running pipeline would hold; the job's
+ * phase times are then printed. Either option leaves BENCHMARKS.md alone.
  */
 import postgres from "postgres";
 import { parquetRead } from "hyparquet";
@@ -15,28 +21,33 @@ import { migrate, openDb } from "../src/db/mod.ts";
 import { listHour, openStore, readHour } from "../src/lake/mod.ts";
 import { createBatchRunner } from "../src/batch/mod.ts";
 import { generateHour, insertUsers, testPlan, writeLakeHour } from "../tests/_support/batch.ts";
+import { insertSpeedRows, speedRowsOf } from "../tests/_support/api.ts";
 import { DEFAULT_APPS, deviceId } from "../src/simulator/mod.ts";
 import { createLogger } from "../src/log.ts";
 import { reexecWithStartFlags, startV8Flags, writeSection } from "./_util.ts";
 
 const H = Date.UTC(2026, 10, 28, 10);
-const EVENTS = 3_600_000;
+const flag = (name: string) => Deno.args.indexOf(name);
+const EVENTS = flag("--events") >= 0 ? Number(Deno.args[flag("--events") + 1]) : 3_600_000;
+/** Write the hour's speed windows too (the reconciliation's input), report phases, keep BENCHMARKS.md. */
+const SPEED = flag("--speed") >= 0;
 const DEVICES = 100_000;
 const APPS = DEFAULT_APPS;
 const COMMAND = "./deno task bench:batch";
 
-async function writeLake(dir: string): Promise<void> {
-  const store = openStore(testPlan({ lakeUri: `file://${dir}` }).lake);
-  const devices = Array.from({ length: DEVICES }, (_, i) => deviceId(i));
-  const cols = generateHour({
+const hourColumns = () =>
+  generateHour({
     hour: H,
     events: EVENTS,
-    devices,
+    devices: Array.from({ length: DEVICES }, (_, i) => deviceId(i)),
     antennas: 500,
     apps: APPS,
     partitions: 3,
   });
-  await writeLakeHour(store, H, cols, 5);
+
+async function writeLake(dir: string): Promise<void> {
+  const store = openStore(testPlan({ lakeUri: `file://${dir}` }).lake);
+  await writeLakeHour(store, H, hourColumns(), 5);
 }
 
 class PeakRss {
@@ -72,7 +83,7 @@ async function main() {
     console.error("writing the lake hour (child process)…");
     let t = performance.now();
     const child = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", import.meta.filename!, "--write-lake", dir],
+      args: ["run", "-A", import.meta.filename!, "--write-lake", dir, "--events", String(EVENTS)],
       stdout: "inherit",
       stderr: "inherit",
     }).output();
@@ -91,6 +102,17 @@ async function main() {
     const plan = testPlan({ lakeUri: `file://${dir}` });
     const store = openStore(plan.lake);
     const files = await listHour(store, H);
+    if (SPEED) {
+      t = performance.now();
+      const rows = speedRowsOf(hourColumns());
+      await insertSpeedRows(db, plan, rows);
+      await db.exec("VACUUM ANALYZE");
+      console.error(
+        `speed windows of the hour written through the sink: ${rows.length} partial rows in ${
+          ((performance.now() - t) / 1000).toFixed(1)
+        } s`,
+      );
+    }
 
     // Baseline: the same files and columns through plain hyparquet, nothing else.
     const columns = ["id", "antenna_id", "app", "bytes"];
@@ -118,7 +140,17 @@ async function main() {
     const codedMs = performance.now() - t;
 
     const rss = new PeakRss();
-    const runner = createBatchRunner({ plan, db, store, log: createLogger({ bench: "batch" }) });
+    // The job logs its phase times on its "batch hour succeeded" line: keep them.
+    const phases: Record<string, unknown> = {};
+    const base = createLogger({ bench: "batch" });
+    const log = {
+      ...base,
+      info(msg: string, fields?: Record<string, unknown>) {
+        if (msg === "batch hour succeeded") Object.assign(phases, fields);
+        base.info(msg, fields);
+      },
+    };
+    const runner = createBatchRunner({ plan, db, store, log });
     t = performance.now();
     const s = await runner.runHour(H, "manual");
     const jobMs = performance.now() - t;
@@ -159,6 +191,18 @@ async function main() {
       } (2 cores shared with other work); the job's phase times are in its "batch hour succeeded" log line.`,
       `- Target: < 5 s and < 1 GB RSS: ${jobMs < 5000 && peak < 1e9 ? "met" : "NOT met"}.`,
     ];
+    const phase = (k: string) => Number(phases[k] ?? 0);
+    lines.push(
+      `- Job phases: read ${phase("read_ms")} ms, users ${phase("users_ms")} ms, compute ${
+        phase("compute_ms")
+      } ms, write ${phase("write_ms")} ms: the write phase is ${
+        (100 * phase("write_ms") / jobMs).toFixed(0)
+      } % of the job${SPEED ? " (speed windows of the hour in PostgreSQL, reconciled)" : ""}.`,
+    );
+    if (EVENTS !== 3_600_000 || SPEED) {
+      console.log(lines.join("\n"));
+      return;
+    }
     const section = `Command: \`${COMMAND}\` (PostgreSQL of the local stack, local lake; ${
       new Date().toISOString().slice(0, 10)
     }, ${navigator.hardwareConcurrency} cores; the job runs with the \`start\` task's V8 flags \`${

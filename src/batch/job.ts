@@ -13,11 +13,12 @@ import { hourComplete } from "../core/completeness.ts";
 import { HOUR_MS } from "../core/window.ts";
 import type { Logger } from "../log.ts";
 import { reconciledSpeedMetrics } from "./catalog.ts";
-import { computeHour, type HourColumns, neededColumns } from "./compute.ts";
+import { computeHour, type HourColumns, type HourResult, neededColumns } from "./compute.ts";
 import { UnknownDevicesError } from "./errors.ts";
 import { emptyBefore, recordEmpty } from "./empty_hour.ts";
 import { drawLakeSeq, readRule } from "./hour_state.ts";
 import { hourLabel } from "./hours.ts";
+import { reportUnexplained } from "./reconcile.ts";
 import type { HourParticipant } from "./participant.ts";
 import { markFailed, markLakeComplete, renewLease, type RunStats } from "./runs.ts";
 import type { BatchTelemetry } from "./telemetry.ts";
@@ -64,142 +65,42 @@ export async function runJob(
   runId: string,
   trigger: Trigger,
 ): Promise<RunSummary> {
-  const { plan, db, store, log } = deps;
   const started = performance.now();
-  const label = hourLabel(hour);
   const stats: Partial<RunStats> = {};
   // Renew well before expiry so a slow GCS read never looks like a dead process.
   const heartbeat = setInterval(() => {
-    renewLease(db, runId, deps.leaseMs).catch((err) =>
-      log.warn("batch lease renewal failed", { hour: label, run_id: runId, error: err })
+    renewLease(deps.db, runId, deps.leaseMs).catch((err) =>
+      deps.log.warn("batch lease renewal failed", {
+        hour: hourLabel(hour),
+        run_id: runId,
+        error: err,
+      })
     );
   }, Math.max(1_000, deps.leaseMs / 3));
   try {
-    // Phase times go to the log: they are what to look at when an hour is slow.
-    const phases: Record<string, number> = {};
-    let mark = performance.now();
-    const lap = (name: string) => {
-      const now = performance.now();
-      phases[name] = Math.round(now - mark);
-      mark = now;
-    };
-    // The user metadata comes from PostgreSQL while the lake is decoded here:
-    // one waits on the database, the other on the CPU.
-    const timed = async <T>(name: string, work: Promise<T>): Promise<T> => {
-      const value = await work;
-      phases[name] = Math.round(performance.now() - mark);
-      return value;
-    };
-    // The change number first: a lake change stamped after it may be missing
-    // from what is read next, and then makes the hour stale.
-    const lakeSeq = await drawLakeSeq(db);
-    const reconciled = reconciledSpeedMetrics(plan);
-    const lakeComplete = await isComplete(deps, hour);
-    await markLakeComplete(db, runId, lakeComplete);
-    lap("seq_ms");
-    const [users, data] = await Promise.all([
-      timed("users_ms", loadUsers(db)),
-      timed(
-        "read_ms",
-        readWhole(deps, hour, neededColumns(plan.batch, reconciled)),
-      ),
-    ]);
-    mark = performance.now();
-    stats.rowsRead = data.rows;
-    stats.filesRead = fileCount(data.files);
-    // Nothing in the lake for an hour before any data: empty (empty_hour.ts).
-    const firstData = data.rows === 0 && stats.filesRead === 0
-      ? await emptyBefore(deps, hour)
-      : undefined;
-    if (firstData !== undefined) {
-      return await recordEmpty(deps, { hour, runId, trigger, firstData, started });
-    }
-    const result = computeHour(plan.batch, data.columns, data.rows, users, reconciled);
-    lap("compute_ms");
-    stats.unknownDevices = result.unknownDevices;
-    stats.unknownRows = result.unknownRows;
-    if (result.unknownDevices > 0) {
-      log.warn("devices without user metadata", {
-        hour: label,
-        run_id: runId,
-        policy: plan.batch.unknownDevice.policy,
-        devices: result.unknownDevices,
-        rows: result.unknownRows,
-        sample: result.unknownSample,
-      });
-    }
-    // An empty past hour is a success, but say the partition was not there:
-    // lost lake files and a quiet hour should not look the same.
-    let note: string | undefined;
-    if (lakeComplete === false) {
-      // A run by hand (the scheduler waits): the rest of the hour makes it stale.
-      note = "the lake did not hold all of the hour yet: it runs again when the rest arrives";
-      log.warn("batch hour read before the lake holds all of it", {
-        hour: label,
-        run_id: runId,
+    const phases = new Phases();
+    // 1. Read the lake and the users, 2. compute, 3. note what the run saw.
+    const computed = await readAndCompute(deps, hour, runId, stats, phases);
+    if ("firstData" in computed) {
+      return await recordEmpty(deps, {
+        hour,
+        runId,
         trigger,
+        firstData: computed.firstData,
+        started,
       });
     }
-    if (data.missing || (data.rows === 0 && stats.filesRead === 0)) {
-      note = [
-        note,
-        hour + HOUR_MS <= deps.clock()
-          ? "no lake partition for this hour (missing)"
-          : "no lake partition for this hour yet",
-      ].filter(Boolean).join("; ");
-      log.warn("lake partition missing", { hour: label, run_id: runId, lake: store.uri });
-    }
-    if (result.unknownDevices > 0 && plan.batch.unknownDevice.policy === "drop") {
-      note = [
-        note,
-        `${result.unknownRows} rows of ${result.unknownDevices} unknown devices dropped`,
-      ]
-        .filter(Boolean).join("; ");
-    }
-    const totals = {
-      hour,
-      runId,
-      usageByEmail: result.usageByEmail,
-      quotaByEmail: result.quotaByEmail,
-    };
-    const writes = (deps.participants ?? []).flatMap((p) => p.take(totals) ?? []);
-    const { rowsWritten, unexplained } = await writeHour(
-      db,
-      plan,
-      hour,
-      runId,
-      result,
-      {
-        rowsRead: data.rows,
-        filesRead: stats.filesRead,
-        unknownDevices: result.unknownDevices,
-        unknownRows: result.unknownRows,
-        note,
-      },
-      lakeSeq,
-      writes,
-    );
-    for (const w of writes) w.committed?.();
-    lap("write_ms");
-    for (const u of unexplained) {
-      deps.telemetry.unexplainedDifferences.inc({ metric: u.metric });
-      log.warn("batch and speed differ by more than the late-dropped events explain", {
-        hour: label,
-        run_id: runId,
-        metric: u.metric,
-        speed_metric: u.speedMetric,
-        difference: u.difference,
-        late_dropped: u.lateDropped,
-        unexplained: u.unexplained,
-      });
-    }
+    const note = hourNote(deps, hour, runId, trigger, computed);
+    // 4. Write the hour in one transaction, 5. report what it found.
+    const rowsWritten = await writeAndReport(deps, hour, runId, computed, note, phases);
+    const { data, result, lakeComplete } = computed;
     const summary: RunSummary = {
       runId,
       hour,
       trigger,
       status: "succeeded",
       rowsRead: data.rows,
-      filesRead: stats.filesRead,
+      filesRead: fileCount(data.files),
       rowsWritten,
       breaches: result.breaches.length,
       unknownDevices: result.unknownDevices,
@@ -209,38 +110,209 @@ export async function runJob(
       lakeComplete,
     };
     deps.telemetry.runs.inc({ trigger, status: "succeeded" });
-    log.info("batch hour succeeded", { ...summaryFields(summary), ...phases });
+    deps.log.info("batch hour succeeded", { ...summaryFields(summary), ...phases.ms });
     return summary;
   } catch (err) {
-    const message = err instanceof Error ? err.message : String(err);
-    // The `fail` policy throws before the counts reach `stats`; the run still reports them.
-    if (err instanceof UnknownDevicesError) {
-      stats.unknownDevices = err.devices;
-      stats.unknownRows = err.rows;
-    }
-    await markFailed(db, runId, message, stats).catch((e) =>
-      log.error("could not record the failed batch run", { run_id: runId, error: e })
-    );
-    const summary: RunSummary = {
-      runId,
-      hour,
-      trigger,
-      status: "failed",
-      rowsRead: stats.rowsRead ?? 0,
-      filesRead: stats.filesRead ?? 0,
-      rowsWritten: 0,
-      breaches: 0,
-      unknownDevices: stats.unknownDevices ?? 0,
-      unknownRows: stats.unknownRows ?? 0,
-      durationMs: Math.round(performance.now() - started),
-      error: message,
-    };
-    deps.telemetry.runs.inc({ trigger, status: "failed" });
-    log.error("batch hour failed", { ...summaryFields(summary) });
-    return summary;
+    return await failRun(deps, hour, runId, trigger, err, stats, started);
   } finally {
     clearInterval(heartbeat);
   }
+}
+
+/** Phase times go to the log: they are what to look at when an hour is slow. */
+class Phases {
+  readonly ms: Record<string, number> = {};
+  #mark = performance.now();
+  /** Ends phase `name` now and starts the next. */
+  lap(name: string): void {
+    const now = performance.now();
+    this.ms[name] = Math.round(now - this.#mark);
+    this.#mark = now;
+  }
+  /** Times `work` from the current mark without moving it (phases that overlap). */
+  async timed<T>(name: string, work: Promise<T>): Promise<T> {
+    const from = this.#mark;
+    const value = await work;
+    this.ms[name] = Math.round(performance.now() - from);
+    return value;
+  }
+  restart(): void {
+    this.#mark = performance.now();
+  }
+}
+
+interface Computed {
+  readonly lakeSeq: number;
+  readonly lakeComplete: boolean | undefined;
+  readonly data: Awaited<ReturnType<HourReader>>;
+  readonly result: HourResult;
+}
+
+/** An hour before any data with nothing in the lake (empty_hour.ts): the first hour with data. */
+interface EmptyHour {
+  readonly firstData: number;
+}
+
+async function readAndCompute(
+  deps: JobDeps,
+  hour: number,
+  runId: string,
+  stats: Partial<RunStats>,
+  phases: Phases,
+): Promise<Computed | EmptyHour> {
+  const { plan, db } = deps;
+  // The change number first: a lake change stamped after it may be missing
+  // from what is read next, and then makes the hour stale.
+  const lakeSeq = await drawLakeSeq(db);
+  const reconciled = reconciledSpeedMetrics(plan);
+  const lakeComplete = await isComplete(deps, hour);
+  await markLakeComplete(db, runId, lakeComplete);
+  phases.lap("seq_ms");
+  // The user metadata comes from PostgreSQL while the lake is decoded here:
+  // one waits on the database, the other on the CPU.
+  const [users, data] = await Promise.all([
+    phases.timed("users_ms", loadUsers(db)),
+    phases.timed("read_ms", readWhole(deps, hour, neededColumns(plan.batch, reconciled))),
+  ]);
+  phases.restart();
+  stats.rowsRead = data.rows;
+  stats.filesRead = fileCount(data.files);
+  // Nothing in the lake for an hour before any data: empty (empty_hour.ts).
+  const firstData = data.rows === 0 && stats.filesRead === 0
+    ? await emptyBefore(deps, hour)
+    : undefined;
+  if (firstData !== undefined) return { firstData };
+  const result = computeHour(plan.batch, data.columns, data.rows, users, reconciled);
+  phases.lap("compute_ms");
+  stats.unknownDevices = result.unknownDevices;
+  stats.unknownRows = result.unknownRows;
+  if (result.unknownDevices > 0) {
+    deps.log.warn("devices without user metadata", {
+      hour: hourLabel(hour),
+      run_id: runId,
+      policy: plan.batch.unknownDevice.policy,
+      devices: result.unknownDevices,
+      rows: result.unknownRows,
+      sample: result.unknownSample,
+    });
+  }
+  return { lakeSeq, lakeComplete, data, result };
+}
+
+/** The run's note (not an error): what it read was partial, missing or filtered. */
+function hourNote(
+  deps: JobDeps,
+  hour: number,
+  runId: string,
+  trigger: Trigger,
+  { lakeComplete, data, result }: Computed,
+): string | undefined {
+  const label = hourLabel(hour);
+  // An empty past hour is a success, but say the partition was not there:
+  // lost lake files and a quiet hour should not look the same.
+  let note: string | undefined;
+  if (lakeComplete === false) {
+    // A run by hand (the scheduler waits): the rest of the hour makes it stale.
+    note = "the lake did not hold all of the hour yet: it runs again when the rest arrives";
+    deps.log.warn("batch hour read before the lake holds all of it", {
+      hour: label,
+      run_id: runId,
+      trigger,
+    });
+  }
+  if (data.missing || (data.rows === 0 && fileCount(data.files) === 0)) {
+    note = [
+      note,
+      hour + HOUR_MS <= deps.clock()
+        ? "no lake partition for this hour (missing)"
+        : "no lake partition for this hour yet",
+    ].filter(Boolean).join("; ");
+    deps.log.warn("lake partition missing", { hour: label, run_id: runId, lake: deps.store.uri });
+  }
+  if (result.unknownDevices > 0 && deps.plan.batch.unknownDevice.policy === "drop") {
+    note = [
+      note,
+      `${result.unknownRows} rows of ${result.unknownDevices} unknown devices dropped`,
+    ]
+      .filter(Boolean).join("; ");
+  }
+  return note;
+}
+
+/** Writes the hour with its participants' shares; returns the rows written. */
+async function writeAndReport(
+  deps: JobDeps,
+  hour: number,
+  runId: string,
+  { lakeSeq, data, result }: Computed,
+  note: string | undefined,
+  phases: Phases,
+): Promise<number> {
+  const totals = {
+    hour,
+    runId,
+    usageByEmail: result.usageByEmail,
+    quotaByEmail: result.quotaByEmail,
+  };
+  const writes = (deps.participants ?? []).flatMap((p) => p.take(totals) ?? []);
+  const { rowsWritten, unexplained } = await writeHour(
+    deps.db,
+    deps.plan,
+    hour,
+    runId,
+    result,
+    {
+      rowsRead: data.rows,
+      filesRead: fileCount(data.files),
+      unknownDevices: result.unknownDevices,
+      unknownRows: result.unknownRows,
+      note,
+    },
+    lakeSeq,
+    writes,
+  );
+  for (const w of writes) w.committed?.();
+  phases.lap("write_ms");
+  reportUnexplained(deps.log, deps.telemetry, hour, unexplained, { run_id: runId });
+  return rowsWritten;
+}
+
+/** Records a failed run and says so; the scheduler retries it later. */
+async function failRun(
+  deps: JobDeps,
+  hour: number,
+  runId: string,
+  trigger: Trigger,
+  err: unknown,
+  stats: Partial<RunStats>,
+  started: number,
+): Promise<RunSummary> {
+  const message = err instanceof Error ? err.message : String(err);
+  // The `fail` policy throws before the counts reach `stats`; the run still reports them.
+  if (err instanceof UnknownDevicesError) {
+    stats.unknownDevices = err.devices;
+    stats.unknownRows = err.rows;
+  }
+  await markFailed(deps.db, runId, message, stats).catch((e) =>
+    deps.log.error("could not record the failed batch run", { run_id: runId, error: e })
+  );
+  const summary: RunSummary = {
+    runId,
+    hour,
+    trigger,
+    status: "failed",
+    rowsRead: stats.rowsRead ?? 0,
+    filesRead: stats.filesRead ?? 0,
+    rowsWritten: 0,
+    breaches: 0,
+    unknownDevices: stats.unknownDevices ?? 0,
+    unknownRows: stats.unknownRows ?? 0,
+    durationMs: Math.round(performance.now() - started),
+    error: message,
+  };
+  deps.telemetry.runs.inc({ trigger, status: "failed" });
+  deps.log.error("batch hour failed", { ...summaryFields(summary) });
+  return summary;
 }
 
 /** Listings and reads of an hour tried before a vanishing file fails the run. */

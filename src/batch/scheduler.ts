@@ -14,7 +14,8 @@
  *
  * The clock is injected; runs go through the runner's one serial queue, so
  * never two at once in this process. A failed hour is retried after
- * `retryAfterMs`, not on every tick.
+ * `retryAfterMs`, not on every tick. Each tick also recomputes the
+ * reconciliation of hours batched before every speed window of theirs closed.
  */
 import type { Plan } from "../config/plan.ts";
 import type { Db } from "../db/db.ts";
@@ -25,6 +26,7 @@ import type { Logger } from "../log.ts";
 import { HourBusyError } from "./errors.ts";
 import { readRule, readStaleHours } from "./hour_state.ts";
 import { hourLabel, sqlHour } from "./hours.ts";
+import { reconcilePending } from "./reconcile.ts";
 import type { BatchTelemetry } from "./telemetry.ts";
 import type { RunSummary, Trigger } from "./types.ts";
 
@@ -60,90 +62,21 @@ export function latestDueHour(nowMs: number, graceMs: number): number {
 
 export function createScheduler(deps: SchedulerDeps): Scheduler {
   // deps.plan is read at each use: a reload may give the runner a new plan.
-  const { db, store, log, clock } = deps;
   const retryAfterMs = deps.retryAfterMs ?? 15 * 60_000;
   const failedAt = new Map<number, number>();
-  let firstSpeedHour: number | undefined;
-
-  async function speedStart(): Promise<number | undefined> {
-    if (firstSpeedHour !== undefined) return firstSpeedHour;
-    const types = deps.plan.speed.metrics.map((m) => m.name);
-    try {
-      // min("timestamp") has no index to read it from (sql/006 left a BRIN
-      // index, which has no order), so: take any window, then the oldest at or
-      // before it. Windows arrive in time order, so the first row of the heap
-      // is among the oldest and the BRIN index narrows the second query to the
-      // table's first pages; the answer is exact whatever the order.
-      const any = await db.query<{ t: Date }>(
-        `SELECT "timestamp" AS t FROM speed_partials WHERE type = ANY($1::text[]) LIMIT 1`,
-        [types],
-      );
-      if (any.length === 0) return undefined;
-      const rows = await db.query<{ t: Date | null }>(
-        `SELECT min("timestamp") AS t FROM speed_partials
-         WHERE type = ANY($1::text[]) AND "timestamp" <= $2::timestamp`,
-        [types, any[0].t],
-      );
-      const t = rows[0]?.t?.getTime();
-      if (t !== undefined) firstSpeedHour = hourStart(t); // never moves once set
-      return firstSpeedHour;
-    } catch {
-      return undefined; // no speed layer tables: the lake alone decides
-    }
-  }
-
+  const speedStart = firstSpeedHourReader(deps);
   const waiting = (h: number, now: number) => {
     if (deps.pending?.(h)) return true;
     const failed = failedAt.get(h);
     return failed !== undefined && now - failed < retryAfterMs;
   };
 
-  /** Hours never batched that are due, oldest first; with completeness, only complete ones. */
-  async function firstRuns(now: number): Promise<number[]> {
-    if (deps.plan.batch.catchUpHours < 1) return [];
-    const latest = latestDueHour(now, deps.plan.batch.graceMs);
-    const oldest = latest - (deps.plan.batch.catchUpHours - 1) * HOUR_MS;
-    const done = new Set(
-      (await db.query<{ hour: Date }>(
-        "SELECT hour FROM batch_hours WHERE hour >= $1::timestamp AND hour <= $2::timestamp",
-        [sqlHour(oldest), sqlHour(latest)],
-      )).map((r) => r.hour.getTime()),
-    );
-    let completeMs = Infinity;
-    const { completeness: c } = await readRule(db, deps.plan);
-    if (c) {
-      completeMs = c.completeMs;
-      deps.telemetry.oldestIncompleteHour.set((c.oldestIncompleteHour ?? 0) / 1000);
-    }
-    const speedFrom = await speedStart();
-    const due: number[] = [];
-    for (let h = oldest; h <= latest; h += HOUR_MS) {
-      // Hours complete in order: the first incomplete one ends the list.
-      if (!hourComplete(h, completeMs, deps.plan.speed.allowedLatenessMs)) break;
-      if (done.has(h) || waiting(h, now)) continue;
-      if (speedFrom !== undefined && h >= speedFrom) {
-        due.push(h);
-        continue;
-      }
-      if ((await listHour(store, h)).length > 0) due.push(h);
-    }
-    return due;
-  }
-
-  /** Stale hours whose first unseen lake change is `batch.rerun_after` old. */
-  async function reruns(now: number): Promise<number[]> {
-    const stale = await readStaleHours(db);
-    deps.telemetry.staleHours.set(stale.length);
-    return stale
-      .filter((s) =>
-        now - (s.staleSince ?? 0) >= deps.plan.batch.rerunAfterMs && !waiting(s.hour, now)
-      )
-      .map((s) => s.hour);
-  }
-
   async function dueHours(): Promise<{ hour: number; trigger: Trigger }[]> {
-    const now = clock();
-    const [first, again] = await Promise.all([firstRuns(now), reruns(now)]);
+    const now = deps.clock();
+    const [first, again] = await Promise.all([
+      firstRuns(deps, now, waiting, speedStart),
+      reruns(deps, now, waiting),
+    ]);
     return [
       ...first.map((hour) => ({ hour, trigger: "schedule" as const })),
       ...again.map((hour) => ({ hour, trigger: "rerun" as const })),
@@ -153,81 +86,190 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
   async function tick(): Promise<RunSummary[]> {
     const due = await dueHours();
     if (due.length > 1) {
-      log.info("batch scheduler catching up", {
+      deps.log.info("batch scheduler catching up", {
         hours: due.length,
         from: hourLabel(due[0].hour),
         to: hourLabel(due[due.length - 1].hour),
       });
     }
     const out: RunSummary[] = [];
-    for (const { hour: h, trigger } of due) {
-      if (trigger === "rerun") {
-        log.info("batch hour stale: running it again", { hour: hourLabel(h) });
-      }
-      try {
-        const s = await deps.run(h, trigger);
-        if (s.status === "failed") failedAt.set(h, clock());
-        else failedAt.delete(h);
-        out.push(s);
-      } catch (err) {
-        if (err instanceof HourBusyError) {
-          log.info("batch hour skipped: running elsewhere", { hour: hourLabel(h) });
-          continue;
-        }
-        failedAt.set(h, clock());
-        log.error("batch scheduler could not run the hour", { hour: hourLabel(h), error: err });
-      }
+    for (const { hour, trigger } of due) {
+      const s = await runDue(deps, hour, trigger, failedAt);
+      if (s) out.push(s);
     }
+    // Hours batched before their last speed windows closed: their
+    // reconciliation is final only now (reconcile.ts).
+    await reconcilePending(deps.db, deps.log, deps.telemetry).catch((err) =>
+      deps.log.warn("could not recompute the pending reconciliation", { error: err })
+    );
     return out;
   }
 
-  function start() {
-    let stopped = false;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    let current: Promise<unknown> = Promise.resolve();
-    let ticking = false;
-    let again = false;
-    const loop = () => {
-      if (stopped) return;
-      ticking = true;
-      current = tick()
-        .catch((err) => log.error("batch scheduler tick failed", { error: err }))
-        .finally(() => {
-          ticking = false;
-          if (stopped) return;
-          if (again) {
-            again = false;
-            loop();
-          } else timer = setTimeout(loop, deps.plan.batch.tickMs);
-        });
-    };
-    log.info("batch scheduler started", {
-      rule: deps.plan.speed.enabled
-        ? "complete hours"
-        : "complete hours if a speed layer writes the lake, else wall clock",
-      grace_ms: deps.plan.batch.graceMs,
-      rerun_after_ms: deps.plan.batch.rerunAfterMs,
-      tick_ms: deps.plan.batch.tickMs,
-      catch_up_hours: deps.plan.batch.catchUpHours,
-    });
-    loop();
-    return {
-      async stop() {
-        stopped = true;
-        if (timer !== undefined) clearTimeout(timer);
-        await current;
-      },
-      wake() {
-        if (stopped) return;
-        if (ticking) {
-          again = true;
-          return;
-        }
-        clearTimeout(timer);
-        loop();
-      },
-    };
-  }
+  return { tick, start: () => startLoop(deps, tick) };
+}
 
-  return { tick, start };
+/** Whether hour `h` waits at `now` (queued here, or failed less than the retry delay ago). */
+type Waiting = (h: number, now: number) => boolean;
+
+/**
+ * The hour of the speed layer's first window, read once it exists (it never
+ * moves once set); undefined without speed windows or speed tables.
+ */
+function firstSpeedHourReader(deps: SchedulerDeps): () => Promise<number | undefined> {
+  let firstSpeedHour: number | undefined;
+  return async () => {
+    if (firstSpeedHour !== undefined) return firstSpeedHour;
+    const types = deps.plan.speed.metrics.map((m) => m.name);
+    try {
+      // min("timestamp") has no index to read it from (sql/006 left a BRIN
+      // index, which has no order), so: take any window, then the oldest at or
+      // before it. Windows arrive in time order, so the first row of the heap
+      // is among the oldest and the BRIN index narrows the second query to the
+      // table's first pages; the answer is exact whatever the order.
+      const any = await deps.db.query<{ t: Date }>(
+        `SELECT "timestamp" AS t FROM speed_partials WHERE type = ANY($1::text[]) LIMIT 1`,
+        [types],
+      );
+      if (any.length === 0) return undefined;
+      const rows = await deps.db.query<{ t: Date | null }>(
+        `SELECT min("timestamp") AS t FROM speed_partials
+         WHERE type = ANY($1::text[]) AND "timestamp" <= $2::timestamp`,
+        [types, any[0].t],
+      );
+      const t = rows[0]?.t?.getTime();
+      if (t !== undefined) firstSpeedHour = hourStart(t);
+      return firstSpeedHour;
+    } catch {
+      return undefined; // no speed layer tables: the lake alone decides
+    }
+  };
+}
+
+/** Hours never batched that are due, oldest first; with completeness, only complete ones. */
+async function firstRuns(
+  deps: SchedulerDeps,
+  now: number,
+  waiting: Waiting,
+  speedStart: () => Promise<number | undefined>,
+): Promise<number[]> {
+  const { db, plan } = deps;
+  if (plan.batch.catchUpHours < 1) return [];
+  const latest = latestDueHour(now, plan.batch.graceMs);
+  const oldest = latest - (plan.batch.catchUpHours - 1) * HOUR_MS;
+  const done = new Set(
+    (await db.query<{ hour: Date }>(
+      "SELECT hour FROM batch_hours WHERE hour >= $1::timestamp AND hour <= $2::timestamp",
+      [sqlHour(oldest), sqlHour(latest)],
+    )).map((r) => r.hour.getTime()),
+  );
+  let completeMs = Infinity;
+  const { completeness: c } = await readRule(db, plan);
+  if (c) {
+    completeMs = c.completeMs;
+    deps.telemetry.oldestIncompleteHour.set((c.oldestIncompleteHour ?? 0) / 1000);
+  }
+  const speedFrom = await speedStart();
+  const due: number[] = [];
+  for (let h = oldest; h <= latest; h += HOUR_MS) {
+    // Hours complete in order: the first incomplete one ends the list.
+    if (!hourComplete(h, completeMs, plan.speed.allowedLatenessMs)) break;
+    if (done.has(h) || waiting(h, now)) continue;
+    if (speedFrom !== undefined && h >= speedFrom) {
+      due.push(h);
+      continue;
+    }
+    if ((await listHour(deps.store, h)).length > 0) due.push(h);
+  }
+  return due;
+}
+
+/** Stale hours whose first unseen lake change is `batch.rerun_after` old. */
+async function reruns(deps: SchedulerDeps, now: number, waiting: Waiting): Promise<number[]> {
+  const stale = await readStaleHours(deps.db);
+  deps.telemetry.staleHours.set(stale.length);
+  return stale
+    .filter((s) =>
+      now - (s.staleSince ?? 0) >= deps.plan.batch.rerunAfterMs && !waiting(s.hour, now)
+    )
+    .map((s) => s.hour);
+}
+
+/** Runs one due hour, remembering a failure so it waits before the next try. */
+async function runDue(
+  deps: SchedulerDeps,
+  h: number,
+  trigger: Trigger,
+  failedAt: Map<number, number>,
+): Promise<RunSummary | undefined> {
+  const { log } = deps;
+  if (trigger === "rerun") {
+    log.info("batch hour stale: running it again", { hour: hourLabel(h) });
+  }
+  try {
+    const s = await deps.run(h, trigger);
+    if (s.status === "failed") failedAt.set(h, deps.clock());
+    else failedAt.delete(h);
+    return s;
+  } catch (err) {
+    if (err instanceof HourBusyError) {
+      log.info("batch hour skipped: running elsewhere", { hour: hourLabel(h) });
+      return undefined;
+    }
+    failedAt.set(h, deps.clock());
+    log.error("batch scheduler could not run the hour", { hour: hourLabel(h), error: err });
+    return undefined;
+  }
+}
+
+/** Ticks now and every `batch.tick` (read at each tick) until stopped; wake() ticks at once. */
+function startLoop(
+  deps: SchedulerDeps,
+  tick: () => Promise<unknown>,
+): { stop(): Promise<void>; wake(): void } {
+  const { log } = deps;
+  let stopped = false;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let current: Promise<unknown> = Promise.resolve();
+  let ticking = false;
+  let again = false;
+  const loop = () => {
+    if (stopped) return;
+    ticking = true;
+    current = tick()
+      .catch((err) => log.error("batch scheduler tick failed", { error: err }))
+      .finally(() => {
+        ticking = false;
+        if (stopped) return;
+        if (again) {
+          again = false;
+          loop();
+        } else timer = setTimeout(loop, deps.plan.batch.tickMs);
+      });
+  };
+  log.info("batch scheduler started", {
+    rule: deps.plan.speed.enabled
+      ? "complete hours"
+      : "complete hours if a speed layer writes the lake, else wall clock",
+    grace_ms: deps.plan.batch.graceMs,
+    rerun_after_ms: deps.plan.batch.rerunAfterMs,
+    tick_ms: deps.plan.batch.tickMs,
+    catch_up_hours: deps.plan.batch.catchUpHours,
+  });
+  loop();
+  return {
+    async stop() {
+      stopped = true;
+      if (timer !== undefined) clearTimeout(timer);
+      await current;
+    },
+    wake() {
+      if (stopped) return;
+      if (ticking) {
+        again = true;
+        return;
+      }
+      clearTimeout(timer);
+      loop();
+    },
+  };
 }

@@ -9,21 +9,16 @@
  * (its process was presumed dead and another took the hour) must not write.
  */
 import type { Plan } from "../config/plan.ts";
-import type { Db } from "../db/db.ts";
+import type { Db, Queryable } from "../db/db.ts";
 import { reconcilePairs, upsertCatalog } from "./catalog.ts";
 import type { HourResult } from "./compute.ts";
+import { intArray, textArray } from "../speed/mod.ts";
 import { sqlHour } from "./hours.ts";
 import type { HourWrite } from "./participant.ts";
+import { readSpeedSide, reconcile, type Unexplained } from "./reconcile.ts";
 import { markSucceeded, type RunStats } from "./runs.ts";
 
-/** A reconciled metric whose difference the speed layer's late-dropped events do not explain. */
-export interface Unexplained {
-  readonly metric: string;
-  readonly speedMetric: string;
-  readonly difference: number;
-  readonly lateDropped: number;
-  readonly unexplained: number;
-}
+export type { Unexplained };
 
 export interface WriteOutcome {
   readonly rowsWritten: number;
@@ -55,21 +50,17 @@ export async function writeHour(
   const ids: string[] = [];
   const values: number[] = [];
   const kinds: string[] = [];
-  for (const [type, byKey] of result.metrics) {
-    for (const [key, value] of byKey) {
+  // In key order (type, then id; one hour): both B-trees of bytes_hourly are
+  // then walked once, about a third faster than in the order ids were met.
+  const byCode = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+  for (const type of [...result.metrics.keys()].sort(byCode)) {
+    const byKey = result.metrics.get(type)!;
+    for (const key of [...byKey.keys()].sort(byCode)) {
       ids.push(key);
-      values.push(value);
+      values.push(byKey.get(key)!);
       kinds.push(type);
     }
   }
-  const pairs = reconcilePairs(plan);
-  const totals = pairs.map((p) => {
-    let sum = 0;
-    for (const v of result.metrics.get(p.metric)?.values() ?? []) sum += v;
-    return sum;
-  });
-  const unknownDropped = pairs.map((p) => result.droppedValues.get(p.speedMetric) ?? 0);
-
   return await db.transaction(async (tx) => {
     const owned = await tx.query(
       "SELECT 1 FROM batch_runs WHERE run_id = $1 AND status = 'running' FOR UPDATE",
@@ -86,65 +77,15 @@ export async function writeHour(
         `INSERT INTO bytes_hourly (timestamp, id, value, type)
          SELECT $1::timestamp, u.id, u.value, u.type
          FROM unnest($2::text[], $3::bigint[], $4::text[]) AS u(id, value, type)`,
-        [h, ids, values, kinds],
+        // Array literals: postgres.js serialises a JS array element by element,
+        // which for an hour of 100,000 devices cost more than the insert.
+        [h, textArray(ids), intArray(values), textArray(kinds)],
       );
     }
-    let breaches = 0;
-    if (plan.batch.quota.enabled) {
-      await tx.query("DELETE FROM user_quota_limit WHERE timestamp = $1::timestamp", [h]);
-      const b = result.breaches;
-      breaches = b.length;
-      if (b.length) {
-        await tx.query(
-          `INSERT INTO user_quota_limit (email, usage, quota, timestamp)
-           SELECT u.email, u.usage, u.quota, $1::timestamp
-           FROM unnest($2::text[], $3::bigint[], $4::bigint[]) AS u(email, usage, quota)`,
-          [h, b.map((x) => x.email), b.map((x) => x.usage), b.map((x) => x.quota)],
-        );
-      }
-    }
-    await tx.query("DELETE FROM batch_reconciliation_t WHERE hour = $1::timestamp", [h]);
-    let unexplained: Unexplained[] = [];
-    if (pairs.length) {
-      // The speed side is read in this transaction: the stored difference is
-      // what the two layers said at the same moment. What the speed layer
-      // dropped as too late explains a positive difference, the rows of
-      // unknown devices the batch dropped a negative one; the rest is lost data.
-      const rows = await tx.query<{
-        metric: string;
-        speed_metric: string;
-        difference: number | string;
-        late_dropped: number | string;
-        unexplained: number | string;
-      }>(
-        `INSERT INTO batch_reconciliation_t
-           (hour, metric, speed_metric, batch_value, speed_value, difference, late_dropped,
-            unknown_dropped, unexplained, computed_at)
-         SELECT $1::timestamp, u.metric, u.speed_metric, u.batch_value, s.v,
-           u.batch_value - s.v, l.v, u.unknown_dropped, u.batch_value - s.v - l.v + u.unknown_dropped,
-           now()
-         FROM unnest($2::text[], $3::text[], $4::bigint[], $5::bigint[])
-           AS u(metric, speed_metric, batch_value, unknown_dropped)
-         CROSS JOIN LATERAL (
-           SELECT COALESCE(sum(b.value), 0)::bigint AS v FROM bytes b
-           WHERE b.type = u.speed_metric AND b.timestamp >= $1::timestamp
-             AND b.timestamp < $1::timestamp + interval '1 hour'
-         ) s
-         CROSS JOIN LATERAL (
-           SELECT COALESCE(sum(d.value), 0)::bigint AS v FROM speed_late_dropped d
-           WHERE d.type = u.speed_metric AND d.hour = $1::timestamp
-         ) l
-         RETURNING metric, speed_metric, difference, late_dropped, unexplained`,
-        [h, pairs.map((p) => p.metric), pairs.map((p) => p.speedMetric), totals, unknownDropped],
-      );
-      unexplained = rows.filter((r) => Number(r.unexplained) !== 0).map((r) => ({
-        metric: r.metric,
-        speedMetric: r.speed_metric,
-        difference: Number(r.difference),
-        lateDropped: Number(r.late_dropped),
-        unexplained: Number(r.unexplained),
-      }));
-    }
+    const breaches = await replaceBreaches(tx, plan, h, result);
+    // The speed side is read in this transaction: the stored difference is
+    // what the two layers said at the same moment.
+    const unexplained = await writeReconciliation(tx, plan, hour, result);
     for (const w of writes) await w.write(tx);
     await upsertCatalog(tx, plan);
     await markSucceeded(tx, runId, { ...stats, rowsWritten: ids.length, breaches });
@@ -163,4 +104,80 @@ export async function writeHour(
     );
     return { rowsWritten: ids.length, unexplained };
   });
+}
+
+/** Replaces the hour's quota breaches (when the quota rule is on); returns how many. */
+async function replaceBreaches(
+  tx: Queryable,
+  plan: Plan,
+  h: Date,
+  result: HourResult,
+): Promise<number> {
+  if (!plan.batch.quota.enabled) return 0;
+  await tx.query("DELETE FROM user_quota_limit WHERE timestamp = $1::timestamp", [h]);
+  const b = result.breaches;
+  if (b.length) {
+    await tx.query(
+      `INSERT INTO user_quota_limit (email, usage, quota, timestamp)
+       SELECT u.email, u.usage, u.quota, $1::timestamp
+       FROM unnest($2::text[], $3::bigint[], $4::bigint[]) AS u(email, usage, quota)`,
+      [h, b.map((x) => x.email), b.map((x) => x.usage), b.map((x) => x.quota)],
+    );
+  }
+  return b.length;
+}
+
+/** Replaces the hour's reconciliation rows (reconcile.ts); returns the unexplained ones. */
+async function writeReconciliation(
+  tx: Queryable,
+  plan: Plan,
+  hour: number,
+  result: HourResult,
+): Promise<Unexplained[]> {
+  await tx.query("DELETE FROM batch_reconciliation_t WHERE hour = $1::timestamp", [
+    sqlHour(hour),
+  ]);
+  const pairs = reconcilePairs(plan);
+  if (pairs.length === 0) return [];
+  const totals = pairs.map((p) => {
+    let sum = 0;
+    for (const v of result.metrics.get(p.metric)?.values() ?? []) sum += v;
+    return sum;
+  });
+  const unknownDropped = pairs.map((p) => result.droppedValues.get(p.speedMetric) ?? 0);
+  const speed = await readSpeedSide(tx, hour, [...new Set(pairs.map((p) => p.speedMetric))]);
+  const rows = pairs.map((p, i) => ({
+    p,
+    batch: totals[i],
+    unknown: unknownDropped[i],
+    c: reconcile(totals[i], unknownDropped[i], speed.get(p.speedMetric)!),
+  }));
+  await tx.query(
+    `INSERT INTO batch_reconciliation_t
+       (hour, metric, speed_metric, batch_value, speed_value, difference, late_dropped,
+        unknown_dropped, unexplained, speed_final, computed_at)
+     SELECT $1::timestamp, u.m, u.s, u.b, u.sv, u.d, u.l, u.k, u.x, u.f::boolean, now()
+     FROM unnest($2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[],
+       $8::bigint[], $9::bigint[], $10::text[]) AS u(m, s, b, sv, d, l, k, x, f)`,
+    [
+      sqlHour(hour),
+      rows.map((r) => r.p.metric),
+      rows.map((r) => r.p.speedMetric),
+      rows.map((r) => r.batch),
+      rows.map((r) => r.c.speedValue),
+      rows.map((r) => r.c.difference),
+      rows.map((r) => r.c.lateDropped),
+      rows.map((r) => r.unknown),
+      rows.map((r) => r.c.unexplained),
+      // As text: a JS boolean[] does not reach PostgreSQL as boolean[] here.
+      rows.map((r) => String(r.c.speedFinal)),
+    ],
+  );
+  return rows.filter((r) => r.c.unexplained !== 0).map((r) => ({
+    metric: r.p.metric,
+    speedMetric: r.p.speedMetric,
+    difference: r.c.difference,
+    lateDropped: r.c.lateDropped,
+    unexplained: r.c.unexplained,
+  }));
 }

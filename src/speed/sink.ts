@@ -15,7 +15,8 @@
  */
 import { Buffer } from "node:buffer";
 import type { Aggregation, SpeedPlan } from "../config/plan.ts";
-import { combineSql } from "../core/aggregate.ts";
+import { combineSql, isAdditive } from "../core/aggregate.ts";
+import { HOUR_MS, hourStart } from "../core/window.ts";
 import type { DroppedValue, WindowDelta } from "../core/partition_windows.ts";
 import type { Db, Queryable } from "../db/db.ts";
 import type { DeadLetter } from "./source.ts";
@@ -113,6 +114,15 @@ const LAKE_HOURS_SQL = `INSERT INTO lake_hour_changes AS c
    ON CONFLICT (hour, topic, "partition") DO UPDATE SET seq = EXCLUDED.seq,
      changed_at = EXCLUDED.changed_at,
      pending_since = COALESCE(c.pending_since, EXCLUDED.pending_since)`;
+
+// Hourly totals of additive metrics move by the same deltas as their partials
+// (sql/012_speed_hourly.sql): one row per (metric, hour, partition), so
+// concurrent partition transactions never wait on each other.
+const HOURLY_SQL = `INSERT INTO speed_hourly AS h (type, hour, "partition", value, last_window_end)
+   SELECT u.t, ${TS("u.h")}, u.p, u.v, ${TS("u.e")}
+   FROM unnest($1::text[], $2::bigint[], $3::int[], $4::bigint[], $5::bigint[]) AS u(t, h, p, v, e)
+   ON CONFLICT (type, hour, "partition") DO UPDATE SET value = h.value + EXCLUDED.value,
+     last_window_end = GREATEST(h.last_window_end, EXCLUDED.last_window_end)`;
 
 const DROPPED_SQL =
   `INSERT INTO speed_late_dropped AS d (type, hour, topic, "partition", value, events)
@@ -398,7 +408,38 @@ function windowStatements(
     statements.push([upsertSql(combine), rowParams(numericColumns(list))]);
   }
   if (distinct[0].length) statements.push([DISTINCT_SQL, rowParams(distinct)]);
+  const hourly = hourlyStatement(windowMs, aggregations, [...rows, ...inserts]);
+  if (hourly) statements.push(hourly);
   return statements;
+}
+
+/** The hourly totals' share of these partial rows (additive metrics only). */
+function hourlyStatement(
+  windowMs: number,
+  aggregations: Aggregations,
+  rows: readonly { d: WindowDelta; partition: number }[],
+): [string, unknown[]] | undefined {
+  const sums = new Map<string, { d: WindowDelta; p: number; h: number; v: number; e: number }>();
+  for (const { d, partition } of rows) {
+    if (!isAdditive(aggregations.get(d.metric)!)) continue;
+    const h = hourStart(d.windowStart);
+    const k = `${d.metric}\u0000${h}\u0000${partition}`;
+    const e = d.windowStart + windowMs;
+    const cur = sums.get(k);
+    if (cur) {
+      cur.v += d.value!;
+      if (e > cur.e) cur.e = e;
+    } else sums.set(k, { d, p: partition, h, v: d.value!, e });
+  }
+  if (sums.size === 0) return undefined;
+  const list = [...sums.values()];
+  return [HOURLY_SQL, [
+    textArray(list.map((x) => x.d.metric)),
+    intArray(list.map((x) => x.h)),
+    intArray(list.map((x) => x.p)),
+    intArray(list.map((x) => x.v)),
+    intArray(list.map((x) => x.e)),
+  ]];
 }
 
 function droppedStatement(
@@ -466,6 +507,7 @@ export async function deleteMetricRows(
        AND ${range('"timestamp"')} RETURNING 1) SELECT count(*)::int AS n FROM d`,
     params,
   );
+  await recountHourly(tx, metric, partition, from, until);
   const members = await tx.query<{ n: number }>(
     `WITH d AS (DELETE FROM speed_distinct WHERE type = $1 AND ($2::int IS NULL OR "partition" = $2)
        AND ${range('"timestamp"')} RETURNING 1) SELECT count(*)::int AS n FROM d`,
@@ -478,4 +520,40 @@ export async function deleteMetricRows(
     [...params, topic],
   );
   return Number(partials[0]?.n ?? 0) + Number(members[0]?.n ?? 0);
+}
+
+/**
+ * After partials of `metric` in [from, until) were deleted: the hourly totals
+ * of the hours that range touches, recounted from the partials left (a range
+ * may start or end inside an hour). Backfills and plan switches only, never a
+ * live flush.
+ */
+async function recountHourly(
+  tx: Queryable,
+  metric: string,
+  partition: number | undefined,
+  from: number | null,
+  until: number | null,
+): Promise<void> {
+  // Every hour that holds a moment of [from, until): [hourFrom, hourUntil).
+  const hourFrom = from === null ? null : hourStart(from);
+  const hourUntil = until === null ? null : hourStart(until - 1) + HOUR_MS;
+  const range = (col: string) =>
+    `($3::bigint IS NULL OR ${col} >= ${TS("$3::bigint")}) AND ` +
+    `($4::bigint IS NULL OR ${col} < ${TS("$4::bigint")})`;
+  const params = [metric, partition ?? null, hourFrom, hourUntil];
+  await tx.query(
+    `DELETE FROM speed_hourly WHERE type = $1 AND ($2::int IS NULL OR "partition" = $2)
+       AND ${range("hour")}`,
+    params,
+  );
+  await tx.query(
+    `INSERT INTO speed_hourly (type, hour, "partition", value, last_window_end)
+     SELECT p.type, date_trunc('hour', p."timestamp"), p."partition", sum(p.value), max(p.window_end)
+     FROM speed_partials p
+     JOIN speed_metrics m ON m.type = p.type AND m.aggregation IN ('sum', 'count')
+     WHERE p.type = $1 AND ($2::int IS NULL OR p."partition" = $2) AND ${range('p."timestamp"')}
+     GROUP BY p.type, date_trunc('hour', p."timestamp"), p."partition"`,
+    params,
+  );
 }

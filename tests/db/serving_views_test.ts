@@ -55,6 +55,14 @@ Deno.test("serving_hourly switches an hour from speed to batch once it is batche
     await partial("antenna_bytes_total", "ant-1", () => 10); // 120 in the hour
     await partial("user_bytes_total", deviceId(1), () => 10);
     await partial("peak_bytes", "ant-1", (i) => [5, 7, 3][i % 3]); // max 7, not the sum
+    // …and the hourly totals the speed layer keeps beside its additive partials
+    // (sql/012_speed_hourly.sql), which the reconciliation reads.
+    await db.query(
+      `INSERT INTO speed_hourly (type, hour, "partition", value, last_window_end)
+       SELECT p.type, date_trunc('hour', p."timestamp"), p."partition", sum(p.value), max(p.window_end)
+       FROM speed_partials p JOIN speed_metrics m ON m.type = p.type AND m.aggregation = 'sum'
+       GROUP BY 1, 2, 3`,
+    );
 
     const hourly = async () =>
       await db.query<{ id: string; value: number; type: string; source: string }>(
