@@ -16,7 +16,9 @@
  */
 export { createKafkaSource, type KafkaSourceOptions } from "./kafka_source.ts";
 export {
+  createOutageRetry,
   createProducer,
+  type OutageRetry,
   type OutgoingMessage,
   type Producer,
   type ProducerOptions,

@@ -31,6 +31,14 @@ export interface ProducerOptions {
   readonly maxRetryTimeMs?: number;
   /** Aborting ends the retries of a waiting send (it rejects). Default: none. */
   readonly signal?: AbortSignal;
+  /**
+   * The outage retry to send through, instead of one of the producer's own
+   * (then `maxRetryTimeMs` and `signal` are the retry's): a caller that also
+   * waits for the broker before the producer exists (topic creation) shares
+   * one, so an outage is reported in one pair of lines whichever step met it.
+   * Default: `createOutageRetry(this)`.
+   */
+  readonly outageRetry?: OutageRetry;
 }
 
 /** A message to produce; strings are sent as UTF-8. */
@@ -97,16 +105,40 @@ export class BrokerGoneError extends Error {
   }
 }
 
+/** What {@linkcode createOutageRetry} needs to know. */
+export interface OutageRetryOptions {
+  /** Named in the log line when the broker goes away. */
+  readonly brokers: readonly string[];
+  /** As {@linkcode ProducerOptions.maxRetryTimeMs}: 0 = one attempt. Default 0. */
+  readonly maxRetryTimeMs?: number;
+  /** Aborting ends a waiting call (it rejects with the reason). Default: none. */
+  readonly signal?: AbortSignal;
+}
+
 /**
  * Runs `attempt` until it succeeds; while it fails because the broker is
  * unreachable, again with backoff for at most `maxRetryTimeMs` from its first
- * failure. Logs one line when the broker goes away and one when it is back,
- * not one a retry.
+ * failure. Any other error is thrown at once.
  */
-function createOutageRetry(opts: ProducerOptions) {
+export interface OutageRetry {
+  <T>(attempt: () => Promise<T>): Promise<T>;
+  /** The bound it was made with; 0 = no retries of its own. */
+  readonly maxRetryTimeMs: number;
+}
+
+/**
+ * An outage retry. Logs one line when the broker goes away and one when it
+ * is back, not one a retry, across every call made through it.
+ *
+ * @example
+ * const outageRetry = createOutageRetry({ brokers, maxRetryTimeMs: 60_000 });
+ * await outageRetry(() => ensureTopics({ brokers, topics }));
+ * const producer = await createProducer({ brokers, clientId: "sim", outageRetry });
+ */
+export function createOutageRetry(opts: OutageRetryOptions): OutageRetry {
   const maxRetryTimeMs = opts.maxRetryTimeMs ?? 0;
   let downSince: number | undefined;
-  return async function send<T>(attempt: () => Promise<T>): Promise<T> {
+  const send = async <T>(attempt: () => Promise<T>): Promise<T> => {
     if (maxRetryTimeMs <= 0) return await attempt();
     // Aborted with the reason to give up: a fatal error or the time limit.
     const giveUp = new AbortController();
@@ -150,6 +182,7 @@ function createOutageRetry(opts: ProducerOptions) {
       clearTimeout(timer);
     }
   };
+  return Object.assign(send, { maxRetryTimeMs });
 }
 
 /** Zero-copy view kafkajs accepts (it only treats real Buffers as raw bytes). */
@@ -172,9 +205,9 @@ function sizeOf(v: Uint8Array | string | null): number {
  * await p.close();
  */
 export async function createProducer(opts: ProducerOptions): Promise<Producer> {
-  const outageRetry = createOutageRetry(opts);
+  const outageRetry = opts.outageRetry ?? createOutageRetry(opts);
   // Our retry reports the outage in two lines; kafkajs' line a failed attempt is noise then.
-  const kafka = createClient({ ...opts, quietRetries: (opts.maxRetryTimeMs ?? 0) > 0 });
+  const kafka = createClient({ ...opts, quietRetries: outageRetry.maxRetryTimeMs > 0 });
   const producer = kafka.producer({
     createPartitioner: Partitioners.DefaultPartitioner,
     idempotent: true,

@@ -54,8 +54,9 @@ Options:
   --late-share X         share (0..1) of late, out-of-order events (default source.simulator.late_share)
   --max-lateness D       largest lateness of a late event (default source.simulator.max_lateness)
   --malformed-share X    share (0..1) of malformed messages (default source.simulator.malformed_share)
-  --max-retry-time D     while Kafka is unreachable, keep the messages and retry with backoff for
-                         at most D, then fail (default 5m); nothing is lost or sent twice
+  --max-retry-time D     while Kafka is unreachable (also when it is not up yet at start), keep the
+                         messages and retry with backoff for at most D, then fail (default 5m);
+                         nothing is lost or sent twice
   --quiet                no progress lines
   -h, --help             this help`;
 
@@ -86,95 +87,106 @@ function duration(flag: string, v: string | undefined, min: number): number | un
   return ms;
 }
 
+/** The flags node's parseArgs accepts; all values are checked below. */
+const OPTIONS = {
+  help: { type: "boolean", short: "h" },
+  config: { type: "string" },
+  brokers: { type: "string" },
+  topic: { type: "string" },
+  rate: { type: "string" },
+  count: { type: "string" },
+  duration: { type: "string" },
+  devices: { type: "string" },
+  antennas: { type: "string" },
+  seed: { type: "string" },
+  start: { type: "string" },
+  "late-share": { type: "string" },
+  "max-lateness": { type: "string" },
+  "malformed-share": { type: "string" },
+  quiet: { type: "boolean" },
+  "max-retry-time": { type: "string" },
+} as const;
+
+type Flags = Record<string, string | boolean | undefined>;
+
+function readFlags(argv: readonly string[]): Flags {
+  try {
+    return parseNodeArgs({
+      args: [...argv],
+      strict: true,
+      allowPositionals: false,
+      options: OPTIONS,
+    })
+      .values;
+  } catch (e) {
+    // node's messages are already one clear line ("Unknown option '--x'...").
+    throw new UserError(`${(e as Error).message} (see --help)`);
+  }
+}
+
+function rateFlag(v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  if (v === "max") return 0;
+  const n = Number(v);
+  if (v.trim() === "" || !Number.isFinite(n) || n <= 0) {
+    throw new UserError(
+      `--rate must be a positive number of events per second or "max", got "${v}"`,
+    );
+  }
+  return n;
+}
+
+function startFlag(v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  // A bare date-time would be read in the local zone: require an explicit one.
+  if (
+    !/^\d{4}-\d{2}-\d{2}(T[\d:.]+(Z|[+-]\d{2}:?\d{2}))?$/.test(v) || Number.isNaN(Date.parse(v))
+  ) {
+    throw new UserError(
+      `--start must be an ISO 8601 time with a zone, like 2026-11-28T10:00Z, got "${v}"`,
+    );
+  }
+  return Date.parse(v);
+}
+
+function brokersFlag(v: string | undefined): string[] | undefined {
+  const brokers = v?.split(",").map((b) => b.trim()).filter((b) => b !== "");
+  if (brokers === undefined) return undefined;
+  const bad = brokers.find((b) => !/^[^\s:,]+:\d{1,5}$/.test(b));
+  if (brokers.length === 0 || bad !== undefined) {
+    throw new UserError(`--brokers must be host:port[,host:port...], got "${v}"`);
+  }
+  return brokers;
+}
+
+function topicFlag(v: string | undefined): string | undefined {
+  if (v !== undefined && !/^[A-Za-z0-9._-]{1,249}$/.test(v)) {
+    throw new UserError(`--topic must be 1-249 letters, digits, ".", "_" or "-", got "${v}"`);
+  }
+  return v;
+}
+
 /**
  * Parses `simulate` flags.
  *
  * @example parseSimulateArgs(["--rate", "max", "--count", "1000"]).rate // 0
  */
 export function parseSimulateArgs(argv: readonly string[]): SimulateArgs {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    ({ values } = parseNodeArgs({
-      args: [...argv],
-      strict: true,
-      allowPositionals: false,
-      options: {
-        help: { type: "boolean", short: "h" },
-        config: { type: "string" },
-        brokers: { type: "string" },
-        topic: { type: "string" },
-        rate: { type: "string" },
-        count: { type: "string" },
-        duration: { type: "string" },
-        devices: { type: "string" },
-        antennas: { type: "string" },
-        seed: { type: "string" },
-        start: { type: "string" },
-        "late-share": { type: "string" },
-        "max-lateness": { type: "string" },
-        "malformed-share": { type: "string" },
-        quiet: { type: "boolean" },
-        "max-retry-time": { type: "string" },
-      },
-    }));
-  } catch (e) {
-    // node's messages are already one clear line ("Unknown option '--x'...").
-    throw new UserError(`${(e as Error).message} (see --help)`);
-  }
+  const values = readFlags(argv);
   const s = (k: string) => values[k] as string | undefined;
-
-  let rate: number | undefined;
-  const rawRate = s("rate");
-  if (rawRate !== undefined) {
-    if (rawRate === "max") rate = 0;
-    else {
-      const n = Number(rawRate);
-      if (rawRate.trim() === "" || !Number.isFinite(n) || n <= 0) {
-        throw new UserError(
-          `--rate must be a positive number of events per second or "max", got "${rawRate}"`,
-        );
-      }
-      rate = n;
-    }
-  }
-
-  let startMs: number | undefined;
-  const rawStart = s("start");
-  if (rawStart !== undefined) {
-    // A bare date-time would be read in the local zone: require an explicit one.
-    if (
-      !/^\d{4}-\d{2}-\d{2}(T[\d:.]+(Z|[+-]\d{2}:?\d{2}))?$/.test(rawStart) ||
-      Number.isNaN(Date.parse(rawStart))
-    ) {
-      throw new UserError(
-        `--start must be an ISO 8601 time with a zone, like 2026-11-28T10:00Z, got "${rawStart}"`,
-      );
-    }
-    startMs = Date.parse(rawStart);
-  }
-
+  // Checked in this order, so with several bad flags the first named is the same every time.
+  const rate = rateFlag(s("rate"));
+  const startMs = startFlag(s("start"));
   const count = int("count", s("count"), 1);
   const durationMs = duration("duration", s("duration"), 1);
   if (count !== undefined && durationMs !== undefined) {
     throw new UserError("give either --count or --duration, not both");
   }
-  const brokers = s("brokers")?.split(",").map((b) => b.trim()).filter((b) => b !== "");
-  if (brokers !== undefined) {
-    const bad = brokers.find((b) => !/^[^\s:,]+:\d{1,5}$/.test(b));
-    if (brokers.length === 0 || bad !== undefined) {
-      throw new UserError(`--brokers must be host:port[,host:port...], got "${s("brokers")}"`);
-    }
-  }
-  const topic = s("topic");
-  if (topic !== undefined && !/^[A-Za-z0-9._-]{1,249}$/.test(topic)) {
-    throw new UserError(`--topic must be 1-249 letters, digits, ".", "_" or "-", got "${topic}"`);
-  }
-
   return {
     help: values.help === true,
     config: s("config"),
-    brokers,
-    topic,
+    brokers: brokersFlag(s("brokers")),
+    topic: topicFlag(s("topic")),
     rate,
     count,
     durationMs,

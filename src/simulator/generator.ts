@@ -49,31 +49,32 @@ export interface Generator {
   readonly count: number;
 }
 
+/** The options with their defaults filled in. */
+type Settings = Required<Omit<GeneratorOptions, "startMs">> & { readonly startMs?: number };
+
+function withDefaults(opts: GeneratorOptions): Settings {
+  return {
+    seed: opts.seed ?? 42,
+    devices: opts.devices ?? 20,
+    antennas: opts.antennas ?? 5,
+    apps: opts.apps ?? DEFAULT_APPS,
+    startMs: opts.startMs,
+    rate: opts.rate ?? 100,
+    lateShare: opts.lateShare ?? 0,
+    maxLatenessMs: opts.maxLatenessMs ?? 30_000,
+    malformedShare: opts.malformedShare ?? 0,
+    maxPayloadBytes: opts.maxPayloadBytes ?? 65_536,
+    moveShare: opts.moveShare ?? 0.001,
+    now: opts.now ?? Date.now,
+  };
+}
+
 function check(ok: boolean, message: string): void {
   if (!ok) throw new RangeError(message);
 }
 
-/**
- * Creates a generator.
- *
- * @example
- * const gen = createGenerator({ seed: 7, startMs: Date.UTC(2026, 10, 28, 10), rate: 100 });
- * const first = gen.next(); // same bytes for seed 7, every run
- */
-export function createGenerator(opts: GeneratorOptions = {}): Generator {
-  const seed = opts.seed ?? 42;
-  const devices = opts.devices ?? 20;
-  const antennas = opts.antennas ?? 5;
-  const apps = opts.apps ?? DEFAULT_APPS;
-  const rate = opts.rate ?? 100;
-  const lateShare = opts.lateShare ?? 0;
-  const maxLatenessMs = opts.maxLatenessMs ?? 30_000;
-  const malformedShare = opts.malformedShare ?? 0;
-  const maxPayloadBytes = opts.maxPayloadBytes ?? 65_536;
-  const moveShare = opts.moveShare ?? 0.001;
-  const now = opts.now ?? Date.now;
-  const startMs = opts.startMs;
-
+function checkSettings(o: Settings): void {
+  const { devices, antennas, startMs, rate, lateShare, malformedShare } = o;
   check(
     Number.isInteger(devices) && devices >= 1,
     `devices must be a positive integer, got ${devices}`,
@@ -82,7 +83,7 @@ export function createGenerator(opts: GeneratorOptions = {}): Generator {
     Number.isInteger(antennas) && antennas >= 1,
     `antennas must be a positive integer, got ${antennas}`,
   );
-  check(apps.length >= 1, "apps must not be empty");
+  check(o.apps.length >= 1, "apps must not be empty");
   check(
     startMs === undefined || Number.isFinite(startMs),
     `startMs must be finite, got ${startMs}`,
@@ -95,19 +96,16 @@ export function createGenerator(opts: GeneratorOptions = {}): Generator {
     lateShare >= 0 && malformedShare >= 0 && lateShare + malformedShare <= 1,
     "lateShare + malformedShare must be within 0..1",
   );
-  check(maxLatenessMs >= 1, `maxLatenessMs must be >= 1, got ${maxLatenessMs}`);
+  check(o.maxLatenessMs >= 1, `maxLatenessMs must be >= 1, got ${o.maxLatenessMs}`);
+}
 
-  const rng = createRandom(seed);
-  // Devices start spread evenly over antennas; moves are drawn as we go.
-  const home = new Int32Array(devices);
-  for (let d = 0; d < devices; d++) home[d] = d % antennas;
-  // Each app gets its own volume scale (0.5x..2x), so per-app totals differ.
-  const scale = apps.map(() => 0.5 + 1.5 * rng.next());
-  const appJson = apps.map((a) => JSON.stringify(a));
-  const antennaIds = new Map<number, string>();
-  const deviceIds = new Map<number, string>();
-  // Large fleets (the benchmark's 100 000 devices) are named lazily, small ones are cached.
-  const idOf = (cache: Map<number, string>, make: (i: number) => string, i: number) => {
+/**
+ * `make(i)`, remembered: large fleets (the benchmark's 100 000 devices) are
+ * named lazily, and the cache stops growing before it weighs on memory.
+ */
+function cachedIds(make: (i: number) => string): (i: number) => string {
+  const cache = new Map<number, string>();
+  return (i) => {
     let s = cache.get(i);
     if (s === undefined) {
       s = make(i);
@@ -115,7 +113,29 @@ export function createGenerator(opts: GeneratorOptions = {}): Generator {
     }
     return s;
   };
+}
 
+/**
+ * Creates a generator.
+ *
+ * @example
+ * const gen = createGenerator({ seed: 7, startMs: Date.UTC(2026, 10, 28, 10), rate: 100 });
+ * const first = gen.next(); // same bytes for seed 7, every run
+ */
+export function createGenerator(opts: GeneratorOptions = {}): Generator {
+  const o = withDefaults(opts);
+  checkSettings(o);
+  const { devices, antennas, apps, startMs, rate, lateShare, maxLatenessMs } = o;
+  const { malformedShare, maxPayloadBytes, moveShare, now } = o;
+  const rng = createRandom(o.seed);
+  // Devices start spread evenly over antennas; moves are drawn as we go.
+  const home = new Int32Array(devices);
+  for (let d = 0; d < devices; d++) home[d] = d % antennas;
+  // Each app gets its own volume scale (0.5x..2x), so per-app totals differ.
+  const scale = apps.map(() => 0.5 + 1.5 * rng.next());
+  const appJson = apps.map((a) => JSON.stringify(a));
+  const deviceName = cachedIds(deviceId);
+  const antennaName = cachedIds(antennaId);
   let count = 0;
   let malformedCount = 0;
 
@@ -129,10 +149,14 @@ export function createGenerator(opts: GeneratorOptions = {}): Generator {
     const bytes = Math.max(1, Math.round(scale[a] * 100 * Math.pow(200, rng.next())));
     const r = rng.next();
     const lateness = 1 + rng.int(maxLatenessMs);
-    const id = idOf(deviceIds, deviceId, d);
-    const antenna = idOf(antennaIds, antennaId, home[d]);
-
-    const draw = { bytes, app: apps[a], appJson: appJson[a], id, antenna, issueMs: tMs };
+    const draw = {
+      bytes,
+      app: apps[a],
+      appJson: appJson[a],
+      id: deviceName(d),
+      antenna: antennaName(home[d]),
+      issueMs: tMs,
+    };
     if (r < malformedShare) {
       const n = malformedCount++;
       const kind = MALFORMED_KINDS[n % MALFORMED_KINDS.length];

@@ -8,12 +8,11 @@
  * wall clock in live mode).
  */
 import assert from "node:assert/strict";
-import { Kafka, logLevel } from "kafkajs";
 import { delay } from "../../src/async/delay.ts";
 import { ensureTopics } from "../../src/kafka/mod.ts";
-import { createGenerator, keyPartition } from "../../src/simulator/mod.ts";
 import { createKafkaService } from "../../src/stack/kafka.ts";
 import { REPO_ROOT, STATE_DIR } from "../../src/stack/mod.ts";
+import { expectedPerPartition, producedCount, readAll } from "../_support/private_kafka.ts";
 
 const PORT = 19192;
 const BROKERS = [`127.0.0.1:${PORT}`];
@@ -27,56 +26,7 @@ const PARTITIONS = 3;
 const COUNT = 30_000;
 const SIM = { seed: 11, devices: 20, antennas: 5 };
 const decoder = new TextDecoder();
-/** The message without its event time (the wall clock's in live mode). */
-const timeless = (value: string) => value.replace(/"timestamp":\d+,?/, "");
-
-/** What each partition must hold: the first `n` generated messages keyed to it, in order. */
-function expectedPerPartition(n: number): string[][] {
-  const gen = createGenerator({ ...SIM, now: () => 0 });
-  const out: string[][] = Array.from({ length: PARTITIONS }, () => []);
-  for (let i = 0; i < n; i++) {
-    const item = gen.next();
-    const p = keyPartition(new TextEncoder().encode(item.key), PARTITIONS);
-    out[p].push(`${item.key} ${timeless(decoder.decode(item.value))}`);
-  }
-  return out;
-}
-
-/** Messages on `topic` so far. */
-async function produced(topic: string): Promise<number> {
-  const admin = new Kafka({ brokers: BROKERS, logLevel: logLevel.NOTHING }).admin();
-  await admin.connect();
-  try {
-    return (await admin.fetchTopicOffsets(topic)).reduce((s, o) => s + Number(o.high), 0);
-  } finally {
-    await admin.disconnect();
-  }
-}
-
-/** Every message of `topic`, per partition in offset order. */
-async function readAll(topic: string): Promise<string[][]> {
-  const kafka = new Kafka({ brokers: BROKERS, logLevel: logLevel.NOTHING });
-  const total = await produced(topic);
-  const out: string[][] = Array.from({ length: PARTITIONS }, () => []);
-  let seen = 0;
-  const consumer = kafka.consumer({ groupId: `${topic}-reader` });
-  await consumer.connect();
-  try {
-    await consumer.subscribe({ topic, fromBeginning: true });
-    await consumer.run({
-      eachMessage: ({ partition, message }) => {
-        out[partition].push(`${message.key} ${timeless(message.value!.toString())}`);
-        seen++;
-        return Promise.resolve();
-      },
-    });
-    const deadline = Date.now() + 60_000;
-    while (seen < total && Date.now() < deadline) await delay(200);
-  } finally {
-    await consumer.disconnect();
-  }
-  return out;
-}
+const produced = (topic: string) => producedCount(BROKERS, topic);
 
 Deno.test({
   name: "simulate --rate 1000 loses and duplicates nothing when its broker is down for 20 s",
@@ -130,8 +80,8 @@ Deno.test({
       assert.equal(back.length, 1, `one line when it is back:\n${back.join("\n")}`);
       assert.ok(!err.includes("TimeoutNegativeWarning"), "no TimeoutNegativeWarning");
 
-      const actual = await readAll(topic);
-      const expected = expectedPerPartition(summary.produced);
+      const actual = await readAll(BROKERS, topic, PARTITIONS);
+      const expected = expectedPerPartition(SIM, summary.produced, PARTITIONS);
       for (let p = 0; p < PARTITIONS; p++) {
         assert.equal(actual[p].length, expected[p].length, `partition ${p}: count`);
         assert.ok(

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { parseSimulateArgs } from "../../src/simulator/args.ts";
 import { main } from "../../src/simulator/cli.ts";
 import { UserError } from "../../src/errors.ts";
-import { freshTopic, kafkaBrokers } from "../_support/services.ts";
+import { freshTopic, kafkaBrokers, uniqueName } from "../_support/services.ts";
 
 Deno.test("parseSimulateArgs() reads every flag", () => {
   const a = parseSimulateArgs([
@@ -106,4 +106,37 @@ Deno.test("simulate against Kafka prints no TimeoutNegativeWarning on stderr", a
   assert.equal(JSON.parse(new TextDecoder().decode(out.stdout)).produced, 2000);
   assert.ok(!stderr.includes("TimeoutNegativeWarning"), stderr);
   assert.ok(!stderr.includes("Warning"), stderr);
+});
+
+Deno.test("simulate fails at once, in one line, on a missing topic with create_topics off", async () => {
+  const dir = await Deno.makeTempDir();
+  const config = `${dir}/pipeline.yaml`;
+  await Deno.writeTextFile(
+    config,
+    `source:\n  kafka:\n    brokers: [${
+      JSON.stringify(kafkaBrokers()[0])
+    }]\n    create_topics: false\n`,
+  );
+  const topic = uniqueName("sim-missing");
+  try {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        ...["run", "-A", "main.ts", "simulate", "--config", config, "--topic", topic],
+        ...["--count", "10", "--quiet"],
+      ],
+      cwd: new URL("../..", import.meta.url).pathname,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stderr = new TextDecoder().decode(out.stderr);
+    assert.equal(out.code, 2, stderr);
+    const errors = stderr.split("\n").filter((l) => l.startsWith("error:"));
+    assert.equal(errors.length, 1, stderr);
+    assert.match(errors[0], new RegExp(`topic "${topic}" does not exist.*create_topics`));
+    // Not taken for a broker that is still starting.
+    assert.ok(!stderr.includes("Kafka is unreachable"), stderr);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
