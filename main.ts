@@ -16,12 +16,12 @@ type CommandMain = (args: string[]) => Promise<number>;
 
 const COMMANDS: Record<string, () => Promise<CommandMain>> = {
   start: async () => (await import("./src/cli/start.ts")).main,
-  check: async () => (await import("./src/config/cli.ts")).main,
-  provision: async () => (await import("./src/db/cli.ts")).main,
-  simulate: async () => (await import("./src/simulator/cli.ts")).main,
-  batch: async () => (await import("./src/batch/cli.ts")).main,
-  backfill: async () => (await import("./src/backfill/cli.ts")).main,
-  stack: async () => (await import("./src/stack/cli.ts")).main,
+  check: async () => (await import("./src/cli/check.ts")).main,
+  provision: async () => (await import("./src/cli/provision.ts")).main,
+  simulate: async () => (await import("./src/cli/simulate.ts")).main,
+  batch: async () => (await import("./src/cli/batch.ts")).main,
+  backfill: async () => (await import("./src/cli/backfill.ts")).main,
+  stack: async () => (await import("./src/cli/stack.ts")).main,
 };
 
 async function run(argv: string[]): Promise<number> {

@@ -9,7 +9,7 @@
  * lease, so nothing raised is ever left undelivered. A worker wakes when this
  * process raises an alert and polls for the rest (other instances, retries).
  */
-import { processHolder, type RunHolder } from "../batch/mod.ts";
+import { processHolder, type RunHolder } from "../holder.ts";
 import type { Db } from "../db/db.ts";
 import type { Logger } from "../log.ts";
 import type { RetryPlan } from "../config/plan.ts";

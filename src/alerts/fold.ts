@@ -27,7 +27,7 @@
  * twentieth of the time (PACE), so many flushes share one fold (nextFold).
  * Shares of gone processes are looked for at start and every ORPHAN_EVERY_MS.
  */
-import type { RunHolder } from "../batch/mod.ts";
+import type { RunHolder } from "../holder.ts";
 import type { Db, Queryable } from "../db/db.ts";
 import { type CountedEvent, crossings, reachFloor } from "../core/quota_alerts.ts";
 import type { Logger } from "../log.ts";

@@ -14,7 +14,8 @@
  */
 import type { Plan } from "../config/plan.ts";
 import type { Db } from "../db/db.ts";
-import { type HourParticipant, processHolder, type RunHolder } from "../batch/mod.ts";
+import type { HourParticipant } from "../batch/mod.ts";
+import { processHolder, type RunHolder } from "../holder.ts";
 import { log as rootLog, type Logger } from "../log.ts";
 import type { Registry } from "../metrics.ts";
 import type { FlushParticipant } from "../speed/mod.ts";

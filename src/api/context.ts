@@ -10,7 +10,6 @@ import type { ObjectStore } from "../lake/mod.ts";
 import type { EventSource } from "../speed/mod.ts";
 import type { Registry } from "../metrics.ts";
 import type { SpeedStatus } from "../speed/mod.ts";
-import type { ConfigStatus } from "../config/reload.ts";
 import type { BackfillStatus } from "../backfill/worker.ts";
 import type {
   HoursReport,
@@ -25,6 +24,11 @@ import { log as rootLog, type Logger } from "../log.ts";
 /** The part of the speed layer the API reads. */
 export interface SpeedStatusSource {
   status(): SpeedStatus;
+  /**
+   * `starting` while its start runs (the API opens before it, so `/ready`
+   * can say so). Default: `running` or `stopped` from `status().running`.
+   */
+  phase?(): "starting" | "running" | "stopped";
 }
 
 /** The part of the batch runner the API drives (the scheduler's code path). */
@@ -40,9 +44,26 @@ export interface BatchControl {
 /** The part of the event source the API reads. */
 export type SourceProbe = Pick<EventSource, "kind" | "lag">;
 
+/**
+ * The reload controller's status as the API shows it (src/runtime's
+ * controller fits it; typed here so the API does not import the runtime
+ * above it).
+ */
+export interface ConfigStatusView {
+  readonly generation: number;
+  readonly hash: string;
+  /** When the active generation was first applied, epoch ms. */
+  readonly appliedAt: number;
+  readonly plan: Plan;
+  /** The latest attempt that did not become the active plan, shown as it is. */
+  readonly rejected?: { readonly at: number };
+  /** The latest reload, shown as it is. */
+  readonly last?: { readonly at: number };
+}
+
 /** The reload controller, as the API reads it: the active plan, its generation, the last rejected attempt. */
 export interface ConfigStatusSource {
-  status(): ConfigStatus;
+  status(): ConfigStatusView;
 }
 
 /** The backfill of new or changed metrics, as the API reads it. */

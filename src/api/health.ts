@@ -62,6 +62,7 @@ const speed = (ctx: ApiContext) =>
     const s = ctx.speed.status();
     return Promise.resolve({
       ok: s.running && s.sinksDown.length === 0,
+      state: ctx.speed.phase?.() ?? (s.running ? "running" : "stopped"),
       running: s.running,
       sinksDown: s.sinksDown,
       partitions: s.partitions.map((p) => ({

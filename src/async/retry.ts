@@ -1,7 +1,7 @@
 /**
  * Repeating a failing call with capped exponential backoff until it succeeds
- * or is aborted (after Deno std's `async/retry.ts`, without its attempt limit:
- * our sinks retry until they are stopped, never give data up).
+ * or is aborted (after Deno std's `async/retry.ts`; its attempt limit is off
+ * by default: our sinks retry until they are stopped, never give data up).
  */
 import { delay } from "./delay.ts";
 
@@ -30,6 +30,12 @@ export interface RetryOptions extends BackoffOptions {
    * Default: none.
    */
   readonly onError?: (error: unknown, attempt: number, nextDelayMs: number) => void;
+  /**
+   * The last attempt: its failure rejects the call with that error (for a
+   * caller that reports the failure instead of waiting it out, e.g. a
+   * reload). Default: Infinity.
+   */
+  readonly maxAttempts?: number;
 }
 
 /**
@@ -60,13 +66,14 @@ export async function retry<T>(
   fn: (attempt: number) => Promise<T> | T,
   options: RetryOptions = {},
 ): Promise<T> {
-  const { signal, onError } = options;
+  const { signal, onError, maxAttempts = Infinity } = options;
   for (let attempt = 1;; attempt++) {
     signal?.throwIfAborted();
     try {
       return await fn(attempt);
     } catch (error) {
       signal?.throwIfAborted();
+      if (attempt >= maxAttempts) throw error;
       const wait = backoffMs(attempt, options);
       onError?.(error, attempt, wait);
       await delay(wait, { signal });

@@ -7,7 +7,7 @@ import type { Plan } from "../config/plan.ts";
 import type { Db } from "../db/db.ts";
 import type { ObjectStore } from "../lake/mod.ts";
 import type { Logger } from "../log.ts";
-import type { RunHolder } from "../batch/mod.ts";
+import type { RunHolder } from "../holder.ts";
 import type { BackfillTelemetry } from "./telemetry.ts";
 
 /** Where one row stands, after a chunk. */

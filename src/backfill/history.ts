@@ -128,6 +128,8 @@ export async function reconcileAtStart(
   plan: Plan,
   log: Logger,
   nowMs = Date.now(),
+  /** The plan's generation at this start (src/runtime/generation.ts), recorded on its backfill rows. */
+  generation = 1,
 ): Promise<StartReconciliation> {
   const recorded = await store.readDefinitions(db, topic);
   const speedEnabled = plan.speed.enabled;
@@ -149,7 +151,7 @@ export async function reconcileAtStart(
       ],
       removed: speed.removed,
       nowMs,
-      generation: 1,
+      generation,
     };
     switchOffsets = await switchAtStoredOffsets(db, sp, async (tx) => {
       hours = await recordApplied(tx, topic, plan, changes, nowMs);

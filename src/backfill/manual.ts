@@ -17,7 +17,7 @@ import type { MetricPlan, Plan } from "../config/plan.ts";
 import type { Db, Queryable } from "../db/db.ts";
 import { UserError } from "../errors.ts";
 import { deleteMetricRows } from "../speed/mod.ts";
-import type { RunHolder } from "../batch/mod.ts";
+import type { RunHolder } from "../holder.ts";
 import * as store from "./store.ts";
 
 /** SQLSTATE of a lock wait that ran out (`lock_timeout`). */

@@ -5,7 +5,7 @@
  * begin; the worker (worker.ts) replays the lake below that offset through
  * the core's window state (replay.ts) and writes the windows through the
  * speed layer's sink; batch hours of new or changed batch metrics are run
- * again. `deno task backfill` (cli.ts) does the same by hand and drops the
+ * again. `deno task backfill` (src/cli/backfill.ts) does the same by hand and drops the
  * rows of removed metrics.
  */
 export {

@@ -32,7 +32,7 @@ import { type ObjectStore, StoreError } from "../lake/mod.ts";
 import { log as rootLog, type Logger } from "../log.ts";
 import type { Registry } from "../metrics.ts";
 import { readProgress } from "../speed/mod.ts";
-import { processHolder, type RunHolder } from "../batch/mod.ts";
+import { processHolder, type RunHolder } from "../holder.ts";
 import { type RowProgress, sleep, type WorkerContext } from "./_context.ts";
 import { runQueuedHours } from "./batch_hours.ts";
 import { type LakePace, lakeStalled, stalledMessage } from "./lake_wait.ts";

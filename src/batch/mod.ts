@@ -34,6 +34,7 @@ import { hourLabel, hourRange } from "./hours.ts";
 import { type HourReader, runJob } from "./job.ts";
 import type { HourParticipant } from "./participant.ts";
 import * as runs from "./runs.ts";
+import { processHolder, type RunHolder } from "../holder.ts";
 import { createScheduler } from "./scheduler.ts";
 import { batchTelemetry } from "./telemetry.ts";
 import type { ListRunsOptions, RunRecord, RunSummary, Trigger } from "./types.ts";
@@ -44,9 +45,6 @@ export { hourLabel, hourRange, parseHour } from "./hours.ts";
 export { type Breach, readBreaches, readReconciliation, type ReconciliationRow } from "./read.ts";
 export type { HourReader } from "./job.ts";
 export type { HourParticipant, HourTotals, HourWrite } from "./participant.ts";
-// This process as the holder of a claim, and whether another holder's process is gone
-// (also used by the quota alert outbox to take over a dead process's deliveries at once).
-export { processHolder, type RunHolder } from "./runs.ts";
 export type { BatchRule, Completeness, HourState, PartitionCompleteness } from "./hour_state.ts";
 export { type BatchTelemetry, batchTelemetry } from "./telemetry.ts";
 
@@ -92,7 +90,7 @@ export interface BatchRunnerDeps {
   /** Default: the process registry. */
   registry?: Registry;
   /** Who runs this runner's runs. Default: this process (host:pid). */
-  holder?: runs.RunHolder;
+  holder?: RunHolder;
   /** Ride along each hour's write transaction (participant.ts), e.g. quota alert confirmation. */
   participants?: readonly HourParticipant[];
 }
@@ -141,7 +139,7 @@ export function createBatchRunner(deps: BatchRunnerDeps): BatchRunner {
   const log = deps.log ?? rootLog.child({ component: "batch" });
   const clock = deps.clock ?? Date.now;
   const lease = () => deps.leaseMs ?? plan.batch.runLeaseMs;
-  const holder = deps.holder ?? runs.processHolder();
+  const holder = deps.holder ?? processHolder();
   const telemetry = batchTelemetry(deps.registry);
   const readHour = deps.readHour ?? lakeReadHour;
   // Each run takes the plan of the moment it starts.

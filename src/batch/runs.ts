@@ -8,6 +8,7 @@
  * known to be gone (same host, no such pid) is taken over at once.
  */
 import type { Queryable } from "../db/db.ts";
+import type { RunHolder } from "../holder.ts";
 import { HourBusyError } from "./errors.ts";
 import { sqlHour } from "./hours.ts";
 import type { ListRunsOptions, RunRecord, RunStatus, Trigger } from "./types.ts";
@@ -51,45 +52,6 @@ function toRecord(r: RunRow): RunRecord {
     note: opt(r.note),
     error: opt(r.error),
     lakeComplete: opt(r.lake_complete),
-  };
-}
-
-/** Who runs a run, and whether the process behind another run's holder is gone. */
-export interface RunHolder {
-  /** host:pid of this process. */
-  readonly id: string;
-  /** True only when `holder` names a process known not to exist any more. */
-  gone(holder: string): boolean;
-}
-
-/**
- * This process as a holder: another holder is gone when it is on this host
- * and its pid is not a running process (Linux `/proc`; elsewhere only
- * leases expire runs). This process's own pid is never gone.
- */
-export function processHolder(): RunHolder {
-  const host = Deno.hostname();
-  const id = `${host}:${Deno.pid}`;
-  return {
-    id,
-    gone(holder: string): boolean {
-      const at = holder.lastIndexOf(":");
-      const pid = Number(holder.slice(at + 1));
-      if (holder.slice(0, at) !== host || !Number.isSafeInteger(pid) || pid === Deno.pid) {
-        return false;
-      }
-      try {
-        Deno.statSync("/proc/self");
-      } catch {
-        return false; // no /proc here: cannot tell
-      }
-      try {
-        Deno.statSync(`/proc/${pid}`);
-        return false;
-      } catch {
-        return true;
-      }
-    },
   };
 }
 

@@ -21,19 +21,10 @@ export {
   refusalLine,
 } from "./diff.ts";
 export { RELOAD_KEYS, type ReloadKey, type ReloadPart } from "./reload_keys.ts";
-export {
-  type AttemptProblem,
-  type ConfigStatus,
-  createReloadController,
-  describeChange,
-  type LastReload,
-  type NextGeneration,
-  type PlanPart,
-  type RejectedAttempt,
-  type ReloadController,
-  type ReloadOutcome,
-  type ReloadResult,
-  type ReloadTrigger,
-} from "./reload.ts";
+// For the reload controller (src/runtime/controller.ts): where a refused key
+// sits in the file, the `${VAR}` environment, and the reload metrics.
+export { readYamlTree } from "./yaml_tree.ts";
+export type { Env } from "./interpolate.ts";
+export { configTelemetry } from "./telemetry.ts";
 export { type FileWatch, watchFile } from "./watch.ts";
 export { compileText, DEFAULT_PATH } from "./load.ts";

@@ -1,7 +1,7 @@
 /**
  * The `simulate` loop: generator → Kafka producer, paced by the wall clock
  * (live) or as fast as possible (simulated event time with `startMs`), with
- * progress lines and a summary. The CLI (cli.ts) only parses flags into this.
+ * progress lines and a summary. The CLI (src/cli/simulate.ts) only parses flags into this.
  */
 import { delay } from "../async/delay.ts";
 import type { DeadLetterReason } from "../core/event.ts";

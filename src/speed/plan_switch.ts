@@ -1,7 +1,7 @@
 /**
  * The seam of a live reload inside the speed layer (issue 11): what a reload
  * asks of the running layer, and what the layer promises. The reload
- * controller (src/config/reload.ts) calls `applyPlan` once the new file is
+ * controller (src/runtime/controller.ts) calls `applyPlan` once the new file is
  * valid and every change in it is live; the backfill (src/backfill) relies on
  * the promises below to make a new metric's history meet its live windows
  * exactly at the switch.

@@ -21,7 +21,7 @@ import { Registry } from "../../src/metrics.ts";
 import { createGenerator, type GeneratedItem } from "../../src/simulator/generator.ts";
 import { startSpeedLayer } from "../../src/speed/mod.ts";
 import { createBackfillWorker, dropMetric, switchAtStoredOffsets } from "../../src/backfill/mod.ts";
-import { main as backfillMain } from "../../src/backfill/cli.ts";
+import { main as backfillMain } from "../../src/cli/backfill.ts";
 import {
   freshDatabase,
   freshTopic,

@@ -13,7 +13,7 @@ import { migrate, openDb, type Queryable } from "../../src/db/mod.ts";
 import { openStore } from "../../src/lake/mod.ts";
 import { createLogger } from "../../src/log.ts";
 import { createBackfillWorker, startManualBackfill } from "../../src/backfill/mod.ts";
-import { main as backfillMain } from "../../src/backfill/cli.ts";
+import { main as backfillMain } from "../../src/cli/backfill.ts";
 import { freshDatabase, uniqueName } from "../_support/services.ts";
 
 const quiet = createLogger({ test: "backfill_stalled" });

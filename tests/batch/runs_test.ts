@@ -9,7 +9,7 @@ import { freshDatabase } from "../_support/services.ts";
 import { type Db, migrate, openDb } from "../../src/db/mod.ts";
 import { type ObjectStore, openStore, readHour, StoreError } from "../../src/lake/mod.ts";
 import { createBatchRunner, HourBusyError, type HourReader } from "../../src/batch/mod.ts";
-import { main as batchCli } from "../../src/batch/cli.ts";
+import { main as batchCli } from "../../src/cli/batch.ts";
 import { generateHour, insertUsers, testPlan, writeLakeHour } from "../_support/batch.ts";
 import { deviceId } from "../../src/simulator/mod.ts";
 import { createLogger } from "../../src/log.ts";

@@ -7,7 +7,7 @@
  * batched and speed values elsewhere.
  */
 import assert from "node:assert/strict";
-import { main as batchMain } from "../../src/batch/cli.ts";
+import { main as batchMain } from "../../src/cli/batch.ts";
 import { HOUR_MS } from "../../src/core/mod.ts";
 import { openDb } from "../../src/db/mod.ts";
 import { seedQuota } from "../../src/simulator/users.ts";

@@ -39,17 +39,18 @@ function spawnStart(config: string) {
   return { child, log: new Response(child.stderr).text() };
 }
 
+/** Waits until the speed layer runs (`/ready`): the API itself opens before it has started. */
 async function waitHealthy(api: string, ms = 90_000): Promise<void> {
   const until = Date.now() + ms;
   while (Date.now() < until) {
     try {
-      const r = await fetch(`${api}/health`);
-      await r.body?.cancel();
-      if (r.ok) return;
+      const r = await fetch(`${api}/ready`);
+      const body = await r.json();
+      if (body.components?.speed?.running === true) return;
     } catch { /* not listening yet */ }
     await delay(100);
   }
-  throw new Error("timed out waiting for GET /health");
+  throw new Error("timed out waiting for the speed layer in GET /ready");
 }
 
 /** The source's lag per partition as /ready reports it (issued end − next delivered). */

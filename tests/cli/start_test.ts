@@ -96,7 +96,12 @@ api:
         await r.body?.cancel();
         return r.ok ? true : undefined;
       }, 90_000);
-      const ready = await fetch(`${api}/ready`);
+      // The API opens before the speed layer has started: /ready says so until it has.
+      const ready = await waitFor("GET /ready", async () => {
+        const r = await fetch(`${api}/ready`);
+        if (r.status === 200) return r;
+        await r.body?.cancel();
+      }, 60_000);
       assert.equal(ready.status, 200, await ready.clone().text());
       await ready.body?.cancel();
 
@@ -162,6 +167,12 @@ api:
         await r.body?.cancel();
         return r.ok ? true : undefined;
       }, 90_000);
+      // The partitions resume once the speed layer has started (/ready), which comes after /health.
+      await waitFor("GET /ready after restart", async () => {
+        const r = await fetch(`${api}/ready`);
+        await r.body?.cancel();
+        return r.ok ? true : undefined;
+      }, 60_000);
       child.kill("SIGTERM");
       assert.equal((await child.status).code, 0, (await stderr).slice(-2000));
       const restartLog = await stderr;

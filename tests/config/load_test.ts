@@ -14,7 +14,7 @@ import {
   planFromYaml,
   redactPlan,
 } from "../../src/config/mod.ts";
-import { main } from "../../src/config/cli.ts";
+import { main } from "../../src/cli/check.ts";
 import { interpolate } from "../../src/config/interpolate.ts";
 import { DEFAULT_APPS } from "../../src/core/apps.ts";
 

@@ -4,13 +4,13 @@
  * CLI, and one-line user errors with exit code 1.
  */
 import assert from "node:assert/strict";
-import { main } from "../../src/db/cli.ts";
+import { main } from "../../src/cli/provision.ts";
 import { openDb, SQL_DIR } from "../../src/db/mod.ts";
 import { seedUsers } from "../../src/simulator/users.ts";
 import { freshDatabase } from "../_support/services.ts";
 
 const testdata = new URL("../testdata/", import.meta.url).pathname;
-const cliPath = new URL("../../src/db/cli.ts", import.meta.url).pathname;
+const cliPath = new URL("../../src/cli/provision.ts", import.meta.url).pathname;
 const opts = { sanitizeResources: false, sanitizeOps: false };
 
 /** Runs the CLI as a subprocess, as an operator would. */

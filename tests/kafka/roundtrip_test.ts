@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { freshTopic, kafkaBrokers, uniqueName } from "../_support/services.ts";
-import { main } from "../../src/simulator/cli.ts";
+import { main } from "../../src/cli/simulate.ts";
 import { createGenerator, type GeneratedItem } from "../../src/simulator/generator.ts";
 import { keyPartition } from "../../src/simulator/murmur2.ts";
 import { createKafkaSource } from "../../src/kafka/mod.ts";

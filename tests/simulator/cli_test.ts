@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { parseSimulateArgs } from "../../src/simulator/args.ts";
-import { main } from "../../src/simulator/cli.ts";
+import { main } from "../../src/cli/simulate.ts";
 import { UserError } from "../../src/errors.ts";
 import { freshTopic, kafkaBrokers, uniqueName } from "../_support/services.ts";
 

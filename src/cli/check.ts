@@ -5,10 +5,10 @@
  */
 
 import { basename } from "node:path";
-import { analyzeYaml } from "./lint.ts";
-import { DEFAULT_PATH } from "./load.ts";
-import { formatProblem } from "./problem.ts";
-import type { Env } from "./interpolate.ts";
+import { analyzeYaml } from "../config/lint.ts";
+import { DEFAULT_PATH } from "../config/load.ts";
+import { formatProblem } from "../config/problem.ts";
+import type { Env } from "../config/interpolate.ts";
 
 export interface CheckIo {
   /** Where results go; default console.log. */

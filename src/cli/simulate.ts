@@ -6,8 +6,8 @@
  */
 import { loadPlan } from "../config/mod.ts";
 import { UserError } from "../errors.ts";
-import { parseSimulateArgs, USAGE } from "./args.ts";
-import { simulate } from "./simulate.ts";
+import { parseSimulateArgs, USAGE } from "../simulator/args.ts";
+import { simulate } from "../simulator/simulate.ts";
 
 /** Runs `simulate`; returns the exit code (2 = bad flags or config, 1 = Kafka failure). */
 export async function main(args: string[]): Promise<number> {

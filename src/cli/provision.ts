@@ -10,8 +10,8 @@
  */
 import { loadPlan } from "../config/mod.ts";
 import { UserError } from "../errors.ts";
-import { loadUsersCsv, migrate, openPlanDb, redactUrl } from "./mod.ts";
-import { HIGH_QUOTA, LOW_QUOTA, seedUsers } from "../simulator/users.ts";
+import { loadUsersCsv, migrate, openPlanDb, redactUrl } from "../db/mod.ts";
+import { HIGH_QUOTA, LOW_QUOTA, seedUsers } from "../simulator/mod.ts";
 
 const USAGE = `Usage: provision [options]
 

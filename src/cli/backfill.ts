@@ -13,12 +13,13 @@ import type { Db } from "../db/db.ts";
 import { UserError } from "../errors.ts";
 import { openStore } from "../lake/mod.ts";
 import { createLogger } from "../log.ts";
-import { createBatchRunner, hourLabel, hourRange, parseHour, processHolder } from "../batch/mod.ts";
-import { ProgressBar } from "../cli/progress.ts";
-import { parsedOrExit, runMain } from "../cli/run.ts";
-import { dropMetric, hasRows, startManualBackfill } from "./manual.ts";
-import { createBackfillWorker, type RowProgress } from "./worker.ts";
-import * as store from "./store.ts";
+import { createBatchRunner, hourLabel, hourRange, parseHour } from "../batch/mod.ts";
+import { processHolder } from "../holder.ts";
+import { ProgressBar } from "./progress.ts";
+import { parsedOrExit, runMain } from "./run.ts";
+import { dropMetric, hasRows, startManualBackfill } from "../backfill/manual.ts";
+import { createBackfillWorker, type RowProgress } from "../backfill/worker.ts";
+import * as store from "../backfill/store.ts";
 
 const USAGE =
   `Usage: deno task backfill --metric NAME [--from 2026-11-28T00] [--to 2026-11-28T23] [--config pipeline.yaml]

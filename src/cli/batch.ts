@@ -11,12 +11,12 @@ import { migrate, openPlanDb } from "../db/mod.ts";
 import { openStore } from "../lake/mod.ts";
 import { UserError } from "../errors.ts";
 import { createLogger } from "../log.ts";
-import { ProgressBar } from "../cli/progress.ts";
-import { parsedOrExit, runMain } from "../cli/run.ts";
-import { hourLabel, hourRange, parseHour } from "./hours.ts";
+import { ProgressBar } from "./progress.ts";
+import { parsedOrExit, runMain } from "./run.ts";
+import { hourLabel, hourRange, parseHour } from "../batch/hours.ts";
 import { HOUR_MS } from "../core/mod.ts";
-import { createBatchRunner } from "./mod.ts";
-import type { RunSummary, Trigger } from "./types.ts";
+import { createBatchRunner } from "../batch/mod.ts";
+import type { RunSummary, Trigger } from "../batch/types.ts";
 
 const USAGE = `Usage: deno task batch --hour 2026-11-28T10 [--config pipeline.yaml]
        deno task batch --from 2026-11-28T00 --to 2026-11-28T05 [--config pipeline.yaml]

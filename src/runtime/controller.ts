@@ -15,16 +15,25 @@
  *   anything); the parts before it are given the active plan back, and the
  *   active plan stays.
  *
- * Reloads run one at a time, in the order they were asked for.
+ * Reloads run one at a time, in the order they were asked for. The
+ * controller belongs to the runtime (as Vector's topology controller): the
+ * config folder only computes the difference (`diffPlans`); which part takes
+ * what, in which order, is decided here and in parts.ts.
  */
-import { formatProblem, type Problem } from "./problem.ts";
-import { compileText } from "./load.ts";
-import type { Env } from "./interpolate.ts";
-import type { Plan } from "./plan.ts";
-import { diffPlans, type KeyChange, type PlanDiff, refusalLine } from "./diff.ts";
-import { planHash } from "./hash.ts";
-import { readYamlTree } from "./yaml_tree.ts";
-import { configTelemetry } from "./telemetry.ts";
+import {
+  compileText,
+  configTelemetry,
+  diffPlans,
+  type Env,
+  formatProblem,
+  type KeyChange,
+  type Plan,
+  type PlanDiff,
+  planHash,
+  type Problem,
+  readYamlTree,
+  refusalLine,
+} from "../config/mod.ts";
 import { log as rootLog, type Logger } from "../log.ts";
 import type { Registry } from "../metrics.ts";
 
@@ -88,7 +97,7 @@ export interface ConfigStatus {
   readonly file: string;
   readonly generation: number;
   readonly hash: string;
-  /** When the active plan was applied (the start, for generation 1). */
+  /** When the active plan's generation was first applied (maybe before this process started). */
   readonly appliedAt: number;
   readonly plan: Plan;
   readonly rejected?: RejectedAttempt;
@@ -106,8 +115,15 @@ export interface ReloadOutcome {
 }
 
 export interface ReloadControllerOptions {
-  /** The plan the pipeline started with: generation 1. */
+  /** The plan the pipeline started with. */
   readonly plan: Plan;
+  /**
+   * Its generation (generation.ts keeps it across restarts: the same plan
+   * keeps its number, a changed one gets the next). Default 1.
+   */
+  readonly generation?: number;
+  /** When that generation was first applied, epoch ms. Default: now. */
+  readonly appliedAt?: number;
   /** The pipeline file as given on the command line (problems name it so). */
   readonly file: string;
   /** The running parts, in the order they apply a plan. */
@@ -152,107 +168,96 @@ const attempt = (p: Problem): AttemptProblem => ({ ...p, text: formatProblem(p) 
  * Deno.addSignalListener("SIGHUP", () => void reloads.reload("signal"));
  */
 export function createReloadController(opts: ReloadControllerOptions): ReloadController {
-  const log = opts.log ?? rootLog.child({ component: "config" });
-  const clock = opts.clock ?? Date.now;
-  const read = opts.read ?? ((f: string) => Deno.readTextFile(f));
-  const telemetry = configTelemetry(opts.registry);
-  const parts: PlanPart[] = [...(opts.parts ?? [])];
-  let active = opts.plan;
-  let generation = 1;
-  let hash = planHash(active);
-  let appliedAt = clock();
-  let rejected: RejectedAttempt | undefined;
-  let last: LastReload | undefined;
-  let chain: Promise<unknown> = Promise.resolve();
-  telemetry.generation.set(generation);
+  return new Controller(opts);
+}
 
-  const finish = (
-    trigger: ReloadTrigger,
-    result: ReloadResult,
-    message: string,
-    fields: Record<string, unknown>,
-    out: Omit<ReloadOutcome, "result" | "generation" | "hash">,
-  ): ReloadOutcome => {
-    telemetry.reloads.inc({ result });
-    last = { at: clock(), result, trigger, generation, message };
-    const line = { trigger, result, generation, hash, ...fields };
-    if (result === "applied" || result === "unchanged") log.info(message, line);
-    else if (result === "failed") log.error(message, line);
-    else log.warn(message, line);
-    return { result, generation, hash, ...out };
-  };
+/** What `finish` adds to an outcome besides its result, generation and hash. */
+type OutcomeRest = Omit<ReloadOutcome, "result" | "generation" | "hash">;
 
-  const reject = (
-    trigger: ReloadTrigger,
-    result: "rejected" | "refused" | "failed",
-    problems: AttemptProblem[],
-    extra: { hash?: string; error?: string; diff?: PlanDiff },
-  ) => {
-    rejected = {
-      at: clock(),
-      result,
-      trigger,
-      problems,
-      ...(extra.hash ? { hash: extra.hash } : {}),
-      ...(extra.error ? { error: extra.error } : {}),
+class Controller implements ReloadController {
+  readonly #opts: ReloadControllerOptions;
+  readonly #log: Logger;
+  readonly #clock: () => number;
+  readonly #telemetry: ReturnType<typeof configTelemetry>;
+  readonly #parts: PlanPart[];
+  #active: Plan;
+  #generation: number;
+  #hash: string;
+  #appliedAt: number;
+  #rejected?: RejectedAttempt;
+  #last?: LastReload;
+  #chain: Promise<unknown> = Promise.resolve();
+
+  constructor(opts: ReloadControllerOptions) {
+    this.#opts = opts;
+    this.#log = opts.log ?? rootLog.child({ component: "config" });
+    this.#clock = opts.clock ?? Date.now;
+    this.#telemetry = configTelemetry(opts.registry);
+    this.#parts = [...(opts.parts ?? [])];
+    this.#active = opts.plan;
+    this.#generation = opts.generation ?? 1;
+    this.#hash = planHash(opts.plan);
+    this.#appliedAt = opts.appliedAt ?? this.#clock();
+    this.#telemetry.generation.set(this.#generation);
+  }
+
+  get plan(): Plan {
+    return this.#active;
+  }
+
+  reload(trigger: ReloadTrigger): Promise<ReloadOutcome> {
+    const run = this.#chain.then(() => this.#reloadOnce(trigger));
+    this.#chain = run.catch(() => {});
+    return run;
+  }
+
+  addPart(part: PlanPart): void {
+    this.#parts.push(part);
+  }
+
+  status(): ConfigStatus {
+    return {
+      file: this.#opts.file,
+      generation: this.#generation,
+      hash: this.#hash,
+      appliedAt: this.#appliedAt,
+      plan: this.#active,
+      ...(this.#rejected ? { rejected: this.#rejected } : {}),
+      ...(this.#last ? { last: this.#last } : {}),
     };
-  };
+  }
 
-  async function reloadOnce(trigger: ReloadTrigger): Promise<ReloadOutcome> {
-    const file = opts.file;
+  /** Read, compile, compare, then apply: each step may end the reload with its outcome. */
+  async #reloadOnce(trigger: ReloadTrigger): Promise<ReloadOutcome> {
+    const file = this.#opts.file;
     let text: string;
     try {
-      text = await read(file);
+      text = await (this.#opts.read ?? ((f: string) => Deno.readTextFile(f)))(file);
     } catch (e) {
-      const problems = [attempt({
-        file,
-        line: 1,
-        col: 1,
-        path: "",
-        message: `cannot read the pipeline file: ${(e as Error).message}`,
-        kind: "syntax",
-      })];
-      reject(trigger, "rejected", problems, {});
-      return finish(
-        trigger,
-        "rejected",
-        "pipeline file rejected: the running plan stays",
-        { problems: problems.map((p) => p.text) },
-        { problems },
-      );
+      const message = `cannot read the pipeline file: ${(e as Error).message}`;
+      const problem = { file, line: 1, col: 1, path: "", message, kind: "syntax" as const };
+      return this.#rejectedFile(trigger, [attempt(problem)], "pipeline file rejected");
     }
-    const env = opts.env ?? processEnv();
+    const env = this.#opts.env ?? processEnv();
     const compiled = compileText(text, file, { env });
     if (!compiled.plan) {
       const problems = compiled.problems.map(attempt);
-      reject(trigger, "rejected", problems, {});
-      return finish(
-        trigger,
-        "rejected",
-        `pipeline file rejected (${problems.length} problem${
-          problems.length === 1 ? "" : "s"
-        }): the running plan stays`,
-        { problems: problems.map((p) => p.text) },
-        { problems },
-      );
+      const n = problems.length;
+      const what = `pipeline file rejected (${n} problem${n === 1 ? "" : "s"})`;
+      return this.#rejectedFile(trigger, problems, what);
     }
     const next = compiled.plan;
-    const diff = diffPlans(active, next);
+    const diff = diffPlans(this.#active, next);
     const nextHash = planHash(next);
     if (diff.empty) {
-      rejected = undefined;
-      return finish(
-        trigger,
-        "unchanged",
-        "pipeline file saved: the plan is unchanged, nothing to apply",
-        {},
-        { diff, problems: [] },
-      );
+      this.#rejected = undefined;
+      const message = "pipeline file saved: the plan is unchanged, nothing to apply";
+      return this.#finish(trigger, "unchanged", message, {}, { diff, problems: [] });
     }
     if (diff.refused.length > 0) {
       const problems = diff.refused.map((c) => attempt(refusalProblem(text, file, env, c)));
-      reject(trigger, "refused", problems, { hash: nextHash, diff });
-      return finish(
+      this.#reject(trigger, "refused", problems, { hash: nextHash });
+      return this.#finish(
         trigger,
         "refused",
         "pipeline reload refused: it changes keys only a restart applies; nothing of it is applied",
@@ -260,51 +265,57 @@ export function createReloadController(opts: ReloadControllerOptions): ReloadCon
         { diff, problems },
       );
     }
-    const to: NextGeneration = { generation: generation + 1, hash: nextHash };
+    return await this.#apply(trigger, next, diff, nextHash);
+  }
+
+  /** The parts take `next` in order; the first that fails has the others given the active plan back. */
+  async #apply(
+    trigger: ReloadTrigger,
+    next: Plan,
+    diff: PlanDiff,
+    nextHash: string,
+  ): Promise<ReloadOutcome> {
+    const to: NextGeneration = { generation: this.#generation + 1, hash: nextHash };
     const applied: PlanPart[] = [];
     const facts: Record<string, unknown> = {};
-    for (const part of parts) {
+    for (const part of this.#parts) {
       try {
         const got = await part.apply(next, diff, to);
         if (got) Object.assign(facts, got);
         applied.push(part);
       } catch (e) {
-        const error = `${part.name}: ${(e as Error)?.message ?? String(e)}`;
-        await rollBack(applied, next);
-        reject(trigger, "failed", [], { hash: nextHash, error, diff });
-        return finish(
+        const message = (e as Error)?.message ?? String(e);
+        const error = `${part.name}: ${message}`;
+        await this.#rollBack(applied, next);
+        this.#reject(trigger, "failed", [], { hash: nextHash, error });
+        return this.#finish(
           trigger,
           "failed",
           "pipeline reload failed: the running plan stays",
-          { part: part.name, error: (e as Error)?.message ?? String(e), attempted_hash: nextHash },
+          { part: part.name, error: message, attempted_hash: nextHash },
           { diff, problems: [], error },
         );
       }
     }
-    active = next;
-    generation = to.generation;
-    hash = nextHash;
-    appliedAt = clock();
-    rejected = undefined;
-    telemetry.generation.set(generation);
-    return finish(
-      trigger,
-      "applied",
-      "pipeline reloaded",
-      { changes: diff.changes.map(describeChange), ...facts },
-      { diff, problems: [] },
-    );
+    this.#active = next;
+    this.#generation = to.generation;
+    this.#hash = nextHash;
+    this.#appliedAt = this.#clock();
+    this.#rejected = undefined;
+    this.#telemetry.generation.set(this.#generation);
+    const fields = { changes: diff.changes.map(describeChange), ...facts };
+    return this.#finish(trigger, "applied", "pipeline reloaded", fields, { diff, problems: [] });
   }
 
   /** Gives the active plan back to the parts that took the failed one. */
-  async function rollBack(applied: PlanPart[], failed: Plan): Promise<void> {
-    const back = diffPlans(failed, active);
-    const same: NextGeneration = { generation, hash };
+  async #rollBack(applied: PlanPart[], failed: Plan): Promise<void> {
+    const back = diffPlans(failed, this.#active);
+    const same: NextGeneration = { generation: this.#generation, hash: this.#hash };
     for (const part of applied.reverse()) {
       try {
-        await part.apply(active, back, same);
+        await part.apply(this.#active, back, same);
       } catch (e) {
-        log.error("could not give the active plan back to a part after a failed reload", {
+        this.#log.error("could not give the active plan back to a part after a failed reload", {
           part: part.name,
           error: e,
         });
@@ -312,28 +323,47 @@ export function createReloadController(opts: ReloadControllerOptions): ReloadCon
     }
   }
 
-  return {
-    get plan() {
-      return active;
-    },
-    reload(trigger) {
-      const run = chain.then(() => reloadOnce(trigger));
-      chain = run.catch(() => {});
-      return run;
-    },
-    addPart(part) {
-      parts.push(part);
-    },
-    status: () => ({
-      file: opts.file,
-      generation,
-      hash,
-      appliedAt,
-      plan: active,
-      ...(rejected ? { rejected } : {}),
-      ...(last ? { last } : {}),
-    }),
-  };
+  #rejectedFile(trigger: ReloadTrigger, problems: AttemptProblem[], what: string) {
+    this.#reject(trigger, "rejected", problems, {});
+    const fields = { problems: problems.map((p) => p.text) };
+    return this.#finish(trigger, "rejected", `${what}: the running plan stays`, fields, {
+      problems,
+    });
+  }
+
+  #reject(
+    trigger: ReloadTrigger,
+    result: "rejected" | "refused" | "failed",
+    problems: AttemptProblem[],
+    extra: { hash?: string; error?: string },
+  ): void {
+    this.#rejected = {
+      at: this.#clock(),
+      result,
+      trigger,
+      problems,
+      ...(extra.hash ? { hash: extra.hash } : {}),
+      ...(extra.error ? { error: extra.error } : {}),
+    };
+  }
+
+  /** The one log line and count of a reload, and its outcome. */
+  #finish(
+    trigger: ReloadTrigger,
+    result: ReloadResult,
+    message: string,
+    fields: Record<string, unknown>,
+    out: OutcomeRest,
+  ): ReloadOutcome {
+    const { generation, hash } = { generation: this.#generation, hash: this.#hash };
+    this.#telemetry.reloads.inc({ result });
+    this.#last = { at: this.#clock(), result, trigger, generation, message };
+    const line = { trigger, result, generation, hash, ...fields };
+    if (result === "applied" || result === "unchanged") this.#log.info(message, line);
+    else if (result === "failed") this.#log.error(message, line);
+    else this.#log.warn(message, line);
+    return { result, generation, hash, ...out };
+  }
 }
 
 /** `speed.window: 300000 → 600000`, `speed.metrics: added x`. */

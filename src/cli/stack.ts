@@ -1,10 +1,10 @@
 /**
  * `deno task stack up|down|status|reset [kafka|postgres|gcs ...]`: the command-line
- * face of `mod.ts`. User mistakes and missing prerequisites print one line;
+ * face of `src/stack/mod.ts`. User mistakes and missing prerequisites print one line;
  * exit code 0 on success, 1 on failure (for `status`: 1 if any service is down).
  */
 import { UserError } from "../errors.ts";
-import { parseServices, stackDown, stackReset, stackStatus, stackUp } from "./mod.ts";
+import { parseServices, stackDown, stackReset, stackStatus, stackUp } from "../stack/mod.ts";
 
 const USAGE = "usage: deno task stack up|down|status|reset [kafka|postgres|gcs ...]";
 
