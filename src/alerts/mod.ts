@@ -58,6 +58,8 @@ export {
   type HourVerdict,
   listAlerts,
   type ListedAlert,
+  overQuota,
+  type OverQuotaRow,
   toAlert,
   usageOfHour,
   type UsageRow,

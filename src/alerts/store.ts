@@ -400,3 +400,49 @@ export async function usageOfHour(
     updatedAt: r.updated_at.getTime(),
   }));
 }
+
+/** A user over their quota in an hour, from the batch layer or the running usage. */
+export interface OverQuotaRow {
+  readonly email: string;
+  readonly usage: number;
+  readonly quota: number;
+  /** Start of the hour, epoch ms. */
+  readonly hour: number;
+  /** `batch` where the hour's batch is current, else `speed` (the running usage). */
+  readonly source: "batch" | "speed";
+}
+
+// Two texts, so the planner sees `email = $3` when a user is given (the email indexes).
+const OVER_QUOTA_SQL = `SELECT email, usage, quota, timestamp, source FROM users_over_quota
+  WHERE timestamp >= $1::timestamp AND timestamp < $2::timestamp
+  ORDER BY timestamp, usage DESC, email LIMIT 10000`;
+const OVER_QUOTA_OF_SQL = `SELECT email, usage, quota, timestamp, source FROM users_over_quota
+  WHERE timestamp >= $1::timestamp AND timestamp < $2::timestamp AND email = $3
+  ORDER BY timestamp LIMIT 10000`;
+
+/**
+ * Users over their quota in the hours of [`from`, `to`) (at most 10,000),
+ * optionally one of them: the users_over_quota view (009), which serves
+ * user_quota_limit where the hour's batch is current and the running usage
+ * above the quota otherwise, so a breach shows while its hour runs.
+ */
+export async function overQuota(
+  db: Queryable,
+  from: number,
+  to: number,
+  email?: string,
+): Promise<OverQuotaRow[]> {
+  const rows = await db.query<
+    { email: string; usage: unknown; quota: unknown; timestamp: Date; source: "batch" | "speed" }
+  >(
+    email === undefined ? OVER_QUOTA_SQL : OVER_QUOTA_OF_SQL,
+    email === undefined ? [new Date(from), new Date(to)] : [new Date(from), new Date(to), email],
+  );
+  return rows.map((r) => ({
+    email: r.email,
+    usage: Number(r.usage),
+    quota: Number(r.quota),
+    hour: r.timestamp.getTime(),
+    source: r.source,
+  }));
+}

@@ -1,12 +1,16 @@
 /**
  * `GET /api/v1/quota/breaches`: users whose usage in an hour exceeded their
- * quota (the batch layer's user_quota_limit), for one hour or a range.
+ * quota, for one hour or a range: the batch layer's user_quota_limit where
+ * the hour's batch is current, else the speed layer's running usage
+ * (quota_usage, kept by the quota alerts) above the quota, so a breach shows
+ * while its hour runs rather than after the batch (the users_over_quota
+ * view, read by src/alerts). Each breach names its source.
  */
 import type { ApiContext } from "./context.ts";
 import { HOUR_MS, hourStart } from "../core/window.ts";
 import { DAY_MS, EMAIL_PARAM, FROM_PARAM, iso, parseRange, timeParam, TO_PARAM } from "./params.ts";
 import type { RouteDef } from "./route.ts";
-import { readBreaches } from "../batch/mod.ts";
+import { overQuota } from "../alerts/mod.ts";
 
 const HOUR = timeParam(
   "hour",
@@ -26,7 +30,9 @@ export function quotaRoutes(ctx: ApiContext): RouteDef[] {
       "(their intersection).",
     params: [HOUR, FROM_PARAM, TO_PARAM, EMAIL_PARAM],
     responses: {
-      200: "`{ from, to, breaches: [{ email, usage, quota, timestamp, over }] }`",
+      200: "`{ from, to, breaches: [{ email, usage, quota, timestamp, over, source }] }`: " +
+        "`source` is `batch` (the hour's batch is current) or `speed` (the running usage of " +
+        "an hour not batched yet; needs speed.quota_alerts).",
       400: "A bad parameter.",
     },
     handler: async (c) => {
@@ -45,7 +51,7 @@ export function quotaRoutes(ctx: ApiContext): RouteDef[] {
         from = given ? Math.max(from, start) : start;
         to = given ? Math.max(from, Math.min(to, start + HOUR_MS)) : start + HOUR_MS;
       }
-      const rows = await readBreaches(ctx.db, from, to, email);
+      const rows = await overQuota(ctx.db, from, to, email);
       return c.json({
         from: iso(from),
         to: iso(to),
@@ -55,6 +61,7 @@ export function quotaRoutes(ctx: ApiContext): RouteDef[] {
           quota: r.quota,
           over: r.usage - r.quota,
           timestamp: iso(r.hour),
+          source: r.source,
         })),
       });
     },

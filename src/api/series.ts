@@ -2,9 +2,12 @@
  * `GET /api/v1/metrics/:metric/series`: one metric's values over time, from
  * the serving views (merged: batch where the hour is batched, else speed;
  * hourly from the views' tables, see _serving_sql.ts), the batch table alone,
- * or the speed windows alone. Every SQL text is a constant picked by the
- * (source, granularity, with id) combination, so the planner sees `id = $4`
- * whenever an id is given and keeps to the index.
+ * or the speed windows alone. Live: the windows still filling are points too,
+ * with `final: false` (sql/013_live_windows.sql), so the first numbers show
+ * within the first flush, not once the watermark passes a window's end. Every
+ * SQL text is a constant picked by the (source, granularity, with id,
+ * stand-in) combination, so the planner sees `id = $4` whenever an id is
+ * given and keeps to the index.
  */
 import { UserError } from "../errors.ts";
 import type { ApiContext, MetricInfo } from "./context.ts";
@@ -20,7 +23,15 @@ import {
 } from "./params.ts";
 import { METRIC_PARAM, type RouteDef } from "./route.ts";
 import { isoOf, numOf, requireMetric } from "./_util.ts";
-import { mergedHourlySql, speedHourlySql } from "./_serving_sql.ts";
+import {
+  mergedHourlySql,
+  speedHourlySql,
+  standInOf,
+  standInShape,
+  standInShapes,
+  type StandInSql,
+  standInValues,
+} from "./_serving_sql.ts";
 
 export type Granularity = "5m" | "1h";
 export type Source = "merged" | "batch" | "speed";
@@ -32,47 +43,70 @@ export const MAX_POINTS = 100_000;
 
 /**
  * [source, granularity] → SQL with `$4 = id`; `$5` = fold aggregation where
- * used. merged/1h reads serving_hourly's rows from its tables
- * (_serving_sql.ts) so the speed windows are picked by their raw timestamp:
- * one id's day is one range of the speed_partials key.
+ * used, `$6` the stand-in metric and `$7` the key of unknown devices (see
+ * `standInOf`) in the `merged/1h+<shape>` keys. merged/1h reads serving_hourly's rows
+ * from its tables (_serving_sql.ts) so the speed windows are picked by their
+ * raw timestamp: one id's day is one range of the speed_partials key.
  */
-const SQL_ONE: Record<string, string> = {
-  "merged/1h": `${mergedHourlySql({ id: "$4", fold: "$5" })}
+function sqlOne(): Record<string, string> {
+  const range = "type = $1 AND timestamp >= $2::timestamp AND timestamp < $3::timestamp";
+  return {
+    "merged/1h": `${mergedHourlySql({ id: "$4", fold: "$5" })}
     ORDER BY timestamp`,
-  "merged/5m": `SELECT timestamp, id, value, source FROM serving_5m
-    WHERE type = $1 AND timestamp >= $2::timestamp AND timestamp < $3::timestamp AND id = $4
+    ...standInVariants((standIn) =>
+      `${mergedHourlySql({ id: "$4", fold: "$5", standIn })}
+    ORDER BY timestamp`
+    ),
+    "merged/5m": `SELECT timestamp, id, value, source, final FROM serving_5m_live
+    WHERE ${range} AND id = $4
     ORDER BY timestamp`,
-  "batch/1h": `SELECT timestamp, id, value, 'batch' AS source FROM bytes_hourly
-    WHERE type = $1 AND timestamp >= $2::timestamp AND timestamp < $3::timestamp AND id = $4
+    "batch/1h": `SELECT timestamp, id, value, 'batch' AS source, true AS final FROM bytes_hourly
+    WHERE ${range} AND id = $4
     ORDER BY timestamp`,
-  "speed/5m": `SELECT timestamp, id, value, 'speed' AS source FROM bytes
-    WHERE type = $1 AND timestamp >= $2::timestamp AND timestamp < $3::timestamp AND id = $4
+    "speed/5m": `SELECT timestamp, id, value, 'speed' AS source, final FROM bytes_live
+    WHERE ${range} AND id = $4
     ORDER BY timestamp`,
-  "speed/1h": `SELECT timestamp, id, value, 'speed' AS source
+    "speed/1h": `SELECT timestamp, id, value, 'speed' AS source, final
     FROM (${speedHourlySql({ id: "$4", fold: "$5" })}) s
     ORDER BY timestamp`,
-};
+  };
+}
 
 /** Same without an id: every id, `$4` = row limit (one more than returned). */
-const SQL_ALL: Record<string, string> = {
-  "merged/1h": `${mergedHourlySql({ fold: "$5" })}
+function sqlAll(): Record<string, string> {
+  const range = "type = $1 AND timestamp >= $2::timestamp AND timestamp < $3::timestamp";
+  return {
+    "merged/1h": `${mergedHourlySql({ fold: "$5" })}
     ORDER BY timestamp, id LIMIT $4`,
-  "merged/5m": `SELECT timestamp, id, value, source FROM serving_5m
-    WHERE type = $1 AND timestamp >= $2::timestamp AND timestamp < $3::timestamp
+    ...standInVariants((standIn) =>
+      `${mergedHourlySql({ fold: "$5", standIn })}
+    ORDER BY timestamp, id LIMIT $4`
+    ),
+    "merged/5m": `SELECT timestamp, id, value, source, final FROM serving_5m_live
+    WHERE ${range}
     ORDER BY timestamp, id LIMIT $4`,
-  "batch/1h": `SELECT timestamp, id, value, 'batch' AS source FROM bytes_hourly
-    WHERE type = $1 AND timestamp >= $2::timestamp AND timestamp < $3::timestamp
+    "batch/1h": `SELECT timestamp, id, value, 'batch' AS source, true AS final FROM bytes_hourly
+    WHERE ${range}
     ORDER BY timestamp, id LIMIT $4`,
-  "speed/5m": `SELECT timestamp, id, value, 'speed' AS source FROM bytes
-    WHERE type = $1 AND timestamp >= $2::timestamp AND timestamp < $3::timestamp
+    "speed/5m": `SELECT timestamp, id, value, 'speed' AS source, final FROM bytes_live
+    WHERE ${range}
     ORDER BY timestamp, id LIMIT $4`,
-  "speed/1h": `SELECT timestamp, id, value, 'speed' AS source
+    "speed/1h": `SELECT timestamp, id, value, 'speed' AS source, final
     FROM (${speedHourlySql({ fold: "$5" })}) s
     ORDER BY timestamp, id LIMIT $4`,
-};
+  };
+}
+
+/** merged/1h of a batch-only metric per stand-in shape (`merged/1h+<shape>`). */
+function standInVariants(sql: (s: StandInSql) => string): Record<string, string> {
+  return Object.fromEntries(standInShapes(6).map(([shape, p]) => [`merged/1h+${shape}`, sql(p)]));
+}
+
+const SQL_ONE = sqlOne();
+const SQL_ALL = sqlAll();
 
 /** The queries that take the speed windows' fold as `$5`. */
-const FOLDED = new Set(["merged/1h", "speed/1h"]);
+const FOLDED = (key: string) => key.startsWith("merged/1h") || key === "speed/1h";
 
 const ID = textParam(
   "id",
@@ -86,7 +120,8 @@ const GRANULARITY = choiceParam<Granularity, Granularity>(
 );
 const SOURCE = choiceParam<Source, Source>(
   "source",
-  "merged (serving views), batch (bytes_hourly) or speed (bytes).",
+  "merged (serving views, open windows included), batch (bytes_hourly) or speed (bytes, " +
+    "open windows included).",
   ["merged", "batch", "speed"],
   "merged",
 );
@@ -96,6 +131,7 @@ interface PointRow {
   id: string;
   value: unknown;
   source: string;
+  final: boolean;
 }
 
 /**
@@ -134,11 +170,18 @@ export function seriesRoutes(ctx: ApiContext): RouteDef[] {
     tag: "data",
     summary: "A metric's series: merged (batch where batched, else speed), batch or speed.",
     description: "Hourly ranges are widened to whole hours. Without `id`, every id of the " +
-      `metric is returned, at most ${MAX_POINTS} points (then \`truncated\` is true).`,
+      `metric is returned, at most ${MAX_POINTS} points (then \`truncated\` is true). ` +
+      "Live: a window or hour still filling is a point with `final: false` (its value so " +
+      "far, exact up to the speed layer's last flush); `final: true` once every partition's " +
+      "watermark passed its end plus the allowed lateness (no late event changes it), or once " +
+      "batched. Each point names its `source` (speed or " +
+      "batch); hours of a batch-only metric not batched yet come from the speed metric it " +
+      "reconciles with when that one counts the same thing (per device: joined to users).",
     params: [METRIC_PARAM, ID, FROM_PARAM, TO_PARAM, GRANULARITY, SOURCE],
     responses: {
-      200:
-        "`{ metric, granularity, source, from, to, points: [{ timestamp, id, value, source }] }`",
+      200: "`{ metric, granularity, source, from, to, points: [{ timestamp, id, value, " +
+        "source, final }] }`; `points[].source` is `speed` or `batch`, `points[].final` a " +
+        "boolean (false: the window or hour is still filling).",
       400: "A bad parameter; the message names it.",
       404: "Unknown metric, a source that does not compute it, or 5m windows of a batch-only " +
         "series.",
@@ -156,23 +199,20 @@ export function seriesRoutes(ctx: ApiContext): RouteDef[] {
         now: ctx.clock(),
       });
       const { from, to } = granularity === "1h" ? wholeHours(range) : range;
-      const key = `${source}/${granularity}`;
+      const standIn = source === "merged" && granularity === "1h"
+        ? standInOf(ctx.plan, m.name)
+        : undefined;
+      const key = `${source}/${granularity}${standIn ? `+${standInShape(standIn)}` : ""}`;
       const fold = m.speedAggregation ?? m.aggregation;
       const params: unknown[] = [m.name, new Date(from), new Date(to)];
-      let rows: PointRow[];
+      params.push(id ?? MAX_POINTS + 1);
+      if (FOLDED(key)) params.push(fold);
+      if (standIn) params.push(...standInValues(standIn));
+      let rows = await ctx.db.query<PointRow>((id === undefined ? SQL_ALL : SQL_ONE)[key], params);
       let truncated = false;
-      if (id !== undefined) {
-        params.push(id);
-        if (FOLDED.has(key)) params.push(fold);
-        rows = await ctx.db.query<PointRow>(SQL_ONE[key], params);
-      } else {
-        params.push(MAX_POINTS + 1);
-        if (FOLDED.has(key)) params.push(fold);
-        rows = await ctx.db.query<PointRow>(SQL_ALL[key], params);
-        if (rows.length > MAX_POINTS) {
-          rows = rows.slice(0, MAX_POINTS);
-          truncated = true;
-        }
+      if (id === undefined && rows.length > MAX_POINTS) {
+        rows = rows.slice(0, MAX_POINTS);
+        truncated = true;
       }
       return c.json({
         metric: m.name,
@@ -186,6 +226,7 @@ export function seriesRoutes(ctx: ApiContext): RouteDef[] {
           id: r.id,
           value: numOf(r.value),
           source: r.source,
+          final: r.final,
         })),
       });
     },

@@ -171,18 +171,22 @@ export async function recordTopic(db: Queryable, topic: string, partitions: numb
   );
 }
 
-/** Declares the plan's speed metrics, so the `bytes` view knows how to combine them. */
+/**
+ * Declares the plan's speed metrics, so the `bytes` view knows how to combine
+ * them and `bytes_live` when a window takes no more late events.
+ */
 export async function upsertMetrics(db: Queryable, speed: SpeedPlan): Promise<void> {
   if (speed.metrics.length === 0) return;
   await db.query(
-    `INSERT INTO speed_metrics (type, aggregation, window_ms)
-     SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])
+    `INSERT INTO speed_metrics (type, aggregation, window_ms, allowed_lateness_ms)
+     SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[])
      ON CONFLICT (type) DO UPDATE SET aggregation = EXCLUDED.aggregation,
-       window_ms = EXCLUDED.window_ms`,
+       window_ms = EXCLUDED.window_ms, allowed_lateness_ms = EXCLUDED.allowed_lateness_ms`,
     [
       speed.metrics.map((m) => m.name),
       speed.metrics.map((m) => m.aggregation),
       speed.metrics.map(() => speed.windowMs),
+      speed.metrics.map(() => speed.allowedLatenessMs),
     ],
   );
 }

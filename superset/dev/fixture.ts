@@ -1,7 +1,7 @@
 /**
  * Test-only stand-in for the serving database: creates the tables and views of
  * the data contract (bytes, bytes_hourly, user_metadata, user_quota_limit,
- * serving_hourly, serving_5m, batch_reconciliation) in an empty database and
+ * serving_hourly, serving_5m, serving_5m_live, batch_reconciliation) in an empty database and
  * fills them with a small, deterministic day of plausible telemetry at fixed
  * UTC times. The dashboard test calls `populate(url)`; once the provisioner and
  * the pipeline exist, the lead swaps it for a simulator run + batch run that
@@ -37,6 +37,8 @@ CREATE TABLE user_metadata (id TEXT, name TEXT, email TEXT, quota BIGINT);
 CREATE TABLE user_quota_limit (email TEXT, usage BIGINT, quota BIGINT, timestamp TIMESTAMP);
 CREATE VIEW serving_5m AS
   SELECT timestamp, id, value, type, 'speed'::TEXT AS source FROM bytes;
+CREATE VIEW serving_5m_live AS
+  SELECT timestamp, id, value, type, 'speed'::TEXT AS source, true AS final FROM bytes;
 CREATE VIEW serving_hourly AS
   SELECT timestamp, id, value, type, 'batch'::TEXT AS source FROM bytes_hourly
   UNION ALL

@@ -2,7 +2,8 @@
  * Test and benchmark support for the API: a plan with the default metrics
  * on a given lake, and speed-layer windows written through the speed layer's
  * sink (partial rows per Kafka partition in speed_partials, a watermark per
- * partition in speed_progress that makes them visible in the `bytes` view).
+ * partition in speed_progress that makes them visible in the `bytes` view and
+ * final in `bytes_live`).
  */
 import { type Plan, planFromYaml } from "../../src/config/mod.ts";
 import { type WindowDelta, windowStart } from "../../src/core/mod.ts";
@@ -112,8 +113,13 @@ export async function insertSpeedRows(
   const stored = await readProgress(db, topic, [...deltas.keys()]);
   const parts: PartitionFlush[] = [...deltas].map(([partition, list]) => {
     const prior = stored.get(partition);
-    // The clock stands at the watermark (no lateness), so it carries the watermark over.
-    const watermarkMs = Math.max(prior?.clockMs ?? -Infinity, ends.get(partition)!);
+    // Past the rows' windows by the allowed lateness, so they take no more late
+    // events (final in bytes_live); the clock stands at the watermark (no
+    // lateness), so it carries the watermark over.
+    const watermarkMs = Math.max(
+      prior?.clockMs ?? -Infinity,
+      ends.get(partition)! + speed.allowedLatenessMs,
+    );
     return {
       partition,
       deltas: list,

@@ -30,8 +30,8 @@ Deno.test("series: merged switches from speed to batch for an hour once it is ba
     assert.equal(before.body.source, "merged");
     assert.equal(before.body.granularity, "1h");
     assert.deepEqual(before.body.points, [
-      { timestamp: iso(H), id: A0, value: speedH, source: "speed" },
-      { timestamp: iso(H + HOUR), id: A0, value: speedH1, source: "speed" },
+      { timestamp: iso(H), id: A0, value: speedH, source: "speed", final: true },
+      { timestamp: iso(H + HOUR), id: A0, value: speedH1, source: "speed", final: true },
     ]);
 
     const run = await env.batch.runHour(H, "manual");
@@ -39,8 +39,8 @@ Deno.test("series: merged switches from speed to batch for an hour once it is ba
 
     const after = await getJson(app, url);
     assert.deepEqual(after.body.points, [
-      { timestamp: iso(H), id: A0, value: batchH, source: "batch" },
-      { timestamp: iso(H + HOUR), id: A0, value: speedH1, source: "speed" },
+      { timestamp: iso(H), id: A0, value: batchH, source: "batch", final: true },
+      { timestamp: iso(H + HOUR), id: A0, value: speedH1, source: "speed", final: true },
     ]);
 
     // source=batch reads bytes_hourly alone; source=speed folds the windows alone.
@@ -50,6 +50,7 @@ Deno.test("series: merged switches from speed to batch for an hour once it is ba
       id: A0,
       value: batchH,
       source: "batch",
+      final: true,
     }]);
     const s = await getJson(app, `${url}&source=speed`);
     assert.deepEqual((s.body.points as Point[]).map((p) => [p.value, p.source]), [
@@ -103,7 +104,7 @@ Deno.test("top, quota breaches and reconciliation answer from the batch and serv
       .map(([id, v]) => [id, v + (totals(env.hours[1], "antenna_id").get(id) ?? 0)] as const)
       .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
       .slice(0, 2)
-      .map(([id, total]) => ({ id, total, hours: 2, batchHours: 2 }));
+      .map(([id, total]) => ({ id, total, hours: 2, batchHours: 2, speedHours: 0, final: true }));
     assert.deepEqual(top.body.top, expected);
 
     const q = await getJson(app, `/api/v1/quota/breaches?hour=2026-11-28T10`);
@@ -251,6 +252,7 @@ Deno.test("bad parameters are 400 naming the parameter; unknown metric 404; a va
     for (
       const url of [
         `${S}?id=no-such-antenna&${RANGE}`,
+        `${S}?id=no-such-antenna&${RANGE}&granularity=5m`,
         `${S}?id=${A0}&from=2026-01-01&to=2026-01-02`,
       ]
     ) {

@@ -200,6 +200,10 @@ Deno.test("speed_partials: one id's day is a key range, every id's day a BRIN ra
       one,
     );
     assert.doesNotMatch(one, /Seq Scan on speed_partials/, one);
+    // The API's live 5-minute series of one id: the same range of the key.
+    const live = await explain(`${VIEW_DAY("serving_5m_live")} AND id = $4`, [...day, "ant-7"]);
+    assert.match(live, /Index (Only )?Scan using speed_partials_pkey on speed_partials p\s/, live);
+    assert.doesNotMatch(live, /Seq Scan on speed_partials/, live);
 
     // Every id's day, on the API's merged query and on the views (dashboards):
     // the BRIN index of sql/006 finds the day's pages, on the raw timestamp
@@ -209,6 +213,7 @@ Deno.test("speed_partials: one id's day is a key range, every id's day a BRIN ra
       const [name, text] of [
         ["API merged hourly", all],
         ["serving_5m", await explain(VIEW_DAY("serving_5m"), day)],
+        ["serving_5m_live", await explain(VIEW_DAY("serving_5m_live"), day)],
         ["serving_hourly", await explain(VIEW_DAY("serving_hourly"), day)],
       ]
     ) {

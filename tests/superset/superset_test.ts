@@ -11,6 +11,9 @@
  * The data come from a real run of the pipeline: simulated hours through
  * Kafka, the speed layer, the lake and the batch layer (older hours batched,
  * the latest ones speed-only), so every view the dashboard reads is real.
+ * Then one window of the current hour gets a partial row that no watermark has
+ * passed, as a flush of a window still filling writes it: the 5-minute chart
+ * must show that open window with its value.
  */
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
@@ -21,9 +24,49 @@ import { populateFromPipeline } from "../_support/pipeline_fixture.ts";
 import { verifyDashboard } from "../../superset/verify.ts";
 import { buildBundle, BUNDLE_ROOT, toSqlalchemyUri } from "../../superset/build_bundle.ts";
 import { UserError } from "../../src/errors.ts";
+import { openDb } from "../../src/db/mod.ts";
+import { antennaId } from "../../src/simulator/mod.ts";
+import { SupersetClient } from "../../superset/client.ts";
+import { adminCredentials } from "../../superset/install.ts";
+import { baseUrl } from "../../superset/_paths.ts";
 
-const POPULATE = (url: string) =>
-  populateFromPipeline(url, { hours: 4, batchedHours: 3, eventsPerSecond: 40 });
+const FIVE_MIN = 300_000;
+/** The open window: the current one, in an hour the pipeline run left empty. */
+const OPEN_WINDOW = Math.floor(Date.now() / FIVE_MIN) * FIVE_MIN;
+const OPEN_BYTES = 987_654;
+
+/**
+ * A partial row of the open window on partition 0, as the speed layer's flush
+ * writes one while the window fills; checks that no watermark passed it.
+ */
+async function addOpenWindow(url: string): Promise<void> {
+  const db = await openDb({ url });
+  try {
+    await db.query(
+      `INSERT INTO speed_partials (type, "timestamp", id, "partition", value, window_end)
+       VALUES ('antenna_bytes_total', $1::timestamp, $2, 0, $3, $4::timestamp)`,
+      [new Date(OPEN_WINDOW), antennaId(0), OPEN_BYTES, new Date(OPEN_WINDOW + FIVE_MIN)],
+    );
+    const rows = await db.query<{ value: number; final: boolean }>(
+      `SELECT value, final FROM serving_5m_live WHERE type = 'antenna_bytes_total'
+         AND timestamp = $1::timestamp`,
+      [new Date(OPEN_WINDOW)],
+    );
+    assert.deepEqual(rows.map((r) => [Number(r.value), r.final]), [[OPEN_BYTES, false]]);
+  } finally {
+    await db.close();
+  }
+}
+
+const POPULATE = async (url: string) => {
+  const summary = await populateFromPipeline(url, {
+    hours: 4,
+    batchedHours: 3,
+    eventsPerSecond: 40,
+  });
+  await addOpenWindow(url);
+  return summary;
+};
 // Under .state/ (ignored): a test run must not rewrite the README's docs/dashboard.png.
 const SCREENSHOT = fileURLToPath(
   new URL("../../.state/test-results/dashboard.png", import.meta.url),
@@ -67,6 +110,21 @@ Deno.test({
         assert.notEqual(c.rendered, "none", `chart "${c.title}" drew nothing`);
       }
       assert.deepEqual(pageErrors, [], "error messages on the dashboard page");
+
+      // The 5-minute chart shows the window still filling, with its value.
+      const five = report.apiCharts.find((c) => c.title === "Bytes per antenna (5-minute windows)");
+      assert.ok(five, "the 5-minute chart is on the dashboard");
+      const admin = adminCredentials();
+      const client = await SupersetClient.login(baseUrl(), admin.username, admin.password);
+      const rows = (await client.chartData(five.id)).flatMap((r) => r.data);
+      const isOpen = (v: unknown) =>
+        v === OPEN_WINDOW || (typeof v === "string" && Date.parse(v) === OPEN_WINDOW);
+      const open = rows.filter((r) => Object.values(r).some(isOpen));
+      assert.equal(open.length > 0, true, `no row of the open window among ${rows.length}`);
+      const drawn = open.flatMap((r) =>
+        Object.values(r).filter((v) => typeof v === "number" && !isOpen(v)) as number[]
+      ).reduce((a, b) => a + b, 0);
+      assert.equal(drawn, OPEN_BYTES, JSON.stringify(open));
 
       const png = await Deno.stat(SCREENSHOT);
       assert.ok(png.size > 50_000, `screenshot ${SCREENSHOT} is suspiciously small`);
