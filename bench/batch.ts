@@ -15,13 +15,17 @@
  * phase times are then printed. `--spark` also computes the hour with the
  * Spark engine (`batch.engine: spark`) on `local[2]` and on the standalone
  * cluster of `deno task stack up spark`, Spark's start-up reported apart from
- * the query (printed). Any option leaves BENCHMARKS.md alone.
+ * the query (printed). `--duckdb` also times raw DuckDB (PyPI, pinned, in a
+ * venv under `.state/duckdb/`, as many threads as the machine has cores) on
+ * the same files doing only read + dedupe + the three group-bys
+ * (bench/duckdb_hour.py), the single-machine anchor of the job's read +
+ * compute phases (printed). Any option leaves BENCHMARKS.md alone.
  */
 import postgres from "postgres";
 import { parquetRead } from "hyparquet";
 import { stackUp } from "../src/stack/mod.ts";
 import { migrate, openDb } from "../src/db/mod.ts";
-import { listHour, openStore, readHour } from "../src/lake/mod.ts";
+import { hourPath, listHour, openStore, readHour } from "../src/lake/mod.ts";
 import { createBatchRunner } from "../src/batch/mod.ts";
 import { generateHour, insertUsers, testPlan, writeLakeHour } from "../tests/_support/batch.ts";
 import { insertSpeedRows, speedRowsOf } from "../tests/_support/api.ts";
@@ -42,6 +46,11 @@ const EVENTS = flag("--events") >= 0 ? Number(Deno.args[flag("--events") + 1]) :
 const SPEED = flag("--speed") >= 0;
 /** Also time the Spark engine on local[2] and the cluster (printed, not recorded). */
 const SPARK = flag("--spark") >= 0;
+/** Also time raw DuckDB on the same files (printed, not recorded). */
+const DUCKDB = flag("--duckdb") >= 0;
+/** DuckDB's runs: the first reads the files cold from the page cache's point of view too. */
+const DUCKDB_RUNS = 3;
+const DUCKDB_VERSION = "2.0.0";
 const DEVICES = 100_000;
 const APPS = DEFAULT_APPS;
 const COMMAND = "./deno task bench:batch";
@@ -112,6 +121,65 @@ async function sparkHour(plan: Plan, store: ObjectStore, db: Db, master: string)
   };
 }
 
+/** A venv with the pinned DuckDB under `.state/duckdb/`, made on first use; its python. */
+async function duckdbPython(): Promise<string> {
+  const venv = new URL("../.state/duckdb/venv", import.meta.url).pathname;
+  const python = `${venv}/bin/python`;
+  const has = await new Deno.Command(python, {
+    args: ["-c", "import duckdb, sys; sys.exit(duckdb.__version__ != sys.argv[1])", DUCKDB_VERSION],
+    stdout: "null",
+    stderr: "null",
+  }).output().catch(() => ({ success: false }));
+  if (has.success) return python;
+  for (
+    const [cmd, args] of [
+      ["python3", ["-m", "venv", venv]],
+      [`${venv}/bin/pip`, ["install", "-q", `duckdb==${DUCKDB_VERSION}`]],
+    ] as const
+  ) {
+    const r = await new Deno.Command(cmd, {
+      args: [...args],
+      env: { PIP_NO_INPUT: "1", PIP_DISABLE_PIP_VERSION_CHECK: "1" },
+    }).output();
+    if (!r.success) {
+      throw new Error(
+        `${cmd} ${args.join(" ")} failed: ${new TextDecoder().decode(r.stderr).trim()}`,
+      );
+    }
+  }
+  return python;
+}
+
+interface DuckdbResult {
+  version: string;
+  threads: number;
+  rows: number;
+  groups: Record<string, number>;
+  bytes: number[];
+  seconds: number[];
+}
+
+/** Raw DuckDB on the hour's files (bench/duckdb_hour.py), users from the bench's own list. */
+async function duckdbHour(dir: string, users: readonly { id: string; email: string }[]) {
+  const python = await duckdbPython();
+  const csv = `${dir}/users.csv`;
+  await Deno.writeTextFile(csv, ["id,email", ...users.map((u) => `${u.id},${u.email}`)].join("\n"));
+  const r = await new Deno.Command(python, {
+    args: [
+      new URL("./duckdb_hour.py", import.meta.url).pathname,
+      `${dir}/${hourPath(H)}`,
+      csv,
+      String(navigator.hardwareConcurrency),
+      String(DUCKDB_RUNS),
+    ],
+  }).output();
+  await Deno.remove(csv);
+  if (!r.success) {
+    throw new Error(`duckdb_hour.py failed: ${new TextDecoder().decode(r.stderr).trim()}`);
+  }
+  return JSON.parse(new TextDecoder().decode(r.stdout)) as DuckdbResult;
+}
+
 async function main() {
   if (Deno.args[0] === "--write-lake") return await writeLake(Deno.args[1]);
 
@@ -134,15 +202,13 @@ async function main() {
     if (!child.success) throw new Error("writing the lake failed");
     const writeMs = performance.now() - t;
     await migrate(db);
-    await insertUsers(
-      db,
-      Array.from({ length: DEVICES }, (_, i) => ({
-        id: deviceId(i),
-        name: `User ${i >> 1}`,
-        email: `user${i >> 1}@example.com`,
-        quota: 3_000_000 + (i % 7) * 200_000, // some users over quota
-      })),
-    );
+    const users = Array.from({ length: DEVICES }, (_, i) => ({
+      id: deviceId(i),
+      name: `User ${i >> 1}`,
+      email: `user${i >> 1}@example.com`,
+      quota: 3_000_000 + (i % 7) * 200_000, // some users over quota
+    }));
+    await insertUsers(db, users);
     const plan = testPlan({ lakeUri: `file://${dir}` });
     const store = openStore(plan.lake);
     const files = await listHour(store, H);
@@ -208,6 +274,29 @@ async function main() {
       );
     }
 
+    const phase = (k: string) => Number(phases[k] ?? 0);
+    const duckLines: string[] = [];
+    if (DUCKDB) {
+      const d = await duckdbHour(dir, users);
+      if (d.rows !== EVENTS) throw new Error(`DuckDB kept ${d.rows} rows after dedupe`);
+      const ms = d.seconds.map((x) => x * 1000);
+      const median = [...ms].sort((a, b) => a - b)[Math.floor(ms.length / 2)];
+      const job = phase("read_ms") + phase("compute_ms");
+      duckLines.push(
+        `- Raw DuckDB ${d.version} (threads ${d.threads}), read + dedupe on (partition, offset) + the three group-bys (email through the users join), ${
+          d.rows.toLocaleString("en-US")
+        } rows, groups ${
+          Object.entries(d.groups).map(([k, v]) => `${k} ${v.toLocaleString("en-US")}`).join(", ")
+        }: runs ${ms.map((x) => x.toFixed(0)).join(" / ")} ms, median ${median.toFixed(0)} ms.`,
+        `- In-process read + compute ${job} ms (read ${phase("read_ms")} + compute ${
+          phase("compute_ms")
+        }) / DuckDB median: **${(job / median).toFixed(2)}×** (target ≤ 1.5×: ${
+          job <= 1.5 * median ? "met" : "NOT met"
+        }); / DuckDB's first run: ${(job / ms[0]).toFixed(2)}×.`,
+      );
+      console.log(duckLines.join("\n"));
+    }
+
     const sparkLines: string[] = [];
     if (SPARK) {
       await stackUp(["spark"]);
@@ -252,7 +341,6 @@ async function main() {
       } (2 cores shared with other work); the job's phase times are in its "batch hour succeeded" log line.`,
       `- Target: < 5 s and < 1 GB RSS: ${jobMs < 5000 && peak < 1e9 ? "met" : "NOT met"}.`,
     ];
-    const phase = (k: string) => Number(phases[k] ?? 0);
     lines.push(
       `- Job phases: read ${phase("read_ms")} ms, users ${phase("users_ms")} ms, compute ${
         phase("compute_ms")
@@ -260,8 +348,8 @@ async function main() {
         (100 * phase("write_ms") / jobMs).toFixed(0)
       } % of the job${SPEED ? " (speed windows of the hour in PostgreSQL, reconciled)" : ""}.`,
     );
-    if (EVENTS !== 3_600_000 || SPEED || SPARK) {
-      console.log(lines.join("\n"));
+    if (EVENTS !== 3_600_000 || SPEED || SPARK || DUCKDB) {
+      console.log([...lines, ...duckLines, ...sparkLines].join("\n"));
       return;
     }
     const section = `Command: \`${COMMAND}\` (PostgreSQL of the local stack, local lake; ${
