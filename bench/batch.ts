@@ -278,7 +278,9 @@ async function main() {
     const duckLines: string[] = [];
     if (DUCKDB) {
       const d = await duckdbHour(dir, users);
-      if (d.rows !== EVENTS) throw new Error(`DuckDB kept ${d.rows} rows after dedupe`);
+      if (d.rows !== EVENTS || new Set(d.bytes).size !== 1) {
+        throw new Error(`DuckDB kept ${d.rows} rows after dedupe, metric totals ${d.bytes}`);
+      }
       const ms = d.seconds.map((x) => x * 1000);
       const median = [...ms].sort((a, b) => a - b)[Math.floor(ms.length / 2)];
       const job = phase("read_ms") + phase("compute_ms");
@@ -294,7 +296,6 @@ async function main() {
           job <= 1.5 * median ? "met" : "NOT met"
         }); / DuckDB's first run: ${(job / ms[0]).toFixed(2)}×.`,
       );
-      console.log(duckLines.join("\n"));
     }
 
     const sparkLines: string[] = [];
@@ -311,7 +312,6 @@ async function main() {
           } s (start-up, inputs and read-back ${((r.totalMs - r.queryMs) / 1000).toFixed(1)} s).`,
         );
       }
-      console.log(sparkLines.join("\n"));
     }
 
     const lines = [
