@@ -33,7 +33,7 @@ import {
 import { hourLabel, hourRange } from "./hours.ts";
 import { type HourReader, runJob } from "./job.ts";
 import type { HourParticipant } from "./participant.ts";
-import { engineFor } from "./spark/mod.ts";
+import { engineFor, type EngineOptions } from "./spark/mod.ts";
 import * as runs from "./runs.ts";
 import { processHolder, type RunHolder } from "../holder.ts";
 import { createScheduler } from "./scheduler.ts";
@@ -111,6 +111,8 @@ export interface BatchRunnerDeps {
   holder?: RunHolder;
   /** Ride along each hour's write transaction (participant.ts), e.g. quota alert confirmation. */
   participants?: readonly HourParticipant[];
+  /** How `batch.engine: spark` reaches its cluster (e.g. Dataproc's token). Default: from the plan and the environment. */
+  engineOptions?: EngineOptions;
 }
 
 export interface BatchRunner {
@@ -171,7 +173,7 @@ export function createBatchRunner(deps: BatchRunnerDeps): BatchRunner {
     telemetry,
     readHour,
     participants: deps.participants,
-    engine: engineFor(plan),
+    engine: engineFor(plan, deps.engineOptions),
   });
   // One hour at a time in this process: every run joins the end of one queue.
   const serial = new Serial();

@@ -12,6 +12,18 @@ import {
 } from "../../src/batch/spark/dataproc.ts";
 import { SparkRunError } from "../../src/batch/spark/errors.ts";
 import { type DataprocStandin, startDataprocStandin } from "../_support/dataproc_standin.ts";
+import { freshDatabase, gcsEndpoint, uniqueName } from "../_support/services.ts";
+import { generateHour, writeLakeHour } from "../_support/batch.ts";
+import { migrate, openDb } from "../../src/db/mod.ts";
+import { openStore } from "../../src/lake/mod.ts";
+import { createBatchRunner } from "../../src/batch/mod.ts";
+import { planFromYaml } from "../../src/config/mod.ts";
+import { createLogger } from "../../src/log.ts";
+import { createApp } from "../../src/api/mod.ts";
+import { Registry } from "../../src/metrics.ts";
+import { summaryLine } from "../../src/cli/batch.ts";
+
+const H = Date.UTC(2026, 10, 28, 10);
 
 const target = (s: DataprocStandin): DataprocTarget => ({
   project: "antenna-test",
@@ -75,7 +87,9 @@ Deno.test("runDataprocSqlBatch() sends the published create request and polls th
     const out = await runDataprocSqlBatch(target(s), job("h10-run-7"), {
       token,
       pollMs: 10,
-      onSubmitted: (u) => submitted.push(u),
+      onSubmitted: (u) => {
+        submitted.push(u);
+      },
     });
     const { batchId, requestId } = dataprocIds("h10-run-7");
     const parent = "/v1/projects/antenna-test/locations/europe-west1/batches";
@@ -223,3 +237,99 @@ Deno.test("runDataprocSqlBatch() surfaces a refused request (401) without retryi
     assert.equal(s.batches.size, 0);
   });
 });
+
+/** A pipeline whose hours run as Dataproc batches on the stand-in, the lake on the GCS emulator. */
+function dataprocPlan(s: DataprocStandin, lakeUri: string) {
+  return planFromYaml(
+    `lake:
+  uri: ${lakeUri}
+  gcs_endpoint: ${gcsEndpoint()}
+  gcs_project_id: test
+speed:
+  enabled: false
+batch:
+  engine: spark
+  spark:
+    dataproc:
+      project: antenna-test
+      region: europe-west1
+      endpoint: ${s.endpoint}
+  metrics:
+    - { name: antenna_bytes_total, group_by: antenna_id }
+`,
+    { env: {} },
+  );
+}
+
+for (
+  const [outcome, error] of [
+    ["FAILED", /Dataproc batch antenna-run-\d+-[0-9a-f]{12} FAILED: Executors lost/],
+    // The stand-in runs nothing: a batch that "succeeds" leaves no results to read.
+    ["SUCCEEDED", /has no run statistics/],
+  ] as const
+) {
+  Deno.test(`a Dataproc run that ends ${outcome} records its console link in batch_runs and the API shows it`, async () => {
+    const fresh = await freshDatabase("dataproc_link");
+    const db = await openDb({ url: fresh.url, maxConnections: 2 });
+    const s = startDataprocStandin({
+      outcome,
+      stateMessage: "Executors lost",
+      pendingPolls: 0,
+      runningPolls: 0,
+    });
+    try {
+      await migrate(db);
+      const plan = dataprocPlan(s, `gs://${uniqueName("dplink").replaceAll("_", "-")}/lake`);
+      const store = openStore(plan.lake);
+      const devices = ["dev-a", "dev-b"];
+      await writeLakeHour(
+        store,
+        H,
+        generateHour({ hour: H, events: 40, devices, antennas: 2, apps: ["SKYPE"] }),
+      );
+      const batch = createBatchRunner({
+        plan,
+        db,
+        store,
+        log: createLogger({ test: "dataproc" }),
+        engineOptions: { dataprocToken: () => Promise.resolve("injected-token") },
+      });
+      const run = await batch.runHour(H, "manual");
+      assert.equal(run.status, "failed");
+      assert.match(run.error ?? "", error);
+
+      const { batchId } = dataprocIds(`run-${run.runId}`);
+      const link =
+        `https://console.cloud.google.com/dataproc/batches/europe-west1/${batchId}/summary?project=antenna-test`;
+      assert.equal((await batch.getRun(run.runId))?.consoleUrl, link);
+      assert.equal(run.consoleUrl, link);
+      assert.ok(summaryLine(run).endsWith(` console=${link}`), summaryLine(run));
+      assert.ok(
+        s.requests.length >= 2 &&
+          s.requests.every((r) => r.authorization === "Bearer injected-token"),
+      );
+      const app = createApp({
+        plan,
+        db,
+        store,
+        batch,
+        registry: new Registry(),
+        clock: () => H + 3 * 3_600_000,
+        log: createLogger({ test: "dataproc" }),
+      });
+      const res = await app.request(`/api/v1/batch/runs/${run.runId}`);
+      assert.equal(res.status, 200);
+      const body = await res.json();
+      assert.equal(body.consoleUrl, link);
+      assert.equal(body.status, "failed");
+      // Nothing of the failed run reached PostgreSQL, and its files are gone.
+      assert.deepEqual(await db.query("SELECT 1 FROM bytes_hourly"), []);
+      assert.deepEqual((await store.list("spark-runs/")).map((e) => e.key), []);
+      await batch.idle();
+    } finally {
+      await s.close();
+      await db.close();
+      await fresh.drop();
+    }
+  });
+}

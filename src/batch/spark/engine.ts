@@ -36,6 +36,8 @@ export interface SparkJob {
   readonly variables: ScriptVariables;
   /** Whether the lake is on `gs://` (the GCS connector is needed). */
   readonly gcs: boolean;
+  /** For runners that run it elsewhere: records where (a console page), once known. */
+  readonly onConsoleUrl?: (url: string) => Promise<void>;
 }
 
 /** What a runner may say about a finished run. */
@@ -218,6 +220,7 @@ export function sparkEngine(options: SparkEngineOptions): HourEngine {
           scriptUri: `${root}/${prefix}hour.sql`,
           variables,
           gcs: plan.lake.kind === "gcs",
+          onConsoleUrl: input.onConsoleUrl,
         });
         // Start-up apart from the query: what to look at when a run is slow.
         input.log.info("spark run finished", {
