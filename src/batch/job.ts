@@ -250,6 +250,11 @@ async function onEngine(
     dropped: reconciled,
     log: deps.log,
     // A link that cannot be recorded costs a person a click, not the run.
+    // A run that fails on the engine still records what it read.
+    onRead: ({ files, rows }) => {
+      stats.filesRead = files;
+      if (rows !== undefined) stats.rowsRead = rows;
+    },
     onConsoleUrl: (url) => {
       stats.consoleUrl = url;
       return recordConsoleUrl(deps.db, runId, url).catch((err) =>

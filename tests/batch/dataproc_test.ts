@@ -282,7 +282,7 @@ for (
       const plan = dataprocPlan(s, `gs://${uniqueName("dplink").replaceAll("_", "-")}/lake`);
       const store = openStore(plan.lake);
       const devices = ["dev-a", "dev-b"];
-      await writeLakeHour(
+      const files = await writeLakeHour(
         store,
         H,
         generateHour({ hour: H, events: 40, devices, antennas: 2, apps: ["SKYPE"] }),
@@ -303,6 +303,10 @@ for (
         `https://console.cloud.google.com/dataproc/batches/europe-west1/${batchId}/summary?project=antenna-test`;
       assert.equal((await batch.getRun(run.runId))?.consoleUrl, link);
       assert.equal(run.consoleUrl, link);
+      // The files were listed before the batch ran; its rows were never counted.
+      assert.deepEqual([run.filesRead, run.rowsRead], [files.length, 0]);
+      const record = await batch.getRun(run.runId);
+      assert.deepEqual([record?.filesRead, record?.rowsRead], [files.length, undefined]);
       assert.ok(summaryLine(run).endsWith(` console=${link}`), summaryLine(run));
       assert.ok(
         s.requests.length >= 2 &&

@@ -462,6 +462,13 @@ sparkTest(
       assert.equal(r.status, "failed");
       assert.match(r.error ?? "", /devices have no user metadata/);
       assert.ok(r.unknownDevices > 0);
+      // Spark counted the hour before the policy failed it: the run says what it read.
+      const [rec] = await s.db.query<{ rows_read: number; files_read: number }>(
+        "SELECT rows_read, files_read FROM batch_runs",
+      );
+      assert.equal(r.rowsRead, rows.length);
+      assert.ok(r.filesRead > 0);
+      assert.deepEqual([Number(rec.rows_read), Number(rec.files_read)], [r.rowsRead, r.filesRead]);
       assert.deepEqual(await snapshot(s.db, H), {
         bytes_hourly: [],
         user_quota_limit: [],
@@ -499,6 +506,8 @@ sparkTest(
         "SELECT status, error FROM batch_runs ORDER BY run_id",
       );
       assert.deepEqual(runs.map((x) => x.status), ["succeeded", "failed"]);
+      // Listed before Spark failed on one of them: every file, the broken one too.
+      assert.equal(r.filesRead, ok.filesRead + 1);
       assert.equal(runs[1].error, r.error);
       assert.deepEqual(await snapshot(s.db, H), before);
       await assertNoRunFiles(s.store);

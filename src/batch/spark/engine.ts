@@ -194,6 +194,7 @@ export function sparkEngine(options: SparkEngineOptions): HourEngine {
     async computeHour(input: HourInput): Promise<HourComputation> {
       const { plan, store, hour, users, dropped } = input;
       const files = await listHour(store, hour);
+      input.onRead?.({ files: files.length });
       if (files.length === 0) {
         // Nothing for Spark to read: an empty hour is the core's, at no JVM start.
         const result = computeHour(plan.batch, {}, 0, users, dropped);
@@ -229,6 +230,7 @@ export function sparkEngine(options: SparkEngineOptions): HourEngine {
           ...(stats?.queryMs !== undefined ? { query_ms: stats.queryMs } : {}),
         });
         const { result, rowsRead } = await readResults(store, `${prefix}out`, plan.batch);
+        input.onRead?.({ files: files.length, rows: rowsRead });
         if (plan.batch.unknownDevice.policy === "fail" && result.unknownDevices > 0) {
           throw new UnknownDevicesError(
             result.unknownDevices,
