@@ -82,6 +82,7 @@ function dataprocRunner(plan: Plan, d: DataprocPlan, options: EngineOptions): Sp
       {
         token,
         timeoutMs: plan.batch.spark.timeoutMs,
+        pollMs: options.dataprocPollMs,
         onSubmitted: async (consoleUrl) => {
           log.info("dataproc batch submitted", { run_key: job.runKey, console: consoleUrl });
           await job.onConsoleUrl?.(consoleUrl);
@@ -97,6 +98,8 @@ export interface EngineOptions {
    * (googleToken); tests inject one, so nothing probes a metadata server.
    */
   readonly dataprocToken?: () => Promise<string>;
+  /** Wait between two looks at a Dataproc batch's state, ms. Default 10,000. */
+  readonly dataprocPollMs?: number;
 }
 
 /** The engine `plan.batch.engine` names; undefined = in process. */
