@@ -139,10 +139,10 @@ class Runner implements BatchRunner {
     this.#clock = deps.clock ?? Date.now;
     this.#holder = deps.holder ?? processHolder();
     this.#telemetry = batchTelemetry(deps.registry);
-    const self = this;
+    const current = () => this.#plan;
     this.#scheduler = createScheduler({
       get plan() {
-        return self.#plan;
+        return current();
       },
       db: deps.db,
       store: deps.store,
