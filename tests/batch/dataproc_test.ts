@@ -342,6 +342,40 @@ for (
   });
 }
 
+/**
+ * Dataproc's part, played here: read the script the batch names beside the
+ * lake and run it with its variables on a local `spark-sql` (the GCS
+ * connector reads and writes the emulator's bucket).
+ */
+async function runOnLocalSpark(
+  home: string,
+  store: ObjectStore,
+  lakeUri: string,
+  batch: Record<string, unknown>,
+): Promise<void> {
+  const sql = batch.sparkSqlBatch as { queryFileUri: string; queryVariables: ScriptVariables };
+  const script = new TextDecoder().decode(
+    await store.get(sql.queryFileUri.slice(`${lakeUri}/`.length)),
+  );
+  await sparkSqlRunner({
+    home,
+    master: "local[1]",
+    conf: {
+      "spark.sql.catalogImplementation": "in-memory",
+      "spark.sql.shuffle.partitions": "2",
+      "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
+    },
+    timeoutMs: 600_000,
+    gcs: { jar: GCS_CONNECTOR_JAR, endpoint: gcsEndpoint(), projectId: "test" },
+  })({
+    runKey: "standin",
+    script,
+    scriptUri: sql.queryFileUri,
+    variables: sql.queryVariables,
+    gcs: true,
+  });
+}
+
 Deno.test({
   name:
     "a Dataproc run whose batch runs the script (local Spark behind the stand-in) succeeds, exact, with its console link",
@@ -355,32 +389,9 @@ Deno.test({
     const db = await openDb({ url: fresh.url, maxConnections: 2 });
     const lakeUri = `gs://${uniqueName("dpok").replaceAll("_", "-")}/lake`;
     let store: ObjectStore | undefined;
-    // Dataproc's part, here: read the script the batch names and run it with its variables.
     const s = startDataprocStandin({
       pendingPolls: 1,
-      execute: async (b) => {
-        const sql = b.sparkSqlBatch as { queryFileUri: string; queryVariables: ScriptVariables };
-        const script = new TextDecoder().decode(
-          await store!.get(sql.queryFileUri.slice(`${lakeUri}/`.length)),
-        );
-        await sparkSqlRunner({
-          home,
-          master: "local[1]",
-          conf: {
-            "spark.sql.catalogImplementation": "in-memory",
-            "spark.sql.shuffle.partitions": "2",
-            "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
-          },
-          timeoutMs: 600_000,
-          gcs: { jar: GCS_CONNECTOR_JAR, endpoint: gcsEndpoint(), projectId: "test" },
-        })({
-          runKey: "standin",
-          script,
-          scriptUri: sql.queryFileUri,
-          variables: sql.queryVariables,
-          gcs: true,
-        });
-      },
+      execute: (b) => runOnLocalSpark(home, store!, lakeUri, b),
     });
     try {
       await migrate(db);
