@@ -36,10 +36,8 @@ export { HourBusyError, UnknownDevicesError } from "./errors.ts";
 export { hourLabel, hourRange, parseHour } from "./hours.ts";
 export {
   batchSeriesSql,
-  type Breach,
   currentBatchHourlySql,
   notBatchedSql,
-  readBreaches,
   readReconciliation,
   type ReconciliationRow,
 } from "./read.ts";
