@@ -165,16 +165,7 @@ export async function startQuotaAlerts(deps: QuotaAlertsDeps): Promise<QuotaAler
     onRaised: announce,
     onJudged: (hour, late, unconfirmed) => logJudged(log, hour, late, unconfirmed),
   });
-  log.info("quota alerts started", {
-    thresholds: q.thresholds,
-    outputs: [...names, ...(q.outputs.stream ? ["stream"] : [])],
-    devices: users.size.devices,
-    refresh_ms: q.refreshIntervalMs,
-    ...(q.outputs.kafka ? {} : {
-      kafka: "off (disabled, or no Kafka: the source is the simulator); set " +
-        "speed.quota_alerts.outputs.kafka.brokers to publish alerts to a topic",
-    }),
-  });
+  logStarted(log, q, names, users.size.devices);
   return {
     participant,
     confirmation,
@@ -190,6 +181,24 @@ export async function startQuotaAlerts(deps: QuotaAlertsDeps): Promise<QuotaAler
       await feed.close();
     },
   };
+}
+
+function logStarted(
+  log: Logger,
+  q: QuotaAlertsDeps["plan"]["speed"]["quotaAlerts"],
+  names: readonly string[],
+  devices: number,
+): void {
+  log.info("quota alerts started", {
+    thresholds: q.thresholds,
+    outputs: [...names, ...(q.outputs.stream ? ["stream"] : [])],
+    devices,
+    refresh_ms: q.refreshIntervalMs,
+    ...(q.outputs.kafka ? {} : {
+      kafka: "off (disabled, or no Kafka: the source is the simulator); set " +
+        "speed.quota_alerts.outputs.kafka.brokers to publish alerts to a topic",
+    }),
+  });
 }
 
 /** The outputs the plan configures (or the test's), connected. */

@@ -50,6 +50,8 @@ export function runJson(r: RunRecord) {
       unknownRows: r.unknownRows ?? null,
     },
     lakeComplete: r.lakeComplete ?? null,
+    // Runs off this process (Dataproc) link to where their logs are.
+    consoleUrl: r.consoleUrl ?? null,
     note: r.note ?? null,
     error: r.error ?? null,
   };
@@ -189,7 +191,12 @@ function getRoute(ctx: ApiContext): RouteDef {
       description: "Run id, as returned by POST.",
       schema: { type: "string", pattern: "^[0-9]{1,18}$" },
     }],
-    responses: { 200: "The run.", 400: "Not a run id.", 404: "No such run." },
+    responses: {
+      200: "The run; `consoleUrl` is the Dataproc batch's Cloud console page for a run on " +
+        "Dataproc (recorded once the batch exists), null otherwise.",
+      400: "Not a run id.",
+      404: "No such run.",
+    },
     handler: async (c) => {
       const batch = requireBatch(ctx);
       const id = c.req.param("id") ?? "";

@@ -25,6 +25,13 @@ export interface HourInput {
   /** Speed metrics the batch ones reconcile with (computeHour's `dropped`). */
   readonly dropped: readonly MetricPlan[];
   readonly log: Logger;
+  /** Records where the run runs off this process (a Dataproc console page) once known. */
+  readonly onConsoleUrl?: (url: string) => Promise<void>;
+  /**
+   * Says what was read as soon as it is known (files listed, rows counted),
+   * so a run that fails after that still records it.
+   */
+  readonly onRead?: (read: { files: number; rows?: number }) => void;
 }
 
 /** What an engine gives back: the hour's results and what it read. */

@@ -43,3 +43,10 @@ export function hourRange(from: number, to: number): number[] {
 export function sqlHour(hourMs: number): Date {
   return new Date(hourMs);
 }
+
+/** Throws a `UserError` unless `hour` is the start of a UTC hour in epoch ms. */
+export function checkHour(hour: number): void {
+  if (!Number.isSafeInteger(hour) || hour % HOUR_MS !== 0) {
+    throw new UserError(`hour ${hour} is not the start of a UTC hour in epoch ms`);
+  }
+}

@@ -21,7 +21,13 @@ import { drawLakeSeq, readRule } from "./hour_state.ts";
 import { hourLabel } from "./hours.ts";
 import { reportUnexplained } from "./reconcile.ts";
 import type { HourParticipant } from "./participant.ts";
-import { markFailed, markLakeComplete, renewLease, type RunStats } from "./runs.ts";
+import {
+  markFailed,
+  markLakeComplete,
+  recordConsoleUrl,
+  renewLease,
+  type RunStats,
+} from "./runs.ts";
 import type { BatchTelemetry } from "./telemetry.ts";
 import type { RunSummary, Trigger } from "./types.ts";
 import { loadUsers } from "./users.ts";
@@ -111,6 +117,7 @@ export async function runJob(
       durationMs: Math.round(performance.now() - started),
       note,
       lakeComplete,
+      consoleUrl: stats.consoleUrl,
     };
     deps.telemetry.runs.inc({ trigger, status: "succeeded" });
     deps.log.info("batch hour succeeded", { ...summaryFields(summary), ...phases.ms });
@@ -179,7 +186,7 @@ async function readAndCompute(
   await markLakeComplete(db, runId, lakeComplete);
   phases.lap("seq_ms");
   const { data, result } = deps.engine
-    ? await onEngine(deps, deps.engine, hour, runId, reconciled, phases)
+    ? await onEngine(deps, deps.engine, hour, runId, reconciled, phases, stats)
     : await inProcess(deps, hour, reconciled, phases);
   stats.rowsRead = data.rows;
   stats.filesRead = data.files;
@@ -230,6 +237,7 @@ async function onEngine(
   runId: string,
   reconciled: readonly MetricPlan[],
   phases: Phases,
+  stats: Partial<RunStats>,
 ): Promise<{ data: LakeRead; result: HourResult }> {
   const users = await phases.timed("users_ms", loadUsers(deps.db));
   phases.restart();
@@ -241,6 +249,18 @@ async function onEngine(
     users,
     dropped: reconciled,
     log: deps.log,
+    // A link that cannot be recorded costs a person a click, not the run.
+    // A run that fails on the engine still records what it read.
+    onRead: ({ files, rows }) => {
+      stats.filesRead = files;
+      if (rows !== undefined) stats.rowsRead = rows;
+    },
+    onConsoleUrl: (url) => {
+      stats.consoleUrl = url;
+      return recordConsoleUrl(deps.db, runId, url).catch((err) =>
+        deps.log.warn("could not record the run's console link", { run_id: runId, error: err })
+      );
+    },
   });
   phases.lap(`${engine.name}_ms`);
   return { data: { rows: c.rowsRead, files: c.filesRead, missing: c.missing }, result: c.result };
@@ -356,6 +376,7 @@ async function failRun(
     unknownRows: stats.unknownRows ?? 0,
     durationMs: Math.round(performance.now() - started),
     error: message,
+    consoleUrl: stats.consoleUrl,
   };
   deps.telemetry.runs.inc({ trigger, status: "failed" });
   deps.log.error("batch hour failed", { ...summaryFields(summary) });
@@ -417,5 +438,6 @@ function summaryFields(s: RunSummary): Record<string, unknown> {
     ...(s.lakeComplete !== undefined ? { lake_complete: s.lakeComplete } : {}),
     ...(s.note ? { note: s.note } : {}),
     ...(s.error ? { error: s.error } : {}),
+    ...(s.consoleUrl ? { console: s.consoleUrl } : {}),
   };
 }

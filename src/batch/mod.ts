@@ -13,7 +13,6 @@
 import { Serial } from "../async/serial.ts";
 import type { Plan } from "../config/plan.ts";
 import type { Db } from "../db/db.ts";
-import { HOUR_MS } from "../core/window.ts";
 import { readHour as lakeReadHour } from "../lake/mod.ts";
 import type { ObjectStore } from "../lake/mod.ts";
 import { log as rootLog, type Logger } from "../log.ts";
@@ -21,23 +20,15 @@ import { UserError } from "../errors.ts";
 import type { Registry } from "../metrics.ts";
 import { upsertCatalog } from "./catalog.ts";
 import { HourBusyError } from "./errors.ts";
-import {
-  type BatchRule,
-  type Completeness,
-  type HourState,
-  hourState,
-  readBatchedHours,
-  readRule,
-  readStaleHours,
-} from "./hour_state.ts";
-import { hourLabel, hourRange } from "./hours.ts";
+import { checkHour, hourLabel } from "./hours.ts";
+import { type HoursReport, hoursReport, type HoursSummary, hoursSummary } from "./hours_report.ts";
 import { type HourReader, runJob } from "./job.ts";
 import type { HourParticipant } from "./participant.ts";
-import { engineFor } from "./spark/mod.ts";
+import { engineFor, type EngineOptions } from "./spark/mod.ts";
 import * as runs from "./runs.ts";
 import { processHolder, type RunHolder } from "../holder.ts";
 import { createScheduler } from "./scheduler.ts";
-import { batchTelemetry } from "./telemetry.ts";
+import { type BatchTelemetry, batchTelemetry } from "./telemetry.ts";
 import type { ListRunsOptions, RunRecord, RunSummary, Trigger } from "./types.ts";
 
 export type { ListRunsOptions, RunRecord, RunStatus, RunSummary, Trigger } from "./types.ts";
@@ -45,10 +36,8 @@ export { HourBusyError, UnknownDevicesError } from "./errors.ts";
 export { hourLabel, hourRange, parseHour } from "./hours.ts";
 export {
   batchSeriesSql,
-  type Breach,
   currentBatchHourlySql,
   notBatchedSql,
-  readBreaches,
   readReconciliation,
   type ReconciliationRow,
 } from "./read.ts";
@@ -64,32 +53,8 @@ export {
 export { batchMetricKnown, dropBatchMetric } from "./write.ts";
 export type { HourParticipant, HourTotals, HourWrite } from "./participant.ts";
 export type { BatchRule, Completeness, HourState, PartitionCompleteness } from "./hour_state.ts";
+export type { HourReport, HoursReport, HoursSummary } from "./hours_report.ts";
 export { type BatchTelemetry, batchTelemetry } from "./telemetry.ts";
-
-/** One hour as `GET /api/v1/hours` shows it. */
-export interface HourReport {
-  readonly hour: number;
-  readonly state: HourState;
-  /** The first lake change the hour's batch has not seen (stale hours). */
-  readonly staleSince?: number;
-  readonly lastRun?: RunRecord;
-}
-
-/** Each hour of a range, and what decides when an hour is batched. */
-export interface HoursReport {
-  /** `completeness` when this pipeline's speed layer writes the lake, else `wall_clock`. */
-  readonly rule: BatchRule;
-  /** The lake's completeness (rule `completeness` only). */
-  readonly completeness?: Completeness;
-  readonly hours: readonly HourReport[];
-}
-
-/** What `/ready` and `/metrics` say about the batch layer's hours. */
-export interface HoursSummary {
-  readonly rule: BatchRule;
-  readonly oldestIncompleteHour?: number;
-  readonly staleHours: number;
-}
 
 export interface BatchRunnerDeps {
   plan: Plan;
@@ -111,6 +76,8 @@ export interface BatchRunnerDeps {
   holder?: RunHolder;
   /** Ride along each hour's write transaction (participant.ts), e.g. quota alert confirmation. */
   participants?: readonly HourParticipant[];
+  /** How `batch.engine: spark` reaches its cluster (e.g. Dataproc's token). Default: from the plan and the environment. */
+  engineOptions?: EngineOptions;
 }
 
 export interface BatchRunner {
@@ -145,160 +112,157 @@ export interface BatchRunner {
   applyPlan(next: Plan): void;
 }
 
-function checkHour(hour: number): void {
-  if (!Number.isSafeInteger(hour) || hour % HOUR_MS !== 0) {
-    throw new UserError(`hour ${hour} is not the start of a UTC hour in epoch ms`);
-  }
+export function createBatchRunner(deps: BatchRunnerDeps): BatchRunner {
+  return new Runner(deps);
 }
 
-export function createBatchRunner(deps: BatchRunnerDeps): BatchRunner {
-  const { db, store } = deps;
-  let plan = deps.plan;
-  const log = deps.log ?? rootLog.child({ component: "batch" });
-  const clock = deps.clock ?? Date.now;
-  const lease = () => deps.leaseMs ?? plan.batch.runLeaseMs;
-  const holder = deps.holder ?? processHolder();
-  const telemetry = batchTelemetry(deps.registry);
-  const readHour = deps.readHour ?? lakeReadHour;
-  // Each run takes the plan of the moment it starts.
-  const jobDeps = () => ({
-    plan,
-    db,
-    store,
-    log,
-    clock,
-    leaseMs: lease(),
-    telemetry,
-    readHour,
-    participants: deps.participants,
-    engine: engineFor(plan),
-  });
-  // One hour at a time in this process: every run joins the end of one queue.
-  const serial = new Serial();
-  const pending = new Set<number>();
-  let catalogued: Promise<void> | undefined;
-  const catalog = () => (catalogued ??= upsertCatalog(db, plan).catch((err) => {
-    catalogued = undefined;
-    throw err;
-  }));
+class Runner implements BatchRunner {
+  #plan: Plan;
+  readonly #d: BatchRunnerDeps;
+  readonly #db: Db;
+  readonly #log: Logger;
+  readonly #clock: () => number;
+  readonly #holder: RunHolder;
+  readonly #telemetry: BatchTelemetry;
+  /** One hour at a time in this process: every run joins the end of one queue. */
+  readonly #serial = new Serial();
+  /** Hours queued here and not finished. */
+  readonly #pending = new Set<number>();
+  #catalogued: Promise<void> | undefined;
+  readonly #scheduler: ReturnType<typeof createScheduler>;
 
-  const runHour = async (hour: number, trigger: Trigger): Promise<RunSummary> => {
-    checkHour(hour);
-    return await serial.run(async () => {
-      await catalog();
-      const runId = await runs.claimNew(db, hour, trigger, lease(), holder);
-      return await runJob(jobDeps(), hour, runId, trigger);
+  constructor(deps: BatchRunnerDeps) {
+    this.#d = deps;
+    this.#plan = deps.plan;
+    this.#db = deps.db;
+    this.#log = deps.log ?? rootLog.child({ component: "batch" });
+    this.#clock = deps.clock ?? Date.now;
+    this.#holder = deps.holder ?? processHolder();
+    this.#telemetry = batchTelemetry(deps.registry);
+    const current = () => this.#plan;
+    this.#scheduler = createScheduler({
+      get plan() {
+        return current();
+      },
+      db: deps.db,
+      store: deps.store,
+      log: this.#log,
+      clock: this.#clock,
+      run: (hour, trigger) => this.runHour(hour, trigger),
+      pending: (h) => this.#pending.has(h),
+      retryAfterMs: deps.retryAfterMs,
+      telemetry: this.#telemetry,
     });
-  };
+  }
 
-  async function submit(hours: number[], trigger: Trigger): Promise<{ runIds: string[] }> {
+  get plan(): Plan {
+    return this.#plan;
+  }
+
+  applyPlan(next: Plan): void {
+    this.#plan = next;
+    this.#catalogued = undefined;
+  }
+
+  #lease(): number {
+    return this.#d.leaseMs ?? this.#plan.batch.runLeaseMs;
+  }
+
+  /** What a run needs; each run takes the plan of the moment it starts. */
+  #jobDeps() {
+    const d = this.#d, plan = this.#plan;
+    return {
+      plan,
+      db: d.db,
+      store: d.store,
+      log: this.#log,
+      clock: this.#clock,
+      leaseMs: this.#lease(),
+      telemetry: this.#telemetry,
+      readHour: d.readHour ?? lakeReadHour,
+      participants: d.participants,
+      engine: engineFor(plan, d.engineOptions),
+    };
+  }
+
+  #catalog(): Promise<void> {
+    return this.#catalogued ??= upsertCatalog(this.#db, this.#plan).catch((err) => {
+      this.#catalogued = undefined;
+      throw err;
+    });
+  }
+
+  async runHour(hour: number, trigger: Trigger): Promise<RunSummary> {
+    checkHour(hour);
+    return await this.#serial.run(async () => {
+      await this.#catalog();
+      const runId = await runs.claimNew(this.#db, hour, trigger, this.#lease(), this.#holder);
+      return await runJob(this.#jobDeps(), hour, runId, trigger);
+    });
+  }
+
+  async submit(hours: number[], trigger: Trigger): Promise<{ runIds: string[] }> {
     const list = [...new Set(hours)].sort((a, b) => a - b);
     list.forEach(checkHour);
     if (list.length === 0) throw new UserError("no hour to run");
     for (const h of list) {
-      if (pending.has(h)) throw new HourBusyError(h);
-      const running = await runs.isRunning(db, h, holder);
+      if (this.#pending.has(h)) throw new HourBusyError(h);
+      const running = await runs.isRunning(this.#db, h, this.#holder);
       if (running) throw new HourBusyError(h, running);
     }
-    const runIds = await runs.enqueue(db, list, trigger);
-    list.forEach((h, i) => {
-      pending.add(h);
-      const runId = runIds[i];
-      serial.run(async () => {
-        try {
-          await catalog();
-          await runs.claimQueued(db, runId, h, lease(), holder);
-          await runJob(jobDeps(), h, runId, trigger);
-        } finally {
-          pending.delete(h);
-        }
-      }).catch((err) => {
-        if (err instanceof HourBusyError) {
-          log.info("queued batch run refused: hour busy", { hour: hourLabel(h), run_id: runId });
-        } else {log.error("queued batch run failed", {
-            hour: hourLabel(h),
-            run_id: runId,
-            error: err,
-          });}
-      });
-    });
-    log.info("batch runs queued", { trigger, hours: list.length, from: hourLabel(list[0]) });
+    const runIds = await runs.enqueue(this.#db, list, trigger);
+    list.forEach((h, i) => this.#queueRun(h, runIds[i], trigger));
+    this.#log.info("batch runs queued", { trigger, hours: list.length, from: hourLabel(list[0]) });
     return { runIds };
   }
 
-  const scheduler = createScheduler({
-    get plan() {
-      return plan;
-    },
-    db,
-    store,
-    log,
-    clock,
-    run: runHour,
-    pending: (h) => pending.has(h),
-    retryAfterMs: deps.retryAfterMs,
-    telemetry,
-  });
-  async function hours(from: number, to: number): Promise<HoursReport> {
-    checkHour(from);
-    checkHour(to);
-    const [{ rule, completeness, firstDataHour }, batched, last] = await Promise.all([
-      readRule(db, plan),
-      readBatchedHours(db, from, to),
-      runs.lastRuns(db, from, to),
-    ]);
-    const byHour = new Map(batched.map((b) => [b.hour, b]));
-    const lastByHour = new Map(last.map((r) => [r.hour, r]));
-    const when = {
-      completeMs: completeness?.completeMs,
-      allowedLatenessMs: plan.speed.allowedLatenessMs,
-      nowMs: clock(),
-      graceMs: plan.batch.graceMs,
-      firstDataHour,
-    };
-    return {
-      rule,
-      completeness,
-      hours: hourRange(from, to).map((hour) => {
-        const b = byHour.get(hour);
-        return {
-          hour,
-          state: hourState(hour, b, when),
-          staleSince: b?.stale ? b.staleSince : undefined,
-          lastRun: lastByHour.get(hour),
-        };
-      }),
-    };
+  /** Runs a queued run after the work ahead of it; its outcome is on the run. */
+  #queueRun(h: number, runId: string, trigger: Trigger): void {
+    this.#pending.add(h);
+    this.#serial.run(async () => {
+      try {
+        await this.#catalog();
+        await runs.claimQueued(this.#db, runId, h, this.#lease(), this.#holder);
+        await runJob(this.#jobDeps(), h, runId, trigger);
+      } finally {
+        this.#pending.delete(h);
+      }
+    }).catch((error) => {
+      const at = { hour: hourLabel(h), run_id: runId };
+      if (error instanceof HourBusyError) this.#log.info("queued batch run refused: hour busy", at);
+      else this.#log.error("queued batch run failed", { ...at, error });
+    });
   }
 
-  async function hoursSummary(): Promise<HoursSummary> {
-    const [{ rule, completeness }, stale] = await Promise.all([
-      readRule(db, plan),
-      readStaleHours(db),
-    ]);
-    telemetry.staleHours.set(stale.length);
-    const oldest = completeness?.oldestIncompleteHour;
-    if (completeness) telemetry.oldestIncompleteHour.set((oldest ?? 0) / 1000);
-    return { rule, oldestIncompleteHour: oldest, staleHours: stale.length };
+  getRun(runId: string): Promise<RunRecord | undefined> {
+    return runs.getRun(this.#db, runId);
   }
 
-  return {
-    runHour,
-    submit,
-    getRun: (runId) => runs.getRun(db, runId),
-    listRuns: (opts) => runs.listRuns(db, opts),
-    startScheduler: () => scheduler.start(),
-    runDue: () => scheduler.tick(),
-    lastCompletedHour: () => runs.lastCompletedHour(db),
-    hours,
-    hoursSummary,
-    idle: () => serial.idle(),
-    get plan() {
-      return plan;
-    },
-    applyPlan(next: Plan) {
-      plan = next;
-      catalogued = undefined;
-    },
-  };
+  listRuns(opts?: ListRunsOptions): Promise<RunRecord[]> {
+    return runs.listRuns(this.#db, opts);
+  }
+
+  startScheduler(): { stop(): Promise<void>; wake(): void } {
+    return this.#scheduler.start();
+  }
+
+  runDue(): Promise<RunSummary[]> {
+    return this.#scheduler.tick();
+  }
+
+  lastCompletedHour(): Promise<number | undefined> {
+    return runs.lastCompletedHour(this.#db);
+  }
+
+  hours(from: number, to: number): Promise<HoursReport> {
+    return hoursReport(this.#db, this.#plan, this.#clock(), from, to);
+  }
+
+  hoursSummary(): Promise<HoursSummary> {
+    return hoursSummary(this.#db, this.#plan, this.#telemetry);
+  }
+
+  idle(): Promise<void> {
+    return this.#serial.idle();
+  }
 }

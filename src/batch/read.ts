@@ -1,46 +1,12 @@
 /**
- * Reading what the batch layer writes (write.ts) for the API: the quota
- * breaches of `user_quota_limit`, the per-hour agreement of
- * `batch_reconciliation`, and the fragments of the serving statements that
- * read the batch totals (`bytes_hourly`) and which hours are batched and
- * current. The SQL of those tables lives with the folder that owns them.
+ * Reading what the batch layer writes (write.ts) for the API: the per-hour
+ * agreement of `batch_reconciliation`, and the fragments of the serving
+ * statements that read the batch totals (`bytes_hourly`) and which hours are
+ * batched and current. (Breaches are served from `users_over_quota`, through
+ * src/alerts/store.ts.) The SQL of those tables lives with the folder that
+ * owns them.
  */
 import type { Queryable } from "../db/db.ts";
-
-/** A user over their quota in an hour. */
-export interface Breach {
-  readonly email: string;
-  readonly usage: number;
-  readonly quota: number;
-  /** Start of the hour, epoch ms. */
-  readonly hour: number;
-}
-
-const BREACHES_SQL = `SELECT email, usage, quota, timestamp FROM user_quota_limit
-  WHERE timestamp >= $1::timestamp AND timestamp < $2::timestamp
-  ORDER BY timestamp, usage DESC, email LIMIT 10000`;
-const BREACHES_OF_SQL = `SELECT email, usage, quota, timestamp FROM user_quota_limit
-  WHERE timestamp >= $1::timestamp AND timestamp < $2::timestamp AND email = $3
-  ORDER BY timestamp LIMIT 10000`;
-
-/** Breaches of the hours in [`from`, `to`) (at most 10,000), optionally of one user. */
-export async function readBreaches(
-  db: Queryable,
-  from: number,
-  to: number,
-  email?: string,
-): Promise<Breach[]> {
-  const rows = await db.query<{ email: string; usage: unknown; quota: unknown; timestamp: Date }>(
-    email === undefined ? BREACHES_SQL : BREACHES_OF_SQL,
-    email === undefined ? [new Date(from), new Date(to)] : [new Date(from), new Date(to), email],
-  );
-  return rows.map((r) => ({
-    email: r.email,
-    usage: Number(r.usage),
-    quota: Number(r.quota),
-    hour: r.timestamp.getTime(),
-  }));
-}
 
 /** One hour and batch metric of the reconciliation (batch_reconciliation). */
 export interface ReconciliationRow {

@@ -30,6 +30,7 @@ interface RunRow {
   note: string | null;
   error: string | null;
   lake_complete: boolean | null;
+  console_url: string | null;
 }
 
 const opt = <T>(v: T | null): T | undefined => (v === null ? undefined : v);
@@ -52,6 +53,7 @@ function toRecord(r: RunRow): RunRecord {
     note: opt(r.note),
     error: opt(r.error),
     lakeComplete: opt(r.lake_complete),
+    consoleUrl: opt(r.console_url),
   };
 }
 
@@ -193,6 +195,19 @@ export async function markLakeComplete(
   ]);
 }
 
+/**
+ * Records where a run runs off this process (a Dataproc batch's console
+ * page), as soon as it is known: a run that then hangs or fails can be
+ * followed there. Only while the run is running: a late answer never
+ * touches a row another process took over.
+ */
+export async function recordConsoleUrl(db: Queryable, runId: string, url: string): Promise<void> {
+  await db.query(
+    "UPDATE batch_runs SET console_url = $2 WHERE run_id = $1 AND status = 'running'",
+    [runId, url],
+  );
+}
+
 /** Extends the lease of a running run; false when the run lost it (expired and taken over). */
 export async function renewLease(db: Queryable, runId: string, leaseMs: number): Promise<boolean> {
   const rows = await db.query(
@@ -211,6 +226,8 @@ export interface RunStats {
   unknownRows: number;
   breaches: number;
   note?: string;
+  /** Recorded as soon as known (recordConsoleUrl); here for the run's summary. */
+  consoleUrl?: string;
 }
 
 /** Ends a running run as succeeded (inside the job's write transaction). */
@@ -256,7 +273,8 @@ export async function markFailed(
 }
 
 const COLUMNS = `run_id, hour, trigger, status, queued_at, started_at, finished_at, rows_read,
-  files_read, rows_written, unknown_devices, unknown_rows, breaches, note, error, lake_complete`;
+  files_read, rows_written, unknown_devices, unknown_rows, breaches, note, error, lake_complete,
+  console_url`;
 
 export async function getRun(db: Queryable, runId: string): Promise<RunRecord | undefined> {
   if (!/^\d{1,18}$/.test(runId)) return undefined;

@@ -26,6 +26,8 @@ export interface RunSummary {
   readonly error?: string;
   /** Whether the lake held all of the hour when the run read it; undefined when unknown (speed layer off). */
   readonly lakeComplete?: boolean;
+  /** Where the run ran off this process (a Dataproc batch's console page). */
+  readonly consoleUrl?: string;
 }
 
 /** A row of `batch_runs`. Times are epoch ms. */
@@ -47,6 +49,8 @@ export interface RunRecord {
   readonly error?: string;
   /** Whether the lake held all of the hour when the run read it; undefined when unknown. */
   readonly lakeComplete?: boolean;
+  /** Where the run ran off this process (a Dataproc batch's console page); undefined in process. */
+  readonly consoleUrl?: string;
 }
 
 export interface ListRunsOptions {

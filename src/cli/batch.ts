@@ -103,6 +103,7 @@ export function summaryLine(s: RunSummary): string {
   ];
   if (s.note) parts.push(`note="${s.note}"`);
   if (s.error) parts.push(`error="${s.error}"`);
+  if (s.consoleUrl) parts.push(`console=${s.consoleUrl}`);
   return parts.join(" ");
 }
 

@@ -7,7 +7,8 @@
  * configured outcome as it is polled), `operations.cancel` on the batch's
  * operation (the batch ends CANCELLED), Google's error shape, a bearer token
  * required. It records every request, and can answer the next requests with
- * a transient status (503). Listens on 127.0.0.1, a port of 18190-18199.
+ * a transient status (503). It runs nothing unless given `execute` (a test
+ * runs the script with a local Spark there). Listens on 127.0.0.1, a port of 18190-18199.
  */
 
 export type Outcome = "SUCCEEDED" | "FAILED" | "CANCELLED" | "NEVER";
@@ -20,6 +21,13 @@ export interface StandinOptions {
   /** Gets answered PENDING, then RUNNING, before the outcome. Default 1 and 2. */
   readonly pendingPolls?: number;
   readonly runningPolls?: number;
+  /**
+   * Runs the workload, as Dataproc would (e.g. the script with a local
+   * spark-sql): started at create, the batch stays RUNNING until it settles,
+   * then ends SUCCEEDED, or FAILED with the error's message; `outcome` is
+   * then ignored. Default: nothing runs, the batch ends `outcome`.
+   */
+  readonly execute?: (batch: Record<string, unknown>) => Promise<void>;
 }
 
 export interface RecordedRequest {
@@ -36,6 +44,8 @@ interface StoredBatch {
   readonly operation: { readonly name: string } & Record<string, unknown>;
   gets: number;
   cancelled?: boolean;
+  /** With `execute`: its end, once settled. */
+  executed?: { state: "SUCCEEDED" | "FAILED"; message?: string };
 }
 
 export interface DataprocStandin {
@@ -159,7 +169,12 @@ function create(
     },
   };
   (resource as Record<string, unknown>).operation = operation.name;
-  st.batches.set(batchId, { resource, operation, gets: 0 });
+  const stored: StoredBatch = { resource, operation, gets: 0 };
+  st.batches.set(batchId, stored);
+  st.options.execute?.(resource).then(
+    () => stored.executed = { state: "SUCCEEDED" },
+    (err) => stored.executed = { state: "FAILED", message: (err as Error)?.message ?? String(err) },
+  );
   if (requestId !== null) st.byRequestId.set(requestId, batchId);
   return Response.json(operation);
 }
@@ -185,6 +200,11 @@ function get(st: State, id: string): Response {
   const pending = st.options.pendingPolls ?? 1;
   const running = st.options.runningPolls ?? 2;
   const outcome = st.options.outcome ?? "SUCCEEDED";
+  if (st.options.execute && b.gets > pending) {
+    b.resource.state = b.executed?.state ?? "RUNNING";
+    if (b.executed?.message) b.resource.stateMessage = b.executed.message;
+    return Response.json(b.resource);
+  }
   if (b.gets <= pending) b.resource.state = "PENDING";
   else if (b.gets <= pending + running || outcome === "NEVER") b.resource.state = "RUNNING";
   else {

@@ -12,6 +12,22 @@ import {
 } from "../../src/batch/spark/dataproc.ts";
 import { SparkRunError } from "../../src/batch/spark/errors.ts";
 import { type DataprocStandin, startDataprocStandin } from "../_support/dataproc_standin.ts";
+import { freshDatabase, gcsEndpoint, uniqueName } from "../_support/services.ts";
+import { generateHour, hourlyRows, writeLakeHour } from "../_support/batch.ts";
+import { sparkSqlRunner } from "../../src/batch/spark/runner.ts";
+import type { ScriptVariables } from "../../src/batch/spark/render.ts";
+import { GCS_CONNECTOR_JAR, stackSparkHome } from "../../src/stack/spark.ts";
+import { stackUp } from "../../src/stack/mod.ts";
+import { migrate, openDb } from "../../src/db/mod.ts";
+import { type ObjectStore, openStore } from "../../src/lake/mod.ts";
+import { createBatchRunner } from "../../src/batch/mod.ts";
+import { planFromYaml } from "../../src/config/mod.ts";
+import { createLogger } from "../../src/log.ts";
+import { createApp } from "../../src/api/mod.ts";
+import { Registry } from "../../src/metrics.ts";
+import { summaryLine } from "../../src/cli/batch.ts";
+
+const H = Date.UTC(2026, 10, 28, 10);
 
 const target = (s: DataprocStandin): DataprocTarget => ({
   project: "antenna-test",
@@ -75,7 +91,9 @@ Deno.test("runDataprocSqlBatch() sends the published create request and polls th
     const out = await runDataprocSqlBatch(target(s), job("h10-run-7"), {
       token,
       pollMs: 10,
-      onSubmitted: (u) => submitted.push(u),
+      onSubmitted: (u) => {
+        submitted.push(u);
+      },
     });
     const { batchId, requestId } = dataprocIds("h10-run-7");
     const parent = "/v1/projects/antenna-test/locations/europe-west1/batches";
@@ -222,4 +240,200 @@ Deno.test("runDataprocSqlBatch() surfaces a refused request (401) without retryi
     assert.equal(s.requests.length, 1);
     assert.equal(s.batches.size, 0);
   });
+});
+
+/** A pipeline whose hours run as Dataproc batches on the stand-in, the lake on the GCS emulator. */
+function dataprocPlan(s: DataprocStandin, lakeUri: string) {
+  return planFromYaml(
+    `lake:
+  uri: ${lakeUri}
+  gcs_endpoint: ${gcsEndpoint()}
+  gcs_project_id: test
+speed:
+  enabled: false
+batch:
+  engine: spark
+  spark:
+    dataproc:
+      project: antenna-test
+      region: europe-west1
+      endpoint: ${s.endpoint}
+  metrics:
+    - { name: antenna_bytes_total, group_by: antenna_id }
+`,
+    { env: {} },
+  );
+}
+
+for (
+  const [outcome, error] of [
+    ["FAILED", /Dataproc batch antenna-run-\d+-[0-9a-f]{12} FAILED: Executors lost/],
+    // The stand-in runs nothing: a batch that "succeeds" leaves no results to read.
+    ["SUCCEEDED", /has no run statistics/],
+  ] as const
+) {
+  Deno.test(`a Dataproc run that ends ${outcome} records its console link in batch_runs and the API shows it`, async () => {
+    const fresh = await freshDatabase("dataproc_link");
+    const db = await openDb({ url: fresh.url, maxConnections: 2 });
+    const s = startDataprocStandin({
+      outcome,
+      stateMessage: "Executors lost",
+      pendingPolls: 0,
+      runningPolls: 0,
+    });
+    try {
+      await migrate(db);
+      const plan = dataprocPlan(s, `gs://${uniqueName("dplink").replaceAll("_", "-")}/lake`);
+      const store = openStore(plan.lake);
+      const devices = ["dev-a", "dev-b"];
+      const files = await writeLakeHour(
+        store,
+        H,
+        generateHour({ hour: H, events: 40, devices, antennas: 2, apps: ["SKYPE"] }),
+      );
+      const batch = createBatchRunner({
+        plan,
+        db,
+        store,
+        log: createLogger({ test: "dataproc" }),
+        engineOptions: { dataprocToken: () => Promise.resolve("injected-token") },
+      });
+      const run = await batch.runHour(H, "manual");
+      assert.equal(run.status, "failed");
+      assert.match(run.error ?? "", error);
+
+      const { batchId } = dataprocIds(`run-${run.runId}`);
+      const link =
+        `https://console.cloud.google.com/dataproc/batches/europe-west1/${batchId}/summary?project=antenna-test`;
+      assert.equal((await batch.getRun(run.runId))?.consoleUrl, link);
+      assert.equal(run.consoleUrl, link);
+      // The files were listed before the batch ran; its rows were never counted.
+      assert.deepEqual([run.filesRead, run.rowsRead], [files.length, 0]);
+      const record = await batch.getRun(run.runId);
+      assert.deepEqual([record?.filesRead, record?.rowsRead], [files.length, undefined]);
+      assert.ok(summaryLine(run).endsWith(` console=${link}`), summaryLine(run));
+      assert.ok(
+        s.requests.length >= 2 &&
+          s.requests.every((r) => r.authorization === "Bearer injected-token"),
+      );
+      const app = createApp({
+        plan,
+        db,
+        store,
+        batch,
+        registry: new Registry(),
+        clock: () => H + 3 * 3_600_000,
+        log: createLogger({ test: "dataproc" }),
+      });
+      const res = await app.request(`/api/v1/batch/runs/${run.runId}`);
+      assert.equal(res.status, 200);
+      const body = await res.json();
+      assert.equal(body.consoleUrl, link);
+      assert.equal(body.status, "failed");
+      // Nothing of the failed run reached PostgreSQL, and its files are gone.
+      assert.deepEqual(await db.query("SELECT 1 FROM bytes_hourly"), []);
+      assert.deepEqual((await store.list("spark-runs/")).map((e) => e.key), []);
+      await batch.idle();
+    } finally {
+      await s.close();
+      await db.close();
+      await fresh.drop();
+    }
+  });
+}
+
+/**
+ * Dataproc's part, played here: read the script the batch names beside the
+ * lake and run it with its variables on a local `spark-sql` (the GCS
+ * connector reads and writes the emulator's bucket).
+ */
+async function runOnLocalSpark(
+  home: string,
+  store: ObjectStore,
+  lakeUri: string,
+  batch: Record<string, unknown>,
+): Promise<void> {
+  const sql = batch.sparkSqlBatch as { queryFileUri: string; queryVariables: ScriptVariables };
+  const script = new TextDecoder().decode(
+    await store.get(sql.queryFileUri.slice(`${lakeUri}/`.length)),
+  );
+  await sparkSqlRunner({
+    home,
+    master: "local[1]",
+    conf: {
+      "spark.sql.catalogImplementation": "in-memory",
+      "spark.sql.shuffle.partitions": "2",
+      "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
+    },
+    timeoutMs: 600_000,
+    gcs: { jar: GCS_CONNECTOR_JAR, endpoint: gcsEndpoint(), projectId: "test" },
+  })({
+    runKey: "standin",
+    script,
+    scriptUri: sql.queryFileUri,
+    variables: sql.queryVariables,
+    gcs: true,
+  });
+}
+
+Deno.test({
+  name:
+    "a Dataproc run whose batch runs the script (local Spark behind the stand-in) succeeds, exact, with its console link",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    await stackUp(["spark"]); // Spark's home and the GCS connector; returns at once when up
+    const home = await stackSparkHome();
+    assert.ok(home, "deno task stack up spark installed no Spark");
+    const fresh = await freshDatabase("dataproc_ok");
+    const db = await openDb({ url: fresh.url, maxConnections: 2 });
+    const lakeUri = `gs://${uniqueName("dpok").replaceAll("_", "-")}/lake`;
+    let store: ObjectStore | undefined;
+    const s = startDataprocStandin({
+      pendingPolls: 1,
+      execute: (b) => runOnLocalSpark(home, store!, lakeUri, b),
+    });
+    try {
+      await migrate(db);
+      const plan = dataprocPlan(s, lakeUri);
+      store = openStore(plan.lake);
+      const events = generateHour({
+        hour: H,
+        events: 60,
+        devices: ["dev-a", "dev-b"],
+        antennas: 3,
+        apps: ["SKYPE"],
+      });
+      const files = await writeLakeHour(store, H, events);
+      const batch = createBatchRunner({
+        plan,
+        db,
+        store,
+        log: createLogger({ test: "dataproc" }),
+        engineOptions: {
+          dataprocToken: () => Promise.resolve("injected-token"),
+          dataprocPollMs: 1_000,
+        },
+      });
+      const run = await batch.runHour(H, "manual");
+      assert.equal(run.status, "succeeded", run.error ?? "");
+      const { batchId } = dataprocIds(`run-${run.runId}`);
+      const link =
+        `https://console.cloud.google.com/dataproc/batches/europe-west1/${batchId}/summary?project=antenna-test`;
+      assert.equal(run.consoleUrl, link);
+      assert.equal((await batch.getRun(run.runId))?.consoleUrl, link);
+      assert.deepEqual([run.rowsRead, run.filesRead], [60, files.length]);
+      const want = new Map<string, number>();
+      for (let i = 0; i < events.id.length; i++) {
+        want.set(events.antenna_id[i], (want.get(events.antenna_id[i]) ?? 0) + events.bytes[i]);
+      }
+      assert.deepEqual((await hourlyRows(db, H)).get("antenna_bytes_total"), want);
+      assert.deepEqual((await store.list("spark-runs/")).map((e) => e.key), []);
+      await batch.idle();
+    } finally {
+      await s.close();
+      await db.close();
+      await fresh.drop();
+    }
+  },
 });

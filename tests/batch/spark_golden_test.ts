@@ -11,9 +11,12 @@
  * writes nothing.
  *
  * Each Spark run starts a JVM (tens of seconds on this machine), so the
- * matrix is lean: drop on local[2] with a local lake, unknown_id on the
- * cluster with a gs:// lake, fail on the cluster with a local lake, and a
- * broken lake file on local[2].
+ * matrix is lean: drop on local[2] and on the cluster with a local lake,
+ * unknown_id on the cluster and on local[2] with a gs:// lake, fail on the
+ * cluster with a local lake, and a broken lake file on local[2]: six JVM
+ * starts. Speed alerts lie in quota_alerts before each run, so the verdicts
+ * (confirmed, unconfirmed, late) and quota_alert_reconciliation are compared
+ * too.
  */
 import assert from "node:assert/strict";
 import { freshDatabase, gcsEndpoint, uniqueName } from "../_support/services.ts";
@@ -145,7 +148,10 @@ const USERS = makeUsers();
 type Snapshot = Record<string, string[]>;
 
 /** What the test expects in the tables for hour H, computed from `rows` alone. */
-function expected(policy: "drop" | "unknown_id"): Snapshot {
+function expected(
+  policy: "drop" | "unknown_id",
+  speedAlerts: ReadonlyArray<readonly [string, number]> = SPEED_ALERTS,
+): Snapshot {
   const user = new Map(USERS.map((u) => [u.id, u]));
   const joined = rows.flatMap((r) => {
     const u = user.get(r.id);
@@ -204,10 +210,60 @@ function expected(policy: "drop" | "unknown_id"): Snapshot {
     user_quota_limit: [...usage].filter(([e, u]) => u > quota.get(e)!)
       .map(([e, u]) => `${e} ${u} ${quota.get(e)}`).sort(),
     batch_reconciliation: recon.sort(),
-    quota_alerts: [...usage].flatMap(([e, u]) =>
-      THRESHOLDS.filter((t) => u >= t * quota.get(e)!).map((t) => `${e} ${t} batch late ${u}`)
-    ).sort(),
+    ...verdicts(usage, quota, speedAlerts),
   };
+}
+
+/**
+ * Speed alerts the test puts in quota_alerts before a run, so the batch's
+ * verdicts take every value: u0 over its quota at 100 % (confirmed), u2 at
+ * 90 % at 80 % (confirmed) and at 100 % (unconfirmed), u3 far below at 80 %
+ * (unconfirmed); what the batch finds reached with no speed alert is late.
+ */
+const SPEED_ALERTS: ReadonlyArray<readonly [string, number]> = [
+  ["u0@x", 1],
+  ["u2@x", 0.8],
+  ["u2@x", 1],
+  ["u3@x", 0.8],
+];
+
+/** quota_alerts and quota_alert_reconciliation as the batch must leave them, by plain loops. */
+function verdicts(
+  usage: ReadonlyMap<string, number>,
+  quota: ReadonlyMap<string, number>,
+  speed: ReadonlyArray<readonly [string, number]>,
+): Snapshot {
+  const alerts: string[] = [];
+  const recon: string[] = [];
+  for (const t of THRESHOLDS) {
+    const counts = { speed: 0, confirmed: 0, unconfirmed: 0, late: 0 };
+    for (const [e, u] of usage) {
+      const reached = u >= t * quota.get(e)!;
+      const fromSpeed = speed.some(([se, st]) => se === e && st === t);
+      if (!reached && !fromSpeed) continue;
+      const status = !reached ? "unconfirmed" : fromSpeed ? "confirmed" : "late";
+      counts[status]++;
+      if (fromSpeed) counts.speed++;
+      alerts.push(`${e} ${t} ${fromSpeed ? "speed" : "batch"} ${status} ${u}`);
+    }
+    recon.push(`${t} ${counts.speed} ${counts.confirmed} ${counts.unconfirmed} ${counts.late}`);
+  }
+  return {
+    quota_alerts: alerts.sort(),
+    quota_alert_reconciliation: recon.sort(),
+  };
+}
+
+/** Puts SPEED_ALERTS in quota_alerts for hour H, as the speed layer's detector would. */
+async function insertSpeedAlerts(db: Db): Promise<void> {
+  const quota = new Map(USERS.map((u) => [u.email, u.quota]));
+  for (const [email, t] of SPEED_ALERTS) {
+    await db.query(
+      `INSERT INTO quota_alerts (hour, email, threshold, quota, usage, source, crossed_at)
+       VALUES ($1::timestamp, $2, $3, $4, $5, 'speed', $1::timestamp)`,
+      [new Date(H), email, t, quota.get(email)!, Math.ceil(t * quota.get(email)!)],
+    );
+  }
 }
 
 /** The tables of an hour, one string per row, sorted. */
@@ -230,6 +286,10 @@ async function snapshot(db: Db, hour: number): Promise<Snapshot> {
     quota_alerts: await q(
       `SELECT email, threshold::float8, source, batch_status, batch_usage FROM quota_alerts
        WHERE hour = $1::timestamp`,
+    ),
+    quota_alert_reconciliation: await q(
+      `SELECT threshold::float8, speed_alerts, confirmed, unconfirmed, late
+       FROM quota_alert_reconciliation WHERE hour = $1::timestamp`,
     ),
   };
 }
@@ -266,11 +326,15 @@ interface Setup {
   close(): Promise<void>;
 }
 
-async function setup(lake: "file" | "gs"): Promise<Setup & { uri: string }> {
+async function setup(
+  lake: "file" | "gs",
+  speedAlerts = true,
+): Promise<Setup & { uri: string }> {
   const fresh = await freshDatabase("sparkgold");
   const db = await openDb({ url: fresh.url, maxConnections: 3 });
   await migrate(db);
   await insertUsers(db, USERS);
+  if (speedAlerts) await insertSpeedAlerts(db);
   const dir = lake === "file" ? await Deno.makeTempDir({ prefix: "spark-golden-" }) : "";
   const uri = lake === "file"
     ? `file://${dir}`
@@ -320,11 +384,12 @@ const sparkTest = (name: string, fn: () => Promise<void>) =>
 const cluster = stackUp(["spark"]);
 
 sparkTest(
-  "spark engine: local[2] on a local lake writes what the process engine writes, exact (drop)",
+  "spark engine: local[2] and the cluster on a local lake write what the process engine writes, exact (drop)",
   async () => {
     await cluster;
     const process = await setup("file");
     const spark = await setup("file");
+    const onCluster = await setup("file");
     try {
       const p = await runHours(process, planFor(process.uri, "drop"), [H, EMPTY]);
       const s = await runHours(spark, planFor(spark.uri, "drop", "local[2]"), [H, EMPTY]);
@@ -338,35 +403,51 @@ sparkTest(
       assert.ok(s[0].unknownDevices > 0);
       assert.match(s[1].note ?? "", /no lake partition/);
       const want = expected("drop");
-      assert.ok(want.user_quota_limit.length === 1 && want.quota_alerts.length === 5);
+      assert.ok(want.user_quota_limit.length === 1 && want.quota_alerts.length === 7);
+      // Every verdict occurs, so a Spark engine that got one wrong cannot pass.
+      assert.deepEqual(want.quota_alert_reconciliation, ["0.8 2 1 1 2", "1 2 1 1 1"]);
       assert.deepEqual(await snapshot(process.db, H), want);
       assert.deepEqual(await snapshot(spark.db, H), want);
       assert.deepEqual(await snapshot(spark.db, EMPTY), await snapshot(process.db, EMPTY));
       await assertNoRunFiles(spark.store);
+      const [c] = await runHours(onCluster, planFor(onCluster.uri, "drop", SPARK_MASTER_URL), [H]);
+      assert.equal(c.status, "succeeded", c.error ?? "");
+      assert.deepEqual([c.rowsRead, c.filesRead], [rows.length, p[0].filesRead]);
+      assert.deepEqual(await snapshot(onCluster.db, H), want);
+      await assertNoRunFiles(onCluster.store);
     } finally {
       await process.close();
       await spark.close();
+      await onCluster.close();
     }
   },
 );
 
 sparkTest(
-  "spark engine: the standalone cluster on a gs:// lake writes what the process engine writes, exact (unknown_id)",
+  "spark engine: the standalone cluster and local[2] on a gs:// lake write what the process engine writes, exact (unknown_id)",
   async () => {
     await cluster;
     const s = await setup("gs");
+    const local = await setup("gs");
     try {
       const [spark] = await runHours(s, planFor(s.uri, "unknown_id", SPARK_MASTER_URL), [H]);
       assert.equal(spark.status, "succeeded", spark.error ?? "");
       const want = expected("unknown_id");
       assert.deepEqual(await snapshot(s.db, H), want);
       await assertNoRunFiles(s.store);
+      // local[2] on its own bucket and database: nothing a cluster run wrote can pass for its result.
+      const [l] = await runHours(local, planFor(local.uri, "unknown_id", "local[2]"), [H]);
+      assert.equal(l.status, "succeeded", l.error ?? "");
+      assert.equal(l.rowsRead, rows.length);
+      assert.deepEqual(await snapshot(local.db, H), want);
+      await assertNoRunFiles(local.store);
       // The process engine on the same lake and database writes the same rows.
       const [process] = await runHours(s, planFor(s.uri, "unknown_id"), [H]);
       assert.equal(process.status, "succeeded", process.error ?? "");
       assert.deepEqual(await snapshot(s.db, H), want);
     } finally {
       await s.close();
+      await local.close();
     }
   },
 );
@@ -375,17 +456,25 @@ sparkTest(
   "spark engine: the fail policy fails the run on the cluster and writes nothing",
   async () => {
     await cluster;
-    const s = await setup("file");
+    const s = await setup("file", false);
     try {
       const [r] = await runHours(s, planFor(s.uri, "fail", SPARK_MASTER_URL), [H]);
       assert.equal(r.status, "failed");
       assert.match(r.error ?? "", /devices have no user metadata/);
       assert.ok(r.unknownDevices > 0);
+      // Spark counted the hour before the policy failed it: the run says what it read.
+      const [rec] = await s.db.query<{ rows_read: number; files_read: number }>(
+        "SELECT rows_read, files_read FROM batch_runs",
+      );
+      assert.equal(r.rowsRead, rows.length);
+      assert.ok(r.filesRead > 0);
+      assert.deepEqual([Number(rec.rows_read), Number(rec.files_read)], [r.rowsRead, r.filesRead]);
       assert.deepEqual(await snapshot(s.db, H), {
         bytes_hourly: [],
         user_quota_limit: [],
         batch_reconciliation: [],
         quota_alerts: [],
+        quota_alert_reconciliation: [],
       });
       await assertNoRunFiles(s.store);
     } finally {
@@ -417,6 +506,8 @@ sparkTest(
         "SELECT status, error FROM batch_runs ORDER BY run_id",
       );
       assert.deepEqual(runs.map((x) => x.status), ["succeeded", "failed"]);
+      // Listed before Spark failed on one of them: every file, the broken one too.
+      assert.equal(r.filesRead, ok.filesRead + 1);
       assert.equal(runs[1].error, r.error);
       assert.deepEqual(await snapshot(s.db, H), before);
       await assertNoRunFiles(s.store);

@@ -111,6 +111,21 @@ Caused by: com.google.api.client.googleapis.json.GoogleJsonResponseException: 40
   assert.equal(lastWords("just\nsome\noutput\n"), "just | some | output");
 });
 
+Deno.test("lastWords() keeps Spark's classed error when the interrupted tasks' errors come after it", () => {
+  const stderr = `26/12/07 04:01:10 ERROR Executor: Exception in task 0.0 in stage 1.0 (TID 1)
+org.apache.spark.SparkException: [FAILED_READ_FILE.CANNOT_READ_FILE_FOOTER] Encountered error while reading file file:///l/x.parquet. SQLSTATE: KD001
+\tat org.apache.spark.sql.errors.QueryExecutionErrors$.cannotReadFilesError(QueryExecutionErrors.scala:1)
+26/12/07 04:01:11 ERROR TaskContextImpl: Error in TaskCompletionListener
+26/12/07 04:01:11 ERROR Utils: Aborting task
+26/12/07 04:01:11 ERROR Executor: Failed to check existence of class GeneratedClass on REPL class server
+Caused by: java.lang.InterruptedException: AbstractBootstrap$PendingRegistrationPromise@7aa97862(incomplete)
+`;
+  assert.equal(
+    lastWords(stderr),
+    "org.apache.spark.SparkException: [FAILED_READ_FILE.CANNOT_READ_FILE_FOOTER] Encountered error while reading file file:///l/x.parquet. SQLSTATE: KD001 | Error in TaskCompletionListener | Aborting task | Failed to check existence of class GeneratedClass on REPL class server | Caused by: java.lang.InterruptedException: AbstractBootstrap$PendingRegistrationPromise@7aa97862(incomplete)",
+  );
+});
+
 Deno.test("queryMs() is the time spark-sql reports for the script's last statement", () => {
   const stdout = `spark.sql.session.timeZone\tUTC
 Time taken: 8.236 seconds, Fetched 1 row(s)

@@ -52,8 +52,8 @@ export interface DataprocDeps {
   readonly timeoutMs?: number;
   /** Stops waiting (the batch itself keeps running). Default: none. */
   readonly signal?: AbortSignal;
-  /** Called once the batch exists, with its console link (for batch_runs). */
-  readonly onSubmitted?: (consoleUrl: string) => void;
+  /** Called once the batch exists, with its console link (for batch_runs); awaited. */
+  readonly onSubmitted?: (consoleUrl: string) => void | Promise<void>;
 }
 
 /** The Dataproc Serverless runtime: 3.0 is Spark 4.0 with the GCS connector built in. */
@@ -151,7 +151,7 @@ export async function runDataprocSqlBatch(
     );
     // 409: a batch with this id exists, i.e. this run's, submitted before a crash.
     if (created.status !== 200 && created.status !== 409) throw refused("create", created);
-    deps.onSubmitted?.(consoleUrl);
+    await deps.onSubmitted?.(consoleUrl);
     const batch = await retry(async () => {
       const got = await api.call("GET", `${parent}/batches/${batchId}`);
       if (got.status !== 200) return { refused: got };

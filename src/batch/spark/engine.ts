@@ -36,6 +36,8 @@ export interface SparkJob {
   readonly variables: ScriptVariables;
   /** Whether the lake is on `gs://` (the GCS connector is needed). */
   readonly gcs: boolean;
+  /** For runners that run it elsewhere: records where (a console page), once known. */
+  readonly onConsoleUrl?: (url: string) => Promise<void>;
 }
 
 /** What a runner may say about a finished run. */
@@ -192,6 +194,7 @@ export function sparkEngine(options: SparkEngineOptions): HourEngine {
     async computeHour(input: HourInput): Promise<HourComputation> {
       const { plan, store, hour, users, dropped } = input;
       const files = await listHour(store, hour);
+      input.onRead?.({ files: files.length });
       if (files.length === 0) {
         // Nothing for Spark to read: an empty hour is the core's, at no JVM start.
         const result = computeHour(plan.batch, {}, 0, users, dropped);
@@ -218,6 +221,7 @@ export function sparkEngine(options: SparkEngineOptions): HourEngine {
           scriptUri: `${root}/${prefix}hour.sql`,
           variables,
           gcs: plan.lake.kind === "gcs",
+          onConsoleUrl: input.onConsoleUrl,
         });
         // Start-up apart from the query: what to look at when a run is slow.
         input.log.info("spark run finished", {
@@ -226,6 +230,7 @@ export function sparkEngine(options: SparkEngineOptions): HourEngine {
           ...(stats?.queryMs !== undefined ? { query_ms: stats.queryMs } : {}),
         });
         const { result, rowsRead } = await readResults(store, `${prefix}out`, plan.batch);
+        input.onRead?.({ files: files.length, rows: rowsRead });
         if (plan.batch.unknownDevice.policy === "fail" && result.unknownDevices > 0) {
           throw new UnknownDevicesError(
             result.unknownDevices,

@@ -36,9 +36,9 @@ async function exists(path: string): Promise<boolean> {
 }
 
 /** The runner of `batch.spark`: spark-sql on its master (Dataproc when configured). */
-function runnerFor(plan: Plan): SparkRunner {
+function runnerFor(plan: Plan, options: EngineOptions): SparkRunner {
   const spark = plan.batch.spark;
-  if (spark.dataproc) return dataprocRunner(plan, spark.dataproc);
+  if (spark.dataproc) return dataprocRunner(plan, spark.dataproc, options);
   return async (job) => {
     const home = spark.home ?? Deno.env.get("SPARK_HOME") ?? await stackSparkHome();
     if (!home) {
@@ -65,7 +65,7 @@ function runnerFor(plan: Plan): SparkRunner {
  * already lie beside the lake on gs://, the batch reads and writes there
  * (Dataproc's runtime has the GCS connector), and its ids come from the run.
  */
-function dataprocRunner(plan: Plan, d: DataprocPlan): SparkRunner {
+function dataprocRunner(plan: Plan, d: DataprocPlan, options: EngineOptions): SparkRunner {
   const target: DataprocTarget = {
     project: d.project,
     region: d.region,
@@ -74,7 +74,7 @@ function dataprocRunner(plan: Plan, d: DataprocPlan): SparkRunner {
     staging: d.staging ?? plan.lake.uri,
     endpoint: d.endpoint,
   };
-  const token = googleToken();
+  const token = options.dataprocToken ?? googleToken();
   return async (job) => {
     await runDataprocSqlBatch(
       target,
@@ -82,15 +82,28 @@ function dataprocRunner(plan: Plan, d: DataprocPlan): SparkRunner {
       {
         token,
         timeoutMs: plan.batch.spark.timeoutMs,
-        onSubmitted: (consoleUrl) =>
-          log.info("dataproc batch submitted", { run_key: job.runKey, console: consoleUrl }),
+        pollMs: options.dataprocPollMs,
+        onSubmitted: async (consoleUrl) => {
+          log.info("dataproc batch submitted", { run_key: job.runKey, console: consoleUrl });
+          await job.onConsoleUrl?.(consoleUrl);
+        },
       },
     );
   };
 }
 
+export interface EngineOptions {
+  /**
+   * Dataproc's access token. Default: Application Default Credentials
+   * (googleToken); tests inject one, so nothing probes a metadata server.
+   */
+  readonly dataprocToken?: () => Promise<string>;
+  /** Wait between two looks at a Dataproc batch's state, ms. Default 10,000. */
+  readonly dataprocPollMs?: number;
+}
+
 /** The engine `plan.batch.engine` names; undefined = in process. */
-export function engineFor(plan: Plan): HourEngine | undefined {
+export function engineFor(plan: Plan, options: EngineOptions = {}): HourEngine | undefined {
   if (plan.batch.engine !== "spark") return undefined;
-  return sparkEngine({ runner: runnerFor(plan) });
+  return sparkEngine({ runner: runnerFor(plan, options) });
 }

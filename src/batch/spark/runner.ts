@@ -59,6 +59,8 @@ export function sparkConf(options: SparkSqlOptions, job: Pick<SparkJob, "gcs">) 
 }
 
 /** Lines that say what went wrong: errors and exceptions, not stack frames or INFO chatter. */
+/** Spark 4's error classes (`[FAILED_READ_FILE.…]`): the error itself, whatever follows it. */
+const ERROR_CLASS = /\[[A-Z][A-Z0-9_]+(\.[A-Z0-9_]+)*\]/;
 const MEANINGFUL = /\b(ERROR|Error|Exception|FAILED|Caused by)\b|\[[A-Z][A-Z0-9_.]+\]/;
 const LOG_PREFIX = /^\d{2}\/\d{2}\/\d{2} \d{2}:\d{2}:\d{2} (ERROR|WARN|INFO) [\w.$]+: /;
 
@@ -77,7 +79,12 @@ export function lastWords(output: string, max = 3): string {
   // The deepest cause of a stack trace says why; the last error lines say what failed.
   const cause = chosen.filter((l) => l.startsWith("Caused by:")).at(-1);
   const unique = chosen.filter((l, i) => chosen.indexOf(l) === i && l !== cause);
-  return [...unique.slice(-max), ...(cause ? [cause] : [])].join(" | ").slice(0, 2000);
+  const last = unique.slice(-max);
+  // A failed task interrupts the others, whose errors (InterruptedException,
+  // "Aborting task") come last: the classed error must not drop out behind them.
+  const classed = unique.findLast((l) => ERROR_CLASS.test(l));
+  const first = classed && !last.includes(classed) ? [classed] : [];
+  return [...first, ...last, ...(cause ? [cause] : [])].join(" | ").slice(0, 2000);
 }
 
 /** Keeps the last `max` lines of a stream (Spark can print a lot). */
