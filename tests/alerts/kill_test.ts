@@ -112,7 +112,8 @@ Deno.test({
         const p = keyPartition(enc.encode(it.key), 3);
         const t = it.event.timestamp * 1000;
         if (countsTowardHour(t, clocks[p], LATENESS_MS)) {
-          const u = userOf(Number.parseInt(it.event.id.slice(-12), 16) - 1);
+          // Device ids count in decimal from 1 (…000000000010 is the tenth device).
+          const u = userOf(Number.parseInt(it.event.id.slice(-12), 10) - 1);
           const key = `${u.email}|${hourStart(t)}`;
           usage.set(key, (usage.get(key) ?? 0) + it.event.bytes);
         }
