@@ -4,7 +4,6 @@
  * progress bar on a terminal, a line now and then otherwise; a summary on
  * stdout. Exit code 0 done, 1 failed, 2 bad arguments.
  */
-import { parseArgs } from "node:util";
 import { loadPlan } from "../config/mod.ts";
 import type { MetricPlan, Plan } from "../config/plan.ts";
 import { HOUR_MS } from "../core/window.ts";
@@ -22,7 +21,7 @@ import {
 } from "../batch/mod.ts";
 import { processHolder } from "../holder.ts";
 import { ProgressBar } from "./progress.ts";
-import { parsedOrExit, runMain } from "./run.ts";
+import { parsedOrExit, runMain, strictArgs } from "./run.ts";
 import { dropMetric, hasRows, startManualBackfill } from "../backfill/manual.ts";
 import { createBackfillWorker, type RowProgress } from "../backfill/worker.ts";
 
@@ -50,24 +49,14 @@ interface Args {
 }
 
 function parse(args: string[]): Args | "help" {
-  let v;
-  try {
-    v = parseArgs({
-      args,
-      options: {
-        metric: { type: "string" },
-        drop: { type: "string" },
-        from: { type: "string" },
-        to: { type: "string" },
-        config: { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
-      strict: true,
-      allowPositionals: false,
-    }).values;
-  } catch (err) {
-    throw new UserError((err as Error).message);
-  }
+  const v = strictArgs(args, {
+    metric: { type: "string" },
+    drop: { type: "string" },
+    from: { type: "string" },
+    to: { type: "string" },
+    config: { type: "string" },
+    help: { type: "boolean", short: "h" },
+  });
   if (v.help) return "help";
   if ((v.metric === undefined) === (v.drop === undefined)) {
     throw new UserError("give --metric NAME or --drop NAME (run with --help for usage)");

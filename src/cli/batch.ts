@@ -5,14 +5,13 @@
  * terminal, plain lines otherwise; one summary line per hour on stdout; exit
  * code 1 if any hour failed, 2 for bad arguments.
  */
-import { parseArgs } from "node:util";
 import { loadPlan } from "../config/mod.ts";
 import { migrate, openPlanDb } from "../db/mod.ts";
 import { openStore } from "../lake/mod.ts";
 import { UserError } from "../errors.ts";
 import { createLogger } from "../log.ts";
 import { ProgressBar } from "./progress.ts";
-import { parsedOrExit, runMain } from "./run.ts";
+import { parsedOrExit, runMain, strictArgs } from "./run.ts";
 import { hourLabel, hourRange, parseHour } from "../batch/hours.ts";
 import { HOUR_MS } from "../core/mod.ts";
 import { createBatchRunner } from "../batch/mod.ts";
@@ -34,23 +33,13 @@ interface Args {
 }
 
 function parse(args: string[], now = Date.now()): Args | "help" {
-  let v;
-  try {
-    v = parseArgs({
-      args,
-      options: {
-        hour: { type: "string" },
-        from: { type: "string" },
-        to: { type: "string" },
-        config: { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
-      strict: true,
-      allowPositionals: false,
-    }).values;
-  } catch (err) {
-    throw new UserError((err as Error).message);
-  }
+  const v = strictArgs(args, {
+    hour: { type: "string" },
+    from: { type: "string" },
+    to: { type: "string" },
+    config: { type: "string" },
+    help: { type: "boolean", short: "h" },
+  });
   if (v.help) return "help";
   if (v.hour !== undefined) {
     if (v.from !== undefined || v.to !== undefined) {

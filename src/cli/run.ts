@@ -3,6 +3,7 @@
  * one-line error or the usage text, and its exit, where a user error is one
  * line on stderr instead of a stack trace.
  */
+import { parseArgs, type ParseArgsConfig } from "node:util";
 import { UserError } from "../errors.ts";
 
 /**
@@ -51,5 +52,20 @@ export async function runMain(main: (args: string[]) => Promise<number>): Promis
       Deno.exit(1);
     }
     throw err;
+  }
+}
+
+/**
+ * `parseArgs` in strict mode without positionals; an unknown or ill-typed
+ * flag is a UserError with parseArgs' own message.
+ */
+export function strictArgs<const O extends NonNullable<ParseArgsConfig["options"]>>(
+  args: string[],
+  options: O,
+) {
+  try {
+    return parseArgs({ args, options, strict: true, allowPositionals: false }).values;
+  } catch (err) {
+    throw new UserError((err as Error).message);
   }
 }
