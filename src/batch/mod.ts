@@ -181,7 +181,7 @@ class Runner implements BatchRunner {
       telemetry: this.#telemetry,
       readHour: d.readHour ?? lakeReadHour,
       participants: d.participants,
-      engine: engineFor(plan, d.engineOptions),
+      engine: engineFor(plan, { db: d.db, ...d.engineOptions }),
     };
   }
 

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { planFromYaml } from "../../src/config/mod.ts";
 import type { MetricPlan, UnknownDevicePolicy } from "../../src/config/plan.ts";
 import {
+  COMPUTE_STATEMENTS,
   droppedSql,
   metricSql,
   renderHourScript,
@@ -104,6 +105,19 @@ Deno.test("renderHourScript() reads the hour folder's lake files and deduplicate
   assert.ok(sql.includes("USING parquet OPTIONS (path '${users}')"));
   // One statement writes the hour: one Spark job.
   assert.equal(sql.match(/INSERT OVERWRITE DIRECTORY/g)?.length, 1);
+  // The hour is read, deduplicated and joined once (an eager cache), not once per part.
+  assert.equal(sql.match(/CACHE TABLE joined AS/g)?.length, 1);
+  assert.ok(!sql.includes("VIEW joined"));
+  // queryMs() times the statements from the cache on: they are the script's last ones.
+  const statements = sql.split(/;\n/).map((x) => x.trim()).filter(Boolean);
+  assert.deepEqual(
+    statements.slice(-COMPUTE_STATEMENTS).map((x) => x.split("\n")[0].split(" AS")[0]),
+    [
+      "CACHE TABLE joined",
+      "CREATE OR REPLACE TEMPORARY VIEW emails",
+      "INSERT OVERWRITE DIRECTORY '${out}/hour' USING parquet",
+    ],
+  );
   assert.ok(sql.includes("INSERT OVERWRITE DIRECTORY '${out}/hour' USING parquet"));
   for (const r of ["metric", "email", "breach", "stat", "unknown"]) {
     assert.ok(sql.includes(`SELECT '${r}'`), r);

@@ -14,16 +14,15 @@ import type { AsyncBuffer } from "hyparquet";
 import { parquetReadObjects } from "hyparquet";
 import { parquetWriteBuffer } from "hyparquet-writer";
 import type { BatchPlan } from "../../config/plan.ts";
+import type { Queryable } from "../../db/mod.ts";
 import { quotaBreaches } from "../../core/quota.ts";
 import { hourPath, listHour, type ObjectStore } from "../../lake/mod.ts";
 import { computeHour, type HourResult, type UserMeta } from "../compute.ts";
 import type { HourComputation, HourEngine, HourInput } from "../engine.ts";
 import { UnknownDevicesError } from "../errors.ts";
 import { SparkRunError } from "./errors.ts";
+import { removeRunFiles, RUNS_PREFIX, sweepDeadRuns } from "./sweep.ts";
 import { renderHourScript, RESULT, ROWS, type ScriptVariables } from "./render.ts";
-
-/** Where a run's files live, relative to the lake root; never an hour folder. */
-export const RUNS_PREFIX = "spark-runs/";
 
 /** One script run on Spark. */
 export interface SparkJob {
@@ -168,23 +167,17 @@ export async function readResults(
 
 /** Removes every file of a run; what cannot be removed is logged, never thrown. */
 async function removeRun(input: HourInput, prefix: string): Promise<void> {
-  const { store, log } = input;
   try {
-    const entries = await store.list(prefix);
-    await Promise.all(entries.map((e) => store.delete(e.key).catch(() => {})));
-    // A local lake keeps the folders Spark made; a bucket has none left.
-    if (input.plan.lake.kind === "file") {
-      await Deno.remove(`${input.plan.lake.root}/${prefix}`, { recursive: true }).catch(() => {});
-      // The parent goes too once no other run uses it (a non-recursive remove fails otherwise).
-      await Deno.remove(`${input.plan.lake.root}/${RUNS_PREFIX}`).catch(() => {});
-    }
+    await removeRunFiles(input.store, input.plan.lake, prefix);
   } catch (err) {
-    log.warn("could not remove a Spark run's files", { prefix, error: err });
+    input.log.warn("could not remove a Spark run's files", { prefix, error: err });
   }
 }
 
 export interface SparkEngineOptions {
   readonly runner: SparkRunner;
+  /** batch_runs' database: each run first removes the files of runs that died (sweep.ts). */
+  readonly db?: Queryable;
 }
 
 /** The Spark engine: `computeHour` of one hour through `runner`. */
@@ -204,6 +197,9 @@ export function sparkEngine(options: SparkEngineOptions): HourEngine {
       // Dataproc re-submission of the same run finds its batch (dataproc.ts).
       const runKey = `run-${input.runId}`;
       const prefix = `${RUNS_PREFIX}${runKey}/`;
+      if (options.db) {
+        await sweepDeadRuns(store, plan.lake, options.db, input.log, input.runId);
+      }
       const root = lakeUri(store);
       const script = renderHourScript(plan.batch, dropped);
       const variables: ScriptVariables = {

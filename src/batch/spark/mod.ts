@@ -8,6 +8,7 @@
  * conf names jars itself.
  */
 import type { DataprocPlan, Plan } from "../../config/plan.ts";
+import type { Queryable } from "../../db/mod.ts";
 import { log as rootLog } from "../../log.ts";
 // The stack's Spark file alone: its front door would load every service's client.
 import { GCS_CONNECTOR_JAR, stackSparkHome } from "../../stack/spark.ts";
@@ -100,10 +101,12 @@ export interface EngineOptions {
   readonly dataprocToken?: () => Promise<string>;
   /** Wait between two looks at a Dataproc batch's state, ms. Default 10,000. */
   readonly dataprocPollMs?: number;
+  /** batch_runs' database: a run first removes the files that runs which died left (sweep.ts). */
+  readonly db?: Queryable;
 }
 
 /** The engine `plan.batch.engine` names; undefined = in process. */
 export function engineFor(plan: Plan, options: EngineOptions = {}): HourEngine | undefined {
   if (plan.batch.engine !== "spark") return undefined;
-  return sparkEngine({ runner: runnerFor(plan, options) });
+  return sparkEngine({ runner: runnerFor(plan, options), db: options.db });
 }

@@ -8,6 +8,7 @@
  * and, for an emulator endpoint, its URL without authentication.
  */
 import { SparkRunError } from "./errors.ts";
+import { COMPUTE_STATEMENTS } from "./render.ts";
 import type { SparkJob, SparkRunner } from "./engine.ts";
 
 export interface SparkSqlOptions {
@@ -102,14 +103,16 @@ async function tail(stream: ReadableStream<Uint8Array>, max = 300): Promise<stri
 }
 
 /**
- * The time of the script's last statement (the one that computes and writes
- * the hour) from spark-sql's `Time taken: 12.3 seconds` lines; the rest of a
- * run is Spark's start-up (JVM, session, executors).
+ * The time of the script's last `statements` statements (those that compute
+ * and write the hour, render.ts COMPUTE_STATEMENTS) from spark-sql's `Time
+ * taken: 12.3 seconds` lines; the rest of a run is Spark's start-up (JVM,
+ * session, executors) and the inputs' declarations.
  */
-export function queryMs(stdout: string): number | undefined {
+export function queryMs(stdout: string, statements = COMPUTE_STATEMENTS): number | undefined {
   // Not anchored: a console progress bar (`\r[Stage 3:>  ]`) may precede it on its line.
-  const times = [...stdout.matchAll(/Time taken: ([\d.]+) seconds/g)];
-  return times.length ? Math.round(Number(times.at(-1)![1]) * 1000) : undefined;
+  const times = [...stdout.matchAll(/Time taken: ([\d.]+) seconds/g)].slice(-statements);
+  if (times.length === 0) return undefined;
+  return Math.round(times.reduce((ms, t) => ms + Number(t[1]) * 1000, 0));
 }
 
 /** A runner that starts `spark-sql` for each script. */
