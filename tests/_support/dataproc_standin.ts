@@ -10,6 +10,15 @@
  * a transient status (503). It runs nothing unless given `execute` (a test
  * runs the script with a local Spark there). Listens on 127.0.0.1, a port of 18190-18199.
  */
+import type { ObjectStore } from "../../src/lake/mod.ts";
+import { sparkSqlRunner } from "../../src/batch/spark/runner.ts";
+import type { ScriptVariables } from "../../src/batch/spark/render.ts";
+import {
+  GCS_CONNECTOR_JAR,
+  shortDriverJavaOptions,
+  stackSparkHome,
+} from "../../src/stack/spark.ts";
+import { gcsEndpoint } from "./services.ts";
 
 export type Outcome = "SUCCEEDED" | "FAILED" | "CANCELLED" | "NEVER";
 
@@ -225,4 +234,42 @@ function listen(handler: (req: Request) => Promise<Response>): Deno.HttpServer<D
     }
   }
   throw new Error("the Dataproc stand-in found no free port in 18190-18199");
+}
+
+/**
+ * Dataproc's part, played on this machine: read the script the batch names
+ * beside the lake (`sparkSqlBatch.queryFileUri`) and run it with its
+ * `queryVariables` on a local `spark-sql` of the stack (`master`, e.g.
+ * local[2]); the GCS connector reads and writes the emulator's bucket.
+ * For `StandinOptions.execute`.
+ */
+export async function runBatchOnLocalSpark(
+  store: ObjectStore,
+  lakeUri: string,
+  batch: Record<string, unknown>,
+  master: string,
+): Promise<void> {
+  const home = await stackSparkHome();
+  if (!home) throw new Error("deno task stack up spark installed no Spark");
+  const sql = batch.sparkSqlBatch as { queryFileUri: string; queryVariables: ScriptVariables };
+  const script = new TextDecoder().decode(
+    await store.get(sql.queryFileUri.slice(`${lakeUri}/`.length)),
+  );
+  await sparkSqlRunner({
+    home,
+    master,
+    conf: {
+      "spark.sql.catalogImplementation": "in-memory",
+      "spark.sql.shuffle.partitions": "2",
+      "spark.driver.extraJavaOptions": await shortDriverJavaOptions(),
+    },
+    timeoutMs: 600_000,
+    gcs: { jar: GCS_CONNECTOR_JAR, endpoint: gcsEndpoint(), projectId: "test" },
+  })({
+    runKey: "standin",
+    script,
+    scriptUri: sql.queryFileUri,
+    variables: sql.queryVariables,
+    gcs: true,
+  });
 }

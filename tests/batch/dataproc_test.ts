@@ -13,13 +13,9 @@ import {
 import { SparkRunError } from "../../src/batch/spark/errors.ts";
 import { type DataprocStandin, startDataprocStandin } from "../_support/dataproc_standin.ts";
 import { freshDatabase, gcsEndpoint, uniqueName } from "../_support/services.ts";
-import { generateHour, hourlyRows, writeLakeHour } from "../_support/batch.ts";
-import { sparkSqlRunner } from "../../src/batch/spark/runner.ts";
-import type { ScriptVariables } from "../../src/batch/spark/render.ts";
-import { GCS_CONNECTOR_JAR, stackSparkHome } from "../../src/stack/spark.ts";
-import { stackUp } from "../../src/stack/mod.ts";
+import { generateHour, writeLakeHour } from "../_support/batch.ts";
 import { migrate, openDb } from "../../src/db/mod.ts";
-import { type ObjectStore, openStore } from "../../src/lake/mod.ts";
+import { openStore } from "../../src/lake/mod.ts";
 import { createBatchRunner } from "../../src/batch/mod.ts";
 import { planFromYaml } from "../../src/config/mod.ts";
 import { createLogger } from "../../src/log.ts";
@@ -342,98 +338,5 @@ for (
   });
 }
 
-/**
- * Dataproc's part, played here: read the script the batch names beside the
- * lake and run it with its variables on a local `spark-sql` (the GCS
- * connector reads and writes the emulator's bucket).
- */
-async function runOnLocalSpark(
-  home: string,
-  store: ObjectStore,
-  lakeUri: string,
-  batch: Record<string, unknown>,
-): Promise<void> {
-  const sql = batch.sparkSqlBatch as { queryFileUri: string; queryVariables: ScriptVariables };
-  const script = new TextDecoder().decode(
-    await store.get(sql.queryFileUri.slice(`${lakeUri}/`.length)),
-  );
-  await sparkSqlRunner({
-    home,
-    master: "local[1]",
-    conf: {
-      "spark.sql.catalogImplementation": "in-memory",
-      "spark.sql.shuffle.partitions": "2",
-      "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
-    },
-    timeoutMs: 600_000,
-    gcs: { jar: GCS_CONNECTOR_JAR, endpoint: gcsEndpoint(), projectId: "test" },
-  })({
-    runKey: "standin",
-    script,
-    scriptUri: sql.queryFileUri,
-    variables: sql.queryVariables,
-    gcs: true,
-  });
-}
-
-Deno.test({
-  name:
-    "a Dataproc run whose batch runs the script (local Spark behind the stand-in) succeeds, exact, with its console link",
-  sanitizeOps: false,
-  sanitizeResources: false,
-  fn: async () => {
-    await stackUp(["spark"]); // Spark's home and the GCS connector; returns at once when up
-    const home = await stackSparkHome();
-    assert.ok(home, "deno task stack up spark installed no Spark");
-    const fresh = await freshDatabase("dataproc_ok");
-    const db = await openDb({ url: fresh.url, maxConnections: 2 });
-    const lakeUri = `gs://${uniqueName("dpok").replaceAll("_", "-")}/lake`;
-    let store: ObjectStore | undefined;
-    const s = startDataprocStandin({
-      pendingPolls: 1,
-      execute: (b) => runOnLocalSpark(home, store!, lakeUri, b),
-    });
-    try {
-      await migrate(db);
-      const plan = dataprocPlan(s, lakeUri);
-      store = openStore(plan.lake);
-      const events = generateHour({
-        hour: H,
-        events: 60,
-        devices: ["dev-a", "dev-b"],
-        antennas: 3,
-        apps: ["SKYPE"],
-      });
-      const files = await writeLakeHour(store, H, events);
-      const batch = createBatchRunner({
-        plan,
-        db,
-        store,
-        log: createLogger({ test: "dataproc" }),
-        engineOptions: {
-          dataprocToken: () => Promise.resolve("injected-token"),
-          dataprocPollMs: 1_000,
-        },
-      });
-      const run = await batch.runHour(H, "manual");
-      assert.equal(run.status, "succeeded", run.error ?? "");
-      const { batchId } = dataprocIds(`run-${run.runId}`);
-      const link =
-        `https://console.cloud.google.com/dataproc/batches/europe-west1/${batchId}/summary?project=antenna-test`;
-      assert.equal(run.consoleUrl, link);
-      assert.equal((await batch.getRun(run.runId))?.consoleUrl, link);
-      assert.deepEqual([run.rowsRead, run.filesRead], [60, files.length]);
-      const want = new Map<string, number>();
-      for (let i = 0; i < events.id.length; i++) {
-        want.set(events.antenna_id[i], (want.get(events.antenna_id[i]) ?? 0) + events.bytes[i]);
-      }
-      assert.deepEqual((await hourlyRows(db, H)).get("antenna_bytes_total"), want);
-      assert.deepEqual((await store.list("spark-runs/")).map((e) => e.key), []);
-      await batch.idle();
-    } finally {
-      await s.close();
-      await db.close();
-      await fresh.drop();
-    }
-  },
-});
+// A Dataproc batch whose script runs (on local Spark behind the stand-in) and whose results are
+// held to the whole golden result: tests/batch/spark_golden_test.ts, the gs:// case.

@@ -10,11 +10,13 @@
  * written. A script that fails on Spark fails the run with Spark's message and
  * writes nothing.
  *
- * Each Spark run starts a JVM (tens of seconds on this machine), so the
- * matrix is lean: drop on local[2] and on the cluster with a local lake,
- * unknown_id on the cluster and on local[2] with a gs:// lake, fail on the
- * cluster with a local lake, and a broken lake file on local[2]: six JVM
- * starts. Speed alerts lie in quota_alerts before each run, so the verdicts
+ * Each Spark run starts a JVM (tens of seconds on this machine; a cluster
+ * run also starts an executor on each worker), so the matrix is lean: drop on
+ * local[2] and on the cluster with a local lake, unknown_id on the cluster and
+ * on local[2] with a gs:// lake (the latter as a Dataproc batch: the stand-in
+ * of tests/_support/dataproc_standin.ts runs it on local Spark), fail on
+ * local[2] with a local lake, and a broken lake file on local[2]: six runs,
+ * two of them on the cluster. Speed alerts lie in quota_alerts before each run, so the verdicts
  * (confirmed, unconfirmed, late) and quota_alert_reconciliation are compared
  * too.
  */
@@ -31,12 +33,16 @@ import {
   segmentFileName,
 } from "../../src/lake/mod.ts";
 import { createBatchRunner } from "../../src/batch/mod.ts";
+import type { EngineOptions } from "../../src/batch/spark/mod.ts";
+import { dataprocIds } from "../../src/batch/spark/dataproc.ts";
+import { runBatchOnLocalSpark, startDataprocStandin } from "../_support/dataproc_standin.ts";
 import { createConfirmation } from "../../src/alerts/confirm.ts";
 import { generateHour, insertUsers, type TestUser, writeLakeHour } from "../_support/batch.ts";
 import { deviceId } from "../../src/simulator/mod.ts";
 import { type Plan, planFromYaml, type UnknownDevicePolicy } from "../../src/config/mod.ts";
 import { createLogger } from "../../src/log.ts";
 import { SPARK_MASTER_URL, stackUp } from "../../src/stack/mod.ts";
+import { SHORT_JVM_OPTIONS, shortDriverJavaOptions } from "../../src/stack/spark.ts";
 
 const H = Date.UTC(2026, 10, 28, 10);
 const EMPTY = H + 3_600_000;
@@ -57,8 +63,19 @@ const METRICS =
       filter: { in: { app: [A, B] }, not_in: { email: [u1@x] } }
 `;
 
-function planFor(lakeUri: string, policy: UnknownDevicePolicy, master?: string): Plan {
+/** Dataproc's batches API stand-in that runs each batch's script on a local Spark. */
+const DATAPROC = { project: "antenna-test", region: "europe-west1" };
+
+function planFor(
+  lakeUri: string,
+  policy: UnknownDevicePolicy,
+  master?: string,
+  dataprocEndpoint?: string,
+): Plan {
   const gcs = lakeUri.startsWith("gs://");
+  const dataproc = dataprocEndpoint
+    ? `    dataproc: { project: ${DATAPROC.project}, region: ${DATAPROC.region}, endpoint: ${dataprocEndpoint} }\n`
+    : "";
   return planFromYaml(
     `lake:
   uri: ${lakeUri}
@@ -69,10 +86,10 @@ batch:
   spark:
     master: ${master ?? "local[2]"}
     timeout: 15m
-    conf:
-      # Short runs: a JVM that compiles less starts sooner.
-      - "spark.driver.extraJavaOptions=-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
-      - "spark.executor.extraJavaOptions=-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+${dataproc}    conf:
+      # Short runs: a JVM that compiles less starts sooner; the driver maps the stack's class archive.
+      - "spark.driver.extraJavaOptions=${driverJava}"
+      - "spark.executor.extraJavaOptions=${SHORT_JVM_OPTIONS}"
       - spark.executor.memory=512m
   unknown_device: { policy: ${policy}, id: ${UNKNOWN} }
   metrics:
@@ -353,7 +370,7 @@ async function setup(
   };
 }
 
-async function runHours(s: Setup, plan: Plan, hours: number[]) {
+async function runHours(s: Setup, plan: Plan, hours: number[], engineOptions?: EngineOptions) {
   const confirmation = createConfirmation({
     thresholds: THRESHOLDS,
     outputs: [],
@@ -366,6 +383,7 @@ async function runHours(s: Setup, plan: Plan, hours: number[]) {
     store: s.store,
     log: quiet,
     participants: [confirmation],
+    engineOptions,
   });
   const out = [];
   for (const h of hours) out.push(await runner.runHour(h, "manual"));
@@ -380,8 +398,12 @@ async function assertNoRunFiles(store: ObjectStore) {
 const sparkTest = (name: string, fn: () => Promise<void>) =>
   Deno.test({ name, sanitizeOps: false, sanitizeResources: false, fn });
 
+/** The drivers' JVM options: known once `up` has made (or found) the class archive. */
+let driverJava = SHORT_JVM_OPTIONS;
 // One cluster for every Spark test: `up` is idempotent and returns at once when it runs.
-const cluster = stackUp(["spark"]);
+const cluster = stackUp(["spark"]).then(async () => {
+  driverJava = await shortDriverJavaOptions();
+});
 
 sparkTest(
   "spark engine: local[2] and the cluster on a local lake write what the process engine writes, exact (drop)",
@@ -424,21 +446,38 @@ sparkTest(
 );
 
 sparkTest(
-  "spark engine: the standalone cluster and local[2] on a gs:// lake write what the process engine writes, exact (unknown_id)",
+  "spark engine: the standalone cluster, and local[2] as a Dataproc batch, on a gs:// lake write what the process engine writes, exact (unknown_id)",
   async () => {
     await cluster;
     const s = await setup("gs");
     const local = await setup("gs");
+    // local[2] behind the Dataproc stand-in: the script and variables Dataproc would get run on
+    // real Spark, so the Dataproc path is held to the whole golden result too.
+    const dataproc = startDataprocStandin({
+      pendingPolls: 1,
+      execute: (b) => runBatchOnLocalSpark(local.store, local.uri, b, "local[2]"),
+    });
     try {
       const [spark] = await runHours(s, planFor(s.uri, "unknown_id", SPARK_MASTER_URL), [H]);
       assert.equal(spark.status, "succeeded", spark.error ?? "");
       const want = expected("unknown_id");
       assert.deepEqual(await snapshot(s.db, H), want);
       await assertNoRunFiles(s.store);
-      // local[2] on its own bucket and database: nothing a cluster run wrote can pass for its result.
-      const [l] = await runHours(local, planFor(local.uri, "unknown_id", "local[2]"), [H]);
+      // On its own bucket and database: nothing a cluster run wrote can pass for its result.
+      const [l] = await runHours(
+        local,
+        planFor(local.uri, "unknown_id", "local[2]", dataproc.endpoint),
+        [H],
+        { dataprocToken: () => Promise.resolve("injected-token"), dataprocPollMs: 500 },
+      );
       assert.equal(l.status, "succeeded", l.error ?? "");
       assert.equal(l.rowsRead, rows.length);
+      assert.equal(dataproc.batches.size, 1);
+      const { batchId } = dataprocIds(`run-${l.runId}`);
+      assert.equal(
+        l.consoleUrl,
+        `https://console.cloud.google.com/dataproc/batches/${DATAPROC.region}/${batchId}/summary?project=${DATAPROC.project}`,
+      );
       assert.deepEqual(await snapshot(local.db, H), want);
       await assertNoRunFiles(local.store);
       // The process engine on the same lake and database writes the same rows.
@@ -446,6 +485,7 @@ sparkTest(
       assert.equal(process.status, "succeeded", process.error ?? "");
       assert.deepEqual(await snapshot(s.db, H), want);
     } finally {
+      await dataproc.close();
       await s.close();
       await local.close();
     }
@@ -453,12 +493,13 @@ sparkTest(
 );
 
 sparkTest(
-  "spark engine: the fail policy fails the run on the cluster and writes nothing",
+  "spark engine: the fail policy fails the run on local[2] and writes nothing",
   async () => {
     await cluster;
     const s = await setup("file", false);
     try {
-      const [r] = await runHours(s, planFor(s.uri, "fail", SPARK_MASTER_URL), [H]);
+      // local[2]: the policy is the engine's, after Spark; a cluster run adds only executors' start-up.
+      const [r] = await runHours(s, planFor(s.uri, "fail", "local[2]"), [H]);
       assert.equal(r.status, "failed");
       assert.match(r.error ?? "", /devices have no user metadata/);
       assert.ok(r.unknownDevices > 0);
