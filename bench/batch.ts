@@ -19,7 +19,9 @@
  * venv under `.state/duckdb/`, as many threads as the machine has cores) on
  * the same files doing only read + dedupe + the three group-bys
  * (bench/duckdb_hour.py), the single-machine anchor of the job's read +
- * compute phases (printed). Any option leaves BENCHMARKS.md alone.
+ * compute phases, beside the in-process engine timed the same way (users
+ * loaded first, three runs of the lake read and `computeHour` in one process,
+ * the median), printed. Any option leaves BENCHMARKS.md alone.
  */
 import postgres from "postgres";
 import { parquetRead } from "hyparquet";
@@ -33,6 +35,7 @@ import { DEFAULT_APPS, deviceId } from "../src/simulator/mod.ts";
 import { createLogger, type Logger } from "../src/log.ts";
 import { engineFor } from "../src/batch/spark/mod.ts";
 import { loadUsers } from "../src/batch/users.ts";
+import { computeHour, neededColumns } from "../src/batch/compute.ts";
 import { reconciledSpeedMetrics } from "../src/batch/catalog.ts";
 import type { Plan } from "../src/config/plan.ts";
 import type { Db } from "../src/db/mod.ts";
@@ -119,6 +122,27 @@ async function sparkHour(plan: Plan, store: ObjectStore, db: Db, master: string)
     totalMs: performance.now() - t,
     queryMs: Number(seen.query_ms ?? NaN),
   };
+}
+
+const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+/**
+ * The in-process engine timed as DuckDB is: users loaded first (untimed), then
+ * `runs` times the lake read as the job does it and the hour's computation.
+ */
+async function engineRuns(plan: Plan, store: ObjectStore, db: Db, runs: number) {
+  const users = await loadUsers(db);
+  const columns = neededColumns(plan.batch);
+  const out: { read: number; compute: number }[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t = performance.now();
+    const h = await readHour(store, H, columns, { strings: "dictionary" });
+    const read = performance.now() - t;
+    const c = computeHour(plan.batch, h.columns, h.rows, users);
+    out.push({ read, compute: performance.now() - t - read });
+    if (c.rowsUsed !== EVENTS) throw new Error(`computeHour used ${c.rowsUsed} rows`);
+  }
+  return out;
 }
 
 /** A venv with the pinned DuckDB under `.state/duckdb/`, made on first use; its python. */
@@ -282,19 +306,25 @@ async function main() {
         throw new Error(`DuckDB kept ${d.rows} rows after dedupe, metric totals ${d.bytes}`);
       }
       const ms = d.seconds.map((x) => x * 1000);
-      const median = [...ms].sort((a, b) => a - b)[Math.floor(ms.length / 2)];
       const job = phase("read_ms") + phase("compute_ms");
+      const engine = await engineRuns(plan, store, db, DUCKDB_RUNS);
+      const sums = engine.map((r) => r.read + r.compute);
       duckLines.push(
         `- Raw DuckDB ${d.version} (threads ${d.threads}), read + dedupe on (partition, offset) + the three group-bys (email through the users join), ${
           d.rows.toLocaleString("en-US")
         } rows, groups ${
           Object.entries(d.groups).map(([k, v]) => `${k} ${v.toLocaleString("en-US")}`).join(", ")
-        }: runs ${ms.map((x) => x.toFixed(0)).join(" / ")} ms, median ${median.toFixed(0)} ms.`,
-        `- In-process read + compute ${job} ms (read ${phase("read_ms")} + compute ${
-          phase("compute_ms")
-        }) / DuckDB median: **${(job / median).toFixed(2)}×** (target ≤ 1.5×: ${
-          job <= 1.5 * median ? "met" : "NOT met"
-        }); / DuckDB's first run: ${(job / ms[0]).toFixed(2)}×.`,
+        }: runs ${ms.map((x) => x.toFixed(0)).join(" / ")} ms, median ${median(ms).toFixed(0)} ms.`,
+        `- In-process engine alone, as DuckDB is timed (users loaded beforehand, ${DUCKDB_RUNS} runs in one process: the lake's \`readHour\` as the job reads, then \`computeHour\`: 3 metrics, usage and quota): runs ${
+          engine.map((r) => `${r.read.toFixed(0)} + ${r.compute.toFixed(0)}`).join(" / ")
+        } ms, median ${median(sums).toFixed(0)} ms: **${
+          (median(sums) / median(ms)).toFixed(2)
+        }× DuckDB's median** (target ≤ 1.5×: ${
+          median(sums) <= 1.5 * median(ms) ? "met" : "NOT met"
+        }).`,
+        `- The job's own first run above, read + compute ${job} ms (its read phase shares the thread with its concurrent users load; JIT cold): ${
+          (job / median(ms)).toFixed(2)
+        }× DuckDB's median, ${(job / ms[0]).toFixed(2)}× DuckDB's first run.`,
       );
     }
 
