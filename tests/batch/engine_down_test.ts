@@ -3,7 +3,7 @@
  * API." `main.ts start` (real Kafka, PostgreSQL, a local lake) runs with
  * `batch.engine: spark` on a standalone master that nothing listens on: the
  * past hour's batch run fails (killed at `batch.spark.timeout`, the engine's
- * message in `batch_runs`) and waits for its retry, while the API answers
+ * message in `batch_runs`; the scheduler retries failed runs), while the API answers
  * and the speed layer consumes every event, its totals for the live windows
  * equal to the test's own sums. The failed run writes no batch row.
  */
