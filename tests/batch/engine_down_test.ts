@@ -1,11 +1,13 @@
 /**
  * Issue 18: "A cluster that is down does not stop the speed layer or the
- * API." `main.ts start` (real Kafka, PostgreSQL, a local lake) runs with
- * `batch.engine: spark` on a standalone master that nothing listens on: the
- * past hour's batch run fails (killed at `batch.spark.timeout`, the engine's
- * message in `batch_runs`; the scheduler retries failed runs), while the API answers
- * and the speed layer consumes every event, its totals for the live windows
- * equal to the test's own sums. The failed run writes no batch row.
+ * API", and "new or changed batch metrics re-run their hours on the
+ * configured engine". `main.ts start` (real Kafka, PostgreSQL, a local lake)
+ * batches a past hour in process; then pipeline.yaml is edited while it runs:
+ * `batch.engine: spark` on a standalone master that nothing listens on, and a
+ * new batch metric. The hour's backfill run goes to Spark and fails there
+ * (killed at `batch.spark.timeout`, the engine's message in `batch_runs`),
+ * changing no batch row, while the API answers and the speed layer consumes
+ * every event, its live windows equal to the test's own sums.
  */
 import assert from "node:assert/strict";
 import { createGenerator, type GeneratedItem } from "../../src/simulator/generator.ts";
@@ -20,7 +22,7 @@ const HOUR = 3_600_000;
 
 Deno.test({
   name:
-    "batch.engine spark with its cluster down: the hour's run fails with the engine's message and writes nothing; the API answers and the speed layer counts every event",
+    "batch.engine spark with its cluster down: a new metric's re-run goes to Spark and fails with its message, writing nothing; the API answers and the speed layer counts every event",
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
@@ -52,14 +54,16 @@ Deno.test({
     await migrate(db);
     await insertTestUsers(db, testUsers([...new Set(events.map((e) => e.id))].sort(), 1e12));
     const config = `${dir}/pipeline.yaml`;
-    await Deno.writeTextFile(
-      config,
-      `source:
+    const group = `sparkdown-${crypto.randomUUID()}`;
+    const write = (engine: string, metrics: string) =>
+      Deno.writeTextFile(
+        config,
+        `source:
   kind: kafka
   kafka:
     brokers: ${kafkaBrokers().join(",")}
     topic: ${topic}
-    group: sparkdown-${crypto.randomUUID()}
+    group: ${group}
     dead_letter_topic: ${topic}.dlq
 lake:
   uri: file://${dir}/lake
@@ -70,29 +74,60 @@ api:
   port: ${apiPort}
 batch:
   tick: 1s
-  engine: spark
+  engine: ${engine}
   spark:
     master: ${deadMaster}
     timeout: 10s
-`,
-    );
+  metrics:
+    - { name: antenna_bytes_total, group_by: antenna_id, aggregation: sum, field: bytes }
+${metrics}`,
+      );
+    const runsOf = (hour: number) =>
+      db.query<{ status: string; trigger: string; error: string | null }>(
+        "SELECT status, trigger, error FROM batch_runs WHERE hour = $1::timestamp ORDER BY run_id",
+        [new Date(hour)],
+      );
+    const hourly = async () =>
+      new Map(
+        (await db.query<{ type: string; id: string; value: number }>(
+          "SELECT type, id, value FROM bytes_hourly WHERE timestamp = $1::timestamp",
+          [new Date(past)],
+        )).map((r) => [`${r.type}|${r.id}`, Number(r.value)]),
+      );
+    const pastTotals = new Map<string, number>();
+    for (const e of events) {
+      if (e.timestamp * 1000 >= past + HOUR) continue;
+      const k = `antenna_bytes_total|${e.antenna_id}`;
+      pastTotals.set(k, (pastTotals.get(k) ?? 0) + e.bytes);
+    }
+    // First the process engine batches the past hour…
+    await write("process", "");
     const start = spawnStart(config, `${dir}/start.log`, apiPort);
     try {
-      const failed = await until("the past hour's run failed", async () => {
-        const rows = await db.query<{ status: string; error: string }>(
-          "SELECT status, error FROM batch_runs WHERE hour = $1::timestamp",
-          [new Date(past)],
-        );
-        return rows.find((r) => r.status === "failed");
-      }, 180_000);
+      await until(
+        "the past hour batched in process",
+        async () => (await runsOf(past)).some((r) => r.status === "succeeded") ? true : undefined,
+        120_000,
+      );
+      assert.deepEqual(await hourly(), pastTotals);
+
+      // …then the engine becomes Spark on a cluster that is down, and a new batch
+      // metric asks for the hour again: its run goes to Spark and fails there.
+      await write(
+        "spark",
+        "    - { name: app_events, group_by: app, aggregation: count }\n",
+      );
+      const failed = await until(
+        "the re-run on Spark failed",
+        async () =>
+          (await runsOf(past)).find((r) => r.trigger === "backfill" && r.status === "failed"),
+        180_000,
+      );
       assert.match(
-        failed.error,
+        failed.error ?? "",
         /^Spark did not finish the hour within 10s \(batch\.spark\.timeout\)/,
       );
-      const [{ n: written }] = await db.query<{ n: number }>(
-        "SELECT count(*)::int AS n FROM bytes_hourly",
-      );
-      assert.equal(written, 0, "a failed run writes no batch row");
+      assert.deepEqual(await hourly(), pastTotals, "the failed run changed no batch row");
 
       // The API and the speed layer went on meanwhile.
       const health = await start.get("/health");
