@@ -140,7 +140,10 @@ function foldFields(m: MetricPlan): StringField[] | undefined {
   else if (value !== undefined && value !== "bytes" && value !== "timestamp") return undefined;
   for (const f of read) if (!STRING_FIELDS.has(f)) return undefined;
   // Email and name are the device's: a fold by id already keeps them apart.
-  if (read.has("id")) read.delete("email"), read.delete("name");
+  if (read.has("id")) {
+    read.delete("email");
+    read.delete("name");
+  }
   return [...read] as StringField[];
 }
 
