@@ -25,12 +25,11 @@ import { EVENT_FIELDS } from "../core/vocabulary.ts";
 import type { DictionaryColumn } from "../lake/mod.ts";
 import { UnknownDevicesError } from "./errors.ts";
 
-/** One device's user metadata, with this hour's usage added on during a run. */
+/** One device's user metadata. */
 export interface UserMeta {
   readonly email: string;
   readonly name: string;
   readonly quota: number;
-  usage: number;
 }
 
 /**
@@ -120,25 +119,32 @@ function seconds(col: HourColumns[string] | undefined, n: number): ArrayLike<num
   return out;
 }
 
-type StringField = "id" | "antenna_id" | "app";
+/** The fields with a dictionary: the lake's strings, and the user's email and name (by device). */
+type StringField = "id" | "antenna_id" | "app" | "email" | "name";
+const STRING_FIELDS: ReadonlySet<string> = new Set<StringField>([
+  "id",
+  "antenna_id",
+  "app",
+  "email",
+  "name",
+]);
 
 /**
- * The dictionary columns a metric's rows must agree on to be folded together
- * (email and name come from id), or undefined when it reads another field as
- * more than its aggregated value.
+ * The dictionary columns a metric's rows must agree on to be folded together,
+ * or undefined when it reads another field as more than its aggregated value.
  */
 function foldFields(m: MetricPlan): StringField[] | undefined {
   const { key, filter, value } = metricFields(m);
   const read = new Set<string>([...key, ...filter]);
   if (m.aggregation === "count_distinct") read.add(value!);
   else if (value !== undefined && value !== "bytes" && value !== "timestamp") return undefined;
-  const out = new Set<StringField>();
-  for (const f of read) {
-    if (f === "email" || f === "name" || f === "id") out.add("id");
-    else if (f === "antenna_id" || f === "app") out.add(f);
-    else return undefined;
+  for (const f of read) if (!STRING_FIELDS.has(f)) return undefined;
+  // Email and name are the device's: a fold by id already keeps them apart.
+  if (read.has("id")) {
+    read.delete("email");
+    read.delete("name");
   }
-  return [...out];
+  return [...read] as StringField[];
 }
 
 /** Sum, count, min and max per slot, growing as slots are added. */
@@ -241,6 +247,7 @@ function foldMetric(
 interface Columns {
   readonly idDict: readonly string[];
   readonly idCodes: ArrayLike<number>;
+  /** The lake's string columns; email and name are added once the users are joined. */
   readonly cols: Readonly<Record<StringField, DictionaryColumn | undefined>>;
   readonly bytes: ArrayLike<number> | undefined;
   /** Epoch seconds. */
@@ -253,7 +260,13 @@ function prepared(columns: HourColumns, rows: number): Columns {
   return {
     idDict: ids?.dict ?? [],
     idCodes: ids?.codes ?? new Int32Array(0),
-    cols: { id: ids, antenna_id: coded(columns.antenna_id, rows), app: coded(columns.app, rows) },
+    cols: {
+      id: ids,
+      antenna_id: coded(columns.antenna_id, rows),
+      app: coded(columns.app, rows),
+      email: undefined,
+      name: undefined,
+    },
     bytes: numbers(columns.bytes, rows),
     ts: seconds(columns.timestamp, rows),
   };
@@ -266,12 +279,16 @@ interface Joined {
   readonly unknownRows: number;
   /** 1 for devices whose rows count, 0 for those dropped by policy; undefined: all count. */
   readonly keep: Uint8Array | undefined;
+  /** Each device's bytes in the hour. */
+  readonly deviceBytes: Float64Array;
+  /** The user of unknown devices under `unknown_id`: nobody's usage. */
+  readonly placeholder: UserMeta;
 }
 
 /**
  * The join, once per distinct device: each device's user (or the
- * placeholder of the `unknown_id` policy), each user's usage summed, the
- * devices without metadata. Throws `UnknownDevicesError` under `fail`.
+ * placeholder of the `unknown_id` policy), the devices without metadata.
+ * Throws `UnknownDevicesError` under `fail`.
  */
 function joinUsers(
   batch: BatchPlan,
@@ -287,10 +304,9 @@ function joinUsers(
     deviceRows[code]++;
     if (c.bytes) deviceBytes[code] += c.bytes[i];
   }
-  for (const u of users.values()) u.usage = 0;
   const policy = batch.unknownDevice.policy;
   const id = batch.unknownDevice.id;
-  const placeholder: UserMeta = { email: id, name: id, quota: 0, usage: 0 };
+  const placeholder: UserMeta = { email: id, name: id, quota: 0 };
   const userOf: (UserMeta | undefined)[] = new Array(devices);
   const unknown: string[] = [];
   let unknownRows = 0;
@@ -304,7 +320,6 @@ function joinUsers(
       continue;
     }
     userOf[code] = user;
-    user.usage += deviceBytes[code];
   }
   if (policy === "fail" && unknown.length > 0) {
     throw new UnknownDevicesError(unknown.length, unknownRows, unknown.slice(0, 3));
@@ -315,7 +330,50 @@ function joinUsers(
     keep = new Uint8Array(devices);
     for (let code = 0; code < devices; code++) keep[code] = userOf[code] === undefined ? 0 : 1;
   }
-  return { userOf, unknown, unknownRows, keep };
+  return { userOf, unknown, unknownRows, keep, deviceBytes, placeholder };
+}
+
+/**
+ * A user field as a dictionary column of the hour's rows: the distinct values
+ * of the joined users (placeholder included), coded once per device, so a
+ * metric by email folds 50,000 emails rather than 100,000 devices. Rows of
+ * devices without a user get -1 (they are dropped before any fold reads them).
+ */
+function userColumn(
+  field: "email" | "name",
+  c: Columns,
+  rows: number,
+  userOf: readonly (UserMeta | undefined)[],
+): DictionaryColumn {
+  const index = new Map<string, number>();
+  const dict: string[] = [];
+  const byDevice = new Int32Array(userOf.length).fill(-1);
+  for (let code = 0; code < userOf.length; code++) {
+    const user = userOf[code];
+    if (user === undefined) continue;
+    const v = user[field];
+    let k = index.get(v);
+    if (k === undefined) index.set(v, k = dict.push(v) - 1);
+    byDevice[code] = k;
+  }
+  const codes = new Int32Array(rows);
+  for (let i = 0; i < rows; i++) codes[i] = byDevice[c.idCodes[i]];
+  return { dict, codes };
+}
+
+/**
+ * Each known email's usage in the hour: the sum over its devices with
+ * positive usage (the placeholder of unknown devices is nobody's).
+ */
+function usageOf({ userOf, deviceBytes, placeholder }: Joined): Map<string, number> {
+  const out = new Map<string, number>();
+  for (let code = 0; code < userOf.length; code++) {
+    const user = userOf[code];
+    const usage = deviceBytes[code];
+    if (user === undefined || user === placeholder || usage <= 0) continue;
+    out.set(user.email, (out.get(user.email) ?? 0) + usage);
+  }
+  return out;
 }
 
 /** Row `i` of the hour into `row` (its event fields). */
@@ -372,8 +430,7 @@ function droppedValuesOf(
 
 /**
  * Computes every batch metric, the quota breaches and the unknown devices of
- * one hour. `users` is mutated: each user's `usage` is reset then summed.
- * Throws `UnknownDevicesError` under the `fail` policy.
+ * one hour. Throws `UnknownDevicesError` under the `fail` policy.
  */
 export function computeHour(
   batch: BatchPlan,
@@ -385,27 +442,31 @@ export function computeHour(
   const metrics = batch.metrics.map(compileMetric);
   const accs = metrics.map((m) => new GroupAccumulator(m));
   const c = prepared(columns, rows);
-  const { userOf, unknown, unknownRows, keep } = joinUsers(batch, c, rows, users);
+  const joined = joinUsers(batch, c, rows, users);
+  const { userOf, unknown, unknownRows, keep } = joined;
+  // Email and name as dictionary columns, made for the first metric that reads them.
+  const cols = { ...c.cols };
+  const column = (f: StringField) =>
+    (f === "email" || f === "name") && c.cols.id
+      ? cols[f] ??= userColumn(f, c, rows, userOf)
+      : cols[f];
 
   const rowWise: number[] = [];
   batch.metrics.forEach((plan, j) => {
     const fields = foldFields(plan);
-    if (!fields || fields.some((f) => !c.cols[f])) return void rowWise.push(j);
+    if (!fields || fields.some((f) => !column(f))) return void rowWise.push(j);
     const values = plan.aggregation === "count" || plan.aggregation === "count_distinct"
       ? undefined
       : plan.field === "bytes"
       ? c.bytes
       : c.ts;
-    foldMetric(accs[j], fields, c.cols, values, rows, keep, c.idCodes, userOf);
+    foldMetric(accs[j], fields, cols, values, rows, keep, c.idCodes, userOf);
   });
   foldRowWise(rowWise.map((j) => metrics[j]), rowWise.map((j) => accs[j]), c, rows, userOf);
 
   const out = new Map<string, Map<string, number>>();
   for (const acc of accs) out.set(acc.metric.name, acc.results());
-  const usageByEmail = new Map<string, number>();
-  for (const u of users.values()) {
-    if (u.usage > 0) usageByEmail.set(u.email, (usageByEmail.get(u.email) ?? 0) + u.usage);
-  }
+  const usageByEmail = usageOf(joined);
   const quotaByEmail = quotasByEmail(users.values());
   return {
     metrics: out,

@@ -10,7 +10,7 @@ export async function loadUsers(db: Queryable): Promise<Map<string, UserMeta>> {
   const rows = await readUsers(db);
   const out = new Map<string, UserMeta>();
   for (const r of rows) {
-    out.set(r.id, { email: r.email, name: r.name, quota: r.quota, usage: 0 });
+    out.set(r.id, { email: r.email, name: r.name, quota: r.quota });
   }
   return out;
 }
