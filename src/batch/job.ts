@@ -187,7 +187,7 @@ async function readAndCompute(
   phases.lap("seq_ms");
   const { data, result } = deps.engine
     ? await onEngine(deps, deps.engine, hour, runId, reconciled, phases, stats)
-    : await inProcess(deps, hour, reconciled, phases);
+    : await inProcess(deps, hour, reconciled, phases, stats);
   stats.rowsRead = data.rows;
   stats.filesRead = data.files;
   // Nothing in the lake for an hour before any data: empty (empty_hour.ts).
@@ -218,11 +218,15 @@ async function inProcess(
   hour: number,
   reconciled: readonly MetricPlan[],
   phases: Phases,
+  stats: Partial<RunStats>,
 ): Promise<{ data: LakeRead; result: HourResult }> {
   const [users, read] = await Promise.all([
     phases.timed("users_ms", loadUsers(deps.db)),
     phases.timed("read_ms", readWhole(deps, hour, neededColumns(deps.plan.batch, reconciled))),
   ]);
+  // A run the `fail` policy stops in computeHour still records what it read.
+  stats.rowsRead = read.rows;
+  stats.filesRead = fileCount(read.files);
   phases.restart();
   const result = computeHour(deps.plan.batch, read.columns, read.rows, users, reconciled);
   phases.lap("compute_ms");

@@ -225,6 +225,20 @@ Deno.test("runHour() handles devices without metadata by policy, never silently"
       assert.equal(s.status, "failed");
       assert.match(s.error!, new RegExp(`1 devices have no user metadata.*${deviceId(77)}`));
       assert.deepEqual(await hourlyRows(env.db, H), before); // the previous result stands
+      // The failed run still records what it read: what the last successful run read.
+      const read = (where: string, p: unknown) =>
+        env.db.query<{ rows_read: number; files_read: number }>(
+          `SELECT rows_read, files_read FROM batch_runs WHERE ${where} ORDER BY run_id DESC LIMIT 1`,
+          [p],
+        );
+      const [ok] = await read("hour = $1::timestamp AND status = 'succeeded'", new Date(H));
+      const [failed] = await read("run_id = $1", s.runId);
+      assert.ok(Number(ok.rows_read) > 0);
+      assert.deepEqual([s.rowsRead, s.filesRead], [Number(ok.rows_read), Number(ok.files_read)]);
+      assert.deepEqual([Number(failed.rows_read), Number(failed.files_read)], [
+        s.rowsRead,
+        s.filesRead,
+      ]);
     });
   } finally {
     await env.done();
