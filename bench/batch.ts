@@ -19,9 +19,10 @@
  * venv under `.state/duckdb/`, as many threads as the machine has cores) on
  * the same files doing only read + dedupe + the three group-bys
  * (bench/duckdb_hour.py), the single-machine anchor of the job's read +
- * compute phases, beside the in-process engine timed the same way (users
- * loaded first, three runs of the lake read and `computeHour` in one process,
- * the median), printed. Any option leaves BENCHMARKS.md alone.
+ * compute phases, beside the in-process engine timed the same way (in a
+ * process of its own with `start`'s V8 flags: users loaded first, three runs
+ * of the lake read and `computeHour`, the median), printed. Any option leaves
+ * BENCHMARKS.md alone.
  */
 import postgres from "postgres";
 import { parquetRead } from "hyparquet";
@@ -127,11 +128,17 @@ async function sparkHour(plan: Plan, store: ObjectStore, db: Db, master: string)
 const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 /**
- * The in-process engine timed as DuckDB is: users loaded first (untimed), then
- * `runs` times the lake read as the job does it and the hour's computation.
+ * The in-process engine timed as DuckDB is: in a process of its own (with the
+ * `start` task's V8 flags, as the job runs), users loaded first (untimed),
+ * then `runs` times the lake read as the job does it and the hour's
+ * computation. Prints `{ read, compute }[]` (ms) as JSON.
  */
-async function engineRuns(plan: Plan, store: ObjectStore, db: Db, runs: number) {
+async function engineRunsChild(dir: string, dbUrl: string, runs: number): Promise<void> {
+  const plan = testPlan({ lakeUri: `file://${dir}` });
+  const store = openStore(plan.lake);
+  const db = await openDb({ url: dbUrl, maxConnections: 1 });
   const users = await loadUsers(db);
+  await db.close();
   const columns = neededColumns(plan.batch);
   const out: { read: number; compute: number }[] = [];
   for (let i = 0; i < runs; i++) {
@@ -142,7 +149,28 @@ async function engineRuns(plan: Plan, store: ObjectStore, db: Db, runs: number) 
     out.push({ read, compute: performance.now() - t - read });
     if (c.rowsUsed !== EVENTS) throw new Error(`computeHour used ${c.rowsUsed} rows`);
   }
-  return out;
+  console.log(JSON.stringify(out));
+}
+
+async function engineRuns(dir: string, dbUrl: string, runs: number) {
+  const r = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      ...startV8Flags(),
+      import.meta.filename!,
+      "--engine-runs",
+      dir,
+      dbUrl,
+      String(runs),
+      "--events",
+      String(EVENTS),
+    ],
+    env: { BENCH_START_FLAGS: "1" },
+    stderr: "inherit",
+  }).output();
+  if (!r.success) throw new Error("the engine runs' process failed");
+  return JSON.parse(new TextDecoder().decode(r.stdout)) as { read: number; compute: number }[];
 }
 
 /**
@@ -309,7 +337,7 @@ async function sparkLinesOf(plan: Plan, store: ObjectStore, db: Db): Promise<str
 async function duckdbLines(
   dir: string,
   users: readonly { id: string; email: string }[],
-  at: { plan: Plan; store: ObjectStore; db: Db },
+  dbUrl: string,
   /** The job's own read + compute phases. */
   job: number,
 ): Promise<string[]> {
@@ -318,7 +346,7 @@ async function duckdbLines(
     throw new Error(`DuckDB kept ${d.rows} rows after dedupe, metric totals ${d.bytes}`);
   }
   const ms = d.seconds.map((x) => x * 1000);
-  const engine = await engineRuns(at.plan, at.store, at.db, DUCKDB_RUNS);
+  const engine = await engineRuns(dir, dbUrl, DUCKDB_RUNS);
   const sums = engine.map((r) => r.read + r.compute);
   return [
     `- Raw DuckDB ${d.version} (threads ${d.threads}), read + dedupe on (partition, offset) + the three group-bys (email through the users join), ${
@@ -326,7 +354,7 @@ async function duckdbLines(
     } rows, groups ${
       Object.entries(d.groups).map(([k, v]) => `${k} ${v.toLocaleString("en-US")}`).join(", ")
     }: runs ${ms.map((x) => x.toFixed(0)).join(" / ")} ms, median ${median(ms).toFixed(0)} ms.`,
-    `- In-process engine alone, as DuckDB is timed (users loaded beforehand, ${DUCKDB_RUNS} runs in one process: the lake's \`readHour\` as the job reads, then \`computeHour\`: 3 metrics, usage and quota): runs ${
+    `- In-process engine alone, as DuckDB is timed (a process of its own with \`start\`'s V8 flags, users loaded beforehand, ${DUCKDB_RUNS} runs in it: the lake's \`readHour\` as the job reads, then \`computeHour\`: 3 metrics, usage and quota): runs ${
       engine.map((r) => `${r.read.toFixed(0)} + ${r.compute.toFixed(0)}`).join(" / ")
     } ms, median ${median(sums).toFixed(0)} ms: **${
       (median(sums) / median(ms)).toFixed(2)
@@ -398,6 +426,9 @@ async function duckdbHour(dir: string, users: readonly { id: string; email: stri
 
 async function main() {
   if (Deno.args[0] === "--write-lake") return await writeLake(Deno.args[1]);
+  if (Deno.args[0] === "--engine-runs") {
+    return await engineRunsChild(Deno.args[1], Deno.args[2], Number(Deno.args[3]));
+  }
 
   const info = await stackUp(["postgres"]);
   const dbName = `bench_batch_${crypto.randomUUID().slice(0, 8)}`;
@@ -419,7 +450,7 @@ async function main() {
 
     const phase = (k: string) => Number(phases[k] ?? 0);
     const duckLines = DUCKDB
-      ? await duckdbLines(dir, users, { plan, store, db }, phase("read_ms") + phase("compute_ms"))
+      ? await duckdbLines(dir, users, url.toString(), phase("read_ms") + phase("compute_ms"))
       : [];
 
     const sparkLines = SPARK ? await sparkLinesOf(plan, store, db) : [];
