@@ -11,6 +11,7 @@
  */
 import { parquetMetadataAsync, parquetRead } from "hyparquet";
 import type { AsyncBuffer, ColumnData, FileMetaData } from "hyparquet";
+import { decodeDictionaryChunk } from "./dictionary_column.ts";
 import { LakeFileError, StoreError } from "./errors.ts";
 import { LAKE_COLUMNS, type LakeColumn, SCHEMA } from "./format.ts";
 import type { ObjectStore } from "./store.ts";
@@ -55,23 +56,28 @@ export class StringDictionary {
 
   /** The code of the UTF-8 string `bytes`, added if new. */
   codeOfBytes(bytes: Uint8Array): number {
-    const n = bytes.length;
+    return this.codeOfRange(bytes, 0, bytes.length);
+  }
+
+  /** The code of the UTF-8 string `buf[start, end)`, added if new. */
+  codeOfRange(buf: Uint8Array, start: number, end: number): number {
+    const n = end - start;
     let h = 0x811c9dc5 ^ n;
-    for (let i = 0; i < n; i++) h = Math.imul(h ^ bytes[i], 0x01000193);
+    for (let i = start; i < end; i++) h = Math.imul(h ^ buf[i], 0x01000193);
     const slots = this.#slots;
     const mask = slots.length - 1;
     for (let s = h & mask;; s = (s + 1) & mask) {
       const c = slots[s];
-      if (c < 0) return this.#add(bytes, h, s);
-      if (this.#hash[c] === h && this.#equals(c, bytes)) return c;
+      if (c < 0) return this.#add(buf.subarray(start, end), h, s);
+      if (this.#hash[c] === h && this.#equals(c, buf, start, n)) return c;
     }
   }
 
-  #equals(c: number, bytes: Uint8Array): boolean {
+  #equals(c: number, buf: Uint8Array, start: number, n: number): boolean {
     const from = this.#start[c];
-    if (this.#start[c + 1] - from !== bytes.length) return false;
+    if (this.#start[c + 1] - from !== n) return false;
     const stored = this.#bytes;
-    for (let i = 0; i < bytes.length; i++) if (stored[from + i] !== bytes[i]) return false;
+    for (let i = 0; i < n; i++) if (stored[from + i] !== buf[start + i]) return false;
     return true;
   }
 
@@ -223,10 +229,18 @@ export async function readRowsInto(
       await parquetRead({ ...read, columns: plain, parsers: PARSERS });
     }
     // One read per coded column: the string parser is per read, and it turns
-    // each dictionary entry (or plain value) into its code.
+    // each dictionary entry (or plain value) into its code. A whole file in
+    // the lake writer's layout takes the fast path (dictionary_column.ts).
     for (const c of columns) {
       const dict = dictionaries[c];
       if (!dict || rows === 0) continue;
+      if (start === 0 && end === fileRows) {
+        const dst = cols[c] as Int32Array;
+        if (await readCodedChunks(file, metadata, c, dict, dst, at)) {
+          seen[c] += rows;
+          continue;
+        }
+      }
       const parsers = { ...PARSERS, stringFromBytes: (b: Uint8Array) => dict.codeOfBytes(b) };
       await parquetRead({ ...read, columns: [c], parsers });
     }
@@ -240,6 +254,41 @@ export async function readRowsInto(
     if (err instanceof LakeFileError || err instanceof StoreError) throw err;
     throw new LakeFileError(key, (err as Error)?.message ?? String(err), { cause: err });
   }
+}
+
+/**
+ * Every row group's chunk of the string column `name` as codes of `dict`
+ * into `out` from `at`, through the fast path; false as soon as a chunk is
+ * not in its layout (the caller then reads the column through hyparquet,
+ * overwriting whatever was written).
+ */
+async function readCodedChunks(
+  file: AsyncBuffer,
+  metadata: FileMetaData,
+  name: LakeColumn,
+  dict: StringDictionary,
+  out: Int32Array,
+  at: number,
+): Promise<boolean> {
+  let row = at;
+  for (const group of metadata.row_groups) {
+    const meta = group.columns.find((c) => c.meta_data?.path_in_schema.join(".") === name)
+      ?.meta_data;
+    if (!meta) return false;
+    // The dictionary page comes first; an offset of 0 (the file's magic) means none.
+    const data = Number(meta.data_page_offset);
+    const dictAt = Number(meta.dictionary_page_offset ?? 0);
+    const from = dictAt > 0 ? Math.min(dictAt, data) : data;
+    const bytes = new Uint8Array(await file.slice(from, from + Number(meta.total_compressed_size)));
+    const rows = Number(group.num_rows);
+    try {
+      if (!decodeDictionaryChunk(bytes, meta, rows, dict, out, row)) return false;
+    } catch {
+      return false; // not this layout after all: hyparquet reads it, or says what is wrong
+    }
+    row += rows;
+  }
+  return true;
 }
 
 /** The footer of a lake file (its row count and schema). */
