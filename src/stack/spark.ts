@@ -139,9 +139,13 @@ UNION ALL SELECT 'c', s.item, s.value, 0 FROM (SELECT stack(2, 'rows', count(*),
 UNION ALL SELECT 'd', id, CAST(max(bytes) AS BIGINT), 0 FROM (SELECT DISTINCT id, bytes FROM joined ORDER BY id LIMIT 5) GROUP BY id;
 `;
 
-/** Makes DRIVER_CDS_ARCHIVE unless it exists: one local spark-sql run, dumped at its exit. */
+/**
+ * Makes DRIVER_CDS_ARCHIVE unless it exists: one local spark-sql run, dumped
+ * at its exit. Not on CI: a fresh CI machine would make it for one test run,
+ * and the minute it takes is more than its ~5 s per test driver saves there.
+ */
 async function makeDriverArchive(home: string): Promise<void> {
-  if (await exists(DRIVER_CDS_ARCHIVE)) return;
+  if (Deno.env.get("CI") === "true" || await exists(DRIVER_CDS_ARCHIVE)) return;
   log_.info("making the Spark driver's class archive (once, about a minute)", {
     archive: DRIVER_CDS_ARCHIVE,
   });
