@@ -27,6 +27,8 @@ function varint(c: Cursor): number {
   let v = 0;
   let shift = 0;
   for (;;) {
+    // A truncated chunk: the caller falls back to hyparquet, which names the file.
+    if (c.at >= c.bytes.length) throw new RangeError("varint past the end of the chunk");
     const b = c.bytes[c.at++];
     v += (b & 0x7f) * 2 ** shift;
     if (b < 0x80) return v;
@@ -165,6 +167,7 @@ function writeIndices(
       let data = 0, bits = 0;
       while (count > 0) {
         while (bits < width) {
+          if (c.at >= bytes.length) return false;
           data |= bytes[c.at++] << bits;
           bits += 8;
         }
@@ -180,6 +183,7 @@ function writeIndices(
     } else {
       const count = header >>> 1;
       let v = 0;
+      if (c.at + ((width + 7) >> 3) > bytes.length) return false;
       for (let i = 0; i < (width + 7) >> 3; i++) v |= bytes[c.at++] << (8 * i);
       if (count > n - seen || v >= codes.length) return false;
       out.fill(codes[v], at + seen, at + seen + count);

@@ -136,3 +136,29 @@ Deno.test("the fast path turns down PLAIN strings, and readHour() reads them thr
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("the fast path never takes a truncated chunk for a whole one", () => {
+  const n = 5_000;
+  const bytes = encodeColumns(columns(n, 800), n);
+  const meta = parquetMetadata(bytes.slice().buffer);
+  const m = meta.row_groups[0].columns.find((c) => c.meta_data!.path_in_schema[0] === "id")!
+    .meta_data!;
+  const from = Number(m.dictionary_page_offset ?? m.data_page_offset);
+  const chunk = bytes.subarray(from, from + Number(m.total_compressed_size));
+  for (const share of [0.1, 0.5, 0.9, 0.999]) {
+    let taken: boolean;
+    try {
+      taken = decodeDictionaryChunk(
+        chunk.subarray(0, Math.floor(chunk.length * share)),
+        m,
+        n,
+        new StringDictionary(),
+        new Int32Array(n),
+        0,
+      );
+    } catch {
+      taken = false; // readCodedChunks turns a throw into a fallback too
+    }
+    assert.equal(taken, false, `cut at ${share}`);
+  }
+});
