@@ -303,6 +303,8 @@ export interface RawBatchSparkConfig {
   readonly conf?: string[] | string;
   /** An hour's Spark run that has not finished after this is killed and fails (the scheduler retries it). Default: `30m`. */
   readonly timeout?: string;
+  /** A run on a standalone cluster fails, with the executors' last exit reason, once this many of its executors have died (exited, or lost with their worker), instead of running on until `timeout` while the master relaunches them. Spark retries the tasks of a lost executor, so fewer losses only slow a run. YARN and Kubernetes apply Spark's own `spark.executor.maxNumFailures`. Default: `10`. */
+  readonly max_executor_failures?: number | Interpolated;
   /** Run each hour as a Dataproc Serverless Spark SQL batch instead of `spark-sql` (set `project` to turn it on); the lake must be on gs://. */
   readonly dataproc?: {
     /** Google Cloud project of the batches; unset = Dataproc off. */
@@ -688,6 +690,8 @@ export interface BatchSparkConfig {
   readonly conf: readonly string[];
   /** An hour's Spark run that has not finished after this is killed and fails (the scheduler retries it). Default: `30m`. */
   readonly timeout: number;
+  /** A run on a standalone cluster fails, with the executors' last exit reason, once this many of its executors have died (exited, or lost with their worker), instead of running on until `timeout` while the master relaunches them. Spark retries the tasks of a lost executor, so fewer losses only slow a run. YARN and Kubernetes apply Spark's own `spark.executor.maxNumFailures`. Default: `10`. */
+  readonly max_executor_failures: number;
   /** Run each hour as a Dataproc Serverless Spark SQL batch instead of `spark-sql` (set `project` to turn it on); the lake must be on gs://. */
   readonly dataproc: {
     /** Google Cloud project of the batches; unset = Dataproc off. */

@@ -37,6 +37,8 @@ const WORKERS = [
 ] as const;
 
 const DIR = `${STATE_DIR}/spark`;
+/** The workers' folder: each executor's stdout and stderr in `<app id>/<executor id>/`. */
+export const SPARK_WORK_DIR = `${DIR}/work`;
 const VENV = `${DIR}/venv`;
 const PIP_MARKER = `${DIR}/pyspark.version`;
 const JARS = `${DIR}/jars`;
@@ -194,7 +196,7 @@ function daemonEnv(home: string): Record<string, string> {
     SPARK_LOCAL_IP: "127.0.0.1",
     SPARK_DAEMON_MEMORY: "256m",
     SPARK_LOG_DIR: DIR,
-    SPARK_WORKER_DIR: `${DIR}/work`,
+    SPARK_WORKER_DIR: SPARK_WORK_DIR,
   };
 }
 
@@ -258,7 +260,7 @@ async function startWorker(home: string, i: number): Promise<void> {
     "--memory",
     "1g",
     "--work-dir",
-    `${DIR}/work`,
+    SPARK_WORK_DIR,
   ], { logFile: workerLog(i), pidFile: workerPid(i), env: daemonEnv(home) });
 }
 

@@ -264,6 +264,7 @@ export async function runBatchOnLocalSpark(
       "spark.driver.extraJavaOptions": await shortDriverJavaOptions(),
     },
     timeoutMs: 600_000,
+    maxExecutorFailures: 10,
     gcs: { jar: GCS_CONNECTOR_JAR, endpoint: gcsEndpoint(), projectId: "test" },
   })({
     runKey: "standin",

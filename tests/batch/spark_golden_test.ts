@@ -7,16 +7,19 @@
  * and on the GCS emulator. `bytes_hourly`, `user_quota_limit`,
  * `batch_reconciliation` and the quota-alert verdicts must be identical across
  * engines and equal to totals computed here with plain loops over the events
- * written. A script that fails on Spark fails the run with Spark's message and
- * writes nothing.
+ * written. The cluster run with a local lake loses an executor that has run
+ * tasks (SIGKILL) and must still be exact. A script that fails on Spark, and
+ * executors that keep dying, fail the run with Spark's reason and write
+ * nothing.
  *
  * Each Spark run starts a JVM (tens of seconds on this machine; a cluster
  * run also starts an executor on each worker), so the matrix is lean: drop on
  * local[2] and on the cluster with a local lake, unknown_id on the cluster and
  * on local[2] with a gs:// lake (the latter as a Dataproc batch: the stand-in
  * of tests/_support/dataproc_standin.ts runs it on local Spark), fail on
- * local[2] with a local lake, and a broken lake file on local[2]: six runs,
- * two of them on the cluster. Speed alerts lie in quota_alerts before each run, so the verdicts
+ * local[2] with a local lake, a broken lake file on local[2], and executors
+ * that cannot start on the cluster (a few seconds: no query runs): seven runs,
+ * three of them on the cluster. Speed alerts lie in quota_alerts before each run, so the verdicts
  * (confirmed, unconfirmed, late) and quota_alert_reconciliation are compared
  * too.
  */
@@ -43,6 +46,7 @@ import { type Plan, planFromYaml, type UnknownDevicePolicy } from "../../src/con
 import { createLogger } from "../../src/log.ts";
 import { SPARK_MASTER_URL, stackUp } from "../../src/stack/mod.ts";
 import { SHORT_JVM_OPTIONS, shortDriverJavaOptions } from "../../src/stack/spark.ts";
+import { killAnExecutor } from "../_support/spark_executors.ts";
 
 const H = Date.UTC(2026, 10, 28, 10);
 const EMPTY = H + 3_600_000;
@@ -71,6 +75,8 @@ function planFor(
   policy: UnknownDevicePolicy,
   master?: string,
   dataprocEndpoint?: string,
+  /** More `batch.spark` lines, and `conf` lines over the test's own. */
+  more: { spark?: string; conf?: readonly string[] } = {},
 ): Plan {
   const gcs = lakeUri.startsWith("gs://");
   const dataproc = dataprocEndpoint
@@ -91,7 +97,9 @@ ${dataproc}    conf:
       - "spark.driver.extraJavaOptions=${driverJava}"
       - "spark.executor.extraJavaOptions=${SHORT_JVM_OPTIONS}"
       - spark.executor.memory=512m
-  unknown_device: { policy: ${policy}, id: ${UNKNOWN} }
+${(more.conf ?? []).map((c) => `      - "${c}"\n`).join("")}${
+      more.spark ? `    ${more.spark}\n` : ""
+    }  unknown_device: { policy: ${policy}, id: ${UNKNOWN} }
   metrics:
 ${METRICS}`,
     { env: {} },
@@ -432,7 +440,12 @@ sparkTest(
       assert.deepEqual(await snapshot(spark.db, H), want);
       assert.deepEqual(await snapshot(spark.db, EMPTY), await snapshot(process.db, EMPTY));
       await assertNoRunFiles(spark.store);
-      const [c] = await runHours(onCluster, planFor(onCluster.uri, "drop", SPARK_MASTER_URL), [H]);
+      // An executor of the cluster run is killed in the middle of it: Spark runs its
+      // tasks again elsewhere, and the hour must still be exact (nothing lost, nothing twice).
+      const killer = killAnExecutor();
+      const [c] = await runHours(onCluster, planFor(onCluster.uri, "drop", SPARK_MASTER_URL), [H])
+        .finally(killer.stop);
+      assert.ok(await killer.killed, "no executor of the cluster run was killed");
       assert.equal(c.status, "succeeded", c.error ?? "");
       assert.deepEqual([c.rowsRead, c.filesRead], [rows.length, p[0].filesRead]);
       assert.deepEqual(await snapshot(onCluster.db, H), want);
@@ -517,6 +530,39 @@ sparkTest(
         quota_alerts: [],
         quota_alert_reconciliation: [],
       });
+      await assertNoRunFiles(s.store);
+    } finally {
+      await s.close();
+    }
+  },
+);
+
+sparkTest(
+  "spark engine: executors that keep dying on the cluster fail the run with their exit reason, not at the timeout, and it writes nothing",
+  async () => {
+    await cluster;
+    const s = await setup("file", false);
+    try {
+      // An executor JVM that cannot start: the master would relaunch it until batch.spark.timeout.
+      const plan = planFor(s.uri, "drop", SPARK_MASTER_URL, undefined, {
+        conf: ["spark.executor.extraJavaOptions=-Xss1k"],
+        spark: "max_executor_failures: 4",
+      });
+      const [r] = await runHours(s, plan, [H]);
+      assert.equal(r.status, "failed");
+      assert.match(
+        r.error ?? "",
+        /^the cluster's executors keep failing: 4 lost \(batch\.spark\.max_executor_failures\), the last: Command exited with code 1; each one's stderr is on its worker, in work\/app-\d+-\d+\/<executor id>\/$/,
+      );
+      assert.deepEqual(await snapshot(s.db, H), {
+        bytes_hourly: [],
+        user_quota_limit: [],
+        batch_reconciliation: [],
+        quota_alerts: [],
+        quota_alert_reconciliation: [],
+      });
+      // Not completed: the scheduler runs the hour again, as after any failed run.
+      assert.deepEqual(await s.db.query("SELECT hour FROM batch_hours"), []);
       await assertNoRunFiles(s.store);
     } finally {
       await s.close();

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { ConfigError, planFromYaml } from "../../src/config/mod.ts";
 import { lastWords, loopbackMaster, queryMs, sparkConf } from "../../src/batch/spark/runner.ts";
 import { engineFor } from "../../src/batch/spark/mod.ts";
+import { ExecutorWatch } from "../../src/batch/spark/executors.ts";
 
 const problems = (yaml: string): string[] => {
   try {
@@ -38,6 +39,7 @@ Deno.test("batch.engine defaults to process; spark compiles its settings", () =>
     home: undefined,
     conf: { "spark.executor.memory": "2g", "spark.driver.extraJavaOptions": "-Da=b -Dc=d" },
     timeoutMs: 120_000,
+    maxExecutorFailures: 10,
     dataproc: undefined,
   });
   assert.equal(engineFor(plan)?.name, "spark");
@@ -50,6 +52,9 @@ Deno.test("batch.spark is validated with precise errors", () => {
   const master = problems("batch:\n  spark: { master: 'http://x' }\n");
   assert.equal(master.length, 1);
   assert.match(master[0], /^batch\.spark\.master: .*local, local\[N\], spark:\/\/host:port/);
+  assert.deepEqual(problems("batch:\n  spark: { max_executor_failures: 0 }\n"), [
+    "batch.spark.max_executor_failures: must be at least 1, got 0",
+  ]);
   const conf = problems("batch:\n  spark: { conf: [executor.memory=2g] }\n");
   assert.equal(conf.length, 1);
   assert.match(conf[0], /^batch\.spark\.conf\[0\]: .*spark\.<key>=<value>/);
@@ -69,7 +74,7 @@ Deno.test("batch.spark is validated with precise errors", () => {
 });
 
 Deno.test("sparkConf() keeps a loopback master's driver on 127.0.0.1 and sets up gs:// for an emulator", () => {
-  const base = { home: "/s", conf: {}, timeoutMs: 1000 };
+  const base = { home: "/s", conf: {}, timeoutMs: 1000, maxExecutorFailures: 10 };
   const local = sparkConf({ ...base, master: "local[2]" }, { gcs: false });
   assert.equal(local["spark.driver.host"], "127.0.0.1");
   assert.equal(local["spark.sql.session.timeZone"], "UTC");
@@ -124,6 +129,31 @@ Caused by: java.lang.InterruptedException: AbstractBootstrap$PendingRegistration
     lastWords(stderr),
     "org.apache.spark.SparkException: [FAILED_READ_FILE.CANNOT_READ_FILE_FOOTER] Encountered error while reading file file:///l/x.parquet. SQLSTATE: KD001 | Error in TaskCompletionListener | Aborting task | Failed to check existence of class GeneratedClass on REPL class server | Caused by: java.lang.InterruptedException: AbstractBootstrap$PendingRegistrationPromise@7aa97862(incomplete)",
   );
+});
+
+// A standalone driver's lines (Spark 4.1, executors started with an impossible -Xss1k).
+const DRIVER = (n: number, reason: string) =>
+  `26/12/07 12:51:07 INFO StandaloneSchedulerBackend: Executor app-20261207125107-0001/${n} removed: ${reason}`;
+
+Deno.test("ExecutorWatch fails a run once max_executor_failures executors died, naming the last reason and the application", () => {
+  const watch = new ExecutorWatch(3);
+  const lines = [
+    "26/12/07 12:51:07 INFO StandaloneSchedulerBackend: Connected to Spark cluster with app ID app-20261207125107-0001",
+    "26/12/07 12:51:07 INFO StandaloneSchedulerBackend: Granted executor ID app-20261207125107-0001/0 on hostPort 127.0.0.1:18081 with 1 core(s), 512.0 MiB RAM",
+    DRIVER(1, "Command exited with code 1"),
+    // Given back by the driver (dynamic allocation), not a failure.
+    DRIVER(2, "Executor killed by driver."),
+    "26/12/07 12:51:08 WARN TaskSchedulerImpl: Lost executor 0 on 127.0.0.1: worker lost",
+    DRIVER(0, "worker lost"),
+  ];
+  assert.deepEqual(lines.map((l) => watch.line(l)), lines.map(() => undefined));
+  assert.equal(watch.failures, 2);
+  assert.equal(
+    watch.line(DRIVER(3, "Command exited with code 137")),
+    "the cluster's executors keep failing: 3 lost (batch.spark.max_executor_failures), the last: Command exited with code 137; each one's stderr is on its worker, in work/app-20261207125107-0001/<executor id>/",
+  );
+  // One lost executor is Spark's to replace: the run goes on.
+  assert.equal(new ExecutorWatch(10).line(DRIVER(0, "Command exited with code 137")), undefined);
 });
 
 Deno.test("queryMs() is the time spark-sql reports for the script's last statements", () => {

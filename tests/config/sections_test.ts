@@ -82,6 +82,7 @@ batch:
     home: /opt/spark
     conf: [spark.executor.memory=2g]
     timeout: 5m
+    max_executor_failures: 3
     dataproc:
       project: p
       region: europe-west1

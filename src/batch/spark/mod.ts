@@ -55,6 +55,7 @@ function runnerFor(plan: Plan, options: EngineOptions): SparkRunner {
       master: spark.master,
       conf: { ...DEFAULT_CONF, ...spark.conf },
       timeoutMs: spark.timeoutMs,
+      maxExecutorFailures: spark.maxExecutorFailures,
       gcs: { jar, endpoint: plan.lake.gcsEndpoint, projectId: plan.lake.gcsProjectId },
     });
     return await run(job);

@@ -10,6 +10,7 @@
 import { SparkRunError } from "./errors.ts";
 import { COMPUTE_STATEMENTS } from "./render.ts";
 import type { SparkJob, SparkRunner } from "./engine.ts";
+import { EXECUTOR_LOGGER, ExecutorWatch } from "./executors.ts";
 
 export interface SparkSqlOptions {
   /** A SPARK_HOME holding `bin/spark-sql`. */
@@ -20,6 +21,8 @@ export interface SparkSqlOptions {
   readonly conf: Readonly<Record<string, string>>;
   /** The run is killed and fails after this long, ms. */
   readonly timeoutMs: number;
+  /** The run is killed and fails once this many of its executors died (executors.ts). */
+  readonly maxExecutorFailures: number;
   /** For a `gs://` lake: the GCS connector jar, and an emulator endpoint (no auth) if any. */
   readonly gcs?: { readonly jar?: string; readonly endpoint?: string; readonly projectId?: string };
 }
@@ -88,13 +91,35 @@ export function lastWords(output: string, max = 3): string {
   return [...first, ...last, ...(cause ? [cause] : [])].join(" | ").slice(0, 2000);
 }
 
-/** Keeps the last `max` lines of a stream (Spark can print a lot). */
-async function tail(stream: ReadableStream<Uint8Array>, max = 300): Promise<string> {
+/**
+ * The driver's logging: Spark's own console layout and level (WARN), plus the
+ * INFO lines in which a standalone driver reports executors granted and lost
+ * (executors.ts). Passed as a system property of the driver's JVM, so the
+ * user's `spark.driver.extraJavaOptions` stay theirs.
+ */
+const DRIVER_LOG4J = `rootLogger.level = warn
+rootLogger.appenderRef.stderr.ref = console
+appender.console.type = Console
+appender.console.name = console
+appender.console.target = SYSTEM_ERR
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = %d{yy/MM/dd HH:mm:ss} %p %c{1}: %m%n%ex
+logger.executors.name = ${EXECUTOR_LOGGER}
+logger.executors.level = info
+`;
+
+/** Keeps the last `max` lines of a stream (Spark can print a lot), each line shown to `onLine`. */
+async function tail(
+  stream: ReadableStream<Uint8Array>,
+  onLine: (line: string) => void = () => {},
+  max = 300,
+): Promise<string> {
   const lines: string[] = [];
   let rest = "";
   for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
     const parts = (rest + chunk).split("\n");
     rest = parts.pop()!;
+    for (const line of parts) onLine(line);
     lines.push(...parts);
     if (lines.length > max) lines.splice(0, lines.length - max);
   }
@@ -123,6 +148,7 @@ export function sparkSqlRunner(options: SparkSqlOptions): SparkRunner {
     // Every return below is a finished run (a failure throws).
     try {
       await Deno.writeTextFile(`${dir}/hour.sql`, job.script);
+      await Deno.writeTextFile(`${dir}/log4j2.properties`, DRIVER_LOG4J);
       const args = ["--master", options.master, "--name", `antenna-lambda ${job.runKey}`];
       for (const [k, v] of Object.entries(sparkConf(options, job))) {
         args.push("--conf", `${k}=${v}`);
@@ -136,6 +162,11 @@ export function sparkSqlRunner(options: SparkSqlOptions): SparkRunner {
           cwd: dir,
           env: {
             SPARK_HOME: options.home,
+            // The driver runs in spark-submit's JVM (client mode), which takes these options.
+            SPARK_SUBMIT_OPTS: [
+              Deno.env.get("SPARK_SUBMIT_OPTS"),
+              `-Dlog4j2.configurationFile=file:${dir}/log4j2.properties`,
+            ].filter(Boolean).join(" "),
             ...(loopbackMaster(options.master) ? { SPARK_LOCAL_IP: "127.0.0.1" } : {}),
           },
           stdin: "null",
@@ -150,21 +181,32 @@ export function sparkSqlRunner(options: SparkSqlOptions): SparkRunner {
         }
         throw err;
       }
-      let timedOut = false;
-      const timer = setTimeout(() => {
-        timedOut = true;
+      const kill = () => {
         try {
           child.kill("SIGKILL");
         } catch {
           // already gone
         }
+      };
+      let timedOut = false;
+      const timer = setTimeout(() => {
+        timedOut = true;
+        kill();
       }, options.timeoutMs);
+      const executors = new ExecutorWatch(options.maxExecutorFailures);
+      let lost: string | undefined;
+      const watch = (line: string) => {
+        if (lost) return;
+        lost = executors.line(line);
+        if (lost) kill();
+      };
       try {
         const [status, out, err] = await Promise.all([
           child.status,
           tail(child.stdout),
-          tail(child.stderr),
+          tail(child.stderr, watch),
         ]);
+        if (lost) throw new SparkRunError(lost);
         if (timedOut) {
           throw new SparkRunError(
             `Spark did not finish the hour within ${

@@ -178,6 +178,15 @@ const SPEC: ObjectSpec = {
           default: "30m",
           min: 10_000,
         },
+        max_executor_failures: {
+          type: "int",
+          reload: live("batch"),
+          description:
+            "A run on a standalone cluster fails, with the executors' last exit reason, once this many of its executors have died (exited, or lost with their worker), instead of running on until `timeout` while the master relaunches them. Spark retries the tasks of a lost executor, so fewer losses only slow a run. YARN and Kubernetes apply Spark's own `spark.executor.maxNumFailures`.",
+          default: 10,
+          min: 1,
+          max: 100_000,
+        },
         dataproc: {
           type: "object",
           description:
@@ -413,6 +422,8 @@ function compileSpark(s: PipelineConfig["batch"]["spark"]) {
     conf: conf as Readonly<Record<string, string>>,
     /** A run is killed and fails after this long, ms. */
     timeoutMs: s.timeout,
+    /** A run is killed and fails once this many of its executors died. */
+    maxExecutorFailures: s.max_executor_failures,
     /** Undefined = spark-sql on `master`. */
     dataproc: dataproc as
       | {
