@@ -398,6 +398,18 @@ async function runHours(s: Setup, plan: Plan, hours: number[], engineOptions?: E
   return out;
 }
 
+/** A failed run left no row of hour H and no run file. */
+async function assertWroteNothing(s: Setup) {
+  assert.deepEqual(await snapshot(s.db, H), {
+    bytes_hourly: [],
+    user_quota_limit: [],
+    batch_reconciliation: [],
+    quota_alerts: [],
+    quota_alert_reconciliation: [],
+  });
+  await assertNoRunFiles(s.store);
+}
+
 /** Run files are removed after every run, failed or not. */
 async function assertNoRunFiles(store: ObjectStore) {
   assert.deepEqual((await store.list("spark-runs/")).map((e) => e.key), []);
@@ -523,14 +535,7 @@ sparkTest(
       assert.equal(r.rowsRead, rows.length);
       assert.ok(r.filesRead > 0);
       assert.deepEqual([Number(rec.rows_read), Number(rec.files_read)], [r.rowsRead, r.filesRead]);
-      assert.deepEqual(await snapshot(s.db, H), {
-        bytes_hourly: [],
-        user_quota_limit: [],
-        batch_reconciliation: [],
-        quota_alerts: [],
-        quota_alert_reconciliation: [],
-      });
-      await assertNoRunFiles(s.store);
+      await assertWroteNothing(s);
     } finally {
       await s.close();
     }
@@ -554,16 +559,9 @@ sparkTest(
         r.error ?? "",
         /^the cluster's executors keep failing: 4 lost \(batch\.spark\.max_executor_failures\), the last: Command exited with code 1; each one's stderr is on its worker, in work\/app-\d+-\d+\/<executor id>\/$/,
       );
-      assert.deepEqual(await snapshot(s.db, H), {
-        bytes_hourly: [],
-        user_quota_limit: [],
-        batch_reconciliation: [],
-        quota_alerts: [],
-        quota_alert_reconciliation: [],
-      });
+      await assertWroteNothing(s);
       // Not completed: the scheduler runs the hour again, as after any failed run.
       assert.deepEqual(await s.db.query("SELECT hour FROM batch_hours"), []);
-      await assertNoRunFiles(s.store);
     } finally {
       await s.close();
     }
