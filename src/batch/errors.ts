@@ -25,6 +25,21 @@ export class HourBusyError extends UserError {
   }
 }
 
+/** An hour with more lake rows than the in-process engine reads (capacity.ts). */
+export class HourTooLargeError extends Error {
+  constructor(readonly rows: number, readonly limit: number, readonly fromMemory: boolean) {
+    const n = (x: number) => x.toLocaleString("en-US");
+    super(
+      `the hour holds ${n(rows)} lake rows, more than the in-process engine reads ` +
+        `(batch.process_max_rows: ${n(limit)}${
+          fromMemory ? ", from half of this machine's memory at about 40 bytes a row" : ""
+        }): run hours this large on Spark (batch.engine: spark, docs/scaling.md), ` +
+        "or raise batch.process_max_rows",
+    );
+    this.name = "HourTooLargeError";
+  }
+}
+
 export class UnknownDevicesError extends Error {
   constructor(readonly devices: number, readonly rows: number, readonly sample: string[]) {
     super(

@@ -15,7 +15,7 @@ import type { Logger } from "../log.ts";
 import { reconciledSpeedMetrics } from "./catalog.ts";
 import { computeHour, type HourColumns, type HourResult, neededColumns } from "./compute.ts";
 import type { HourEngine } from "./engine.ts";
-import { UnknownDevicesError } from "./errors.ts";
+import { HourTooLargeError, UnknownDevicesError } from "./errors.ts";
 import { emptyBefore, recordEmpty } from "./empty_hour.ts";
 import { drawLakeSeq, readRule } from "./hour_state.ts";
 import { hourLabel } from "./hours.ts";
@@ -32,6 +32,7 @@ import type { BatchTelemetry } from "./telemetry.ts";
 import type { RunSummary, Trigger } from "./types.ts";
 import { loadUsers } from "./users.ts";
 import { writeHour } from "./write.ts";
+import { processRowLimit } from "./capacity.ts";
 
 /**
  * What the job needs from the lake: the lake module's `readHour`. The job asks
@@ -42,7 +43,11 @@ export type HourReader = (
   store: ObjectStore,
   hourStartMs: number,
   columns?: readonly string[],
-  options?: { readonly strings?: "array" | "dictionary" },
+  options?: {
+    readonly strings?: "array" | "dictionary";
+    /** Told the hour's rows and files before its data is read; may throw (lake reader.ts). */
+    readonly beforeRead?: (size: { rows: number; files: number }) => void;
+  },
 ) => Promise<
   { rows: number; columns: HourColumns; files: number | readonly unknown[]; missing?: boolean }
 >;
@@ -61,6 +66,8 @@ export interface JobDeps {
   readonly participants?: readonly HourParticipant[];
   /** Where the hour is computed (`batch.engine`); undefined = in this process. */
   readonly engine?: HourEngine;
+  /** This machine's memory, bytes: the in-process engine's default row limit (capacity.ts). */
+  readonly totalMemory: number;
 }
 
 function fileCount(files: number | readonly unknown[]): number {
@@ -222,7 +229,18 @@ async function inProcess(
 ): Promise<{ data: LakeRead; result: HourResult }> {
   const [users, read] = await Promise.all([
     phases.timed("users_ms", loadUsers(deps.db)),
-    phases.timed("read_ms", readWhole(deps, hour, neededColumns(deps.plan.batch, reconciled))),
+    phases.timed(
+      "read_ms",
+      readWhole(deps, hour, neededColumns(deps.plan.batch, reconciled), (size) => {
+        // The files are listed: a run that stops here still says what it found.
+        stats.filesRead = size.files;
+        const { limit, fromMemory } = processRowLimit(
+          deps.plan.batch.processMaxRows,
+          deps.totalMemory,
+        );
+        if (size.rows > limit) throw new HourTooLargeError(size.rows, limit, fromMemory);
+      }),
+    ),
   ]);
   // A run the `fail` policy stops in computeHour still records what it read.
   stats.rowsRead = read.rows;
@@ -400,10 +418,11 @@ async function readWhole(
   deps: JobDeps,
   hour: number,
   columns: readonly string[],
+  beforeRead: (size: { rows: number; files: number }) => void,
 ): ReturnType<HourReader> {
   for (let attempt = 1;; attempt++) {
     try {
-      return await deps.readHour(deps.store, hour, columns, { strings: "dictionary" });
+      return await deps.readHour(deps.store, hour, columns, { strings: "dictionary", beforeRead });
     } catch (err) {
       if (!(err instanceof StoreError && err.kind === "not_found") || attempt >= READ_ATTEMPTS) {
         throw err;

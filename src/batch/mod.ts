@@ -182,6 +182,7 @@ class Runner implements BatchRunner {
       readHour: d.readHour ?? lakeReadHour,
       participants: d.participants,
       engine: engineFor(plan, { db: d.db, ...d.engineOptions }),
+      totalMemory: Deno.systemMemoryInfo().total,
     };
   }
 

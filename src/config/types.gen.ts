@@ -345,6 +345,8 @@ export interface RawBatchConfig {
   };
   /** Metrics computed per hour. */
   readonly metrics?: RawBatchMetricConfig[] | string;
+  /** The most lake rows an hour may hold for the in-process engine (`engine: process`) to read it: a larger hour fails its run with a message saying so (the scheduler retries it), instead of taking this process's memory, and with it the speed layer and the API. The in-process engine needs about 40 bytes a row. Unset = half of this machine's memory at that rate (about 320 million rows on 24 GiB). Hours larger than one machine belong on Spark (`engine: spark`, docs/scaling.md). */
+  readonly process_max_rows?: number | Interpolated;
   /** When a reload (or a start) adds a batch metric or changes one, the hours the batch layer already ran are run again for this many past hours (from the start of the hour this many hours back); 0 = none. Unset = every batched hour. */
   readonly backfill_hours?: number | Interpolated;
   /** Where an hour is computed: `process` (in this process, the default) or `spark` (the same plan as Spark SQL on `batch.spark`: a standalone cluster, YARN, Kubernetes or Dataproc). Either way the results are written to PostgreSQL by this process, in one transaction. Default: `process`. */
@@ -732,6 +734,8 @@ export interface BatchConfig {
   };
   /** Metrics computed per hour. */
   readonly metrics: readonly BatchMetricConfig[];
+  /** The most lake rows an hour may hold for the in-process engine (`engine: process`) to read it: a larger hour fails its run with a message saying so (the scheduler retries it), instead of taking this process's memory, and with it the speed layer and the API. The in-process engine needs about 40 bytes a row. Unset = half of this machine's memory at that rate (about 320 million rows on 24 GiB). Hours larger than one machine belong on Spark (`engine: spark`, docs/scaling.md). */
+  readonly process_max_rows?: number;
   /** When a reload (or a start) adds a batch metric or changes one, the hours the batch layer already ran are run again for this many past hours (from the start of the hour this many hours back); 0 = none. Unset = every batched hour. */
   readonly backfill_hours?: number;
   /** Where an hour is computed: `process` (in this process, the default) or `spark` (the same plan as Spark SQL on `batch.spark`: a standalone cluster, YARN, Kubernetes or Dataproc). Either way the results are written to PostgreSQL by this process, in one transaction. Default: `process`. */

@@ -46,6 +46,12 @@ export interface ReadHourOptions {
    * distinct values, each decoded once). Default `"array"`.
    */
   readonly strings?: "array" | "dictionary";
+  /**
+   * Told the hour's size once its files' footers are read, before any data:
+   * rows (before deduplication) and files. May throw to stop the read (e.g.
+   * an hour too large for this process).
+   */
+  readonly beforeRead?: (size: { rows: number; files: number }) => void;
 }
 
 /** The lake's string columns. */
@@ -255,6 +261,7 @@ export async function readHour(
   const single = runs.filter((r) => r.length === 1).map((r) => r[0]);
   const merged = runs.filter((r) => r.length > 1);
   const capacity = files.reduce((n, f) => n + rowsOf(f), 0);
+  options.beforeRead?.({ rows: capacity, files: files.length });
   const out: FileColumns = Object.fromEntries(
     want.map((c) => [c, allocColumn(c, capacity, coded(c))]),
   );

@@ -30,6 +30,8 @@ export interface TestPlanOptions {
   extraMetricsYaml?: string;
   /** speed.enabled; false = the lake is written by someone else (wall-clock schedule). Default true. */
   speedEnabled?: boolean;
+  /** batch.process_max_rows; default unset (from the machine's memory). */
+  processMaxRows?: number;
 }
 
 const DEFAULT_METRICS =
@@ -47,7 +49,11 @@ ${o.gcsEndpoint ? `  gcs_endpoint: ${o.gcsEndpoint}\n  gcs_project_id: test\n` :
   }batch:
   grace: ${o.graceMinutes ?? 10}m
   catch_up_hours: ${o.catchUpHours ?? 24}
-  unknown_device:
+${
+    o.processMaxRows !== undefined
+      ? `  process_max_rows: ${o.processMaxRows}\n`
+      : ""
+  }  unknown_device:
     policy: ${o.policy ?? "unknown_id"}
     id: unknown
   metrics:

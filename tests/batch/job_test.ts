@@ -274,6 +274,43 @@ Deno.test("runHour() fails an hour with a corrupt file, naming it, and writes no
   }
 });
 
+Deno.test("runHour() fails an hour with more lake rows than batch.process_max_rows before decoding any, and writes nothing", async () => {
+  const env = await setup();
+  try {
+    await insertUsers(env.db, makeUsers(2, () => 1e12));
+    const cols = generateHour({
+      hour: H,
+      events: 300,
+      devices: [deviceId(0), deviceId(1)],
+      antennas: 2,
+      apps: APPS,
+    });
+    const keys = await writeLakeHour(env.store, H, cols, 2);
+    const atLimit = await runner(env, { processMaxRows: 300 }).runHour(H, "manual");
+    assert.equal(atLimit.status, "succeeded", atLimit.error ?? "");
+    assert.equal(atLimit.rowsRead, 300);
+    const before = await hourlyRows(env.db, H);
+    // A file whose data pages are garbage and whose footer is intact: a limit checked after
+    // decoding would fail on it instead.
+    const bytes = await env.store.get(keys[0]);
+    bytes.fill(7, 4, Math.floor(bytes.length / 2));
+    await env.store.put(keys[0], bytes);
+    const r = runner(env, { processMaxRows: 299 });
+    const s = await r.runHour(H, "manual");
+    assert.equal(s.status, "failed");
+    assert.equal(
+      s.error,
+      "the hour holds 300 lake rows, more than the in-process engine reads (batch.process_max_rows: 299): run hours this large on Spark (batch.engine: spark, docs/scaling.md), or raise batch.process_max_rows",
+    );
+    // The files were listed; their rows were never read.
+    assert.deepEqual([s.filesRead, s.rowsRead], [keys.length, 0]);
+    assert.deepEqual(await hourlyRows(env.db, H), before);
+    assert.equal((await r.getRun(s.runId))?.error, s.error);
+  } finally {
+    await env.done();
+  }
+});
+
 Deno.test("runHour() succeeds with zero rows on an empty hour and reports the missing partition", async () => {
   const env = await setup();
   try {

@@ -76,6 +76,7 @@ batch:
   metrics:
     - { name: b1, group_by: email, aggregation: count, reconcile_with: m1 }
   backfill_hours: 4
+  process_max_rows: 5
   engine: spark
   spark:
     master: spark://127.0.0.1:7077

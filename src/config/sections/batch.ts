@@ -112,6 +112,16 @@ const SPEC: ObjectSpec = {
       ],
       items: metricSpec(false),
     },
+    process_max_rows: {
+      type: "int",
+      reload: live("batch"),
+      description:
+        "The most lake rows an hour may hold for the in-process engine (`engine: process`) to read it: a larger hour fails its run with a message saying so (the scheduler retries it), instead of taking this process's memory, and with it the speed layer and the API. The in-process engine needs about 40 bytes a row. Unset = half of this machine's memory at that rate (about 320 million rows on 24 GiB). Hours larger than one machine belong on Spark (`engine: spark`, docs/scaling.md).",
+      optional: true,
+      min: 1,
+      max: Number.MAX_SAFE_INTEGER,
+      example: 100_000_000,
+    },
     backfill_hours: {
       type: "int",
       reload: live("backfill"),
@@ -387,6 +397,8 @@ function compile(c: PipelineConfig["batch"]) {
     },
     /** Past hours re-run for a new or changed batch metric; undefined = every batched hour, 0 = none. */
     ...(c.backfill_hours !== undefined ? { backfillHours: c.backfill_hours } : {}),
+    /** Undefined = from this machine's memory (batch/capacity.ts). */
+    ...(c.process_max_rows !== undefined ? { processMaxRows: c.process_max_rows } : {}),
     /** Where hours are computed: in this process, or as Spark SQL on `spark`. */
     engine: c.engine,
     spark: compileSpark(c.spark),
