@@ -245,18 +245,23 @@ Deno.test("runHour() handles devices without metadata by policy, never silently"
   }
 });
 
+/** 300 events of two known devices in hour H, `filesPerPartition` files each; their keys. */
+async function smallHour(env: Env, filesPerPartition: number): Promise<string[]> {
+  await insertUsers(env.db, makeUsers(4, () => 1e12));
+  const cols = generateHour({
+    hour: H,
+    events: 300,
+    devices: [deviceId(0), deviceId(1)],
+    antennas: 2,
+    apps: APPS,
+  });
+  return await writeLakeHour(env.store, H, cols, filesPerPartition);
+}
+
 Deno.test("runHour() fails an hour with a corrupt file, naming it, and writes nothing", async () => {
   const env = await setup();
   try {
-    await insertUsers(env.db, makeUsers(4, () => 1e12));
-    const cols = generateHour({
-      hour: H,
-      events: 300,
-      devices: [deviceId(0), deviceId(1)],
-      antennas: 2,
-      apps: APPS,
-    });
-    const keys = await writeLakeHour(env.store, H, cols, 1);
+    const keys = await smallHour(env, 1);
     const bad = keys[1];
     const bytes = await env.store.get(bad);
     await env.store.put(bad, bytes.subarray(0, Math.floor(bytes.length / 2))); // truncated
@@ -277,15 +282,7 @@ Deno.test("runHour() fails an hour with a corrupt file, naming it, and writes no
 Deno.test("runHour() fails an hour with more lake rows than batch.process_max_rows before decoding any, and writes nothing", async () => {
   const env = await setup();
   try {
-    await insertUsers(env.db, makeUsers(2, () => 1e12));
-    const cols = generateHour({
-      hour: H,
-      events: 300,
-      devices: [deviceId(0), deviceId(1)],
-      antennas: 2,
-      apps: APPS,
-    });
-    const keys = await writeLakeHour(env.store, H, cols, 2);
+    const keys = await smallHour(env, 2);
     const atLimit = await runner(env, { processMaxRows: 300 }).runHour(H, "manual");
     assert.equal(atLimit.status, "succeeded", atLimit.error ?? "");
     assert.equal(atLimit.rowsRead, 300);
