@@ -6,6 +6,7 @@
  */
 import { UserError } from "../errors.ts";
 import { hourLabel } from "./hours.ts";
+import { BYTES_PER_ROW } from "./capacity.ts";
 
 export class HourBusyError extends UserError {
   /** Start of the busy hour, epoch ms. */
@@ -32,7 +33,9 @@ export class HourTooLargeError extends Error {
     super(
       `the hour holds ${n(rows)} lake rows, more than the in-process engine reads ` +
         `(batch.process_max_rows: ${n(limit)}${
-          fromMemory ? ", from half of this machine's memory at about 40 bytes a row" : ""
+          fromMemory
+            ? `, from half of this machine's memory at about ${BYTES_PER_ROW} bytes a row`
+            : ""
         }): run hours this large on Spark (batch.engine: spark, docs/scaling.md), ` +
         "or raise batch.process_max_rows",
     );
